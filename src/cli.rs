@@ -1,0 +1,133 @@
+//! The command line, as clap definitions only. The `///` comments are the
+//! `--help` text and, through clap_mangen, the man pages.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// A local, offline secrets vault: named sets of environment variables in one
+/// age-encrypted file, handed to the commands that need them.
+#[derive(Debug, Parser)]
+#[command(
+    name = "vault",
+    version,
+    propagate_version = true,
+    max_term_width = 100
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Args)]
+pub struct Global {
+    /// The directory that holds identity.age, vault.age and vault.lock
+    /// [default: ~/.config/vault]
+    #[arg(long, global = true, env = "VAULT_DIR", value_name = "DIR")]
+    pub vault_dir: Option<PathBuf>,
+
+    /// A vault file elsewhere (a team vault in a repository, say); its lock is FILE.lock
+    #[arg(long, global = true, env = "VAULT_FILE", value_name = "FILE")]
+    pub vault: Option<PathBuf>,
+
+    /// An age identity file that opens the vault, instead of identity.age and a passphrase
+    #[arg(long, global = true, env = "VAULT_IDENTITY", value_name = "FILE")]
+    pub identity: Option<PathBuf>,
+
+    /// Read the passphrase from the first line of FILE (mode 0600 or stricter)
+    #[arg(
+        long,
+        global = true,
+        env = "VAULT_PASSPHRASE_FILE",
+        value_name = "FILE"
+    )]
+    pub passphrase_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create the vault directory, a new identity and an empty vault
+    Init,
+
+    /// Create, list, show, change and delete secrets
+    #[command(subcommand)]
+    Secret(SecretCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SecretCommand {
+    /// Create a secret from KEY=VALUE pairs, prompts, stdin or files
+    ///
+    /// A bare KEY takes its value from a hidden prompt, or from stdin when stdin
+    /// is not a terminal (only one bare KEY may read stdin: its value is all of
+    /// stdin less one trailing newline). KEY=VALUE arguments win over file imports.
+    Create {
+        /// The secret's name: letters, digits, `.`, `_`, `-`; at most 64
+        name: String,
+        /// KEY=VALUE, or a bare KEY whose value is prompted for or read from stdin
+        #[arg(value_name = "KEY[=VALUE]")]
+        pairs: Vec<String>,
+        /// Take keys from a dotenv file
+        #[arg(long, value_name = "PATH")]
+        from_dotenv: Option<PathBuf>,
+        /// Take keys from a JSON object of strings (`-` reads stdin)
+        #[arg(long, value_name = "PATH")]
+        from_json: Option<PathBuf>,
+        /// Replace an existing secret of the same name
+        #[arg(long)]
+        force: bool,
+    },
+
+    /// List secrets: name, number of keys, created, updated
+    #[command(visible_alias = "ls")]
+    List {
+        /// Print a JSON array of {name, keys, created_at, updated_at}
+        #[arg(long)]
+        json: bool,
+    },
+
+    /// Show a secret's keys, values masked unless --reveal
+    Show {
+        name: String,
+        /// Print the values instead of ********
+        #[arg(long)]
+        reveal: bool,
+        /// Print {name, created_at, updated_at, entries: {KEY: value}}
+        #[arg(long)]
+        json: bool,
+    },
+
+    /// Add or change keys of an existing secret
+    Set {
+        name: String,
+        /// KEY=VALUE, or a bare KEY whose value is prompted for or read from stdin
+        #[arg(value_name = "KEY[=VALUE]", required = true)]
+        pairs: Vec<String>,
+    },
+
+    /// Remove keys from a secret
+    Unset {
+        name: String,
+        #[arg(value_name = "KEY", required = true)]
+        keys: Vec<String>,
+    },
+
+    /// Rename a secret
+    Rename { old: String, new: String },
+
+    /// Delete secrets (asks on a terminal unless --yes)
+    #[command(visible_alias = "rm")]
+    Delete {
+        #[arg(required = true)]
+        names: Vec<String>,
+        /// Do not ask; required when there is no terminal
+        #[arg(long, short = 'y')]
+        yes: bool,
+        /// Succeed even if a named secret does not exist
+        #[arg(long)]
+        allow_missing: bool,
+    },
+}

@@ -1,0 +1,196 @@
+//! Reading secret values from where users keep them: `KEY=VALUE` arguments,
+//! hidden prompts, stdin, JSON and dotenv files. Values never pass through
+//! argv of ours and never appear in errors.
+
+use std::{
+    collections::BTreeMap,
+    io::{IsTerminal, Read},
+    path::Path,
+};
+
+use zeroize::Zeroizing;
+
+use crate::{
+    dotenv,
+    error::{Error, Result},
+    fsio,
+    names::{EnvKey, SecretValue},
+};
+
+/// Ordered key → value pairs; a later insert of the same key replaces it.
+#[derive(Default)]
+pub struct Pairs(BTreeMap<EnvKey, SecretValue>);
+
+impl Pairs {
+    pub fn insert(&mut self, key: EnvKey, value: SecretValue) {
+        self.0.insert(key, value);
+    }
+
+    pub fn extend(&mut self, other: Pairs) {
+        self.0.extend(other.0);
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn into_vec(self) -> Vec<(EnvKey, SecretValue)> {
+        self.0.into_iter().collect()
+    }
+}
+
+/// `KEY=VALUE` and bare `KEY` arguments. A bare key is prompted for (hidden)
+/// when stdin is a terminal, else read from stdin, which only one may do.
+pub fn from_args(args: &[String]) -> Result<Pairs> {
+    let mut pairs = Pairs::default();
+    let bare: Vec<&String> = args.iter().filter(|a| !a.contains('=')).collect();
+    let stdin_is_terminal = std::io::stdin().is_terminal();
+    if bare.len() > 1 && !stdin_is_terminal {
+        return Err(Error::new(format!(
+            "{} keys have no value, but only one can read stdin",
+            bare.len()
+        ))
+        .hint("give the others as KEY=VALUE, or run in a terminal to be prompted for each"));
+    }
+    for arg in args {
+        let (key, value) = match arg.split_once('=') {
+            Some((k, v)) => (EnvKey::parse(k)?, Zeroizing::new(v.to_string())),
+            None => {
+                let key = EnvKey::parse(arg)?;
+                let value = if stdin_is_terminal {
+                    prompt_value(&key)?
+                } else {
+                    read_stdin_value(&key)?
+                };
+                (key, value)
+            }
+        };
+        let value = SecretValue::new(&key, value)?;
+        pairs.insert(key, value);
+    }
+    Ok(pairs)
+}
+
+fn prompt_value(key: &EnvKey) -> Result<Zeroizing<String>> {
+    rpassword::prompt_password(format!("Value for {key}: "))
+        .map(Zeroizing::new)
+        .map_err(|e| {
+            Error::new(format!(
+                "cannot read the value of `{key}` from the terminal: {}",
+                crate::error::describe_io(&e)
+            ))
+            .hint(format!(
+                "pipe it on stdin instead: `printf %s \"$VALUE\" | vault … {key}`"
+            ))
+        })
+}
+
+/// All of stdin, less one trailing newline.
+fn read_stdin_value(key: &EnvKey) -> Result<Zeroizing<String>> {
+    let mut bytes = Zeroizing::new(Vec::new());
+    std::io::stdin().read_to_end(&mut bytes).map_err(|e| {
+        Error::new(format!(
+            "cannot read the value of `{key}` from stdin: {}",
+            crate::error::describe_io(&e)
+        ))
+    })?;
+    if bytes.last() == Some(&b'\n') {
+        bytes.pop();
+    }
+    let text = std::str::from_utf8(&bytes).map_err(|_| {
+        Error::new(format!("the value of `{key}` on stdin is not UTF-8 text"))
+            .hint("store binary data base64-encoded")
+    })?;
+    Ok(Zeroizing::new(text.to_string()))
+}
+
+/// A JSON object of string values, from a file or `-` (stdin).
+pub fn from_json(path: &Path) -> Result<Pairs> {
+    let (bytes, source) = read_source(path)?;
+    let value: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| {
+        // serde_json's message names a line and column, never the text.
+        Error::new(format!(
+            "{source} is not valid JSON (line {}, column {})",
+            e.line(),
+            e.column()
+        ))
+        .hint("expected an object of strings, like {\"KEY\": \"value\"}")
+    })?;
+    let serde_json::Value::Object(map) = value else {
+        return Err(Error::new(format!("{source} is not a JSON object"))
+            .hint("expected an object of strings, like {\"KEY\": \"value\"}"));
+    };
+    let mut pairs = Pairs::default();
+    for (k, v) in map {
+        let key = EnvKey::parse(&k).map_err(|e| in_file(e, &source))?;
+        let serde_json::Value::String(s) = v else {
+            return Err(Error::new(format!(
+                "{source}: the value of `{key}` is {}, not a string",
+                json_kind(&v)
+            ))
+            .hint("quote it: environment variables are strings"));
+        };
+        let value = SecretValue::new(&key, Zeroizing::new(s)).map_err(|e| in_file(e, &source))?;
+        pairs.insert(key, value);
+    }
+    Ok(pairs)
+}
+
+fn json_kind(v: &serde_json::Value) -> &'static str {
+    match v {
+        serde_json::Value::Null => "null",
+        serde_json::Value::Bool(_) => "a boolean",
+        serde_json::Value::Number(_) => "a number",
+        serde_json::Value::String(_) => "a string",
+        serde_json::Value::Array(_) => "an array",
+        serde_json::Value::Object(_) => "an object",
+    }
+}
+
+/// A dotenv file read by our own reader, no variables from the invoking
+/// shell (the result must not depend on who imports).
+pub fn from_dotenv(path: &Path, opts: &dotenv::Options) -> Result<Pairs> {
+    let (bytes, source) = read_source(path)?;
+    let parsed = dotenv::parse(&bytes, opts, &|_| None).map_err(|e| {
+        Error::new(format!("{source}, {e}"))
+            .hint("fix that line, or pass --skip-invalid to import the rest")
+    })?;
+    for w in &parsed.warnings {
+        crate::warn(&format!("{source}, {w}"));
+    }
+    let mut pairs = Pairs::default();
+    for entry in parsed.entries {
+        let key = EnvKey::parse(&entry.key).map_err(|e| in_file(e, &source))?;
+        let value = SecretValue::new(&key, entry.value)
+            .map_err(|e| in_file(e, &source).hint(format!("line {}", entry.line)))?;
+        pairs.insert(key, value);
+    }
+    Ok(pairs)
+}
+
+fn in_file(e: Error, source: &str) -> Error {
+    let hint = e.hint_text().map(str::to_string);
+    let out = Error::new(format!("{source}: {}", e.message()));
+    match hint {
+        Some(h) => out.hint(h),
+        None => out,
+    }
+}
+
+/// Reads `path` (or stdin for `-`), with a name for messages.
+pub fn read_source(path: &Path) -> Result<(Zeroizing<Vec<u8>>, String)> {
+    if path.as_os_str() == "-" {
+        let mut bytes = Zeroizing::new(Vec::new());
+        std::io::stdin().read_to_end(&mut bytes).map_err(|e| {
+            Error::new(format!(
+                "cannot read stdin: {}",
+                crate::error::describe_io(&e)
+            ))
+        })?;
+        return Ok((bytes, "stdin".to_string()));
+    }
+    Ok((
+        Zeroizing::new(fsio::read(path)?),
+        path.display().to_string(),
+    ))
+}

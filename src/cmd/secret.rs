@@ -1,0 +1,217 @@
+//! `vault secret create|list|show|set|unset|rename|delete`.
+
+use std::io::{BufRead, BufReader, IsTerminal, Write};
+
+use serde_json::json;
+
+use super::{input, table};
+use crate::{
+    Context, MASK,
+    cli::SecretCommand,
+    dotenv,
+    error::{Error, Result},
+    names::{self, EnvKey, SecretName},
+    store,
+    vault::{self, Vault},
+};
+
+pub fn run(ctx: &Context, command: SecretCommand) -> Result<()> {
+    match command {
+        SecretCommand::Create {
+            name,
+            pairs,
+            from_dotenv,
+            from_json,
+            force,
+        } => {
+            let name = SecretName::parse(&name)?;
+            let mut all = input::Pairs::default();
+            if let Some(path) = from_dotenv {
+                all.extend(input::from_dotenv(&path, &dotenv::Options::default())?);
+            }
+            if let Some(path) = from_json {
+                all.extend(input::from_json(&path)?);
+            }
+            // KEY=VALUE arguments win over file imports.
+            all.extend(input::from_args(&pairs)?);
+            if all.is_empty() {
+                return Err(Error::new(format!("secret `{name}` would have no keys")).hint(
+                    format!("give at least one: `vault secret create {name} KEY=VALUE` (or a bare KEY to be prompted)"),
+                ));
+            }
+            let entries = all.into_vec();
+            names::warn_dangerous(entries.iter().map(|(k, _)| k.as_str()));
+            let n = entries.len();
+            vault::write(ctx, |db| store::create_secret(db, &name, &entries, force))?;
+            eprintln!(
+                "Created secret `{name}` with {n} {}",
+                plural(n, "key", "keys")
+            );
+            Ok(())
+        }
+        SecretCommand::List { json } => {
+            let v = Vault::open(ctx)?;
+            let list = store::list(v.conn())?;
+            if json {
+                let arr: Vec<_> = list
+                    .iter()
+                    .map(|s| {
+                        json!({"name": s.name, "keys": s.keys, "created_at": s.created_at, "updated_at": s.updated_at})
+                    })
+                    .collect();
+                println!("{}", serde_json::to_string_pretty(&arr).unwrap_or_default());
+            } else if list.is_empty() {
+                eprintln!("No secrets yet. Create one with `vault secret create NAME KEY=VALUE`.");
+            } else {
+                let rows: Vec<Vec<String>> = list
+                    .iter()
+                    .map(|s| {
+                        vec![
+                            s.name.clone(),
+                            s.keys.to_string(),
+                            table::local_time(&s.created_at),
+                            table::local_time(&s.updated_at),
+                        ]
+                    })
+                    .collect();
+                print!(
+                    "{}",
+                    table::render(&["NAME", "KEYS", "CREATED", "UPDATED"], &rows)
+                );
+            }
+            Ok(())
+        }
+        SecretCommand::Show { name, reveal, json } => {
+            let name = SecretName::parse(&name)?;
+            let v = Vault::open(ctx)?;
+            let info =
+                store::info(v.conn(), &name)?.ok_or_else(|| store::missing(v.conn(), &name))?;
+            let entries = store::entries(v.conn(), &name)?;
+            let shown = |value: &names::SecretValue| -> String {
+                if reveal {
+                    value.expose().to_string()
+                } else {
+                    MASK.to_string()
+                }
+            };
+            if json {
+                let mut map = serde_json::Map::new();
+                for (k, val) in &entries {
+                    map.insert(k.to_string(), json!(shown(val)));
+                }
+                let out = json!({"name": info.name, "created_at": info.created_at, "updated_at": info.updated_at, "entries": map});
+                println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
+            } else {
+                let rows: Vec<Vec<String>> = entries
+                    .iter()
+                    .map(|(k, val)| vec![k.to_string(), shown(val)])
+                    .collect();
+                print!("{}", table::render(&["KEY", "VALUE"], &rows));
+            }
+            Ok(())
+        }
+        SecretCommand::Set { name, pairs } => {
+            let name = SecretName::parse(&name)?;
+            let entries = input::from_args(&pairs)?.into_vec();
+            names::warn_dangerous(entries.iter().map(|(k, _)| k.as_str()));
+            let n = entries.len();
+            vault::write(ctx, |db| store::set(db, &name, &entries))?;
+            eprintln!("Set {n} {} in `{name}`", plural(n, "key", "keys"));
+            Ok(())
+        }
+        SecretCommand::Unset { name, keys } => {
+            let name = SecretName::parse(&name)?;
+            let keys = keys
+                .iter()
+                .map(|k| EnvKey::parse(k))
+                .collect::<Result<Vec<_>>>()?;
+            vault::write(ctx, |db| store::unset(db, &name, &keys))?;
+            eprintln!(
+                "Removed {} {} from `{name}`",
+                keys.len(),
+                plural(keys.len(), "key", "keys")
+            );
+            Ok(())
+        }
+        SecretCommand::Rename { old, new } => {
+            let (old, new) = (SecretName::parse(&old)?, SecretName::parse(&new)?);
+            vault::write(ctx, |db| store::rename(db, &old, &new))?;
+            eprintln!("Renamed `{old}` to `{new}`");
+            Ok(())
+        }
+        SecretCommand::Delete {
+            names,
+            yes,
+            allow_missing,
+        } => delete(ctx, &names, yes, allow_missing),
+    }
+}
+
+fn delete(ctx: &Context, names: &[String], yes: bool, allow_missing: bool) -> Result<()> {
+    let names = names
+        .iter()
+        .map(|n| SecretName::parse(n))
+        .collect::<Result<Vec<_>>>()?;
+    if !yes {
+        if !std::io::stdin().is_terminal() {
+            return Err(Error::new(
+                "refusing to delete without confirmation: there is no terminal to ask on",
+            )
+            .hint("pass --yes to delete without asking"));
+        }
+        let list = names
+            .iter()
+            .map(|n| format!("`{n}`"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        if !confirm(&format!("Delete {list}? This cannot be undone. [y/N] "))? {
+            return Err(Error::new("nothing deleted").hint("answer `y` to delete, or pass --yes"));
+        }
+    }
+    let deleted = vault::write(ctx, |db| {
+        let mut deleted = vec![];
+        for name in &names {
+            if store::exists(db, name)? {
+                store::delete(db, name)?;
+                deleted.push(name.clone());
+            } else if !allow_missing {
+                return Err(store::missing(db, name));
+            }
+        }
+        Ok(deleted)
+    })?;
+    for name in deleted {
+        eprintln!("Deleted `{name}`");
+    }
+    Ok(())
+}
+
+/// Asks a yes/no question on the terminal; anything but y/yes is no.
+fn confirm(question: &str) -> Result<bool> {
+    let tty = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/tty")
+        .map_err(|e| {
+            Error::new(format!(
+                "cannot open the terminal: {}",
+                crate::error::describe_io(&e)
+            ))
+            .hint("pass --yes")
+        })?;
+    let mut w = &tty;
+    let _ = w.write_all(question.as_bytes());
+    let _ = w.flush();
+    let mut answer = String::new();
+    BufReader::new(&tty).read_line(&mut answer).map_err(|e| {
+        Error::new(format!(
+            "cannot read the answer: {}",
+            crate::error::describe_io(&e)
+        ))
+    })?;
+    Ok(matches!(answer.trim().to_lowercase().as_str(), "y" | "yes"))
+}
+
+pub fn plural<'a>(n: usize, one: &'a str, many: &'a str) -> &'a str {
+    if n == 1 { one } else { many }
+}

@@ -1,0 +1,338 @@
+//! age, and only age: generating and sealing the owner's identity, parsing
+//! identity files and recipients, encrypting a vault payload to a set of
+//! recipients and opening a decrypting reader. No file paths are chosen here.
+
+use std::{
+    fmt,
+    io::{self, BufRead, Read, Seek, Write},
+    str::FromStr,
+};
+
+use age::secrecy::{ExposeSecret, SecretString};
+use zeroize::Zeroizing;
+
+use crate::error::{Error, Result};
+
+/// The largest scrypt work factor (log2 N) `vault` accepts when opening
+/// `identity.age`: deterministic, unlike age's "calibrated target + 4", and
+/// high enough for files made on a faster machine.
+const MAX_WORK_FACTOR: u8 = 22;
+
+/// What can open a vault: one or more age identities, plus the public
+/// recipients they correspond to (used to create a vault for them and to say
+/// "this vault is not encrypted to your key …").
+pub struct Keys {
+    identities: Vec<Box<dyn age::Identity + Send + Sync>>,
+    recipients: Vec<String>,
+}
+
+impl fmt::Debug for Keys {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Keys")
+            .field("identities", &crate::MASK)
+            .field("recipients", &self.recipients)
+            .finish()
+    }
+}
+
+impl Keys {
+    pub fn from_x25519(id: age::x25519::Identity) -> Self {
+        let recipient = id.to_public().to_string();
+        Keys {
+            identities: vec![Box::new(id)],
+            recipients: vec![recipient],
+        }
+    }
+
+    /// Keys whose secret half lives elsewhere (the agent), with the public
+    /// recipients it reported.
+    pub fn from_parts(
+        identities: Vec<Box<dyn age::Identity + Send + Sync>>,
+        recipients: Vec<String>,
+    ) -> Self {
+        Keys {
+            identities,
+            recipients,
+        }
+    }
+
+    pub fn recipients(&self) -> &[String] {
+        &self.recipients
+    }
+
+    fn identities(&self) -> impl Iterator<Item = &dyn age::Identity> {
+        self.identities
+            .iter()
+            .map(|i| i.as_ref() as &dyn age::Identity)
+    }
+}
+
+/// A fresh X25519 identity for a new vault owner.
+pub fn generate() -> age::x25519::Identity {
+    age::x25519::Identity::generate()
+}
+
+/// An identity file as `age-keygen` writes it: comments, blank lines and
+/// `AGE-SECRET-KEY-1…` lines. Errors name the line number, never the line.
+pub fn parse_identity_file(text: &[u8], source: &str) -> Result<Keys> {
+    let text = std::str::from_utf8(text).map_err(|_| {
+        Error::new(format!(
+            "{source} is not an age identity file (it is not text)"
+        ))
+        .hint("create one with `age-keygen -o key.txt`")
+    })?;
+    let mut keys = Keys {
+        identities: vec![],
+        recipients: vec![],
+    };
+    for (n, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let id = age::x25519::Identity::from_str(line).map_err(|_| {
+            Error::new(format!(
+                "{source}, line {}: not an age identity (`AGE-SECRET-KEY-1…`)",
+                n + 1
+            ))
+            .hint("create one with `age-keygen -o key.txt`")
+        })?;
+        keys.recipients.push(id.to_public().to_string());
+        keys.identities.push(Box::new(id));
+    }
+    if keys.identities.is_empty() {
+        return Err(Error::new(format!("{source} holds no age identity"))
+            .hint("create one with `age-keygen -o key.txt`"));
+    }
+    Ok(keys)
+}
+
+/// The text of an identity file for `id`, as `age-keygen` writes it.
+pub fn identity_file_text(id: &age::x25519::Identity) -> Zeroizing<String> {
+    Zeroizing::new(format!(
+        "# public key: {}\n{}\n",
+        id.to_public(),
+        id.to_string().expose_secret()
+    ))
+}
+
+/// In debug builds only, tests may lower scrypt's cost; a release build
+/// always uses age's calibrated work factor (about a second).
+fn work_factor_override() -> Option<u8> {
+    if cfg!(debug_assertions) {
+        std::env::var("VAULT_SCRYPT_WORK_FACTOR")
+            .ok()
+            .and_then(|v| v.parse().ok())
+    } else {
+        None
+    }
+}
+
+/// `identity.age`: the identity file text, encrypted with a passphrase
+/// (age's scrypt recipient, ASCII-armored like `age -p -a`).
+pub fn seal_identity(id: &age::x25519::Identity, passphrase: &SecretString) -> Result<Vec<u8>> {
+    let mut rcpt = age::scrypt::Recipient::new(passphrase.clone());
+    if let Some(wf) = work_factor_override() {
+        rcpt.set_work_factor(wf);
+    }
+    let text = identity_file_text(id);
+    age::encrypt_and_armor(&rcpt, text.as_bytes())
+        .map(String::into_bytes)
+        .map_err(|e| Error::new(format!("cannot encrypt the identity: {e}")))
+}
+
+/// Opens `identity.age` with a passphrase.
+pub fn open_identity(sealed: &[u8], passphrase: &SecretString, source: &str) -> Result<Keys> {
+    let mut ident = age::scrypt::Identity::new(passphrase.clone());
+    ident.set_max_work_factor(MAX_WORK_FACTOR);
+    let plain = age::decrypt(&ident, sealed).map_err(|e| match e {
+        age::DecryptError::DecryptionFailed | age::DecryptError::KeyDecryptionFailed => {
+            Error::new(format!("wrong passphrase for {source}"))
+                .hint("try again; `vault passwd` changes the passphrase once you are in")
+        }
+        age::DecryptError::NoMatchingKeys => {
+            Error::new(format!("{source} is not protected by a passphrase"))
+                .hint("if it is a plain identity file, pass it with --identity")
+        }
+        age::DecryptError::ExcessiveWork { .. } => Error::new(format!(
+            "{source} asks for more scrypt work than vault accepts"
+        ))
+        .hint("re-create it with `age -p` on this machine"),
+        other => Error::new(format!("{source} is damaged: {}", age_reason(&other)))
+            .hint("restore identity.age from a backup"),
+    })?;
+    let plain = Zeroizing::new(plain);
+    parse_identity_file(&plain, source)
+}
+
+/// Parses stored recipient strings (`age1…`).
+pub fn parse_recipients(recipients: &[String]) -> Result<Vec<Box<dyn age::Recipient + Send>>> {
+    recipients
+        .iter()
+        .map(|r| {
+            age::x25519::Recipient::from_str(r)
+                .map(|r| Box::new(r) as Box<dyn age::Recipient + Send>)
+                .map_err(|_| Error::new(format!("the vault lists an invalid recipient `{r}`")))
+        })
+        .collect()
+}
+
+/// Encrypts `plaintext` to `recipients`, streaming into `out`.
+pub fn encrypt_to(
+    recipients: &[Box<dyn age::Recipient + Send>],
+    plaintext: &[u8],
+    out: &mut impl Write,
+) -> io::Result<()> {
+    let enc = age::Encryptor::with_recipients(
+        recipients.iter().map(|r| r.as_ref() as &dyn age::Recipient),
+    )
+    .map_err(io::Error::other)?;
+    let mut w = enc.wrap_output(out)?;
+    w.write_all(plaintext)?;
+    w.finish()?;
+    Ok(())
+}
+
+/// A reader of the plaintext of `input`, which must be seekable so that its
+/// length is known before reading (SQLite wants one buffer of the right size).
+pub fn decrypt_stream<R: BufRead + Seek>(
+    input: R,
+    keys: &Keys,
+    source: &str,
+) -> Result<age::stream::StreamReader<R>> {
+    let dec = age::Decryptor::new_buffered(input).map_err(|e| decrypt_error(e, keys, source))?;
+    if dec.is_scrypt() {
+        return Err(Error::new(format!(
+            "{source} is encrypted with a passphrase, not to a key"
+        ))
+        .hint("a vault file is encrypted to recipients; is this identity.age?"));
+    }
+    dec.decrypt(keys.identities())
+        .map_err(|e| decrypt_error(e, keys, source))
+}
+
+fn decrypt_error(e: age::DecryptError, keys: &Keys, source: &str) -> Error {
+    match e {
+        age::DecryptError::NoMatchingKeys => {
+            let key = keys.recipients().first().cloned().unwrap_or_default();
+            Error::new(format!("{source} is not encrypted to your key {key}")).hint(format!(
+                "ask a member of this vault to run `vault recipients add {key}`"
+            ))
+        }
+        age::DecryptError::Io(ref io) if io.kind() == io::ErrorKind::UnexpectedEof => {
+            Error::new(format!("{source} is truncated"))
+                .hint("restore it from a backup or from version control")
+        }
+        other => Error::new(format!("{source} is damaged: {}", age_reason(&other)))
+            .hint("restore it from a backup or from version control"),
+    }
+}
+
+/// age's messages wrap numbers in invisible isolation marks; drop them.
+pub fn age_reason(e: &dyn std::fmt::Display) -> String {
+    e.to_string()
+        .replace(['\u{2068}', '\u{2069}'], "")
+        .trim_end_matches('.')
+        .to_lowercase()
+}
+
+/// The length of a seekable plaintext stream, leaving it at the start.
+pub fn stream_len(r: &mut (impl Read + Seek)) -> io::Result<u64> {
+    let len = r.seek(io::SeekFrom::End(0))?;
+    r.seek(io::SeekFrom::Start(0))?;
+    Ok(len)
+}
+
+/// A passphrase typed twice must match; compared in constant time.
+pub fn same_passphrase(a: &SecretString, b: &SecretString) -> bool {
+    use subtle::ConstantTimeEq;
+    let (a, b) = (a.expose_secret().as_bytes(), b.expose_secret().as_bytes());
+    // ct_eq on slices of different lengths is already false; lengths are not secret here.
+    bool::from(a.ct_eq(b))
+}
+
+/// Encrypts `plaintext` in memory; for tests and small files.
+pub fn encrypt_vec(recipients: &[String], plaintext: &[u8]) -> Result<Vec<u8>> {
+    let rs = parse_recipients(recipients)?;
+    let mut out = vec![];
+    encrypt_to(&rs, plaintext, &mut out).map_err(|e| Error::new(format!("cannot encrypt: {e}")))?;
+    Ok(out)
+}
+
+/// Decrypts `ciphertext` in memory; for tests and small files.
+pub fn decrypt_vec(ciphertext: &[u8], keys: &Keys) -> Result<Zeroizing<Vec<u8>>> {
+    let mut r = decrypt_stream(io::Cursor::new(ciphertext), keys, "input")?;
+    let mut out = Zeroizing::new(vec![]);
+    r.read_to_end(&mut out)
+        .map_err(|e| Error::new(format!("input is damaged: {}", age_reason(&e))))?;
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_to_own_key() {
+        let id = generate();
+        let keys = Keys::from_x25519(id);
+        let ct = encrypt_vec(keys.recipients(), b"hello").unwrap();
+        assert_eq!(&*decrypt_vec(&ct, &keys).unwrap(), b"hello");
+    }
+
+    #[test]
+    fn other_key_gets_a_worded_error() {
+        let a = Keys::from_x25519(generate());
+        let b = Keys::from_x25519(generate());
+        let ct = encrypt_vec(a.recipients(), b"x").unwrap();
+        let err = decrypt_vec(&ct, &b).unwrap_err();
+        assert!(
+            err.message().contains("is not encrypted to your key age1"),
+            "{err:?}"
+        );
+        assert!(!err.message().contains("No matching keys"));
+    }
+
+    #[test]
+    fn sealed_identity_round_trip_and_wrong_passphrase() {
+        let id = generate();
+        let public = id.to_public().to_string();
+        let pass = SecretString::from("correct horse".to_string());
+        let mut rcpt = age::scrypt::Recipient::new(pass.clone());
+        rcpt.set_work_factor(10);
+        let sealed = age::encrypt_and_armor(&rcpt, identity_file_text(&id).as_bytes()).unwrap();
+        let keys = open_identity(sealed.as_bytes(), &pass, "identity.age").unwrap();
+        assert_eq!(keys.recipients(), [public]);
+        let wrong = SecretString::from("wrong".to_string());
+        let err = open_identity(sealed.as_bytes(), &wrong, "identity.age").unwrap_err();
+        assert!(err.message().contains("wrong passphrase"), "{err:?}");
+    }
+
+    #[test]
+    fn identity_file_errors_name_the_line_not_the_text() {
+        let err = parse_identity_file(b"# c\nAGE-SECRET-KEY-1NOPE\n", "key.txt").unwrap_err();
+        assert!(err.message().contains("line 2"));
+        assert!(!err.message().contains("NOPE"));
+        assert!(parse_identity_file(b"# only a comment\n", "key.txt").is_err());
+    }
+
+    #[test]
+    fn truncated_and_flipped_files_fail_cleanly() {
+        let keys = Keys::from_x25519(generate());
+        let ct = encrypt_vec(keys.recipients(), &[7u8; 100_000]).unwrap();
+        assert!(decrypt_vec(&ct[..ct.len() / 2], &keys).is_err());
+        let mut flipped = ct.clone();
+        let n = flipped.len() - 10;
+        flipped[n] ^= 1;
+        assert!(decrypt_vec(&flipped, &keys).is_err());
+        assert!(decrypt_vec(b"", &keys).is_err());
+    }
+
+    #[test]
+    fn passphrase_compare() {
+        let a = SecretString::from("abc".to_string());
+        assert!(same_passphrase(&a, &SecretString::from("abc".to_string())));
+        assert!(!same_passphrase(&a, &SecretString::from("abd".to_string())));
+        assert!(!same_passphrase(&a, &SecretString::from("ab".to_string())));
+    }
+}

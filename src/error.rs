@@ -1,0 +1,124 @@
+//! The one error type. Every failure a user can cause ends up here, with the
+//! exit code it maps to and, where there is one, a hint naming the command
+//! that fixes it. Messages name keys, files and line numbers, never values.
+
+use std::{fmt, io, path::Path};
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// What went wrong, and how the process should exit because of it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// Anything `vault` refuses or fails at: exit 1.
+    Vault,
+    /// A command line clap could not reject by itself: exit 2.
+    Usage,
+    /// `run` found the command but could not execute it: exit 126.
+    NotExecutable,
+    /// `run` could not find the command: exit 127.
+    NotFound,
+}
+
+pub struct Error {
+    kind: Kind,
+    message: String,
+    hint: Option<String>,
+}
+
+impl Error {
+    pub fn new(message: impl Into<String>) -> Self {
+        Error {
+            kind: Kind::Vault,
+            message: message.into(),
+            hint: None,
+        }
+    }
+
+    pub fn usage(message: impl Into<String>) -> Self {
+        Error::new(message).kind(Kind::Usage)
+    }
+
+    pub fn kind(mut self, kind: Kind) -> Self {
+        self.kind = kind;
+        self
+    }
+
+    pub fn hint(mut self, hint: impl Into<String>) -> Self {
+        self.hint = Some(hint.into());
+        self
+    }
+
+    /// An I/O failure on `path`, worded for a person ("permission denied").
+    pub fn io(action: &str, path: &Path, err: io::Error) -> Self {
+        let reason = describe_io(&err);
+        let e = Error::new(format!("cannot {action} {}: {reason}", path.display()));
+        match err.raw_os_error() {
+            Some(code) if code == libc_efbig() || code == libc_enospc() => {
+                e.hint("free some disk space (or raise the file-size limit) and try again; the old vault file is unchanged")
+            }
+            _ => e,
+        }
+    }
+
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    pub fn hint_text(&self) -> Option<&str> {
+        self.hint.as_deref()
+    }
+
+    pub fn exit_code(&self) -> i32 {
+        match self.kind {
+            Kind::Vault => 1,
+            Kind::Usage => 2,
+            Kind::NotExecutable => 126,
+            Kind::NotFound => 127,
+        }
+    }
+}
+
+// `Debug` is what `?` in a test prints; keep it as safe as `Display`.
+impl fmt::Debug for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?}: {}", self.kind, self.message)?;
+        if let Some(h) = &self.hint {
+            write!(f, " (hint: {h})")?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for Error {}
+
+impl From<rusqlite::Error> for Error {
+    fn from(e: rusqlite::Error) -> Self {
+        // Statements are parameterised, so SQLite's message never holds a value.
+        Error::new(format!("database error: {e}"))
+            .hint("`vault doctor` checks the vault file; please report this if it persists")
+    }
+}
+
+fn libc_efbig() -> i32 {
+    rustix::io::Errno::FBIG.raw_os_error()
+}
+
+fn libc_enospc() -> i32 {
+    rustix::io::Errno::NOSPC.raw_os_error()
+}
+
+/// `io::Error`'s Display appends "(os error N)"; people need only the words.
+pub fn describe_io(err: &io::Error) -> String {
+    let s = err.to_string();
+    match s.find(" (os error") {
+        Some(i) => s[..i].to_string(),
+        None => s,
+    }
+    .to_lowercase()
+}

@@ -1,0 +1,233 @@
+//! Files on disk: the vault directory, atomic replacement of a file, the
+//! writers' lock, and permission checks. Nothing here knows about age or
+//! SQLite; it moves bytes that are already encrypted.
+
+use std::{
+    fs::{self, DirBuilder, File, OpenOptions, TryLockError},
+    io::{self, Write},
+    os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt},
+    path::{Path, PathBuf},
+    thread,
+    time::{Duration, Instant},
+};
+
+use crate::error::{Error, Result};
+
+/// How long a writer waits for another writer before giving up.
+pub const LOCK_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Creates `dir` (and its parents) if needed; the last component gets 0700.
+/// Idempotent, so concurrent first writes do not trip over each other.
+pub fn ensure_dir(dir: &Path) -> Result<()> {
+    match DirBuilder::new().recursive(true).mode(0o700).create(dir) {
+        Ok(()) => Ok(()),
+        Err(e) => Err(Error::io("create directory", dir, e)),
+    }
+}
+
+/// The exclusive advisory lock writers hold for a whole read-modify-write.
+/// Released when dropped (closing the file releases the `flock`).
+#[derive(Debug)]
+pub struct WriteLock {
+    _file: File,
+}
+
+impl WriteLock {
+    pub fn acquire(path: &Path) -> Result<Self> {
+        Self::acquire_within(path, LOCK_TIMEOUT)
+    }
+
+    pub fn acquire_within(path: &Path, timeout: Duration) -> Result<Self> {
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(path)
+            .map_err(|e| Error::io("open lock file", path, e))?;
+        let deadline = Instant::now() + timeout;
+        let mut pause = Duration::from_millis(1);
+        loop {
+            match file.try_lock() {
+                Ok(()) => return Ok(WriteLock { _file: file }),
+                Err(TryLockError::WouldBlock) if Instant::now() < deadline => {
+                    thread::sleep(pause);
+                    pause = (pause * 2).min(Duration::from_millis(50));
+                }
+                Err(TryLockError::WouldBlock) => {
+                    return Err(Error::new(format!(
+                        "another `vault` process has held the lock on {} for more than {} s",
+                        path.display(),
+                        timeout.as_secs()
+                    ))
+                    .hint("wait for the other write to finish and try again; `fuser -v` on the lock file shows who holds it"));
+                }
+                Err(TryLockError::Error(e)) => return Err(Error::io("lock", path, e)),
+            }
+        }
+    }
+}
+
+/// The prefix and suffix of the temporary files `atomic_write` makes for
+/// `target`: `.vault.age.XXXXXX.tmp` beside `vault.age`.
+fn temp_affixes(target: &Path) -> (String, &'static str) {
+    let name = target
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    (format!(".{name}."), ".tmp")
+}
+
+/// Replaces `target` with what `fill` writes, so that at every moment the
+/// path holds either the old file or the complete new one: a temp file in the
+/// same directory (0600), fsync, rename, fsync of the directory. On any error
+/// the temp file is removed and `target` is untouched.
+pub fn atomic_write(target: &Path, fill: impl FnOnce(&mut File) -> io::Result<()>) -> Result<()> {
+    let dir = parent(target);
+    let (prefix, suffix) = temp_affixes(target);
+    let mut tmp = tempfile::Builder::new()
+        .prefix(&prefix)
+        .suffix(suffix)
+        .permissions(fs::Permissions::from_mode(0o600))
+        .tempfile_in(&dir)
+        .map_err(|e| Error::io("create a temporary file in", &dir, e))?;
+    let written = fill(tmp.as_file_mut())
+        .and_then(|()| tmp.as_file_mut().flush())
+        .and_then(|()| tmp.as_file().sync_all());
+    if let Err(e) = written {
+        return Err(Error::io("write", target, e));
+    }
+    tmp.persist(target)
+        .map_err(|e| Error::io("replace", target, e.error))?;
+    sync_dir(&dir)
+}
+
+/// Removes temp files a killed writer left beside `target`. Only called with
+/// the write lock held, when no other writer can have one open.
+pub fn remove_stale_temps(target: &Path) {
+    let dir = parent(target);
+    let (prefix, suffix) = temp_affixes(target);
+    let Ok(entries) = fs::read_dir(&dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with(&prefix) && name.ends_with(suffix) {
+            let _ = fs::remove_file(entry.path());
+        }
+    }
+}
+
+/// Temp files beside `target` (for `doctor` and tests).
+pub fn stale_temps(target: &Path) -> Vec<PathBuf> {
+    let dir = parent(target);
+    let (prefix, suffix) = temp_affixes(target);
+    fs::read_dir(&dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| {
+            let n = e.file_name();
+            let n = n.to_string_lossy();
+            n.starts_with(&prefix) && n.ends_with(suffix)
+        })
+        .map(|e| e.path())
+        .collect()
+}
+
+fn sync_dir(dir: &Path) -> Result<()> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| Error::io("sync directory", dir, e))
+}
+
+pub fn parent(path: &Path) -> PathBuf {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    }
+}
+
+/// Reads a whole file with an error that names it.
+pub fn read(path: &Path) -> Result<Vec<u8>> {
+    if path.is_dir() {
+        return Err(Error::new(format!(
+            "{} is a directory, not a file",
+            path.display()
+        )));
+    }
+    fs::read(path).map_err(|e| Error::io("read", path, e))
+}
+
+/// Refuses a file that group or others may read: a passphrase file must be
+/// as private as the key it unlocks (ssh refuses such keys the same way).
+pub fn check_private(path: &Path) -> Result<()> {
+    let meta = fs::metadata(path).map_err(|e| Error::io("read", path, e))?;
+    let mode = meta.permissions().mode() & 0o777;
+    if mode & 0o077 != 0 {
+        return Err(Error::new(format!(
+            "{} is readable by other users (mode {mode:04o})",
+            path.display()
+        ))
+        .hint(format!("chmod 600 {}", path.display())));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn atomic_write_replaces_and_leaves_no_temp() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("vault.age");
+        fs::write(&target, b"old").unwrap();
+        atomic_write(&target, |f| f.write_all(b"new")).unwrap();
+        assert_eq!(fs::read(&target).unwrap(), b"new");
+        assert_eq!(
+            fs::metadata(&target).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        assert!(stale_temps(&target).is_empty());
+    }
+
+    #[test]
+    fn failed_write_keeps_old_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("vault.age");
+        fs::write(&target, b"old").unwrap();
+        let err = atomic_write(&target, |f| {
+            f.write_all(b"partial")?;
+            Err(io::Error::other("disk full"))
+        })
+        .unwrap_err();
+        assert!(err.message().contains("cannot write"));
+        assert_eq!(fs::read(&target).unwrap(), b"old");
+        assert!(stale_temps(&target).is_empty());
+    }
+
+    #[test]
+    fn stale_temps_are_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("vault.age");
+        let stale = dir.path().join(".vault.age.abc123.tmp");
+        fs::write(&stale, b"x").unwrap();
+        fs::write(dir.path().join("other.tmp"), b"x").unwrap();
+        assert_eq!(stale_temps(&target), vec![stale.clone()]);
+        remove_stale_temps(&target);
+        assert!(!stale.exists());
+        assert!(dir.path().join("other.tmp").exists());
+    }
+
+    #[test]
+    fn lock_times_out() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("vault.lock");
+        let _held = WriteLock::acquire(&path).unwrap();
+        let err = WriteLock::acquire_within(&path, Duration::from_millis(100)).unwrap_err();
+        assert!(err.message().contains("held the lock"), "{err:?}");
+    }
+}

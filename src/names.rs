@@ -1,0 +1,264 @@
+//! Validated newtypes for what users name and store: secret names, keys
+//! (portable environment variable names) and values. Values are wiped on
+//! drop and never printed by `Debug`.
+
+use std::fmt;
+
+use zeroize::Zeroizing;
+
+use crate::error::{Error, Result};
+
+/// Linux's `MAX_ARG_STRLEN` (32 pages) less the terminating NUL: the longest
+/// `KEY=VALUE` string `execve` accepts. A pair that does not fit could never
+/// reach a child, so it is refused when written.
+pub const MAX_PAIR_LEN: usize = 131_071;
+
+/// `[A-Za-z0-9][A-Za-z0-9._-]{0,63}`
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct SecretName(String);
+
+impl SecretName {
+    pub fn parse(s: &str) -> Result<Self> {
+        if is_secret_name(s) {
+            Ok(SecretName(s.to_string()))
+        } else {
+            Err(Error::new(format!("invalid secret name `{}`", printable(s))).hint(
+                "a secret name is 1-64 characters of letters, digits, `.`, `_` and `-`, starting with a letter or digit",
+            ))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for SecretName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+pub fn is_secret_name(s: &str) -> bool {
+    let b = s.as_bytes();
+    !b.is_empty()
+        && b.len() <= 64
+        && b[0].is_ascii_alphanumeric()
+        && b[1..]
+            .iter()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'_' | b'-'))
+}
+
+/// `[A-Za-z_][A-Za-z0-9_]*`: a name every shell and `execve` user accepts.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct EnvKey(String);
+
+impl EnvKey {
+    pub fn parse(s: &str) -> Result<Self> {
+        if is_env_key(s) {
+            Ok(EnvKey(s.to_string()))
+        } else {
+            Err(Error::new(format!("invalid key `{}`", printable(s))).hint(
+                "a key is a portable environment variable name: letters, digits and `_`, not starting with a digit",
+            ))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for EnvKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+pub fn is_env_key(s: &str) -> bool {
+    let b = s.as_bytes();
+    !b.is_empty()
+        && (b[0].is_ascii_alphabetic() || b[0] == b'_')
+        && b.iter().all(|c| c.is_ascii_alphanumeric() || *c == b'_')
+}
+
+/// A secret value: UTF-8 without NUL, wiped when dropped, `********` in `Debug`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SecretValue(Zeroizing<String>);
+
+impl SecretValue {
+    /// Checks that `key=value` can be stored and later passed to `execve`.
+    pub fn new(key: &EnvKey, value: Zeroizing<String>) -> Result<Self> {
+        if value.contains('\0') {
+            return Err(
+                Error::new(format!("the value of `{key}` contains a NUL byte")).hint(
+                    "environment variables cannot hold NUL; store binary data base64-encoded",
+                ),
+            );
+        }
+        let pair = key.as_str().len() + 1 + value.len();
+        if pair > MAX_PAIR_LEN {
+            return Err(Error::new(format!(
+                "the value of `{key}` is too large: `{key}=…` is {pair} bytes, and one environment variable holds at most {MAX_PAIR_LEN}"
+            ))
+            .hint("store large files elsewhere and keep their path or a key to them in the vault"));
+        }
+        Ok(SecretValue(value))
+    }
+
+    /// The plaintext. Named so that every use stands out in review.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for SecretValue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(crate::MASK)
+    }
+}
+
+/// Variables that change how the child or its loader behaves rather than
+/// configuring it: setting one from a shared vault is a code-execution path.
+pub fn is_dangerous_key(key: &str) -> bool {
+    const EXACT: &[&str] = &[
+        "LD_PRELOAD",
+        "LD_LIBRARY_PATH",
+        "LD_AUDIT",
+        "NODE_OPTIONS",
+        "NODE_PATH",
+        "PYTHONSTARTUP",
+        "PYTHONPATH",
+        "PYTHONHOME",
+        "PERL5OPT",
+        "PERL5LIB",
+        "RUBYOPT",
+        "RUBYLIB",
+        "BASH_ENV",
+        "ENV",
+        "PROMPT_COMMAND",
+        "PS4",
+        "SHELLOPTS",
+        "IFS",
+        "PATH",
+        "GIT_SSH_COMMAND",
+        "GIT_EXEC_PATH",
+        "JAVA_TOOL_OPTIONS",
+        "_JAVA_OPTIONS",
+        "LUA_INIT",
+    ];
+    EXACT.contains(&key) || key.starts_with("DYLD_") || key.starts_with("LD_")
+}
+
+/// Prints the warning secret writes give for dangerous keys.
+pub fn warn_dangerous<'a>(keys: impl IntoIterator<Item = &'a str>) {
+    for key in keys {
+        if is_dangerous_key(key) {
+            crate::warn(&format!(
+                "`{key}` changes how programs start; a command run with this secret will load what it names"
+            ));
+        }
+    }
+}
+
+/// User input echoed in an error: control characters escaped, length capped.
+/// Only for names and keys, which are not secret.
+pub fn printable(s: &str) -> String {
+    let mut out: String = s.chars().take(80).flat_map(char::escape_debug).collect();
+    if s.chars().count() > 80 {
+        out.push('…');
+    }
+    out
+}
+
+/// The closest candidate by edit distance, for "did you mean".
+pub fn closest<'a>(wanted: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    let limit = (wanted.chars().count() / 3).max(2);
+    candidates
+        .into_iter()
+        .map(|c| (edit_distance(&wanted.to_lowercase(), &c.to_lowercase()), c))
+        .filter(|(d, _)| *d <= limit)
+        .min_by_key(|(d, c)| (*d, c.len()))
+        .map(|(_, c)| c)
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1; b.len() + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let sub = prev[j] + usize::from(ca != *cb);
+            cur[j + 1] = sub.min(prev[j + 1] + 1).min(cur[j] + 1);
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secret_names() {
+        for ok in ["a", "db", "db-prod", "A.b_c-9", "0", &"x".repeat(64)] {
+            assert!(is_secret_name(ok), "{ok}");
+        }
+        for bad in [
+            "",
+            "-a",
+            ".a",
+            "_a",
+            "a b",
+            "a/b",
+            "é",
+            &"x".repeat(65),
+            "a\0",
+        ] {
+            assert!(!is_secret_name(bad), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn env_keys() {
+        for ok in ["A", "_", "_A1", "PGHOST", "a_b"] {
+            assert!(is_env_key(ok), "{ok}");
+        }
+        for bad in ["", "1A", "A-B", "A.B", "A B", "É", "A="] {
+            assert!(!is_env_key(bad), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn values_fit_one_env_string() {
+        let k = EnvKey::parse("K").unwrap();
+        let fits = "v".repeat(MAX_PAIR_LEN - 2);
+        assert!(SecretValue::new(&k, Zeroizing::new(fits.clone())).is_ok());
+        let too_big = fits + "v";
+        let err = SecretValue::new(&k, Zeroizing::new(too_big)).unwrap_err();
+        assert!(err.message().contains("too large"));
+        assert!(SecretValue::new(&k, Zeroizing::new("a\0b".into())).is_err());
+    }
+
+    #[test]
+    fn debug_is_redacted() {
+        let k = EnvKey::parse("K").unwrap();
+        let v = SecretValue::new(&k, Zeroizing::new("hunter2".into())).unwrap();
+        assert_eq!(format!("{v:?}"), "********");
+    }
+
+    #[test]
+    fn did_you_mean() {
+        assert_eq!(closest("db-prd", ["db-prod", "web"]), Some("db-prod"));
+        assert_eq!(closest("zzzzzz", ["db-prod", "web"]), None);
+        assert_eq!(closest("PGHOTS", ["PGHOST", "PGUSER"]), Some("PGHOST"));
+    }
+
+    #[test]
+    fn dangerous() {
+        assert!(is_dangerous_key("LD_PRELOAD"));
+        assert!(is_dangerous_key("DYLD_INSERT_LIBRARIES"));
+        assert!(!is_dangerous_key("PGHOST"));
+    }
+}

@@ -1,0 +1,471 @@
+//! The database inside the vault: schema, migrations and queries, all on a
+//! `&Connection` that is already in memory. No files, no crypto.
+//!
+//! Schema changes are forward-only numbered migrations; `PRAGMA user_version`
+//! records how many have run. A vault written by a newer `vault` (a higher
+//! version than this build knows) is refused rather than guessed at.
+
+use rusqlite::{Connection, OptionalExtension, params};
+use zeroize::Zeroizing;
+
+use crate::error::{Error, Result};
+use crate::names::{EnvKey, SecretName, SecretValue};
+
+/// `MIGRATIONS[i]` takes the schema from version `i` to `i + 1`.
+const MIGRATIONS: &[&str] = &[
+    // v1: secrets, their entries, and who the vault is encrypted to.
+    "CREATE TABLE secrets (
+         id         INTEGER PRIMARY KEY,
+         name       TEXT NOT NULL UNIQUE,
+         created_at TEXT NOT NULL,
+         updated_at TEXT NOT NULL
+     );
+     CREATE TABLE entries (
+         secret_id INTEGER NOT NULL REFERENCES secrets(id) ON DELETE CASCADE,
+         key       TEXT NOT NULL,
+         value     TEXT NOT NULL,
+         PRIMARY KEY (secret_id, key)
+     ) WITHOUT ROWID;
+     CREATE TABLE recipients (
+         recipient TEXT NOT NULL UNIQUE,
+         added_at  TEXT NOT NULL
+     );",
+];
+
+pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
+
+/// Settings every connection gets before it is used.
+fn configure(conn: &Connection) -> Result<()> {
+    // secure_delete: a deleted value's bytes are zeroed, not left in free
+    // pages that get re-encrypted. temp_store: sorts and temp tables stay in
+    // memory instead of spilling plaintext to /var/tmp.
+    conn.execute_batch(
+        "PRAGMA secure_delete = ON;
+         PRAGMA temp_store = MEMORY;
+         PRAGMA foreign_keys = ON;",
+    )?;
+    Ok(())
+}
+
+/// A brand-new vault database, encrypted (later) to `recipients`.
+pub fn create(recipients: &[String]) -> Result<Connection> {
+    let mut conn = Connection::open_in_memory()?;
+    configure(&conn)?;
+    migrate(&mut conn, 0)?;
+    let now = now();
+    for r in recipients {
+        conn.execute(
+            "INSERT OR IGNORE INTO recipients (recipient, added_at) VALUES (?1, ?2)",
+            params![r, now],
+        )?;
+    }
+    Ok(conn)
+}
+
+/// Checks a freshly deserialized database and brings its schema up to date.
+/// Cheap on purpose (no `integrity_check`): it catches a payload that is not
+/// a vault database at all, and versions this build cannot read.
+pub fn prepare(conn: &mut Connection, source: &str) -> Result<()> {
+    let not_a_vault = || {
+        Error::new(format!(
+            "{source} decrypts, but what it holds is not a vault database"
+        ))
+        .hint("restore it from a backup; `vault doctor` shows more")
+    };
+    configure(conn).map_err(|_| not_a_vault())?;
+    let version: i64 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .map_err(|_| not_a_vault())?;
+    let has_secrets: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name = 'secrets'",
+            [],
+            |r| r.get(0),
+        )
+        .map_err(|_| not_a_vault())?;
+    if version == 0 || has_secrets == 0 {
+        return Err(not_a_vault());
+    }
+    if version > SCHEMA_VERSION {
+        return Err(Error::new(format!(
+            "{source} has schema version {version}, newer than this vault understands ({SCHEMA_VERSION})"
+        ))
+        .hint("upgrade vault (`cargo install --path .` in a newer checkout)"));
+    }
+    migrate(conn, version)
+}
+
+fn migrate(conn: &mut Connection, from: i64) -> Result<()> {
+    if from >= SCHEMA_VERSION {
+        return Ok(());
+    }
+    let tx = conn.transaction()?;
+    for sql in &MIGRATIONS[from as usize..] {
+        tx.execute_batch(sql)?;
+    }
+    tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+    tx.commit()?;
+    Ok(())
+}
+
+pub fn schema_version(conn: &Connection) -> Result<i64> {
+    Ok(conn.query_row("PRAGMA user_version", [], |r| r.get(0))?)
+}
+
+/// The current time as stored: RFC 3339 in UTC, to the second.
+pub fn now() -> String {
+    jiff::Timestamp::now()
+        .strftime("%Y-%m-%dT%H:%M:%SZ")
+        .to_string()
+}
+
+pub struct SecretInfo {
+    pub name: String,
+    pub keys: i64,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+pub fn list(conn: &Connection) -> Result<Vec<SecretInfo>> {
+    let mut stmt = conn.prepare(
+        "SELECT s.name, (SELECT count(*) FROM entries e WHERE e.secret_id = s.id),
+                s.created_at, s.updated_at
+         FROM secrets s ORDER BY s.name",
+    )?;
+    let rows = stmt.query_map([], |r| {
+        Ok(SecretInfo {
+            name: r.get(0)?,
+            keys: r.get(1)?,
+            created_at: r.get(2)?,
+            updated_at: r.get(3)?,
+        })
+    })?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+pub fn names(conn: &Connection) -> Result<Vec<String>> {
+    let mut stmt = conn.prepare("SELECT name FROM secrets ORDER BY name")?;
+    let rows = stmt.query_map([], |r| r.get(0))?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+pub fn info(conn: &Connection, name: &SecretName) -> Result<Option<SecretInfo>> {
+    Ok(conn
+        .query_row(
+            "SELECT s.name, (SELECT count(*) FROM entries e WHERE e.secret_id = s.id),
+                    s.created_at, s.updated_at
+             FROM secrets s WHERE s.name = ?1",
+            [name.as_str()],
+            |r| {
+                Ok(SecretInfo {
+                    name: r.get(0)?,
+                    keys: r.get(1)?,
+                    created_at: r.get(2)?,
+                    updated_at: r.get(3)?,
+                })
+            },
+        )
+        .optional()?)
+}
+
+/// The `no secret named …` error, with the closest existing name.
+pub fn missing(conn: &Connection, name: &SecretName) -> Error {
+    let names = names(conn).unwrap_or_default();
+    let hint = match crate::names::closest(name.as_str(), names.iter().map(String::as_str)) {
+        Some(c) => format!("did you mean `{c}`? `vault secret list` shows every secret"),
+        None => "`vault secret list` shows every secret".to_string(),
+    };
+    Error::new(format!("no secret named `{name}`")).hint(hint)
+}
+
+fn id_of(conn: &Connection, name: &SecretName) -> Result<i64> {
+    conn.query_row(
+        "SELECT id FROM secrets WHERE name = ?1",
+        [name.as_str()],
+        |r| r.get(0),
+    )
+    .optional()?
+    .ok_or_else(|| missing(conn, name))
+}
+
+pub fn exists(conn: &Connection, name: &SecretName) -> Result<bool> {
+    Ok(conn
+        .query_row(
+            "SELECT 1 FROM secrets WHERE name = ?1",
+            [name.as_str()],
+            |_| Ok(()),
+        )
+        .optional()?
+        .is_some())
+}
+
+/// The entries of a secret, sorted by key.
+pub fn entries(conn: &Connection, name: &SecretName) -> Result<Vec<(EnvKey, SecretValue)>> {
+    let id = id_of(conn, name)?;
+    let mut stmt =
+        conn.prepare_cached("SELECT key, value FROM entries WHERE secret_id = ?1 ORDER BY key")?;
+    let mut rows = stmt.query([id])?;
+    let mut out = vec![];
+    while let Some(row) = rows.next()? {
+        let key: String = row.get(0)?;
+        let value = Zeroizing::new(row.get::<_, String>(1)?);
+        // Keys and values were validated when written; a hand-edited database
+        // that breaks the rules is reported, not passed on.
+        let key = EnvKey::parse(&key)
+            .map_err(|e| Error::new(format!("secret `{name}`: {}", e.message())))?;
+        let value = SecretValue::new(&key, value)?;
+        out.push((key, value));
+    }
+    Ok(out)
+}
+
+/// Creates `name` with `entries`; with `replace`, an existing secret of that
+/// name is replaced (its creation time kept).
+pub fn create_secret(
+    conn: &Connection,
+    name: &SecretName,
+    entries: &[(EnvKey, SecretValue)],
+    replace: bool,
+) -> Result<()> {
+    let now = now();
+    if exists(conn, name)? {
+        if !replace {
+            return Err(Error::new(format!("a secret named `{name}` already exists"))
+                .hint(format!(
+                    "pass --force to replace it, or `vault secret set {name} KEY=VALUE` to change keys"
+                )));
+        }
+        let id = id_of(conn, name)?;
+        conn.execute("DELETE FROM entries WHERE secret_id = ?1", [id])?;
+        conn.execute(
+            "UPDATE secrets SET updated_at = ?1 WHERE id = ?2",
+            params![now, id],
+        )?;
+    } else {
+        conn.execute(
+            "INSERT INTO secrets (name, created_at, updated_at) VALUES (?1, ?2, ?2)",
+            params![name.as_str(), now],
+        )?;
+    }
+    let id = id_of(conn, name)?;
+    put_entries(conn, id, entries)
+}
+
+fn put_entries(conn: &Connection, id: i64, entries: &[(EnvKey, SecretValue)]) -> Result<()> {
+    let mut stmt = conn.prepare_cached(
+        "INSERT INTO entries (secret_id, key, value) VALUES (?1, ?2, ?3)
+         ON CONFLICT (secret_id, key) DO UPDATE SET value = excluded.value",
+    )?;
+    for (k, v) in entries {
+        stmt.execute(params![id, k.as_str(), v.expose()])?;
+    }
+    Ok(())
+}
+
+/// Sets keys of an existing secret, adding or overwriting.
+pub fn set(conn: &Connection, name: &SecretName, entries: &[(EnvKey, SecretValue)]) -> Result<()> {
+    let id = id_of(conn, name)?;
+    put_entries(conn, id, entries)?;
+    touch(conn, id)
+}
+
+/// Removes keys of an existing secret. Every key must exist, and at least
+/// one must remain (a secret without keys is deleted, not emptied).
+pub fn unset(conn: &Connection, name: &SecretName, keys: &[EnvKey]) -> Result<()> {
+    let id = id_of(conn, name)?;
+    let present: Vec<String> = {
+        let mut stmt = conn.prepare("SELECT key FROM entries WHERE secret_id = ?1")?;
+        stmt.query_map([id], |r| r.get(0))?
+            .collect::<rusqlite::Result<_>>()?
+    };
+    for k in keys {
+        if !present.iter().any(|p| p == k.as_str()) {
+            let mut e = Error::new(format!("secret `{name}` has no key `{k}`"));
+            if let Some(c) = crate::names::closest(k.as_str(), present.iter().map(String::as_str)) {
+                e = e.hint(format!(
+                    "did you mean `{c}`? `vault secret show {name}` lists its keys"
+                ));
+            } else {
+                e = e.hint(format!("`vault secret show {name}` lists its keys"));
+            }
+            return Err(e);
+        }
+    }
+    let remaining = present
+        .iter()
+        .filter(|p| !keys.iter().any(|k| k.as_str() == p.as_str()))
+        .count();
+    if remaining == 0 {
+        return Err(
+            Error::new(format!("removing these keys would leave `{name}` empty")).hint(format!(
+                "`vault secret delete {name}` removes the whole secret"
+            )),
+        );
+    }
+    let mut stmt = conn.prepare("DELETE FROM entries WHERE secret_id = ?1 AND key = ?2")?;
+    for k in keys {
+        stmt.execute(params![id, k.as_str()])?;
+    }
+    touch(conn, id)
+}
+
+fn touch(conn: &Connection, id: i64) -> Result<()> {
+    conn.execute(
+        "UPDATE secrets SET updated_at = ?1 WHERE id = ?2",
+        params![now(), id],
+    )?;
+    Ok(())
+}
+
+pub fn rename(conn: &Connection, old: &SecretName, new: &SecretName) -> Result<()> {
+    let id = id_of(conn, old)?;
+    if old != new && exists(conn, new)? {
+        return Err(
+            Error::new(format!("a secret named `{new}` already exists")).hint(format!(
+                "delete it first with `vault secret delete {new}`, or pick another name"
+            )),
+        );
+    }
+    conn.execute(
+        "UPDATE secrets SET name = ?1, updated_at = ?2 WHERE id = ?3",
+        params![new.as_str(), now(), id],
+    )?;
+    Ok(())
+}
+
+/// Deletes a secret and, through the foreign key, its entries.
+pub fn delete(conn: &Connection, name: &SecretName) -> Result<()> {
+    let id = id_of(conn, name)?;
+    conn.execute("DELETE FROM secrets WHERE id = ?1", [id])?;
+    Ok(())
+}
+
+pub fn recipients(conn: &Connection) -> Result<Vec<String>> {
+    let mut stmt = conn.prepare("SELECT recipient FROM recipients ORDER BY rowid")?;
+    let rows = stmt.query_map([], |r| r.get(0))?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rusqlite::MAIN_DB;
+
+    fn kv(k: &str, v: &str) -> (EnvKey, SecretValue) {
+        let k = EnvKey::parse(k).unwrap();
+        let v = SecretValue::new(&k, Zeroizing::new(v.to_string())).unwrap();
+        (k, v)
+    }
+
+    fn name(s: &str) -> SecretName {
+        SecretName::parse(s).unwrap()
+    }
+
+    #[test]
+    fn create_list_show() {
+        let conn = create(&["age1x".into()]).unwrap();
+        create_secret(&conn, &name("db"), &[kv("B", "2"), kv("A", "1")], false).unwrap();
+        create_secret(&conn, &name("api"), &[kv("K", "v")], false).unwrap();
+        let l = list(&conn).unwrap();
+        assert_eq!(
+            l.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(),
+            ["api", "db"]
+        );
+        assert_eq!(l[1].keys, 2);
+        let e = entries(&conn, &name("db")).unwrap();
+        assert_eq!(e[0].0.as_str(), "A");
+        assert_eq!(e[1].1.expose(), "2");
+        assert_eq!(recipients(&conn).unwrap(), ["age1x"]);
+    }
+
+    #[test]
+    fn duplicate_needs_replace() {
+        let conn = create(&[]).unwrap();
+        create_secret(&conn, &name("db"), &[kv("A", "1")], false).unwrap();
+        let err = create_secret(&conn, &name("db"), &[kv("A", "2")], false).unwrap_err();
+        assert!(err.message().contains("already exists"));
+        create_secret(&conn, &name("db"), &[kv("C", "3")], true).unwrap();
+        let e = entries(&conn, &name("db")).unwrap();
+        assert_eq!(e.len(), 1);
+        assert_eq!(e[0].0.as_str(), "C");
+    }
+
+    #[test]
+    fn set_unset_rename_delete() {
+        let conn = create(&[]).unwrap();
+        create_secret(&conn, &name("db"), &[kv("A", "1"), kv("B", "2")], false).unwrap();
+        set(&conn, &name("db"), &[kv("A", "9"), kv("C", "3")]).unwrap();
+        unset(&conn, &name("db"), &[EnvKey::parse("B").unwrap()]).unwrap();
+        let e = entries(&conn, &name("db")).unwrap();
+        let got: Vec<_> = e.iter().map(|(k, v)| (k.as_str(), v.expose())).collect();
+        assert_eq!(got, [("A", "9"), ("C", "3")]);
+        assert!(unset(&conn, &name("db"), &[EnvKey::parse("Z").unwrap()]).is_err());
+        let all = [EnvKey::parse("A").unwrap(), EnvKey::parse("C").unwrap()];
+        assert!(unset(&conn, &name("db"), &all).is_err());
+        rename(&conn, &name("db"), &name("db2")).unwrap();
+        assert!(entries(&conn, &name("db")).is_err());
+        delete(&conn, &name("db2")).unwrap();
+        assert!(list(&conn).unwrap().is_empty());
+        let n: i64 = conn
+            .query_row("SELECT count(*) FROM entries", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(n, 0, "entries cascade with their secret");
+    }
+
+    #[test]
+    fn missing_suggests_closest() {
+        let conn = create(&[]).unwrap();
+        create_secret(&conn, &name("db-prod"), &[kv("A", "1")], false).unwrap();
+        let err = entries(&conn, &name("db-prd")).unwrap_err();
+        assert!(err.hint_text().unwrap().contains("db-prod"));
+    }
+
+    #[test]
+    fn serialize_round_trip_and_checks() {
+        let mut conn = create(&["age1x".into()]).unwrap();
+        create_secret(&conn, &name("db"), &[kv("A", "1")], false).unwrap();
+        let bytes = conn.serialize(MAIN_DB).unwrap().to_vec();
+        let mut c2 = Connection::open_in_memory().unwrap();
+        c2.deserialize_read_exact(MAIN_DB, &bytes[..], bytes.len(), false)
+            .unwrap();
+        prepare(&mut c2, "vault.age").unwrap();
+        assert_eq!(entries(&c2, &name("db")).unwrap()[0].1.expose(), "1");
+
+        // Garbage and foreign databases are caught by the cheap check.
+        let garbage = vec![0x42u8; 4096];
+        let mut c3 = Connection::open_in_memory().unwrap();
+        c3.deserialize_read_exact(MAIN_DB, &garbage[..], garbage.len(), false)
+            .unwrap();
+        assert!(prepare(&mut c3, "vault.age").is_err());
+        let mut other = Connection::open_in_memory().unwrap();
+        other
+            .execute_batch("CREATE TABLE t(x); PRAGMA user_version = 1;")
+            .unwrap();
+        let b = other.serialize(MAIN_DB).unwrap().to_vec();
+        let mut c4 = Connection::open_in_memory().unwrap();
+        c4.deserialize_read_exact(MAIN_DB, &b[..], b.len(), false)
+            .unwrap();
+        assert!(prepare(&mut c4, "vault.age").is_err());
+    }
+
+    #[test]
+    fn newer_schema_is_refused() {
+        let mut conn = create(&[]).unwrap();
+        conn.pragma_update(None, "user_version", SCHEMA_VERSION + 1)
+            .unwrap();
+        let err = prepare(&mut conn, "vault.age").unwrap_err();
+        assert!(err.message().contains("newer"));
+    }
+
+    #[test]
+    fn deleted_values_leave_no_bytes() {
+        let mut conn = create(&[]).unwrap();
+        let canary = "CANARY-7f3a9c-deleted-value";
+        create_secret(&conn, &name("gone"), &[kv("K", canary)], false).unwrap();
+        create_secret(&conn, &name("kept"), &[kv("K", "x")], false).unwrap();
+        delete(&conn, &name("gone")).unwrap();
+        let bytes = conn.serialize(MAIN_DB).unwrap().to_vec();
+        let found = bytes.windows(canary.len()).any(|w| w == canary.as_bytes());
+        assert!(!found, "secure_delete must wipe the deleted value");
+    }
+}

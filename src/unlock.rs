@@ -1,0 +1,185 @@
+//! Where the identity that opens the vault comes from, in DESIGN.md's order:
+//!
+//! 1. `--identity FILE` / `VAULT_IDENTITY`: a plain age identity file;
+//! 2. the agent started by `vault unlock` (a later issue plugs in here);
+//! 3. `--passphrase-file FILE` / `VAULT_PASSPHRASE_FILE` (must be private);
+//! 4. `VAULT_PASSPHRASE`;
+//! 5. a prompt on `/dev/tty`; with no terminal, an immediate error.
+//!
+//! Sources 3-5 yield a passphrase that opens `identity.age` (scrypt, about a
+//! second). Everything here runs *before* a writer takes the lock.
+
+use std::{fs, io, path::PathBuf};
+
+use age::secrecy::SecretString;
+use zeroize::Zeroizing;
+
+use crate::{
+    Context,
+    crypto::{self, Keys},
+    error::{Error, Result},
+    fsio,
+};
+
+/// The unlock options a user gave (flags, or their environment variables).
+#[derive(Debug, Default, Clone)]
+pub struct Sources {
+    pub identity: Option<PathBuf>,
+    pub passphrase_file: Option<PathBuf>,
+}
+
+/// What a writer needs: the keys, and for a first write with no identity
+/// yet, the new `identity.age` to write under the lock.
+pub enum WriteKeys {
+    Existing(Keys),
+    NewOwner { keys: Keys, sealed: Vec<u8> },
+}
+
+impl WriteKeys {
+    pub fn keys(&self) -> &Keys {
+        match self {
+            WriteKeys::Existing(k) | WriteKeys::NewOwner { keys: k, .. } => k,
+        }
+    }
+}
+
+/// The keys for an existing identity, from the first source that applies.
+pub fn unlock(ctx: &Context) -> Result<Keys> {
+    if let Some(path) = &ctx.sources.identity {
+        return identity_file(path);
+    }
+    let sealed_path = &ctx.paths.identity;
+    if !sealed_path.exists() {
+        return Err(Error::new(format!("no identity at {}", sealed_path.display())).hint(
+            "create one with `vault init`, or pass an age identity file with --identity / VAULT_IDENTITY",
+        ));
+    }
+    let sealed = fsio::read(sealed_path)?;
+    let pass = passphrase(ctx, "Passphrase for the vault: ")?;
+    crypto::open_identity(&sealed, &pass, &sealed_path.display().to_string())
+}
+
+/// The keys a write needs. With no identity file and no `identity.age`, a
+/// new identity is generated and sealed with a new passphrase, ready for the
+/// caller to write once it holds the lock (and has re-checked).
+pub fn for_write(ctx: &Context) -> Result<WriteKeys> {
+    if ctx.sources.identity.is_some() || ctx.paths.identity.exists() {
+        return unlock(ctx).map(WriteKeys::Existing);
+    }
+    new_owner(ctx)
+}
+
+/// A new identity sealed with a new passphrase.
+pub fn new_owner(ctx: &Context) -> Result<WriteKeys> {
+    let pass = new_passphrase(ctx)?;
+    let id = crypto::generate();
+    let sealed = crypto::seal_identity(&id, &pass)?;
+    Ok(WriteKeys::NewOwner {
+        keys: Keys::from_x25519(id),
+        sealed,
+    })
+}
+
+fn identity_file(path: &std::path::Path) -> Result<Keys> {
+    let text = Zeroizing::new(fsio::read(path).map_err(|e| {
+        e.hint(
+            "--identity / VAULT_IDENTITY must name an age identity file (`age-keygen -o key.txt`)",
+        )
+    })?);
+    crypto::parse_identity_file(&text, &path.display().to_string())
+}
+
+/// The passphrase of an existing identity, from file, environment or prompt.
+fn passphrase(ctx: &Context, prompt: &str) -> Result<SecretString> {
+    if let Some(pass) = configured_passphrase(ctx)? {
+        return Ok(pass);
+    }
+    ask(prompt)
+}
+
+/// A passphrase from `--passphrase-file` or `VAULT_PASSPHRASE`, if given.
+fn configured_passphrase(ctx: &Context) -> Result<Option<SecretString>> {
+    if let Some(path) = &ctx.sources.passphrase_file {
+        return read_passphrase_file(path).map(Some);
+    }
+    match std::env::var("VAULT_PASSPHRASE") {
+        Ok(p) if !p.is_empty() => Ok(Some(SecretString::from(p))),
+        _ => Ok(None),
+    }
+}
+
+/// The first line of a private file.
+pub fn read_passphrase_file(path: &std::path::Path) -> Result<SecretString> {
+    fsio::check_private(path)?;
+    let bytes = Zeroizing::new(fsio::read(path)?);
+    let text = std::str::from_utf8(&bytes)
+        .map_err(|_| Error::new(format!("{} is not UTF-8 text", path.display())))?;
+    let line = text.lines().next().unwrap_or("");
+    if line.is_empty() {
+        return Err(Error::new(format!(
+            "{} is empty: its first line is the passphrase",
+            path.display()
+        )));
+    }
+    Ok(SecretString::from(line.to_string()))
+}
+
+/// A new passphrase: from file or environment, else typed twice.
+pub fn new_passphrase(ctx: &Context) -> Result<SecretString> {
+    if let Some(pass) = configured_passphrase(ctx)? {
+        return Ok(pass);
+    }
+    let first = ask("New passphrase for the vault: ")?;
+    if age::secrecy::ExposeSecret::expose_secret(&first).is_empty() {
+        return Err(Error::new("the passphrase is empty")
+            .hint("choose a passphrase, or use an identity file (`age-keygen -o key.txt; VAULT_IDENTITY=key.txt vault init`)"));
+    }
+    let second = ask("Repeat the passphrase: ")?;
+    if !crypto::same_passphrase(&first, &second) {
+        return Err(Error::new("the two passphrases differ").hint("run the command again"));
+    }
+    Ok(first)
+}
+
+/// A hidden prompt on the controlling terminal. Without one, fail at once
+/// (never hang on stdin, which may carry data).
+fn ask(prompt: &str) -> Result<SecretString> {
+    match rpassword::prompt_password(prompt) {
+        Ok(p) => Ok(SecretString::from(p)),
+        Err(e) if no_terminal(&e) => Err(Error::new(
+            "the vault is locked and there is no terminal to ask for the passphrase",
+        )
+        .hint(
+            "pass an identity file with --identity / VAULT_IDENTITY, a passphrase file with --passphrase-file / VAULT_PASSPHRASE_FILE, or set VAULT_PASSPHRASE",
+        )),
+        Err(e) => Err(Error::new(format!(
+            "cannot read the passphrase from the terminal: {}",
+            crate::error::describe_io(&e)
+        ))),
+    }
+}
+
+/// Whether an error opening or using `/dev/tty` means there is no terminal.
+pub fn no_terminal(e: &io::Error) -> bool {
+    use rustix::io::Errno;
+    let code = e.raw_os_error();
+    [
+        Errno::NXIO,
+        Errno::NOTTY,
+        Errno::NOENT,
+        Errno::NODEV,
+        Errno::ACCESS,
+    ]
+    .iter()
+    .any(|n| code == Some(n.raw_os_error()))
+        || e.kind() == io::ErrorKind::UnexpectedEof
+}
+
+/// Whether a terminal can be opened for prompts.
+pub fn have_terminal() -> bool {
+    fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/tty")
+        .is_ok()
+}

@@ -1,0 +1,202 @@
+//! The only code that reads or writes vault files.
+//!
+//! Reading: open `vault.age`, decrypt it as a stream straight into SQLite's
+//! own buffer (no plaintext copy of ours, nothing on disk), check it, done.
+//! Readers take no lock: a write replaces the file by rename, so a reader
+//! sees the old file or the new one.
+//!
+//! Writing: obtain the keys (prompt, scrypt) first, then take the exclusive
+//! lock, re-check what exists, load, change, serialize, encrypt to exactly the
+//! recipients listed in the database, and replace the file atomically.
+
+use std::{
+    fs::File,
+    io::{BufReader, BufWriter, Write},
+    path::{Path, PathBuf},
+};
+
+use rusqlite::{Connection, MAIN_DB, Transaction};
+
+use crate::{
+    Context,
+    crypto::{self, Keys},
+    error::{Error, Result},
+    fsio, store,
+    unlock::{self, WriteKeys},
+};
+
+/// Where a vault's files are.
+#[derive(Debug, Clone)]
+pub struct Paths {
+    /// `VAULT_DIR`: holds `identity.age`, and by default the vault and lock.
+    pub dir: PathBuf,
+    pub identity: PathBuf,
+    pub file: PathBuf,
+    pub lock: PathBuf,
+}
+
+impl Paths {
+    /// `dir` is `VAULT_DIR`; `file` is `--vault FILE` / `VAULT_FILE` if given.
+    pub fn new(dir: PathBuf, file: Option<PathBuf>) -> Self {
+        let identity = dir.join("identity.age");
+        let (file, lock) = match file {
+            Some(f) => {
+                let mut lock = f.clone().into_os_string();
+                lock.push(".lock");
+                (f, PathBuf::from(lock))
+            }
+            None => (dir.join("vault.age"), dir.join("vault.lock")),
+        };
+        Paths {
+            dir,
+            identity,
+            file,
+            lock,
+        }
+    }
+}
+
+/// An open, decrypted vault: an in-memory SQLite database.
+pub struct Vault {
+    conn: Connection,
+}
+
+impl Vault {
+    /// Opens an existing vault for reading.
+    pub fn open(ctx: &Context) -> Result<Vault> {
+        require_exists(&ctx.paths.file)?;
+        let keys = unlock::unlock(ctx)?;
+        Vault::open_with(&ctx.paths.file, &keys)
+    }
+
+    pub fn open_with(path: &Path, keys: &Keys) -> Result<Vault> {
+        Ok(Vault {
+            conn: load(path, keys)?,
+        })
+    }
+
+    pub fn conn(&self) -> &Connection {
+        &self.conn
+    }
+}
+
+fn require_exists(path: &Path) -> Result<()> {
+    if path.exists() {
+        return Ok(());
+    }
+    Err(Error::new(format!("no vault at {}", path.display()))
+        .hint("create it with `vault init` (or `vault secret create NAME KEY=VALUE`)"))
+}
+
+/// Decrypts `path` into a fresh in-memory database and checks it.
+fn load(path: &Path, keys: &Keys) -> Result<Connection> {
+    let source = path.display().to_string();
+    if path.is_dir() {
+        return Err(
+            Error::new(format!("{source} is a directory, not a vault file"))
+                .hint("move it aside; `vault doctor` checks the vault's files"),
+        );
+    }
+    let file = File::open(path).map_err(|e| Error::io("open", path, e))?;
+    let mut plain = crypto::decrypt_stream(BufReader::new(file), keys, &source)?;
+    let damaged = |e: &dyn std::fmt::Display| {
+        Error::new(format!("{source} is damaged: {}", crypto::age_reason(e)))
+            .hint("restore it from a backup or from version control")
+    };
+    let len = crypto::stream_len(&mut plain).map_err(|e| damaged(&e))?;
+    if len == 0 {
+        return Err(
+            Error::new(format!("{source} decrypts to nothing: it is not a vault"))
+                .hint("restore it from a backup or from version control"),
+        );
+    }
+    let len = usize::try_from(len).map_err(|e| damaged(&e))?;
+    let mut conn = Connection::open_in_memory()?;
+    conn.deserialize_read_exact(MAIN_DB, &mut plain, len, false)
+        .map_err(|e| damaged(&e))?;
+    store::prepare(&mut conn, &source)?;
+    Ok(conn)
+}
+
+/// Runs `change` as one read-modify-write of the vault, creating the vault
+/// (and, if needed, the owner's identity) when it does not exist yet.
+pub fn write<T>(ctx: &Context, change: impl FnOnce(&Transaction) -> Result<T>) -> Result<T> {
+    read_modify_write(ctx, false, change)
+}
+
+/// Creates a new, empty vault; refuses to replace an existing one.
+pub fn init(ctx: &Context) -> Result<()> {
+    refuse_existing(&ctx.paths.file)?;
+    read_modify_write(ctx, true, |_| Ok(()))
+}
+
+fn refuse_existing(file: &Path) -> Result<()> {
+    if file.exists() {
+        return Err(
+            Error::new(format!("a vault already exists at {}", file.display()))
+                .hint("`vault secret list` shows what it holds; move the file aside to start over"),
+        );
+    }
+    Ok(())
+}
+
+fn read_modify_write<T>(
+    ctx: &Context,
+    create_only: bool,
+    change: impl FnOnce(&Transaction) -> Result<T>,
+) -> Result<T> {
+    // Keys first: a slow prompt or scrypt must not hold other writers up.
+    let mut keys = unlock::for_write(ctx)?;
+    fsio::ensure_dir(&ctx.paths.dir)?;
+    fsio::ensure_dir(&fsio::parent(&ctx.paths.file))?;
+    let _lock = loop {
+        let lock = fsio::WriteLock::acquire(&ctx.paths.lock)?;
+        if matches!(keys, WriteKeys::NewOwner { .. }) && ctx.paths.identity.exists() {
+            // Another process created the identity while we prepared ours:
+            // use theirs. Unlocking costs scrypt, so not under the lock.
+            drop(lock);
+            keys = WriteKeys::Existing(unlock::unlock(ctx)?);
+            continue;
+        }
+        break lock;
+    };
+    // Re-checked under the lock: someone may have created it meanwhile.
+    if create_only {
+        refuse_existing(&ctx.paths.file)?;
+    }
+    fsio::remove_stale_temps(&ctx.paths.file);
+    fsio::remove_stale_temps(&ctx.paths.identity);
+    if let WriteKeys::NewOwner { sealed, .. } = &keys {
+        fsio::atomic_write(&ctx.paths.identity, |f| f.write_all(sealed))?;
+    }
+    let mut conn = if ctx.paths.file.exists() {
+        load(&ctx.paths.file, keys.keys())?
+    } else {
+        store::create(keys.keys().recipients())?
+    };
+    let tx = conn.transaction()?;
+    let out = change(&tx)?;
+    tx.commit()?;
+    save(&mut conn, &ctx.paths.file)?;
+    Ok(out)
+}
+
+/// Serializes the database and replaces `path` with it, encrypted to
+/// exactly the recipients the database lists (never "me plus the table":
+/// a teammate's write must not drop the owner).
+fn save(conn: &mut Connection, path: &Path) -> Result<()> {
+    let recipients = store::recipients(conn)?;
+    if recipients.is_empty() {
+        return Err(
+            Error::new("the vault lists no recipients, so nobody could open it")
+                .hint("`vault recipients add age1…` first"),
+        );
+    }
+    let recipients = crypto::parse_recipients(&recipients)?;
+    let data = conn.serialize(MAIN_DB)?;
+    fsio::atomic_write(path, |f| {
+        let mut w = BufWriter::with_capacity(1 << 16, f);
+        crypto::encrypt_to(&recipients, &data, &mut w)?;
+        w.flush()
+    })
+}
