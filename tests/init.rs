@@ -1,0 +1,161 @@
+//! `vault init` and where files live.
+
+use std::{fs, os::unix::fs::PermissionsExt};
+
+use crate::support::*;
+
+fn mode(p: &std::path::Path) -> u32 {
+    fs::metadata(p).unwrap().permissions().mode() & 0o777
+}
+
+#[test]
+fn init_with_identity_file_makes_no_identity_age() {
+    let env = Env::new().init();
+    assert!(env.file().exists());
+    assert!(!env.dir.join("identity.age").exists());
+    assert_eq!(mode(&env.dir), 0o700);
+    assert_eq!(mode(&env.file()), 0o600);
+}
+
+#[test]
+fn init_with_passphrase_makes_identity_age() {
+    let env = Env::with_passphrase("correct horse").init();
+    let id = env.dir.join("identity.age");
+    assert!(id.exists());
+    assert_eq!(mode(&id), 0o600);
+    assert!(
+        fs::read_to_string(&id)
+            .unwrap()
+            .starts_with("-----BEGIN AGE ENCRYPTED FILE-----")
+    );
+    env.create("db", &["A=1"]);
+    env.vault(["secret", "list"])
+        .run()
+        .success()
+        .stdout_has("db");
+}
+
+#[test]
+fn init_refuses_an_existing_vault() {
+    let env = Env::new().init();
+    let before = fs::read(env.file()).unwrap();
+    env.vault(["init"])
+        .run()
+        .fails(1)
+        .stderr_has("already exists");
+    assert_eq!(fs::read(env.file()).unwrap(), before);
+}
+
+#[test]
+fn init_without_any_source_and_no_terminal_fails_at_once() {
+    let mut env = Env::new();
+    env.identity = None;
+    let start = std::time::Instant::now();
+    env.vault(["init"])
+        .run()
+        .fails(1)
+        .stderr_has("no terminal to ask for the passphrase")
+        .stderr_has("VAULT_PASSPHRASE_FILE");
+    assert!(start.elapsed().as_secs() < 5, "must never hang");
+    assert!(!env.dir.join("identity.age").exists());
+}
+
+#[test]
+fn vault_passphrase_variable_works() {
+    let mut env = Env::bare_for_tests();
+    env.passfile = None;
+    env.vault(["init"])
+        .env("VAULT_PASSPHRASE", "pw")
+        .run()
+        .success();
+    env.vault(["secret", "create", "a", "K=v"])
+        .env("VAULT_PASSPHRASE", "pw")
+        .run()
+        .success();
+    env.vault(["secret", "list"])
+        .env("VAULT_PASSPHRASE", "nope")
+        .run()
+        .fails(1)
+        .stderr_has("wrong passphrase");
+}
+
+#[test]
+fn world_readable_passphrase_file_is_refused() {
+    let env = Env::with_passphrase("pw");
+    let p = env.passfile.clone().unwrap();
+    fs::set_permissions(&p, fs::Permissions::from_mode(0o644)).unwrap();
+    env.vault(["init"])
+        .run()
+        .fails(1)
+        .stderr_has("readable by other users")
+        .stderr_has("chmod 600");
+    assert!(!env.dir.join("identity.age").exists());
+}
+
+#[test]
+fn vault_file_flag_puts_vault_and_lock_elsewhere() {
+    let env = Env::new();
+    let team = env.path("repo/secrets.vault");
+    fs::create_dir_all(team.parent().unwrap()).unwrap();
+    env.vault(["init", "--vault"])
+        .arg_path(&team)
+        .run()
+        .success();
+    env.vault(["secret", "create", "t", "A=1", "--vault"])
+        .arg_path(&team)
+        .run()
+        .success();
+    assert!(team.exists());
+    assert!(env.path("repo/secrets.vault.lock").exists());
+    assert!(!env.file().exists(), "the personal vault is untouched");
+    env.vault(["secret", "list"])
+        .env("VAULT_FILE", &team)
+        .run()
+        .success()
+        .stdout_has("t ");
+}
+
+#[test]
+fn modes_hold_for_an_unprivileged_user() {
+    // Root ignores modes, so run the binary as `nobody` in a directory it owns.
+    if !is_root() || !have("setpriv") {
+        return;
+    }
+    let env = Env::new();
+    let work = env.path("nobody");
+    fs::create_dir_all(&work).unwrap();
+    fs::set_permissions(env.tmp.path(), fs::Permissions::from_mode(0o755)).unwrap();
+    let key = work.join("key.txt");
+    write_identity(&key);
+    std::process::Command::new("chown")
+        .args(["-R", "nobody:nogroup"])
+        .arg(&work)
+        .status()
+        .unwrap();
+    let dir = work.join("vault");
+    let out = std::process::Command::new("setpriv")
+        .args(["--reuid=nobody", "--regid=nogroup", "--clear-groups", "--"])
+        .arg(BIN)
+        .args(["secret", "create", "db", "A=1"])
+        .env_clear()
+        .env("VAULT_DIR", &dir)
+        .env("VAULT_IDENTITY", &key)
+        .env("HOME", &work)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(mode(&dir), 0o700);
+    assert_eq!(mode(&dir.join("vault.age")), 0o600);
+    assert_eq!(mode(&dir.join("vault.lock")), 0o600);
+    assert_eq!(fs::metadata(&dir).unwrap().uid_of(), 65534);
+}
+
+trait Uid {
+    fn uid_of(&self) -> u32;
+}
+
+impl Uid for fs::Metadata {
+    fn uid_of(&self) -> u32 {
+        std::os::unix::fs::MetadataExt::uid(self)
+    }
+}

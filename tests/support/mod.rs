@@ -1,0 +1,365 @@
+//! A small harness: `Env` is one user's world (HOME, VAULT_DIR, an identity
+//! file or a passphrase file), `Env::vault(args)` builds a command, and `Out`
+//! carries what it did.
+
+#![allow(dead_code)]
+
+use std::{
+    ffi::OsStr,
+    fs,
+    io::Write,
+    os::unix::{fs::PermissionsExt, process::CommandExt},
+    path::{Path, PathBuf},
+    process::{Command, Stdio},
+};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_vault");
+
+/// Variables cleared from every command so the host cannot leak in.
+const CLEARED: &[&str] = &[
+    "VAULT_DIR",
+    "VAULT_FILE",
+    "VAULT_IDENTITY",
+    "VAULT_PASSPHRASE",
+    "VAULT_PASSPHRASE_FILE",
+    "RUST_BACKTRACE",
+    "RUST_LIB_BACKTRACE",
+    "NO_COLOR",
+];
+
+pub struct Env {
+    pub tmp: tempfile::TempDir,
+    pub home: PathBuf,
+    pub dir: PathBuf,
+    /// `VAULT_IDENTITY`, when this user unlocks with an identity file.
+    pub identity: Option<PathBuf>,
+    /// `VAULT_PASSPHRASE_FILE`, when this user unlocks with a passphrase.
+    pub passfile: Option<PathBuf>,
+}
+
+impl Env {
+    /// A user with no unlock source configured.
+    pub fn bare_for_tests() -> Env {
+        Env::bare()
+    }
+
+    fn bare() -> Env {
+        let tmp = tempfile::Builder::new()
+            .prefix("vault-test-")
+            .tempdir()
+            .unwrap();
+        let home = tmp.path().join("home");
+        fs::create_dir_all(&home).unwrap();
+        let dir = home.join(".config/vault");
+        Env {
+            tmp,
+            home,
+            dir,
+            identity: None,
+            passfile: None,
+        }
+    }
+
+    /// A user with an age identity file (`VAULT_IDENTITY`) and no vault yet.
+    pub fn new() -> Env {
+        let mut env = Env::bare();
+        let key = env.home.join("key.txt");
+        write_identity(&key);
+        env.identity = Some(key);
+        env
+    }
+
+    /// A user who unlocks `identity.age` with a passphrase from a 0600 file
+    /// (`VAULT_PASSPHRASE_FILE`), with a low scrypt work factor.
+    pub fn with_passphrase(pass: &str) -> Env {
+        let mut env = Env::bare();
+        let file = env.home.join("pass.txt");
+        write_private(&file, format!("{pass}\n").as_bytes());
+        env.passfile = Some(file);
+        env
+    }
+
+    /// `vault init`, asserting success.
+    pub fn init(self) -> Env {
+        self.vault(["init"]).run().success();
+        self
+    }
+
+    pub fn file(&self) -> PathBuf {
+        self.dir.join("vault.age")
+    }
+
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.tmp.path().join(rel)
+    }
+
+    /// Writes a file under the temp dir and returns its path.
+    pub fn write(&self, rel: &str, content: impl AsRef<[u8]>) -> PathBuf {
+        let p = self.path(rel);
+        if let Some(parent) = p.parent() {
+            fs::create_dir_all(parent).unwrap();
+        }
+        fs::write(&p, content).unwrap();
+        p
+    }
+
+    /// A `vault` command in this user's world.
+    pub fn vault<I, S>(&self, args: I) -> Cmd
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        let mut c = Command::new(BIN);
+        c.args(args);
+        for v in CLEARED {
+            c.env_remove(v);
+        }
+        c.env("HOME", &self.home)
+            .env("XDG_CONFIG_HOME", self.home.join(".config"))
+            .env("XDG_RUNTIME_DIR", self.tmp.path().join("run"))
+            .env("VAULT_DIR", &self.dir)
+            .env("VAULT_SCRYPT_WORK_FACTOR", "10")
+            .current_dir(self.tmp.path());
+        if let Some(id) = &self.identity {
+            c.env("VAULT_IDENTITY", id);
+        }
+        if let Some(p) = &self.passfile {
+            c.env("VAULT_PASSPHRASE_FILE", p);
+        }
+        Cmd {
+            cmd: c,
+            stdin: None,
+            detach: true,
+        }
+    }
+
+    /// Creates a secret from KEY=VALUE pairs, asserting success.
+    pub fn create(&self, name: &str, pairs: &[&str]) {
+        let mut args = vec!["secret", "create", name];
+        args.extend(pairs);
+        self.vault(args).run().success();
+    }
+
+    /// Every file under the temp dir (HOME and the vault directory).
+    pub fn all_files(&self) -> Vec<PathBuf> {
+        let mut out = vec![];
+        walk(self.tmp.path(), &mut out);
+        out
+    }
+
+    /// The decrypted database bytes (needs an identity-file user).
+    pub fn plaintext(&self) -> Vec<u8> {
+        let keys = vault::crypto::parse_identity_file(
+            &fs::read(self.identity.as_ref().expect("identity-file user")).unwrap(),
+            "key",
+        )
+        .unwrap();
+        vault::crypto::decrypt_vec(&fs::read(self.file()).unwrap(), &keys)
+            .unwrap()
+            .to_vec()
+    }
+}
+
+fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
+    for e in fs::read_dir(dir).into_iter().flatten().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            walk(&p, out);
+        } else {
+            out.push(p);
+        }
+    }
+}
+
+pub fn write_identity(path: &Path) -> String {
+    let id = vault::crypto::generate();
+    let text = vault::crypto::identity_file_text(&id);
+    write_private(path, text.as_bytes());
+    id.to_public().to_string()
+}
+
+pub fn write_private(path: &Path, content: &[u8]) {
+    fs::write(path, content).unwrap();
+    fs::set_permissions(path, fs::Permissions::from_mode(0o600)).unwrap();
+}
+
+pub struct Cmd {
+    pub cmd: Command,
+    stdin: Option<Vec<u8>>,
+    detach: bool,
+}
+
+impl Cmd {
+    pub fn arg_path(mut self, p: &Path) -> Self {
+        self.cmd.arg(p);
+        self
+    }
+
+    pub fn arg(mut self, a: impl AsRef<OsStr>) -> Self {
+        self.cmd.arg(a);
+        self
+    }
+
+    pub fn env(mut self, k: &str, v: impl AsRef<OsStr>) -> Self {
+        self.cmd.env(k, v);
+        self
+    }
+
+    pub fn env_remove(mut self, k: &str) -> Self {
+        self.cmd.env_remove(k);
+        self
+    }
+
+    pub fn stdin(mut self, input: impl AsRef<[u8]>) -> Self {
+        self.stdin = Some(input.as_ref().to_vec());
+        self
+    }
+
+    pub fn current_dir(mut self, dir: impl AsRef<Path>) -> Self {
+        self.cmd.current_dir(dir);
+        self
+    }
+
+    /// Keep the test's controlling terminal, if any (by default commands run
+    /// in a new session, so that "no terminal" is deterministic).
+    pub fn attached(mut self) -> Self {
+        self.detach = false;
+        self
+    }
+
+    pub fn spawn(mut self) -> std::process::Child {
+        self.prepare();
+        self.cmd.stdin(if self.stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        });
+        self.cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+        let mut child = self.cmd.spawn().unwrap();
+        if let Some(input) = self.stdin.take() {
+            let mut sin = child.stdin.take().unwrap();
+            std::thread::spawn(move || {
+                let _ = sin.write_all(&input);
+            });
+        }
+        child
+    }
+
+    fn prepare(&mut self) {
+        if self.detach {
+            // SAFETY: setsid is async-signal-safe and touches no memory.
+            unsafe {
+                self.cmd.pre_exec(|| {
+                    rustix::process::setsid()?;
+                    Ok(())
+                });
+            }
+        }
+    }
+
+    pub fn run(self) -> Out {
+        let child = self.spawn();
+        let o = child.wait_with_output().unwrap();
+        Out {
+            code: o.status.code(),
+            signal: std::os::unix::process::ExitStatusExt::signal(&o.status),
+            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+            raw_stdout: o.stdout,
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct Out {
+    pub code: Option<i32>,
+    pub signal: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+    pub raw_stdout: Vec<u8>,
+}
+
+impl Out {
+    #[track_caller]
+    pub fn success(self) -> Out {
+        assert_eq!(self.code, Some(0), "expected success: {self:#?}");
+        self
+    }
+
+    /// Exit `code`, no panic, and for vault errors the one-line shape
+    /// `vault: error: …` optionally followed by one `hint: …` line.
+    #[track_caller]
+    pub fn fails(self, code: i32) -> Out {
+        assert_eq!(self.code, Some(code), "expected exit {code}: {self:#?}");
+        assert!(!self.stderr.contains("panicked"), "panic: {self:#?}");
+        if code == 1 {
+            let lines: Vec<&str> = self
+                .stderr
+                .lines()
+                .filter(|l| !l.starts_with("vault: warning:"))
+                .collect();
+            assert!(
+                lines
+                    .first()
+                    .is_some_and(|l| l.starts_with("vault: error: ")),
+                "error line: {self:#?}"
+            );
+            assert!(
+                lines.len() <= 2,
+                "one error line and at most one hint: {self:#?}"
+            );
+            if lines.len() == 2 {
+                assert!(lines[1].starts_with("hint: "), "hint line: {self:#?}");
+            }
+        }
+        self
+    }
+
+    #[track_caller]
+    pub fn stderr_has(self, needle: &str) -> Out {
+        assert!(
+            self.stderr.contains(needle),
+            "stderr lacks {needle:?}: {self:#?}"
+        );
+        self
+    }
+
+    #[track_caller]
+    pub fn stdout_has(self, needle: &str) -> Out {
+        assert!(
+            self.stdout.contains(needle),
+            "stdout lacks {needle:?}: {self:#?}"
+        );
+        self
+    }
+
+    #[track_caller]
+    pub fn lacks(self, needle: &str) -> Out {
+        assert!(
+            !self.stdout.contains(needle) && !self.stderr.contains(needle),
+            "output shows {needle:?}: {self:#?}"
+        );
+        self
+    }
+}
+
+/// Whether an external tool is installed; under CI a missing tool fails the
+/// test instead of skipping it, so a green CI never hides a skipped check.
+pub fn have(tool: &str) -> bool {
+    let found = Command::new("sh")
+        .args(["-c", &format!("command -v {tool}")])
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !found {
+        assert!(std::env::var_os("CI").is_none(), "{tool} is required in CI");
+        eprintln!("skipping: {tool} is not installed");
+    }
+    found
+}
+
+/// Whether this test runs as root (and so needs an unprivileged user to
+/// check permissions).
+pub fn is_root() -> bool {
+    rustix::process::geteuid().is_root()
+}
