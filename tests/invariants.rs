@@ -16,7 +16,7 @@ fn contains(hay: &[u8], needle: &str) -> bool {
     hay.windows(needle.len()).any(|w| w == needle.as_bytes())
 }
 
-/// 1. Plaintext never touches the disk: after a session that creates,
+/// Invariant 1: Plaintext never touches the disk: after a session that creates,
 /// changes and deletes a canary, no file anywhere under the test's HOME and
 /// vault directory holds it.
 #[test]
@@ -47,7 +47,7 @@ fn no_canary_in_any_file() {
     );
 }
 
-/// 2. Deleted means gone: the decrypted database no longer holds the bytes.
+/// Invariant 2: Deleted means gone: the decrypted database no longer holds the bytes.
 #[test]
 fn deleted_canary_is_gone_from_the_database() {
     let env = Env::new().init();
@@ -189,7 +189,7 @@ fn passphrase_prompt_on_a_terminal() {
     assert_eq!(o.status.code(), Some(1), "{o:?}");
 }
 
-/// 4. No lost updates: 50 concurrent creates with distinct names leave 50
+/// Invariant 4: No lost updates: 50 concurrent creates with distinct names leave 50
 /// secrets, on an existing vault and on a missing one (which also races to
 /// create the directory, the identity and the vault file).
 fn fifty_writers(env: &Env) {
@@ -226,7 +226,7 @@ fn fifty_concurrent_creates_on_a_missing_vault_and_identity() {
     assert!(env.dir.join("identity.age").exists());
 }
 
-/// 4. A writer that waits more than 10 s for the lock fails clearly, while
+/// Invariant 4: A writer that waits more than 10 s for the lock fails clearly, while
 /// readers, which take no lock, keep working.
 #[test]
 fn writer_gives_up_after_ten_seconds_readers_carry_on() {
@@ -256,7 +256,7 @@ fn writer_gives_up_after_ten_seconds_readers_carry_on() {
     env.vault(["secret", "set", "a", "K=w"]).run().success();
 }
 
-/// 3. Stale temp files from a crash are cleaned up by the next write.
+/// Invariant 3: Stale temp files from a crash are cleaned up by the next write.
 #[test]
 fn stale_temp_files_are_removed_by_the_next_write() {
     let env = Env::new().init();
@@ -268,7 +268,7 @@ fn stale_temp_files_are_removed_by_the_next_write() {
     assert!(!stale.exists());
 }
 
-/// 5. A write past the file-size limit (a stand-in for a full disk) exits 1
+/// Invariant 5: A write past the file-size limit (a stand-in for a full disk) exits 1
 /// and leaves the old file: SIGXFSZ is handled, not fatal.
 #[test]
 fn file_size_limit_fails_cleanly() {
@@ -297,7 +297,7 @@ fn file_size_limit_fails_cleanly() {
     assert!(vault::fsio::stale_temps(&env.file()).is_empty());
 }
 
-/// 7. The process is hardened: a `vault` waiting on stdin shows umask 077,
+/// Invariant 7: The process is hardened: a `vault` waiting on stdin shows umask 077,
 /// a soft core limit of 0 (hard limit untouched) and is not dumpable.
 #[test]
 fn running_process_is_hardened() {
