@@ -200,7 +200,7 @@ fn bad_input_leaves_the_vault_unchanged() {
     let broken = env.write("b.json", r#"{"A": "SENTINEL-VALUE""#);
     let badkey = env.write("k.json", r#"{"1A": "x"}"#);
     let big = "x".repeat(131_070);
-    let cases: Vec<(Vec<String>, Option<&[u8]>, i32, &str)> = vec![
+    let cases: Vec<Case> = vec![
         (
             args(&["secret", "create", "bad name", "A=1"]),
             None,
@@ -400,6 +400,9 @@ fn wrong_passphrase_leaves_everything_unchanged() {
     assert_eq!(fs::read(env.file()).unwrap(), vault);
     assert_eq!(fs::read(env.dir.join("identity.age")).unwrap(), identity);
 }
+
+/// argv, stdin, exit code, what stderr must say.
+type Case<'a> = (Vec<String>, Option<&'a [u8]>, i32, &'a str);
 
 fn args(a: &[&str]) -> Vec<String> {
     a.iter().map(|s| s.to_string()).collect()
