@@ -55,6 +55,62 @@ pub enum Command {
     /// Create, list, show, change and delete secrets
     #[command(subcommand)]
     Secret(SecretCommand),
+
+    /// Turn a project's .env file into a secret (or many secrets from JSON)
+    ///
+    /// PATH defaults to the nearest .env from the current directory upward; a
+    /// directory starts the search there. NAME defaults to the name of the folder
+    /// that holds the file (`.env.production` gives NAME-production).
+    Import(ImportArgs),
+
+    /// Print secrets, merged in order (later names win), as dotenv, JSON or shell
+    Export {
+        /// Secrets to merge; a later one's keys win
+        #[arg(required = true, value_name = "NAME")]
+        names: Vec<String>,
+        /// dotenv (read back by `vault import`), json (an object), or shell
+        /// (`export KEY='value'` lines, safe to eval in sh, bash and zsh)
+        #[arg(long, value_enum, default_value_t = ExportFormat::Dotenv)]
+        format: ExportFormat,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// A dotenv file (`-` for stdin, with --name), or a directory to search upward from
+    #[arg(value_name = "PATH", conflicts_with = "from_json")]
+    pub path: Option<PathBuf>,
+    /// The secret's name [default: the folder's name]
+    #[arg(long, conflicts_with = "from_json")]
+    pub name: Option<String>,
+    /// Replace secrets that already exist
+    #[arg(long)]
+    pub force: bool,
+    /// Import every .env and .env.SUFFIX of the folder (not examples or templates)
+    #[arg(long, conflicts_with = "from_json")]
+    pub all: bool,
+    /// Keep every value literal: no ${VAR} expansion
+    #[arg(long, conflicts_with = "from_json")]
+    pub no_expand: bool,
+    /// Skip lines that are not KEY=VALUE (with a warning) instead of failing
+    #[arg(long, conflicts_with = "from_json")]
+    pub skip_invalid: bool,
+    /// Show what would be imported, values masked; change nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    /// With --dry-run, print JSON: [{file, name, keys: {KEY: "********"}}]
+    #[arg(long, requires = "dry_run")]
+    pub json: bool,
+    /// Import many secrets at once from {"name": {"KEY": "value"}, …}, in one transaction
+    #[arg(long, value_name = "FILE")]
+    pub from_json: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ExportFormat {
+    Dotenv,
+    Json,
+    Shell,
 }
 
 #[derive(Debug, Subcommand)]

@@ -3,6 +3,7 @@
 
 mod support;
 
+mod dotenv;
 mod init;
 mod invariants;
 mod secret;

@@ -1,6 +1,8 @@
 //! One module per command. Commands validate input, call `vault`/`store`,
 //! and print; they hold no SQL and no crypto.
 
+mod export;
+mod import;
 mod input;
 mod secret;
 mod table;
@@ -11,6 +13,8 @@ pub fn dispatch(ctx: &Context, command: Command) -> Result<()> {
     match command {
         Command::Init => init(ctx),
         Command::Secret(c) => secret::run(ctx, c),
+        Command::Import(args) => import::run(ctx, args),
+        Command::Export { names, format } => export::run(ctx, &names, format),
     }
 }
 

@@ -1,0 +1,317 @@
+//! `vault import`: a project's `.env` files become secrets, and
+//! `vault import --from-json` brings many secrets in at once (the bulk path).
+//! Reading the files is `dotenv`'s job; this decides which files and names.
+
+use std::path::{Path, PathBuf};
+
+use serde_json::json;
+use zeroize::Zeroizing;
+
+use super::{input, secret::plural, table};
+use crate::{
+    Context, MASK,
+    cli::ImportArgs,
+    dotenv,
+    error::{Error, Result},
+    names::{self, EnvKey, SecretName, SecretValue},
+    store, vault,
+};
+
+/// `.env.SUFFIX` files that describe a project's variables rather than hold
+/// them, so `--all` leaves them out.
+const NOT_SECRETS: &[&str] = &[
+    "example", "sample", "template", "dist", "defaults", "keys", "vault",
+];
+
+/// One secret to be written.
+struct Planned {
+    source: String,
+    name: SecretName,
+    entries: Vec<(EnvKey, SecretValue)>,
+}
+
+pub fn run(ctx: &Context, args: ImportArgs) -> Result<()> {
+    let plan = match &args.from_json {
+        Some(path) => from_json(path)?,
+        None => from_dotenv_files(&args)?,
+    };
+    if args.dry_run {
+        return print_plan(&plan, args.json);
+    }
+    for p in &plan {
+        names::warn_dangerous(p.entries.iter().map(|(k, _)| k.as_str()));
+    }
+    let force = args.force;
+    vault::write(ctx, |db| {
+        for p in &plan {
+            store::create_secret(db, &p.name, &p.entries, force)?;
+        }
+        Ok(())
+    })?;
+    if plan.len() > 20 {
+        eprintln!("Imported {} secrets", plan.len());
+    } else {
+        for p in &plan {
+            let n = p.entries.len();
+            eprintln!(
+                "Imported {} as `{}` ({n} {})",
+                p.source,
+                p.name,
+                plural(n, "key", "keys")
+            );
+        }
+    }
+    Ok(())
+}
+
+fn from_dotenv_files(args: &ImportArgs) -> Result<Vec<Planned>> {
+    let cwd = std::env::current_dir().map_err(|e| Error::io("find", Path::new("."), e))?;
+    let files = if args.all {
+        let dir = match &args.path {
+            Some(p) if p.is_dir() => p.clone(),
+            Some(p) => {
+                return Err(Error::new(format!(
+                    "--all takes a folder, and {} is not one",
+                    p.display()
+                ))
+                .hint("pass the folder that holds the .env files, or drop --all"));
+            }
+            None => cwd,
+        };
+        let files = env_files(&dir)?;
+        if files.is_empty() {
+            return Err(
+                Error::new(format!("no .env files in {}", dir.display())).hint(
+                    "`--all` imports .env and .env.SUFFIX files, except examples and templates",
+                ),
+            );
+        }
+        files
+    } else {
+        let start = match &args.path {
+            Some(p) if p.is_dir() => p.clone(),
+            Some(p) => return plan_one(p.clone(), args).map(|p| vec![p]),
+            None => cwd,
+        };
+        vec![nearest_env(&start)?]
+    };
+    files.into_iter().map(|f| plan_one(f, args)).collect()
+}
+
+fn plan_one(file: PathBuf, args: &ImportArgs) -> Result<Planned> {
+    let stdin = file.as_os_str() == "-";
+    let (file, name) = if stdin {
+        let Some(name) = args.name.as_deref() else {
+            return Err(Error::new("a dotenv file on stdin needs a name").hint("pass --name NAME"));
+        };
+        (file, SecretName::parse(name)?)
+    } else {
+        let file = std::path::absolute(&file).map_err(|e| Error::io("resolve", &file, e))?;
+        let name = secret_name_for(&file, args.name.as_deref())?;
+        (file, name)
+    };
+    let opts = dotenv::Options {
+        expand: !args.no_expand,
+        skip_invalid: args.skip_invalid,
+    };
+    let entries = input::from_dotenv(&file, &opts)?.into_vec();
+    if entries.is_empty() {
+        return Err(Error::new(format!("{} holds no variables", file.display()))
+            .hint("a dotenv file has KEY=VALUE lines"));
+    }
+    Ok(Planned {
+        source: if stdin {
+            "stdin".into()
+        } else {
+            file.display().to_string()
+        },
+        name,
+        entries,
+    })
+}
+
+/// The nearest `.env` from `start` upward.
+fn nearest_env(start: &Path) -> Result<PathBuf> {
+    let start = std::path::absolute(start).map_err(|e| Error::io("resolve", start, e))?;
+    start
+        .ancestors()
+        .map(|d| d.join(".env"))
+        .find(|f| f.is_file())
+        .ok_or_else(|| {
+            Error::new(format!(
+                "no .env file in {} or any folder above it",
+                start.display()
+            ))
+            .hint("pass the file to import: `vault import path/to/.env`")
+        })
+}
+
+/// `.env` and `.env.SUFFIX` in `dir`, sorted, leaving out examples,
+/// templates and `.envrc`.
+fn env_files(dir: &Path) -> Result<Vec<PathBuf>> {
+    let entries = std::fs::read_dir(dir).map_err(|e| Error::io("read folder", dir, e))?;
+    let mut out: Vec<PathBuf> = entries
+        .flatten()
+        .filter(|e| {
+            let name = e.file_name();
+            let name = name.to_string_lossy();
+            let ok = match name.strip_prefix(".env") {
+                Some("") => true,
+                Some(rest) => rest
+                    .strip_prefix('.')
+                    .is_some_and(|suffix| !suffix.is_empty() && !NOT_SECRETS.contains(&suffix)),
+                None => false,
+            };
+            ok && e.path().is_file()
+        })
+        .map(|e| e.path())
+        .collect();
+    out.sort();
+    Ok(out)
+}
+
+/// `--name`, else the folder's name; `.env.SUFFIX` adds `-SUFFIX`. Characters
+/// outside the name pattern become `-`, and the result is cut to 64.
+fn secret_name_for(file: &Path, given: Option<&str>) -> Result<SecretName> {
+    let file_name = file
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let suffix = file_name.strip_prefix(".env.").filter(|s| !s.is_empty());
+    let base = match given {
+        Some(n) => n.to_string(),
+        None => file
+            .parent()
+            .and_then(Path::file_name)
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+    };
+    let name = match (given, suffix) {
+        (Some(n), None) => return SecretName::parse(n),
+        (_, Some(s)) => format!("{base}-{s}"),
+        (None, None) => base,
+    };
+    let cleaned: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
+                c
+            } else {
+                '-'
+            }
+        })
+        .take(64)
+        .collect();
+    SecretName::parse(&cleaned).map_err(|_| {
+        Error::new(format!("cannot make a secret name from {}", file.display()))
+            .hint("choose one with --name NAME")
+    })
+}
+
+/// `{"name": {"KEY": "value"}, …}`: every name, key and value is checked
+/// before anything is written.
+fn from_json(path: &Path) -> Result<Vec<Planned>> {
+    let (bytes, source) = input::read_source(path)?;
+    let value: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| {
+        Error::new(format!(
+            "{source} is not valid JSON (line {}, column {})",
+            e.line(),
+            e.column()
+        ))
+        .hint(r#"expected {"name": {"KEY": "value"}, …}"#)
+    })?;
+    let serde_json::Value::Object(secrets) = value else {
+        return Err(Error::new(format!("{source} is not a JSON object"))
+            .hint(r#"expected {"name": {"KEY": "value"}, …}"#));
+    };
+    let mut plan = Vec::with_capacity(secrets.len());
+    for (name, body) in secrets {
+        let name = SecretName::parse(&name)
+            .map_err(|e| Error::new(format!("{source}: {}", e.message())))?;
+        let serde_json::Value::Object(map) = body else {
+            return Err(
+                Error::new(format!("{source}: `{name}` is not an object of keys"))
+                    .hint(r#"expected {"name": {"KEY": "value"}, …}"#),
+            );
+        };
+        let mut entries = Vec::with_capacity(map.len());
+        for (k, v) in map {
+            let key = EnvKey::parse(&k)
+                .map_err(|e| Error::new(format!("{source}, `{name}`: {}", e.message())))?;
+            let serde_json::Value::String(s) = v else {
+                return Err(Error::new(format!(
+                    "{source}: the value of `{key}` in `{name}` is not a string"
+                ))
+                .hint("quote it: environment variables are strings"));
+            };
+            let value = SecretValue::new(&key, Zeroizing::new(s))
+                .map_err(|e| Error::new(format!("{source}, `{name}`: {}", e.message())))?;
+            entries.push((key, value));
+        }
+        if entries.is_empty() {
+            return Err(Error::new(format!("{source}: `{name}` has no keys")));
+        }
+        plan.push(Planned {
+            source: source.clone(),
+            name,
+            entries,
+        });
+    }
+    Ok(plan)
+}
+
+fn print_plan(plan: &[Planned], as_json: bool) -> Result<()> {
+    if as_json {
+        let arr: Vec<_> = plan
+            .iter()
+            .map(|p| {
+                let keys: serde_json::Map<_, _> = p
+                    .entries
+                    .iter()
+                    .map(|(k, _)| (k.to_string(), json!(MASK)))
+                    .collect();
+                json!({"file": p.source, "name": p.name.as_str(), "keys": keys})
+            })
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&arr).unwrap_or_default());
+        return Ok(());
+    }
+    for p in plan {
+        let n = p.entries.len();
+        println!(
+            "{} → `{}` ({n} {})",
+            p.source,
+            p.name,
+            plural(n, "key", "keys")
+        );
+        let rows: Vec<Vec<String>> = p
+            .entries
+            .iter()
+            .map(|(k, _)| vec![format!("  {k}"), MASK.to_string()])
+            .collect();
+        print!("{}", table::render(&["  KEY", "VALUE"], &rows));
+    }
+    eprintln!("Dry run: nothing was imported.");
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_names() {
+        let n = |p: &str| secret_name_for(Path::new(p), None).map(|n| n.to_string());
+        assert_eq!(n("/home/u/myapp/.env").unwrap(), "myapp");
+        assert_eq!(
+            n("/home/u/myapp/.env.production").unwrap(),
+            "myapp-production"
+        );
+        assert_eq!(n("/home/u/my app!/.env").unwrap(), "my-app-");
+        assert_eq!(n(&format!("/x/{}/.env", "a".repeat(80))).unwrap().len(), 64);
+        assert!(n("/home/u/.hidden/.env").is_err());
+        let given = |p: &str, g: &str| secret_name_for(Path::new(p), Some(g)).unwrap().to_string();
+        assert_eq!(given("/a/.env", "web"), "web");
+        assert_eq!(given("/a/.env.staging", "web"), "web-staging");
+    }
+}
