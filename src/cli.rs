@@ -63,6 +63,13 @@ pub enum Command {
     /// that holds the file (`.env.production` gives NAME-production).
     Import(ImportArgs),
 
+    /// Share the vault: list, add or remove the recipients it is encrypted to
+    #[command(subcommand)]
+    Recipients(RecipientsCommand),
+
+    /// Print your own public recipient (age1…), for a teammate to add
+    Recipient,
+
     /// Print secrets, merged in order (later names win), as dotenv, JSON or shell
     Export {
         /// Secrets to merge; a later one's keys win
@@ -72,6 +79,37 @@ pub enum Command {
         /// (`export KEY='value'` lines, safe to eval in sh, bash and zsh)
         #[arg(long, value_enum, default_value_t = ExportFormat::Dotenv)]
         format: ExportFormat,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RecipientsCommand {
+    /// List who the vault is encrypted to
+    #[command(visible_alias = "ls")]
+    List {
+        /// Print a JSON array of {recipient, added_at, you}
+        #[arg(long)]
+        json: bool,
+    },
+    /// Encrypt the vault to more recipients (age1…, ssh-ed25519 …, ssh-rsa …)
+    Add {
+        #[arg(value_name = "RECIPIENT", required_unless_present = "recipients_file")]
+        recipients: Vec<String>,
+        /// Read recipients from FILE, one per line, as `age -R` does
+        #[arg(short = 'R', long = "recipients-file", value_name = "FILE")]
+        recipients_file: Vec<PathBuf>,
+    },
+    /// Stop encrypting the vault to recipients (rotate what they could read!)
+    #[command(visible_alias = "rm")]
+    Remove {
+        #[arg(value_name = "RECIPIENT", required_unless_present = "recipients_file")]
+        recipients: Vec<String>,
+        /// Read recipients from FILE, one per line, as `age -R` does
+        #[arg(short = 'R', long = "recipients-file", value_name = "FILE")]
+        recipients_file: Vec<PathBuf>,
+        /// Allow removing your own last key, which locks you out
+        #[arg(long)]
+        force: bool,
     },
 }
 

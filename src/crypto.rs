@@ -22,7 +22,7 @@ const MAX_WORK_FACTOR: u8 = 22;
 /// recipients they correspond to (used to create a vault for them and to say
 /// "this vault is not encrypted to your key …").
 pub struct Keys {
-    identities: Vec<Box<dyn age::Identity + Send + Sync>>,
+    identities: Vec<Box<dyn age::Identity>>,
     recipients: Vec<String>,
 }
 
@@ -46,10 +46,7 @@ impl Keys {
 
     /// Keys whose secret half lives elsewhere (the agent), with the public
     /// recipients it reported.
-    pub fn from_parts(
-        identities: Vec<Box<dyn age::Identity + Send + Sync>>,
-        recipients: Vec<String>,
-    ) -> Self {
+    pub fn from_parts(identities: Vec<Box<dyn age::Identity>>, recipients: Vec<String>) -> Self {
         Keys {
             identities,
             recipients,
@@ -72,15 +69,21 @@ pub fn generate() -> age::x25519::Identity {
     age::x25519::Identity::generate()
 }
 
-/// An identity file as `age-keygen` writes it: comments, blank lines and
-/// `AGE-SECRET-KEY-1…` lines. Errors name the line number, never the line.
+/// An identity file as `age -i` accepts it: `age-keygen` output (comments,
+/// blank lines and `AGE-SECRET-KEY-1…` lines), or an ssh private key
+/// (ed25519 or rsa; an encrypted one asks its passphrase on the terminal).
+/// Errors name the line number, never the line.
 pub fn parse_identity_file(text: &[u8], source: &str) -> Result<Keys> {
-    let text = std::str::from_utf8(text).map_err(|_| {
+    let not_identity = || {
         Error::new(format!(
-            "{source} is not an age identity file (it is not text)"
+            "{source} is not an age identity file or ssh private key"
         ))
         .hint("create one with `age-keygen -o key.txt`")
-    })?;
+    };
+    let text = std::str::from_utf8(text).map_err(|_| not_identity())?;
+    if text.trim_start().starts_with("-----BEGIN") {
+        return parse_ssh_identity(text, source);
+    }
     let mut keys = Keys {
         identities: vec![],
         recipients: vec![],
@@ -101,10 +104,58 @@ pub fn parse_identity_file(text: &[u8], source: &str) -> Result<Keys> {
         keys.identities.push(Box::new(id));
     }
     if keys.identities.is_empty() {
-        return Err(Error::new(format!("{source} holds no age identity"))
-            .hint("create one with `age-keygen -o key.txt`"));
+        return Err(not_identity());
     }
     Ok(keys)
+}
+
+fn parse_ssh_identity(text: &str, source: &str) -> Result<Keys> {
+    use age::ssh::Identity as Ssh;
+    let id = Ssh::from_buffer(text.as_bytes(), Some(source.to_string())).map_err(|_| {
+        Error::new(format!("{source} is not an ssh private key age can use"))
+            .hint("age accepts ssh-ed25519 and ssh-rsa keys")
+    })?;
+    let recipient = age::ssh::Recipient::try_from(id.clone())
+        .map_err(|_| {
+            Error::new(format!(
+                "{source} is an ssh key of a type age does not support"
+            ))
+            .hint("age accepts ssh-ed25519 and ssh-rsa keys")
+        })?
+        .to_string();
+    let id = match id {
+        Ssh::Encrypted(enc) => {
+            let prompt = format!("Passphrase for the ssh key {source}: ");
+            let pass = rpassword::prompt_password(prompt).map_err(|e| {
+                if crate::unlock::no_terminal(&e) {
+                    Error::new(format!(
+                        "{source} is encrypted and there is no terminal to ask for its passphrase"
+                    ))
+                    .hint("use an unencrypted key for automation, or run in a terminal")
+                } else {
+                    Error::new(format!(
+                        "cannot read the passphrase: {}",
+                        crate::error::describe_io(&e)
+                    ))
+                }
+            })?;
+            let key = enc
+                .decrypt(SecretString::from(pass))
+                .map_err(|_| Error::new(format!("wrong passphrase for the ssh key {source}")))?;
+            Ssh::Unencrypted(key)
+        }
+        Ssh::Unencrypted(key) => Ssh::Unencrypted(key),
+        Ssh::Unsupported(_) => {
+            return Err(Error::new(format!(
+                "{source} is an ssh key of a type age does not support"
+            ))
+            .hint("age accepts ssh-ed25519 and ssh-rsa keys"));
+        }
+    };
+    Ok(Keys {
+        identities: vec![Box::new(id)],
+        recipients: vec![recipient],
+    })
 }
 
 /// The text of an identity file for `id`, as `age-keygen` writes it.
@@ -165,14 +216,51 @@ pub fn open_identity(sealed: &[u8], passphrase: &SecretString, source: &str) -> 
     parse_identity_file(&plain, source)
 }
 
-/// Parses stored recipient strings (`age1…`).
+/// A recipient as users write them: `age1…`, `ssh-ed25519 …` or
+/// `ssh-rsa …` (a trailing comment is dropped).
+pub fn parse_recipient(text: &str) -> Result<Box<dyn age::Recipient + Send>> {
+    let text = text.trim();
+    let invalid = || {
+        Error::new(format!("`{}` is not an age or ssh recipient", crate::names::printable(text)))
+            .hint("a recipient is `age1…` (from `vault recipient` or age-keygen) or an ssh-ed25519/ssh-rsa public key")
+    };
+    if text.starts_with("age1") {
+        return age::x25519::Recipient::from_str(text)
+            .map(|r| Box::new(r) as Box<dyn age::Recipient + Send>)
+            .map_err(|_| invalid());
+    }
+    if text.starts_with("ssh-") {
+        return age::ssh::Recipient::from_str(text)
+            .map(|r| Box::new(r) as Box<dyn age::Recipient + Send>)
+            .map_err(|_| invalid());
+    }
+    Err(invalid())
+}
+
+/// The form a recipient is stored and compared in: validated, and for ssh
+/// keys without the comment (`ssh-ed25519 AAAA…`).
+pub fn canonical_recipient(text: &str) -> Result<String> {
+    parse_recipient(text)?;
+    let text = text.trim();
+    if text.starts_with("ssh-") {
+        let r =
+            age::ssh::Recipient::from_str(text).map_err(|_| Error::new("invalid ssh recipient"))?;
+        return Ok(r.to_string());
+    }
+    Ok(text.to_string())
+}
+
+/// Parses stored recipient strings.
 pub fn parse_recipients(recipients: &[String]) -> Result<Vec<Box<dyn age::Recipient + Send>>> {
     recipients
         .iter()
         .map(|r| {
-            age::x25519::Recipient::from_str(r)
-                .map(|r| Box::new(r) as Box<dyn age::Recipient + Send>)
-                .map_err(|_| Error::new(format!("the vault lists an invalid recipient `{r}`")))
+            parse_recipient(r).map_err(|_| {
+                Error::new(format!(
+                    "the vault lists an invalid recipient `{}`",
+                    crate::names::printable(r)
+                ))
+            })
         })
         .collect()
 }

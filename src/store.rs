@@ -346,6 +346,37 @@ pub fn recipients(conn: &Connection) -> Result<Vec<String>> {
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
+pub struct RecipientInfo {
+    pub recipient: String,
+    pub added_at: String,
+}
+
+pub fn recipients_info(conn: &Connection) -> Result<Vec<RecipientInfo>> {
+    let mut stmt = conn.prepare("SELECT recipient, added_at FROM recipients ORDER BY rowid")?;
+    let rows = stmt.query_map([], |r| {
+        Ok(RecipientInfo {
+            recipient: r.get(0)?,
+            added_at: r.get(1)?,
+        })
+    })?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// Adds a recipient; returns false if it was already there.
+pub fn add_recipient(conn: &Connection, recipient: &str) -> Result<bool> {
+    let n = conn.execute(
+        "INSERT OR IGNORE INTO recipients (recipient, added_at) VALUES (?1, ?2)",
+        params![recipient, now()],
+    )?;
+    Ok(n == 1)
+}
+
+/// Removes a recipient; returns false if it was not there.
+pub fn remove_recipient(conn: &Connection, recipient: &str) -> Result<bool> {
+    let n = conn.execute("DELETE FROM recipients WHERE recipient = ?1", [recipient])?;
+    Ok(n == 1)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

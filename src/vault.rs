@@ -121,13 +121,23 @@ fn load(path: &Path, keys: &Keys) -> Result<Connection> {
 /// Runs `change` as one read-modify-write of the vault, creating the vault
 /// (and, if needed, the owner's identity) when it does not exist yet.
 pub fn write<T>(ctx: &Context, change: impl FnOnce(&Transaction) -> Result<T>) -> Result<T> {
-    read_modify_write(ctx, false, change)
+    read_modify_write(ctx, unlock::for_write(ctx)?, false, change)
+}
+
+/// `write` with keys the caller already obtained (to check them against
+/// the change, say) so that nobody is asked twice.
+pub fn write_with<T>(
+    ctx: &Context,
+    keys: Keys,
+    change: impl FnOnce(&Transaction) -> Result<T>,
+) -> Result<T> {
+    read_modify_write(ctx, WriteKeys::Existing(keys), false, change)
 }
 
 /// Creates a new, empty vault; refuses to replace an existing one.
 pub fn init(ctx: &Context) -> Result<()> {
     refuse_existing(&ctx.paths.file)?;
-    read_modify_write(ctx, true, |_| Ok(()))
+    read_modify_write(ctx, unlock::for_write(ctx)?, true, |_| Ok(()))
 }
 
 fn refuse_existing(file: &Path) -> Result<()> {
@@ -140,13 +150,14 @@ fn refuse_existing(file: &Path) -> Result<()> {
     Ok(())
 }
 
+/// Keys come first, from the caller: a slow prompt or scrypt must not hold
+/// other writers up.
 fn read_modify_write<T>(
     ctx: &Context,
+    mut keys: WriteKeys,
     create_only: bool,
     change: impl FnOnce(&Transaction) -> Result<T>,
 ) -> Result<T> {
-    // Keys first: a slow prompt or scrypt must not hold other writers up.
-    let mut keys = unlock::for_write(ctx)?;
     fsio::ensure_dir(&ctx.paths.dir)?;
     fsio::ensure_dir(&fsio::parent(&ctx.paths.file))?;
     let _lock = loop {

@@ -7,3 +7,4 @@ mod dotenv;
 mod init;
 mod invariants;
 mod secret;
+mod team;

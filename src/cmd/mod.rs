@@ -4,6 +4,7 @@
 mod export;
 mod import;
 mod input;
+mod recipients;
 mod secret;
 mod table;
 
@@ -14,6 +15,8 @@ pub fn dispatch(ctx: &Context, command: Command) -> Result<()> {
         Command::Init => init(ctx),
         Command::Secret(c) => secret::run(ctx, c),
         Command::Import(args) => import::run(ctx, args),
+        Command::Recipients(c) => recipients::run(ctx, c),
+        Command::Recipient => recipients::own(ctx),
         Command::Export { names, format } => export::run(ctx, &names, format),
     }
 }

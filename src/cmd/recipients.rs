@@ -1,0 +1,143 @@
+//! `vault recipients list|add|remove` and `vault recipient`: who a vault is
+//! encrypted to. The table in the database is the truth; every write
+//! re-encrypts to exactly what it lists.
+
+use std::path::PathBuf;
+
+use serde_json::json;
+
+use super::{input, table};
+use crate::{
+    Context,
+    cli::RecipientsCommand,
+    crypto,
+    error::{Error, Result},
+    store, unlock, vault,
+};
+
+pub fn run(ctx: &Context, command: RecipientsCommand) -> Result<()> {
+    match command {
+        RecipientsCommand::List { json } => list(ctx, json),
+        RecipientsCommand::Add {
+            recipients,
+            recipients_file,
+        } => {
+            let wanted = collect(&recipients, &recipients_file)?;
+            let added = vault::write(ctx, |db| {
+                let mut added = vec![];
+                for r in &wanted {
+                    if store::add_recipient(db, r)? {
+                        added.push(r.clone());
+                    } else {
+                        crate::warn(&format!("{r} is already a recipient"));
+                    }
+                }
+                Ok(added)
+            })?;
+            for r in added {
+                eprintln!("Added {r}");
+            }
+            Ok(())
+        }
+        RecipientsCommand::Remove {
+            recipients,
+            recipients_file,
+            force,
+        } => {
+            let unwanted = collect(&recipients, &recipients_file)?;
+            let keys = unlock::unlock(ctx)?;
+            let mine = keys.recipients().to_vec();
+            let removed = vault::write_with(ctx, keys, |db| {
+                for r in &unwanted {
+                    if !store::remove_recipient(db, r)? {
+                        return Err(Error::new(format!("{r} is not a recipient of this vault"))
+                            .hint("`vault recipients list` shows who is"));
+                    }
+                }
+                let left = store::recipients(db)?;
+                if left.is_empty() {
+                    return Err(Error::new("a vault needs at least one recipient")
+                        .hint("add the new one first, then remove the old one"));
+                }
+                if !force && !left.iter().any(|r| mine.contains(r)) {
+                    return Err(Error::new("this would remove your own last key, and you could no longer open the vault")
+                        .hint("pass --force if that is what you want"));
+                }
+                Ok(unwanted.clone())
+            })?;
+            for r in removed {
+                eprintln!("Removed {r}");
+            }
+            eprintln!(
+                "hint: they may have kept a copy of what they could read; rotate those credentials"
+            );
+            Ok(())
+        }
+    }
+}
+
+fn list(ctx: &Context, as_json: bool) -> Result<()> {
+    let keys = unlock::unlock(ctx)?;
+    let v = vault::Vault::open_with(&ctx.paths.file, &keys)?;
+    let list = store::recipients_info(v.conn())?;
+    let mine = keys.recipients();
+    if as_json {
+        let arr: Vec<_> = list
+            .iter()
+            .map(|r| json!({"recipient": r.recipient, "added_at": r.added_at, "you": mine.contains(&r.recipient)}))
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&arr).unwrap_or_default());
+        return Ok(());
+    }
+    let rows: Vec<Vec<String>> = list
+        .iter()
+        .map(|r| {
+            let you = if mine.contains(&r.recipient) {
+                "you"
+            } else {
+                ""
+            };
+            vec![
+                r.recipient.clone(),
+                table::local_time(&r.added_at),
+                you.to_string(),
+            ]
+        })
+        .collect();
+    print!("{}", table::render(&["RECIPIENT", "ADDED", ""], &rows));
+    Ok(())
+}
+
+/// Recipients from arguments and `-R` files (one per line; `#` comments
+/// and blank lines skipped), validated and in canonical form.
+fn collect(args: &[String], files: &[PathBuf]) -> Result<Vec<String>> {
+    let mut out: Vec<String> = vec![];
+    for a in args {
+        out.push(crypto::canonical_recipient(a)?);
+    }
+    for f in files {
+        let (bytes, source) = input::read_source(f)?;
+        let text = std::str::from_utf8(&bytes)
+            .map_err(|_| Error::new(format!("{source} is not a text file of recipients")))?;
+        for (n, line) in text.lines().enumerate() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let r = crypto::canonical_recipient(line)
+                .map_err(|e| Error::new(format!("{source}, line {}: {}", n + 1, e.message())))?;
+            out.push(r);
+        }
+    }
+    out.dedup();
+    Ok(out)
+}
+
+/// Prints the user's own public recipient(s).
+pub fn own(ctx: &Context) -> Result<()> {
+    let keys = unlock::unlock(ctx)?;
+    for r in keys.recipients() {
+        println!("{r}");
+    }
+    Ok(())
+}
