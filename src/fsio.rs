@@ -4,7 +4,7 @@
 
 use std::{
     fs::{self, DirBuilder, File, OpenOptions, TryLockError},
-    io::{self, Write},
+    io::{self, Read, Write},
     os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt},
     path::{Path, PathBuf},
     thread,
@@ -150,15 +150,124 @@ pub fn parent(path: &Path) -> PathBuf {
     }
 }
 
-/// Reads a whole file with an error that names it.
-pub fn read(path: &Path) -> Result<Vec<u8>> {
-    if path.is_dir() {
+/// The most `vault` reads from one input file or stdin. Far above any real
+/// `.env`, JSON or key file (a bulk import of 100,000 secrets is well under
+/// it), and low enough that `--from-json /dev/zero` fails instead of eating
+/// all memory.
+pub const MAX_INPUT: u64 = 256 << 20;
+
+/// How long a named pipe with no writer is given for one to show up: long
+/// enough for a writer that is opening its end right now, short enough that
+/// a forgotten `mkfifo` does not look like a hang.
+pub const FIFO_WRITER_WAIT: Duration = Duration::from_secs(1);
+
+/// Opens `path` for reading without ever blocking in `open`: a named pipe
+/// with no writer opens at once instead of waiting forever.
+fn open_nonblocking(path: &Path) -> Result<(File, fs::Metadata)> {
+    let file = OpenOptions::new()
+        .read(true)
+        .custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32)
+        .open(path)
+        .map_err(|e| Error::io("read", path, e))?;
+    let meta = file.metadata().map_err(|e| Error::io("read", path, e))?;
+    if meta.is_dir() {
         return Err(Error::new(format!(
             "{} is a directory, not a file",
             path.display()
         )));
     }
-    fs::read(path).map_err(|e| Error::io("read", path, e))
+    Ok((file, meta))
+}
+
+/// Back to ordinary blocking reads once we know someone is writing.
+fn set_blocking(file: &File, path: &Path) -> Result<()> {
+    use rustix::fs::{OFlags, fcntl_getfl, fcntl_setfl};
+    fcntl_getfl(file)
+        .and_then(|fl| fcntl_setfl(file, fl - OFlags::NONBLOCK))
+        .map_err(|e| Error::io("read", path, e.into()))
+}
+
+/// Opens a file that must be a regular file (the vault, which is read with
+/// seeks): a directory, a pipe or a device there is refused, never waited on.
+pub fn open_regular(path: &Path) -> Result<File> {
+    let (file, meta) = open_nonblocking(path)?;
+    if !meta.is_file() {
+        return Err(
+            Error::new(format!("{} is not a regular file", path.display()))
+                .hint("move it aside; `vault doctor` checks the vault's files"),
+        );
+    }
+    set_blocking(&file, path)?;
+    Ok(file)
+}
+
+/// Reads a whole file with an error that names it. Regular files and pipes
+/// (`--from-json <(cmd)` is a legitimate use) are read; a named pipe that no
+/// one writes to is an error after a moment, not a hang.
+pub fn read(path: &Path) -> Result<Vec<u8>> {
+    use std::os::unix::fs::FileTypeExt;
+    let (file, meta) = open_nonblocking(path)?;
+    let mut start = vec![];
+    if meta.file_type().is_fifo() {
+        wait_for_writer(&file, path, &mut start)?;
+    }
+    set_blocking(&file, path)?;
+    read_all(file, start, &path.display().to_string(), |e| {
+        Error::io("read", path, e)
+    })
+}
+
+/// A nonblocking read tells a pipe with a writer (data, or `WouldBlock`)
+/// from one without (end of file at once). Without one, wait a moment for
+/// a writer that is still opening its end (poll reports neither data nor
+/// hang-up on a pipe that has never had a writer).
+fn wait_for_writer(file: &File, path: &Path, start: &mut Vec<u8>) -> Result<()> {
+    use rustix::event::{PollFd, PollFlags, Timespec, poll};
+    let mut buf = [0u8; 8192];
+    match (&*file).read(&mut buf) {
+        Ok(0) => {}
+        Ok(n) => {
+            start.extend_from_slice(&buf[..n]);
+            return Ok(());
+        }
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+        Err(e) => return Err(Error::io("read", path, e)),
+    }
+    let wait = Timespec {
+        tv_sec: FIFO_WRITER_WAIT.as_secs() as _,
+        tv_nsec: FIFO_WRITER_WAIT.subsec_nanos() as _,
+    };
+    let mut fds = [PollFd::new(file, PollFlags::IN)];
+    match poll(&mut fds, Some(&wait)) {
+        Ok(0) => Err(Error::new(format!(
+            "{} is a named pipe and nothing is writing to it",
+            path.display()
+        ))
+        .hint("start the command that writes to it first, or pass a regular file")),
+        Ok(_) => Ok(()),
+        Err(e) => Err(Error::io("read", path, e.into())),
+    }
+}
+
+/// Reads `r` to the end after `start`, refusing more than `MAX_INPUT`
+/// bytes; `io_error` words a failed read.
+pub fn read_all(
+    r: impl Read,
+    start: Vec<u8>,
+    source: &str,
+    io_error: impl FnOnce(io::Error) -> Error,
+) -> Result<Vec<u8>> {
+    let mut out = start;
+    r.take(MAX_INPUT + 1 - out.len() as u64)
+        .read_to_end(&mut out)
+        .map_err(io_error)?;
+    if out.len() as u64 > MAX_INPUT {
+        return Err(Error::new(format!(
+            "{source} is larger than {} MiB, more than any vault input can be",
+            MAX_INPUT >> 20
+        )));
+    }
+    Ok(out)
 }
 
 /// Refuses a file that group or others may read: a passphrase file must be

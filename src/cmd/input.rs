@@ -2,11 +2,7 @@
 //! hidden prompts, stdin, JSON and dotenv files. Values never pass through
 //! argv of ours and never appear in errors.
 
-use std::{
-    collections::BTreeMap,
-    io::{IsTerminal, Read},
-    path::Path,
-};
+use std::{collections::BTreeMap, io::IsTerminal, path::Path};
 
 use zeroize::Zeroizing;
 
@@ -87,13 +83,12 @@ fn prompt_value(key: &EnvKey) -> Result<Zeroizing<String>> {
 
 /// All of stdin, less one trailing newline.
 fn read_stdin_value(key: &EnvKey) -> Result<Zeroizing<String>> {
-    let mut bytes = Zeroizing::new(Vec::new());
-    std::io::stdin().read_to_end(&mut bytes).map_err(|e| {
+    let mut bytes = Zeroizing::new(fsio::read_all(std::io::stdin(), vec![], "stdin", |e| {
         Error::new(format!(
             "cannot read the value of `{key}` from stdin: {}",
             crate::error::describe_io(&e)
         ))
-    })?;
+    })?);
     if bytes.last() == Some(&b'\n') {
         bytes.pop();
     }
@@ -180,14 +175,13 @@ fn in_file(e: Error, source: &str) -> Error {
 /// Reads `path` (or stdin for `-`), with a name for messages.
 pub fn read_source(path: &Path) -> Result<(Zeroizing<Vec<u8>>, String)> {
     if path.as_os_str() == "-" {
-        let mut bytes = Zeroizing::new(Vec::new());
-        std::io::stdin().read_to_end(&mut bytes).map_err(|e| {
+        let bytes = fsio::read_all(std::io::stdin(), vec![], "stdin", |e| {
             Error::new(format!(
                 "cannot read stdin: {}",
                 crate::error::describe_io(&e)
             ))
         })?;
-        return Ok((bytes, "stdin".to_string()));
+        return Ok((Zeroizing::new(bytes), "stdin".to_string()));
     }
     Ok((
         Zeroizing::new(fsio::read(path)?),
