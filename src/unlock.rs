@@ -66,7 +66,22 @@ pub fn for_write(ctx: &Context) -> Result<WriteKeys> {
     if ctx.sources.identity.is_some() || ctx.paths.identity.exists() {
         return unlock(ctx).map(WriteKeys::Existing);
     }
+    if ctx.paths.file.exists() {
+        return Err(orphaned_vault(ctx));
+    }
     new_owner(ctx)
+}
+
+/// A vault file exists but `identity.age` does not: a new identity could
+/// not open it, so a write must not make one (it would also replace the
+/// spot where the user's backup of the real one belongs).
+pub fn orphaned_vault(ctx: &Context) -> Error {
+    Error::new(format!(
+        "no identity at {} to open the vault at {}",
+        ctx.paths.identity.display(),
+        ctx.paths.file.display()
+    ))
+    .hint("restore identity.age from a backup, or pass the identity that opens the vault with --identity / VAULT_IDENTITY")
 }
 
 /// A new identity sealed with a new passphrase.

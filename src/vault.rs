@@ -175,6 +175,11 @@ fn read_modify_write<T>(
     if create_only {
         refuse_existing(&ctx.paths.file)?;
     }
+    if matches!(keys, WriteKeys::NewOwner { .. }) && ctx.paths.file.exists() {
+        // A new identity cannot open a vault made for the old one; writing
+        // its identity.age would only bury the way back.
+        return Err(unlock::orphaned_vault(ctx));
+    }
     fsio::remove_stale_temps(&ctx.paths.file);
     fsio::remove_stale_temps(&ctx.paths.identity);
     if let WriteKeys::NewOwner { sealed, .. } = &keys {
