@@ -4,7 +4,7 @@
 
 use std::{
     fmt,
-    io::{self, BufRead, Read, Seek, Write},
+    io::{self, Read, Seek, Write},
     str::FromStr,
 };
 
@@ -194,6 +194,16 @@ pub fn seal_identity(id: &age::x25519::Identity, passphrase: &SecretString) -> R
 
 /// Opens `identity.age` with a passphrase.
 pub fn open_identity(sealed: &[u8], passphrase: &SecretString, source: &str) -> Result<Keys> {
+    if sealed.is_empty() {
+        return Err(
+            Error::new(format!("{source} is empty")).hint("restore identity.age from a backup")
+        );
+    }
+    if !looks_like_age(&mut io::Cursor::new(sealed)).unwrap_or(true) {
+        return Err(Error::new(format!("{source} is not an age file")).hint(
+            "restore identity.age from a backup; a plain identity file is passed with --identity",
+        ));
+    }
     let mut ident = age::scrypt::Identity::new(passphrase.clone());
     ident.set_max_work_factor(MAX_WORK_FACTOR);
     let plain = age::decrypt(&ident, sealed).map_err(|e| match e {
@@ -209,6 +219,9 @@ pub fn open_identity(sealed: &[u8], passphrase: &SecretString, source: &str) -> 
             "{source} asks for more scrypt work than vault accepts"
         ))
         .hint("re-create it with `age -p` on this machine"),
+        age::DecryptError::Io(ref io) if io.kind() == io::ErrorKind::UnexpectedEof => {
+            Error::new(format!("{source} is truncated")).hint("restore identity.age from a backup")
+        }
         other => Error::new(format!("{source} is damaged: {}", age_reason(&other)))
             .hint("restore identity.age from a backup"),
     })?;
@@ -283,12 +296,23 @@ pub fn encrypt_to(
 
 /// A reader of the plaintext of `input`, which must be seekable so that its
 /// length is known before reading (SQLite wants one buffer of the right size).
-pub fn decrypt_stream<R: BufRead + Seek>(
+///
+/// ASCII-armored input (`age -a`) is accepted as `age -d` accepts it: a
+/// vault re-encrypted by hand after a recovery must open.
+pub fn decrypt_stream<R: Read + Seek>(
     input: R,
     keys: &Keys,
     source: &str,
-) -> Result<age::stream::StreamReader<R>> {
-    let dec = age::Decryptor::new_buffered(input).map_err(|e| decrypt_error(e, keys, source))?;
+) -> Result<age::stream::StreamReader<age::armor::ArmoredReader<io::BufReader<R>>>> {
+    let mut input = input;
+    if !looks_like_age(&mut input)
+        .map_err(|e| decrypt_error(age::DecryptError::Io(e), keys, source))?
+    {
+        return Err(Error::new(format!("{source} is not an age file"))
+            .hint("restore it from a backup or from version control"));
+    }
+    let dec = age::Decryptor::new_buffered(age::armor::ArmoredReader::new(input))
+        .map_err(|e| decrypt_error(e, keys, source))?;
     if dec.is_scrypt() {
         return Err(Error::new(format!(
             "{source} is encrypted with a passphrase, not to a key"
@@ -297,6 +321,24 @@ pub fn decrypt_stream<R: BufRead + Seek>(
     }
     dec.decrypt(keys.identities())
         .map_err(|e| decrypt_error(e, keys, source))
+}
+
+/// Whether `input` starts as an age file does, binary or armored (or is
+/// too short to tell), leaving it at the start. Anything else is "not an
+/// age file", which says more than age's "truncated" for a short text file.
+fn looks_like_age(input: &mut (impl Read + Seek)) -> io::Result<bool> {
+    const BINARY: &[u8] = b"age-encryption.org/";
+    const ARMORED: &[u8] = b"-----BEGIN AGE ENCRYPTED FILE-----";
+    let mut head = Vec::with_capacity(64);
+    input.by_ref().take(64).read_to_end(&mut head)?;
+    input.seek(io::SeekFrom::Start(0))?;
+    // Armor may follow whitespace.
+    let head = head.trim_ascii_start();
+    let starts = |magic: &[u8]| {
+        let n = head.len().min(magic.len());
+        head[..n] == magic[..n]
+    };
+    Ok(starts(BINARY) || starts(ARMORED))
 }
 
 fn decrypt_error(e: age::DecryptError, keys: &Keys, source: &str) -> Error {
@@ -316,10 +358,16 @@ fn decrypt_error(e: age::DecryptError, keys: &Keys, source: &str) -> Error {
     }
 }
 
-/// age's messages wrap numbers in invisible isolation marks; drop them.
+/// age's messages wrap numbers in invisible isolation marks, and some run
+/// on over several lines ("unknown age format.\nhave you tried upgrading
+/// …"): keep the first line, without the marks, so that an error stays one
+/// line.
 pub fn age_reason(e: &dyn std::fmt::Display) -> String {
-    e.to_string()
-        .replace(['\u{2068}', '\u{2069}'], "")
+    let text = e.to_string().replace(['\u{2068}', '\u{2069}'], "");
+    text.lines()
+        .next()
+        .unwrap_or_default()
+        .trim()
         .trim_end_matches('.')
         .to_lowercase()
 }
@@ -414,6 +462,14 @@ mod tests {
         flipped[n] ^= 1;
         assert!(decrypt_vec(&flipped, &keys).is_err());
         assert!(decrypt_vec(b"", &keys).is_err());
+    }
+
+    #[test]
+    fn age_reasons_are_one_line() {
+        let e = age::DecryptError::UnknownFormat;
+        let reason = age_reason(&e);
+        assert!(!reason.contains('\n'), "{reason:?}");
+        assert_eq!(reason, "unknown age format");
     }
 
     #[test]

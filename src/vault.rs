@@ -10,8 +10,7 @@
 //! recipients listed in the database, and replace the file atomically.
 
 use std::{
-    fs::File,
-    io::{BufReader, BufWriter, Write},
+    io::{self, BufWriter, Read, Seek, Write},
     path::{Path, PathBuf},
 };
 
@@ -91,14 +90,23 @@ fn require_exists(path: &Path) -> Result<()> {
 /// Decrypts `path` into a fresh in-memory database and checks it.
 fn load(path: &Path, keys: &Keys) -> Result<Connection> {
     let source = path.display().to_string();
-    if path.is_dir() {
-        return Err(
-            Error::new(format!("{source} is a directory, not a vault file"))
-                .hint("move it aside; `vault doctor` checks the vault's files"),
-        );
+    let file = fsio::open_regular(path)?;
+    if file.metadata().is_ok_and(|m| m.len() == 0) {
+        return Err(Error::new(format!("{source} is empty"))
+            .hint("restore it from a backup or from version control"));
     }
-    let file = File::open(path).map_err(|e| Error::io("open", path, e))?;
-    let mut plain = crypto::decrypt_stream(BufReader::new(file), keys, &source)?;
+    // ArmoredReader buffers the file itself.
+    load_from(file, keys, &source)
+}
+
+/// `load` for a vault file held in memory: what the fuzz targets and their
+/// seed tests drive, so that they exercise exactly the code `load` runs.
+pub fn load_bytes(bytes: &[u8], keys: &Keys) -> Result<Connection> {
+    load_from(io::Cursor::new(bytes), keys, "input")
+}
+
+fn load_from(input: impl Read + Seek, keys: &Keys, source: &str) -> Result<Connection> {
+    let mut plain = crypto::decrypt_stream(input, keys, source)?;
     let damaged = |e: &dyn std::fmt::Display| {
         Error::new(format!("{source} is damaged: {}", crypto::age_reason(e)))
             .hint("restore it from a backup or from version control")
@@ -114,7 +122,17 @@ fn load(path: &Path, keys: &Keys) -> Result<Connection> {
     let mut conn = Connection::open_in_memory()?;
     conn.deserialize_read_exact(MAIN_DB, &mut plain, len, false)
         .map_err(|e| damaged(&e))?;
-    store::prepare(&mut conn, &source)?;
+    store::prepare(&mut conn, source)?;
+    Ok(conn)
+}
+
+/// The second half of `load`, on plaintext database bytes: deserialize and
+/// check. For the fuzz target that feeds SQLite and `store::prepare`
+/// arbitrary databases, which no one can do through a file without the key.
+pub fn load_plaintext(bytes: &[u8]) -> Result<Connection> {
+    let mut conn = Connection::open_in_memory()?;
+    conn.deserialize_read_exact(MAIN_DB, bytes, bytes.len(), false)?;
+    store::prepare(&mut conn, "input")?;
     Ok(conn)
 }
 
