@@ -6,5 +6,6 @@ mod support;
 mod dotenv;
 mod init;
 mod invariants;
+mod regression;
 mod secret;
 mod team;
