@@ -3,6 +3,7 @@
 
 mod support;
 
+mod badinput;
 mod dotenv;
 mod init;
 mod invariants;
