@@ -8,5 +8,6 @@ mod dotenv;
 mod init;
 mod invariants;
 mod regression;
+mod reliability;
 mod secret;
 mod team;
