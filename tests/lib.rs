@@ -5,6 +5,7 @@ mod support;
 
 mod badinput;
 mod dotenv;
+mod fuzz_seeds;
 mod init;
 mod invariants;
 mod regression;

@@ -1,0 +1,87 @@
+//! The bodies of the fuzz targets. `tests/fuzz_seeds.rs` in the main crate
+//! includes this very file and runs every seed in `fuzz/seeds/<target>/`
+//! through it, so CI exercises the same code the fuzzers do.
+//!
+//! Each function must return normally on any input: an `Err` from `vault`
+//! is the right answer to bad bytes; a panic, a hang or an abort is a bug.
+
+use vault::{crypto, dotenv, store, vault as file};
+
+/// A fixed identity for fuzzing only; the seeds in `seeds/vault_load/` are
+/// encrypted to it. It protects nothing.
+pub const FUZZ_IDENTITY: &str =
+    "AGE-SECRET-KEY-1V706UMM6ZCR4N3M8KNPXQHNV4EJ5G0J9AKQHQ4U09EPC9GQSS7QQHW5SCS";
+
+/// `dotenv::parse` with every option, and the round trips `export` promises:
+/// whatever parses, rendered as dotenv, parses back to the same values;
+/// rendered as JSON, is JSON with the same values.
+pub fn dotenv_parse(data: &[u8]) {
+    let lookup = |name: &str| (name == "HOME").then(|| "/home/fuzz".to_string());
+    for (expand, skip_invalid) in [(true, false), (false, false), (true, true)] {
+        let opts = dotenv::Options {
+            expand,
+            skip_invalid,
+        };
+        let _ = dotenv::parse(data, &opts, &lookup);
+    }
+    let Ok(parsed) = dotenv::parse(data, &dotenv::Options::default(), &|_| None) else {
+        return;
+    };
+    // Values with NUL cannot be stored (names::SecretValue refuses them).
+    let pairs: Vec<(&str, &str)> = parsed
+        .entries
+        .iter()
+        .filter(|e| !e.value.contains('\0'))
+        .map(|e| (e.key.as_str(), e.value.as_str()))
+        .collect();
+    let text = dotenv::render_dotenv(&pairs);
+    let back = match dotenv::parse(text.as_bytes(), &dotenv::Options::default(), &|_| None) {
+        Ok(back) => back,
+        Err(e) => panic!("rendered dotenv does not parse: {e}"),
+    };
+    let back: Vec<(&str, &str)> = back
+        .entries
+        .iter()
+        .map(|e| (e.key.as_str(), e.value.as_str()))
+        .collect();
+    assert_eq!(pairs, back, "dotenv round trip");
+    let json = dotenv::render_json(&pairs);
+    let value: serde_json::Value = serde_json::from_str(&json).expect("rendered JSON parses");
+    let object = value.as_object().expect("rendered JSON is an object");
+    assert_eq!(object.len(), pairs.len());
+    for (k, v) in &pairs {
+        assert_eq!(object[*k].as_str(), Some(*v), "JSON round trip");
+    }
+}
+
+/// Arbitrary bytes as a vault file: age header, STREAM payload, then
+/// SQLite and the schema check. Loads must fail cleanly, never panic.
+pub fn vault_load(data: &[u8]) {
+    let keys = crypto::parse_identity_file(FUZZ_IDENTITY.as_bytes(), "fuzz")
+        .expect("the fuzz identity parses");
+    if let Ok(conn) = file::load_bytes(data, &keys) {
+        read_everything(&conn);
+    }
+}
+
+/// Arbitrary bytes as the decrypted database: `deserialize`, the schema
+/// check and migrations, then the queries every command runs.
+pub fn db_load(data: &[u8]) {
+    if let Ok(conn) = file::load_plaintext(data) {
+        read_everything(&conn);
+    }
+}
+
+/// What `secret list`, `secret show` and `recipients list` read.
+fn read_everything(conn: &rusqlite::Connection) {
+    let _ = store::recipients(conn);
+    let _ = store::recipients_info(conn);
+    if let Ok(list) = store::list(conn) {
+        for s in list {
+            if let Ok(name) = vault::names::SecretName::parse(&s.name) {
+                let _ = store::info(conn, &name);
+                let _ = store::entries(conn, &name);
+            }
+        }
+    }
+}
