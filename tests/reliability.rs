@@ -117,6 +117,8 @@ struct CrashOp<'a> {
     next: Box<Next<'a>>,
     /// Files the command must leave byte for byte as they were.
     untouched: Vec<PathBuf>,
+    /// What it runs on, for the summary line.
+    about: String,
     loops: usize,
 }
 
@@ -131,6 +133,9 @@ struct Figures {
     after: usize,
     /// Kills timed from the command's start rather than the temp file's.
     anywhere: usize,
+    /// Per kill: `m` mid-write (its temp file was left), `b` before the
+    /// temp file existed, `a` after the rename.
+    timeline: String,
     write: Duration,
     temp_from: Duration,
     temp_until: Duration,
@@ -234,10 +239,13 @@ fn crash_loops(op: &CrashOp) -> Figures {
                 op.name
             );
             f.mid_write += 1;
+            f.timeline.push('m');
         } else if finished || now == new {
             f.after += 1;
+            f.timeline.push('a');
         } else {
             f.before += 1;
+            f.timeline.push('b');
         }
         state = now;
         for (file, before) in op.untouched.iter().zip(&untouched) {
@@ -261,10 +269,11 @@ fn crash_loops(op: &CrashOp) -> Figures {
         op.name
     );
     eprintln!(
-        "crash {}: {} loops, kills mid-write (temp file present) {}, before the write {}, after it {} \
+        "crash {} {}: {} loops survived; kills mid-write (temp file present) {}, before the write {}, after it {} \
          ({} timed from the start, the rest from the temp file); \
-         a write takes {} ms, its temp file exists from {} to {} ms; seed {seed}",
+         a write takes {} ms, its temp file exists from {} to {} ms; seed {seed}; kills: {}",
         op.name,
+        op.about,
         f.loops,
         f.mid_write,
         f.before,
@@ -273,6 +282,7 @@ fn crash_loops(op: &CrashOp) -> Figures {
         f.write.as_millis(),
         f.temp_from.as_millis(),
         f.temp_until.as_millis(),
+        f.timeline,
     );
     // A run whose kills all land before or after the write proves nothing.
     assert!(
@@ -307,10 +317,10 @@ fn crash_during_secret_set() {
         observe: Box::new(|_| state_of(&env, "s123", "K0")),
         next: Box::new(|_, i| format!("value-{i}")),
         untouched: vec![],
+        about: format!("on a {:.1} MB vault", size as f64 / 1e6),
         loops: 50,
     };
     crash_loops(&op);
-    eprintln!("crash secret set: vault file {:.1} MB", size as f64 / 1e6);
 }
 
 /// The same for `recipients add`, which re-encrypts the whole vault to a
@@ -318,7 +328,7 @@ fn crash_during_secret_set() {
 #[test]
 fn crash_during_recipients_add() {
     let env = Env::new().init();
-    big_vault(&env);
+    let size = big_vault(&env);
     let others: Vec<String> = (0..60)
         .map(|i| write_identity(&env.path(&format!("r{i}.txt"))))
         .collect();
@@ -339,6 +349,7 @@ fn crash_during_recipients_add() {
         }),
         next: Box::new(|old, i| format!("{old},{}", others[i])),
         untouched: vec![],
+        about: format!("on a {:.1} MB vault", size as f64 / 1e6),
         loops: 50,
     };
     crash_loops(&op);
@@ -386,6 +397,7 @@ fn crash_during_passwd() {
         }),
         next: Box::new(|_, i| format!("pass-{i}")),
         untouched: vec![env.file()],
+        about: "of identity.age".into(),
         loops: 50,
     };
     crash_loops(&op);
