@@ -83,7 +83,9 @@ pub fn prepare(conn: &mut Connection, source: &str) -> Result<()> {
             |r| r.get(0),
         )
         .map_err(|_| not_a_vault())?;
-    if version == 0 || has_secrets == 0 {
+    // user_version is a signed 32-bit field: a negative one (a hand-edited
+    // or hostile database) is no version vault ever wrote.
+    if version <= 0 || has_secrets == 0 {
         return Err(not_a_vault());
     }
     if version > SCHEMA_VERSION {
@@ -99,8 +101,10 @@ fn migrate(conn: &mut Connection, from: i64) -> Result<()> {
     if from >= SCHEMA_VERSION {
         return Ok(());
     }
+    let from = usize::try_from(from)
+        .map_err(|_| Error::new(format!("cannot migrate from schema version {from}")))?;
     let tx = conn.transaction()?;
-    for sql in &MIGRATIONS[from as usize..] {
+    for sql in &MIGRATIONS[from..] {
         tx.execute_batch(sql)?;
     }
     tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
@@ -477,6 +481,14 @@ mod tests {
         c4.deserialize_read_exact(MAIN_DB, &b[..], b.len(), false)
             .unwrap();
         assert!(prepare(&mut c4, "vault.age").is_err());
+    }
+
+    #[test]
+    fn negative_schema_version_is_not_a_vault() {
+        let mut conn = create(&[]).unwrap();
+        conn.pragma_update(None, "user_version", -156).unwrap();
+        let err = prepare(&mut conn, "vault.age").unwrap_err();
+        assert!(err.message().contains("not a vault database"), "{err:?}");
     }
 
     #[test]

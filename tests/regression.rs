@@ -139,3 +139,30 @@ fn armored_vault_file_opens() {
         .success()
         .stdout_has("K=binary-again");
 }
+
+/// A database whose `PRAGMA user_version` is negative (the field is a
+/// signed 32-bit integer) panicked in the migration code, slicing the
+/// migration list from a negative index: any member of a team vault could
+/// have made everyone's `vault` crash. Found by the `db_load` fuzz target;
+/// its input is the seed `fuzz/seeds/db_load/negative-user-version.db`.
+#[test]
+fn negative_schema_version_is_refused_not_a_panic() {
+    let env = Env::new().init();
+    env.create("db", &["K=v"]);
+    let plain = env.plaintext();
+    let mut conn = rusqlite::Connection::open_in_memory().unwrap();
+    conn.deserialize_read_exact(rusqlite::MAIN_DB, &plain[..], plain.len(), false)
+        .unwrap();
+    conn.pragma_update(None, "user_version", -156).unwrap();
+    let hostile = conn.serialize(rusqlite::MAIN_DB).unwrap().to_vec();
+    let recipient = env.vault(["recipient"]).run().success().stdout;
+    let sealed = vault::crypto::encrypt_vec(&[recipient.trim().to_string()], &hostile).unwrap();
+    fs::write(env.file(), &sealed).unwrap();
+    for args in [&["secret", "list"][..], &["secret", "set", "db", "K=w"]] {
+        env.vault(args)
+            .run()
+            .fails(1)
+            .stderr_has("not a vault database");
+        assert_eq!(fs::read(env.file()).unwrap(), sealed);
+    }
+}
