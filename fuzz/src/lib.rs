@@ -65,10 +65,18 @@ pub fn vault_load(data: &[u8]) {
 }
 
 /// Arbitrary bytes as the decrypted database: `deserialize`, the schema
-/// check and migrations, then the queries every command runs.
+/// check and migrations, the queries every command runs, then a write and
+/// the serialization a save does.
 pub fn db_load(data: &[u8]) {
-    if let Ok(conn) = file::load_plaintext(data) {
+    if let Ok(mut conn) = file::load_plaintext(data) {
         read_everything(&conn);
+        let name = vault::names::SecretName::parse("fuzz").expect("a valid name");
+        let key = vault::names::EnvKey::parse("KEY").expect("a valid key");
+        let value = vault::names::SecretValue::new(&key, "value".to_string().into())
+            .expect("a valid value");
+        let _ = store::create_secret(&conn, &name, &[(key, value)], true);
+        let _ = store::delete(&conn, &name);
+        let _ = conn.serialize(rusqlite::MAIN_DB);
     }
 }
 
