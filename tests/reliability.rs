@@ -174,10 +174,22 @@ fn crash_loops(op: &CrashOp) -> Figures {
     let untouched: Vec<Vec<u8>> = op.untouched.iter().map(|f| fs::read(f).unwrap()).collect();
     // Calibrate on three full writes (loops 0, 1, 2); the median is the one
     // whose window the delays are drawn from.
-    let mut runs: Vec<_> = (0..3).map(|i| calibrate(op, i)).collect();
+    // Observing after each run keeps state-tracking commands (passwd's
+    // current passphrase) in step.
+    let mut runs: Vec<_> = (0..3)
+        .map(|i| {
+            let run = calibrate(op, i);
+            (op.observe)(i);
+            run
+        })
+        .collect();
     runs.sort();
     let (write, temp_from, temp_until) = runs[1];
-    let width = temp_until.saturating_sub(temp_from);
+    // How long the temp file lives, re-estimated as the loops go: a kill
+    // that came too late shrinks it, one that landed widens it a little, so
+    // that a change in the machine's load does not push every kill past the
+    // rename.
+    let mut width = temp_until.saturating_sub(temp_from);
     let mut state = (op.observe)(2);
     let mut f = Figures {
         loops: op.loops,
@@ -240,9 +252,15 @@ fn crash_loops(op: &CrashOp) -> Figures {
             );
             f.mid_write += 1;
             f.timeline.push('m');
+            if !anywhere {
+                width = (width + width / 20).min(write);
+            }
         } else if finished || now == new {
             f.after += 1;
             f.timeline.push('a');
+            if !anywhere {
+                width -= width / 5;
+            }
         } else {
             f.before += 1;
             f.timeline.push('b');
@@ -908,7 +926,9 @@ fn strace_shows_only_temp_lock_and_rename_writes() {
     fs::create_dir_all(&tmpdir).unwrap();
     let log = env.path("strace.log");
     let mut opened_for_writing = BTreeSet::new();
-    for mut c in session(&env, &tmpdir, "CANARY-77c2d0-strace") {
+    let commands = session(&env, &tmpdir, "CANARY-77c2d0-strace");
+    let n = commands.len();
+    for mut c in commands {
         let argv: Vec<_> = std::iter::once(c.cmd.get_program().to_owned())
             .chain(c.cmd.get_args().map(|a| a.to_owned()))
             .collect();
@@ -972,7 +992,7 @@ fn strace_shows_only_temp_lock_and_rename_writes() {
         .collect();
     eprintln!(
         "strace: {} commands, {} distinct paths opened for writing or renamed to: {shown:?}",
-        session(&env, &tmpdir, "x").len(),
+        n,
         opened_for_writing.len()
     );
 }
