@@ -63,6 +63,42 @@ pub enum Command {
     /// that holds the file (`.env.production` gives NAME-production).
     Import(ImportArgs),
 
+    /// Start an agent that holds your identity for a while, so commands stop asking
+    ///
+    /// The agent unwraps vault files for processes of your own user and never
+    /// hands the identity out, like ssh-agent. Unlocking again replaces it.
+    Unlock {
+        /// How long the agent lives: 90s, 15m, 2h, 1h30m
+        #[arg(long, default_value = "15m", value_parser = crate::agent::parse_duration)]
+        timeout: std::time::Duration,
+    },
+
+    /// Stop the agent, forgetting the identity
+    Lock,
+
+    /// Show the vault's path, whether it is unlocked, and for how long
+    Status {
+        /// Print {vault, exists, unlocked, seconds_left, agent_pid, socket, secrets}
+        #[arg(long)]
+        json: bool,
+    },
+
+    /// Change the passphrase of identity.age (the vault file is not touched)
+    Passwd {
+        /// Read the new passphrase from the first line of FILE (mode 0600)
+        #[arg(long, value_name = "FILE")]
+        new_passphrase_file: Option<PathBuf>,
+    },
+
+    /// The agent process itself (started by `vault unlock`)
+    #[command(name = "__agent", hide = true)]
+    Agent {
+        #[arg(long)]
+        socket: PathBuf,
+        #[arg(long)]
+        seconds: u64,
+    },
+
     /// Share the vault: list, add or remove the recipients it is encrypted to
     #[command(subcommand)]
     Recipients(RecipientsCommand),

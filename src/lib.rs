@@ -20,6 +20,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod agent;
 pub mod cli;
 mod cmd;
 pub mod crypto;

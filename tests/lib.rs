@@ -3,6 +3,7 @@
 
 mod support;
 
+mod agent;
 mod dotenv;
 mod init;
 mod invariants;

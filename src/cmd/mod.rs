@@ -1,6 +1,7 @@
 //! One module per command. Commands validate input, call `vault`/`store`,
 //! and print; they hold no SQL and no crypto.
 
+mod agent;
 mod export;
 mod import;
 mod input;
@@ -15,6 +16,13 @@ pub fn dispatch(ctx: &Context, command: Command) -> Result<()> {
         Command::Init => init(ctx),
         Command::Secret(c) => secret::run(ctx, c),
         Command::Import(args) => import::run(ctx, args),
+        Command::Unlock { timeout } => agent::unlock(ctx, timeout),
+        Command::Lock => agent::lock(ctx),
+        Command::Status { json } => agent::status(ctx, json),
+        Command::Passwd {
+            new_passphrase_file,
+        } => agent::passwd(ctx, new_passphrase_file.as_deref()),
+        Command::Agent { socket, seconds } => crate::agent::serve(&socket, seconds),
         Command::Recipients(c) => recipients::run(ctx, c),
         Command::Recipient => recipients::own(ctx),
         Command::Export { names, format } => export::run(ctx, &names, format),
