@@ -90,6 +90,9 @@ pub enum Command {
         new_passphrase_file: Option<PathBuf>,
     },
 
+    /// Check permissions, the lock, the agent, integrity, schema and stray files
+    Doctor,
+
     /// The agent process itself (started by `vault unlock`)
     #[command(name = "__agent", hide = true)]
     Agent {
@@ -206,9 +209,19 @@ pub enum SecretCommand {
         /// Take keys from a JSON object of strings (`-` reads stdin)
         #[arg(long, value_name = "PATH")]
         from_json: Option<PathBuf>,
+        /// Prompt for the keys of a known service (`vault secret templates` lists them)
+        #[arg(long, short = 't', value_name = "TEMPLATE")]
+        template: Option<String>,
         /// Replace an existing secret of the same name
         #[arg(long)]
         force: bool,
+    },
+
+    /// List the service templates for `secret create --template`
+    Templates {
+        /// Print a JSON array of {name, description, keys: [{name, secret, default}]}
+        #[arg(long)]
+        json: bool,
     },
 
     /// List secrets: name, number of keys, created, updated

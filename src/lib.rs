@@ -29,6 +29,7 @@ pub mod error;
 pub mod fsio;
 pub mod names;
 pub mod store;
+pub mod templates;
 pub mod unlock;
 pub mod vault;
 

@@ -108,6 +108,23 @@ fn migrate(conn: &mut Connection, from: i64) -> Result<()> {
     Ok(())
 }
 
+/// SQLite's full check; costs as much as loading the vault, so only
+/// `vault doctor` runs it.
+pub fn integrity_check(conn: &Connection) -> Result<()> {
+    let mut stmt = conn.prepare("PRAGMA integrity_check")?;
+    let rows: Vec<String> = stmt
+        .query_map([], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    if rows == ["ok"] {
+        Ok(())
+    } else {
+        Err(Error::new(format!(
+            "the database fails PRAGMA integrity_check ({} findings)",
+            rows.len()
+        )))
+    }
+}
+
 pub fn schema_version(conn: &Connection) -> Result<i64> {
     Ok(conn.query_row("PRAGMA user_version", [], |r| r.get(0))?)
 }

@@ -7,5 +7,6 @@ mod agent;
 mod dotenv;
 mod init;
 mod invariants;
+mod polish;
 mod secret;
 mod team;

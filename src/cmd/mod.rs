@@ -2,6 +2,7 @@
 //! and print; they hold no SQL and no crypto.
 
 mod agent;
+mod doctor;
 mod export;
 mod import;
 mod input;
@@ -18,6 +19,7 @@ pub fn dispatch(ctx: &Context, command: Command) -> Result<()> {
         Command::Import(args) => import::run(ctx, args),
         Command::Unlock { timeout } => agent::unlock(ctx, timeout),
         Command::Lock => agent::lock(ctx),
+        Command::Doctor => doctor::run(ctx),
         Command::Status { json } => agent::status(ctx, json),
         Command::Passwd {
             new_passphrase_file,
