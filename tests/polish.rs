@@ -71,7 +71,6 @@ fn template_prompts_on_a_terminal_hiding_secret_keys() {
     let env = Env::new().init();
     let script = format!(
         "set timeout 10
-expect_before timeout {{ exit 99 }}
 spawn {BIN} secret create pg --template postgres PGDATABASE=app
 expect -ex {{PGHOST [localhost]: }}
 sleep 0.2
