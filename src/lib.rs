@@ -128,7 +128,20 @@ impl Hardening {
 
 /// Prints `vault: warning: …` on stderr.
 pub fn warn(msg: &str) {
-    eprintln!("vault: warning: {msg}");
+    eprintln!("vault: {}: {msg}", paint("warning", "33"));
+}
+
+/// Colour for stderr labels: only on a terminal, and never with `NO_COLOR`
+/// set (no-color.org).
+fn paint(label: &str, sgr: &str) -> String {
+    use std::io::IsTerminal;
+    let wanted = std::io::stderr().is_terminal()
+        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+    if wanted {
+        format!("\x1b[1;{sgr}m{label}\x1b[0m")
+    } else {
+        label.to_string()
+    }
 }
 
 /// Parses the command line and runs it; returns the exit code.
@@ -156,8 +169,8 @@ pub fn run(cli: cli::Cli, hardening: Hardening) -> Result<()> {
 }
 
 fn report(e: &Error) {
-    eprintln!("vault: error: {}", e.message());
+    eprintln!("vault: {}: {}", paint("error", "31"), e.message());
     if let Some(h) = e.hint_text() {
-        eprintln!("hint: {h}");
+        eprintln!("{}: {h}", paint("hint", "36"));
     }
 }

@@ -175,3 +175,36 @@ fn unknown_subcommand_suggests() {
         .fails(2)
         .stderr_has("list");
 }
+
+/// Colour on a terminal only, and never with NO_COLOR.
+#[test]
+fn colour_only_on_a_terminal_and_not_with_no_color() {
+    if !have("expect") {
+        return;
+    }
+    let env = Env::new().init();
+    let screen = |no_color: Option<&str>| {
+        let mut c = Command::new("expect");
+        c.arg("-c")
+            .arg(format!("spawn {BIN} secret show nope\nexpect eof\n"))
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap())
+            .env("VAULT_DIR", &env.dir)
+            .env("VAULT_IDENTITY", env.identity.as_ref().unwrap());
+        if let Some(v) = no_color {
+            c.env("NO_COLOR", v);
+        }
+        String::from_utf8_lossy(&c.output().unwrap().stdout).into_owned()
+    };
+    assert!(
+        screen(None).contains("\x1b[1;31merror\x1b[0m"),
+        "{:?}",
+        screen(None)
+    );
+    assert!(!screen(Some("1")).contains('\x1b'));
+    // Not a terminal: plain.
+    env.vault(["secret", "show", "nope"])
+        .run()
+        .fails(1)
+        .lacks("\x1b[");
+}
