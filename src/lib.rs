@@ -16,7 +16,8 @@
 //! crypto), `vault` (the only code that touches vault files), `store` (schema
 //! and queries), `crypto` (age), `unlock` (where the identity comes from),
 //! `fsio` (atomic writes, the lock), `names` (validated names and values),
-//! `dotenv` (our dotenv reader), `error`.
+//! `dotenv` (our dotenv reader), `env` (the merged environment `run` gives
+//! its child), `exec` (replacing `vault` with that child), `error`.
 
 #![forbid(unsafe_code)]
 
@@ -24,7 +25,9 @@ pub mod cli;
 mod cmd;
 pub mod crypto;
 pub mod dotenv;
+pub mod env;
 pub mod error;
+pub mod exec;
 pub mod fsio;
 pub mod names;
 pub mod store;
