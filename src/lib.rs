@@ -39,8 +39,6 @@ use std::{
     sync::{Arc, atomic::AtomicBool},
 };
 
-use clap::Parser;
-
 pub use error::{Error, Result};
 
 /// How a masked value is shown everywhere: never its length.
@@ -135,7 +133,7 @@ pub fn warn(msg: &str) {
 /// Parses the command line and runs it; returns the exit code.
 pub fn main() -> i32 {
     let hardening = Hardening::apply();
-    let cli = match cli::Cli::try_parse() {
+    let cli = match cli::parse() {
         Ok(cli) => cli,
         Err(e) => {
             let _ = e.print();

@@ -2,6 +2,7 @@
 //! and print; they hold no SQL and no crypto.
 
 mod input;
+mod run;
 mod secret;
 mod table;
 
@@ -11,6 +12,8 @@ pub fn dispatch(ctx: &Context, command: Command) -> Result<()> {
     match command {
         Command::Init => init(ctx),
         Command::Secret(c) => secret::run(ctx, c),
+        Command::Run(args) => run::run(ctx, args),
+        Command::Shell(args) => run::shell(ctx, args),
     }
 }
 
