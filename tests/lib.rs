@@ -5,4 +5,5 @@ mod support;
 
 mod init;
 mod invariants;
+mod run;
 mod secret;
