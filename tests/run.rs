@@ -382,6 +382,42 @@ fn child_gets_the_callers_umask_and_core_limit() {
     );
 }
 
+/// vault ignores SIGPIPE (Rust does) and handles SIGXFSZ; the child must
+/// start with the caller's dispositions and signal mask, not ours. Only the
+/// standard signals 1-31 are compared: 32 and up are glibc's own, and how
+/// they look depends on how the test spawns (fork or posix_spawn).
+#[test]
+fn child_gets_the_callers_signal_dispositions() {
+    fn masks(status: &[u8]) -> Vec<(String, u64)> {
+        String::from_utf8_lossy(status)
+            .lines()
+            .filter_map(|l| l.split_once(":\t"))
+            .map(|(k, v)| {
+                (
+                    k.to_string(),
+                    u64::from_str_radix(v, 16).unwrap() & 0x7fff_ffff,
+                )
+            })
+            .collect()
+    }
+    if !std::path::Path::new("/proc/self/status").exists() {
+        return;
+    }
+    let env = Env::new();
+    let probe = ["grep", "-E", "^Sig(Ign|Blk)", "/proc/self/status"];
+    let via_vault = env.vault(["run", "--"]).args(probe).run().success();
+    let direct = Command::new(probe[0]).args(&probe[1..]).output().unwrap();
+    let (via_vault, direct) = (masks(&via_vault.raw_stdout), masks(&direct.stdout));
+    assert_eq!(via_vault.len(), 2);
+    assert_eq!(via_vault, direct);
+    let sigpipe = 1 << (13 - 1);
+    assert_eq!(
+        direct[1].1 & sigpipe,
+        0,
+        "the caller does not ignore SIGPIPE"
+    );
+}
+
 #[test]
 fn require_names_every_missing_key() {
     let env = Env::new().init();
