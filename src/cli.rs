@@ -1,9 +1,10 @@
 //! The command line, as clap definitions only. The `///` comments are the
 //! `--help` text and, through clap_mangen, the man pages.
 
-use std::path::PathBuf;
+use std::{ffi::OsString, fmt, path::PathBuf};
 
-use clap::{Args, Parser, Subcommand};
+use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
+use zeroize::Zeroizing;
 
 /// A local, offline secrets vault: named sets of environment variables in one
 /// age-encrypted file, handed to the commands that need them.
@@ -119,6 +120,19 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = ExportFormat::Dotenv)]
         format: ExportFormat,
     },
+
+    /// Run a command with secrets in its environment
+    ///
+    /// Sources are applied in the order they appear on the command line, later
+    /// ones overriding earlier keys, all of them overriding the inherited
+    /// environment. The command follows `--`, is run by exec (vault is
+    /// replaced, so exit status and signals are the command's own) with its
+    /// arguments exactly as given, never through a shell.
+    #[command(visible_alias = "exec")]
+    Run(RunArgs),
+
+    /// Start your shell ($SHELL, else /bin/sh) with secrets in its environment
+    Shell(ShellArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -188,6 +202,175 @@ pub enum ExportFormat {
     Dotenv,
     Json,
     Shell,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub env: EnvArgs,
+
+    /// The command and its arguments, after `--`
+    #[arg(
+        last = true,
+        required_unless_present = "explain",
+        value_name = "COMMAND"
+    )]
+    pub command: Vec<OsString>,
+}
+
+#[derive(Debug, Args)]
+pub struct ShellArgs {
+    #[command(flatten)]
+    pub env: EnvArgs,
+}
+
+const SOURCES: &str = "Sources (applied in command-line order, later ones win)";
+
+/// The sources and checks `run` and `shell` share.
+#[derive(Debug, Args)]
+pub struct EnvArgs {
+    /// A stored secret
+    #[arg(short = 's', long = "secret", value_name = "NAME", help_heading = SOURCES)]
+    pub secret: Vec<String>,
+
+    /// A dotenv file; without PATH the nearest .env from the current directory
+    /// upward, and a directory PATH starts that search there
+    // A bare `--dotenv` must still show up in `indices_of`, which needs a
+    // default_missing_value; `.` means "search from here".
+    #[arg(
+        long,
+        value_name = "PATH",
+        num_args = 0..=1,
+        default_missing_value = ".",
+        help_heading = SOURCES
+    )]
+    pub dotenv: Vec<PathBuf>,
+
+    /// One literal KEY=VALUE pair (the value is visible in `ps`; prefer a secret)
+    #[arg(long = "set", value_name = "KEY=VALUE", help_heading = SOURCES)]
+    pub set: Vec<SetArg>,
+
+    /// KEY with the value it has in vault's own environment
+    #[arg(long = "local-env", value_name = "KEY", help_heading = SOURCES)]
+    pub local_env: Vec<String>,
+
+    /// The sources above, in command-line order (filled from the matches).
+    #[arg(skip)]
+    pub sources: Vec<Source>,
+
+    /// Fail before running anything unless KEY is set; repeatable
+    #[arg(long, value_name = "KEY")]
+    pub require: Vec<String>,
+
+    /// Start from only PATH HOME USER LOGNAME SHELL TERM LANG LC_* TZ TMPDIR
+    /// instead of the whole inherited environment
+    #[arg(long)]
+    pub clean_env: bool,
+
+    /// Let inherited variables win over the sources
+    #[arg(long)]
+    pub no_override: bool,
+
+    /// What to do when two sources give one key different values
+    #[arg(long, value_enum, value_name = "MODE", default_value_t = Conflicts::Override)]
+    pub conflicts: Conflicts,
+
+    /// Print which source sets each key and what it overrides (values
+    /// masked), and run nothing
+    #[arg(long)]
+    pub explain: bool,
+
+    /// With --explain: a JSON array of {key, source, overridden}
+    #[arg(long, requires = "explain")]
+    pub json: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Conflicts {
+    /// The later source wins
+    Override,
+    /// Fail before running
+    Error,
+}
+
+/// One source of variables for `run`/`shell`, as given.
+#[derive(Debug, Clone)]
+pub enum Source {
+    Secret(String),
+    Dotenv(PathBuf),
+    Set(SetArg),
+    LocalEnv(String),
+}
+
+/// A `--set KEY=VALUE` argument: the value is wiped on drop and never shown
+/// by `Debug`. Checked by `run` (an invalid key is a vault error, exit 1).
+#[derive(Clone)]
+pub struct SetArg(Zeroizing<String>);
+
+impl SetArg {
+    /// The key and value; `None` without a `=`.
+    pub fn split(&self) -> Option<(&str, &str)> {
+        self.0.split_once('=')
+    }
+
+    /// The text before the `=`, which names a key. Without a `=` there is
+    /// no key to show: the whole argument may be a value given by mistake.
+    pub fn key_part(&self) -> Option<&str> {
+        self.split().map(|(k, _)| k)
+    }
+}
+
+impl From<String> for SetArg {
+    fn from(s: String) -> Self {
+        SetArg(Zeroizing::new(s))
+    }
+}
+
+impl fmt::Debug for SetArg {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.key_part() {
+            Some(key) => write!(f, "SetArg({key}={})", crate::MASK),
+            None => write!(f, "SetArg({})", crate::MASK),
+        }
+    }
+}
+
+/// Parses the command line like `Cli::try_parse`, and also records the order
+/// of `run`'s and `shell`'s sources, which only the raw matches know.
+pub fn parse() -> Result<Cli, clap::Error> {
+    let matches = Cli::command().try_get_matches()?;
+    let mut cli = Cli::from_arg_matches(&matches).map_err(|e| e.format(&mut Cli::command()))?;
+    if let Some((_, sub)) = matches.subcommand() {
+        match &mut cli.command {
+            Command::Run(RunArgs { env, .. }) | Command::Shell(ShellArgs { env }) => {
+                env.sources = ordered_sources(sub);
+            }
+            _ => {}
+        }
+    }
+    Ok(cli)
+}
+
+/// `-s`, `--dotenv`, `--set` and `--local-env` values in the order they were
+/// given, interleaved kinds included (`--set X=1 -s a --set X=2`).
+fn ordered_sources(m: &ArgMatches) -> Vec<Source> {
+    fn each<T: Clone + Send + Sync + 'static>(
+        m: &ArgMatches,
+        id: &str,
+        make: impl Fn(T) -> Source,
+        out: &mut Vec<(usize, Source)>,
+    ) {
+        if let (Some(idx), Some(vals)) = (m.indices_of(id), m.get_many::<T>(id)) {
+            out.extend(idx.zip(vals.cloned().map(make)));
+        }
+    }
+    let mut out = vec![];
+    each(m, "secret", Source::Secret, &mut out);
+    each(m, "dotenv", Source::Dotenv, &mut out);
+    each(m, "set", Source::Set, &mut out);
+    each(m, "local_env", Source::LocalEnv, &mut out);
+    out.sort_by_key(|(i, _)| *i);
+    out.into_iter().map(|(_, s)| s).collect()
 }
 
 #[derive(Debug, Subcommand)]

@@ -16,7 +16,8 @@
 //! crypto), `vault` (the only code that touches vault files), `store` (schema
 //! and queries), `crypto` (age), `unlock` (where the identity comes from),
 //! `fsio` (atomic writes, the lock), `names` (validated names and values),
-//! `dotenv` (our dotenv reader), `error`.
+//! `dotenv` (our dotenv reader), `env` (the merged environment `run` gives
+//! its child), `exec` (replacing `vault` with that child), `error`.
 
 #![forbid(unsafe_code)]
 
@@ -25,7 +26,9 @@ pub mod cli;
 mod cmd;
 pub mod crypto;
 pub mod dotenv;
+pub mod env;
 pub mod error;
+pub mod exec;
 pub mod fsio;
 pub mod names;
 pub mod store;
@@ -37,8 +40,6 @@ use std::{
     path::PathBuf,
     sync::{Arc, atomic::AtomicBool},
 };
-
-use clap::Parser;
 
 pub use error::{Error, Result};
 
@@ -147,7 +148,7 @@ fn paint(label: &str, sgr: &str) -> String {
 /// Parses the command line and runs it; returns the exit code.
 pub fn main() -> i32 {
     let hardening = Hardening::apply();
-    let cli = match cli::Cli::try_parse() {
+    let cli = match cli::parse() {
         Ok(cli) => cli,
         Err(e) => {
             let _ = e.print();

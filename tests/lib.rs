@@ -8,5 +8,6 @@ mod dotenv;
 mod init;
 mod invariants;
 mod polish;
+mod run;
 mod secret;
 mod team;

@@ -7,6 +7,7 @@ mod export;
 mod import;
 mod input;
 mod recipients;
+mod run;
 mod secret;
 mod table;
 
@@ -28,6 +29,8 @@ pub fn dispatch(ctx: &Context, command: Command) -> Result<()> {
         Command::Recipients(c) => recipients::run(ctx, c),
         Command::Recipient => recipients::own(ctx),
         Command::Export { names, format } => export::run(ctx, &names, format),
+        Command::Run(args) => run::run(ctx, args),
+        Command::Shell(args) => run::shell(ctx, args),
     }
 }
 
