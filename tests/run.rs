@@ -598,10 +598,8 @@ fn dotenv_paths_bare_directory_and_missing() {
 }
 
 /// `$NAME` in a `--dotenv` file resolves against the environment built so
-/// far (DESIGN.md, dotenv). Needs the full dotenv reader from the main
-/// branch; the interim one consults only vault's own environment.
+/// far (DESIGN.md, dotenv).
 #[test]
-#[ignore = "needs the full dotenv reader (main branch)"]
 fn dotenv_expands_against_the_sources_before_it() {
     let env = Env::new().init();
     env.create("db", &["PGHOST=db.internal"]);
