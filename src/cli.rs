@@ -13,7 +13,8 @@ use zeroize::Zeroizing;
     name = "vault",
     version,
     propagate_version = true,
-    max_term_width = 100
+    max_term_width = 100,
+    after_long_help = EX_VAULT
 )]
 pub struct Cli {
     #[command(flatten)]
@@ -51,10 +52,12 @@ pub struct Global {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Create the vault directory, a new identity and an empty vault
+    #[command(after_long_help = EX_INIT)]
     Init,
 
     /// Create, list, show, change and delete secrets
     #[command(subcommand)]
+    #[command(after_long_help = EX_SECRET)]
     Secret(SecretCommand),
 
     /// Turn a project's .env file into a secret (or many secrets from JSON)
@@ -62,12 +65,14 @@ pub enum Command {
     /// PATH defaults to the nearest .env from the current directory upward; a
     /// directory starts the search there. NAME defaults to the name of the folder
     /// that holds the file (`.env.production` gives NAME-production).
+    #[command(after_long_help = EX_IMPORT)]
     Import(ImportArgs),
 
     /// Start an agent that holds your identity for a while, so commands stop asking
     ///
     /// The agent unwraps vault files for processes of your own user and never
     /// hands the identity out, like ssh-agent. Unlocking again replaces it.
+    #[command(after_long_help = EX_UNLOCK)]
     Unlock {
         /// How long the agent lives: 90s, 15m, 2h, 1h30m
         #[arg(long, default_value = "15m", value_parser = crate::agent::parse_duration)]
@@ -75,9 +80,11 @@ pub enum Command {
     },
 
     /// Stop the agent, forgetting the identity
+    #[command(after_long_help = EX_LOCK)]
     Lock,
 
     /// Show the vault's path, whether it is unlocked, and for how long
+    #[command(after_long_help = EX_STATUS)]
     Status {
         /// Print {vault, exists, unlocked, seconds_left, agent_pid, socket, secrets}
         #[arg(long)]
@@ -85,6 +92,7 @@ pub enum Command {
     },
 
     /// Change the passphrase of identity.age (the vault file is not touched)
+    #[command(after_long_help = EX_PASSWD)]
     Passwd {
         /// Read the new passphrase from the first line of FILE (mode 0600)
         #[arg(long, value_name = "FILE")]
@@ -92,7 +100,19 @@ pub enum Command {
     },
 
     /// Check permissions, the lock, the agent, integrity, schema and stray files
+    #[command(after_long_help = EX_DOCTOR)]
     Doctor,
+
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell)
+    #[command(after_long_help = EX_COMPLETIONS)]
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+
+    /// Print the names of secrets for shell completion, if that needs no prompt
+    #[command(name = "__complete-secrets", hide = true)]
+    CompleteSecrets,
 
     /// The agent process itself (started by `vault unlock`)
     #[command(name = "__agent", hide = true)]
@@ -105,12 +125,15 @@ pub enum Command {
 
     /// Share the vault: list, add or remove the recipients it is encrypted to
     #[command(subcommand)]
+    #[command(after_long_help = EX_RECIPIENTS)]
     Recipients(RecipientsCommand),
 
     /// Print your own public recipient (age1…), for a teammate to add
+    #[command(after_long_help = EX_RECIPIENT)]
     Recipient,
 
     /// Print secrets, merged in order (later names win), as dotenv, JSON or shell
+    #[command(after_long_help = EX_EXPORT)]
     Export {
         /// Secrets to merge; a later one's keys win
         #[arg(required = true, value_name = "NAME")]
@@ -129,9 +152,11 @@ pub enum Command {
     /// replaced, so exit status and signals are the command's own) with its
     /// arguments exactly as given, never through a shell.
     #[command(visible_alias = "exec")]
+    #[command(after_long_help = EX_RUN)]
     Run(RunArgs),
 
     /// Start your shell ($SHELL, else /bin/sh) with secrets in its environment
+    #[command(after_long_help = EX_SHELL)]
     Shell(ShellArgs),
 }
 
@@ -139,12 +164,14 @@ pub enum Command {
 pub enum RecipientsCommand {
     /// List who the vault is encrypted to
     #[command(visible_alias = "ls")]
+    #[command(after_long_help = EX_RCP_LIST)]
     List {
         /// Print a JSON array of {recipient, added_at, you}
         #[arg(long)]
         json: bool,
     },
     /// Encrypt the vault to more recipients (age1…, ssh-ed25519 …, ssh-rsa …)
+    #[command(after_long_help = EX_RCP_ADD)]
     Add {
         #[arg(value_name = "RECIPIENT", required_unless_present = "recipients_file")]
         recipients: Vec<String>,
@@ -154,6 +181,7 @@ pub enum RecipientsCommand {
     },
     /// Stop encrypting the vault to recipients (rotate what they could read!)
     #[command(visible_alias = "rm")]
+    #[command(after_long_help = EX_RCP_REMOVE)]
     Remove {
         #[arg(value_name = "RECIPIENT", required_unless_present = "recipients_file")]
         recipients: Vec<String>,
@@ -380,6 +408,7 @@ pub enum SecretCommand {
     /// A bare KEY takes its value from a hidden prompt, or from stdin when stdin
     /// is not a terminal (only one bare KEY may read stdin: its value is all of
     /// stdin less one trailing newline). KEY=VALUE arguments win over file imports.
+    #[command(after_long_help = EX_CREATE)]
     Create {
         /// The secret's name: letters, digits, `.`, `_`, `-`; at most 64
         name: String,
@@ -401,6 +430,7 @@ pub enum SecretCommand {
     },
 
     /// List the service templates for `secret create --template`
+    #[command(after_long_help = EX_TEMPLATES)]
     Templates {
         /// Print a JSON array of {name, description, keys: [{name, secret, default}]}
         #[arg(long)]
@@ -409,6 +439,7 @@ pub enum SecretCommand {
 
     /// List secrets: name, number of keys, created, updated
     #[command(visible_alias = "ls")]
+    #[command(after_long_help = EX_LIST)]
     List {
         /// Print a JSON array of {name, keys, created_at, updated_at}
         #[arg(long)]
@@ -416,6 +447,7 @@ pub enum SecretCommand {
     },
 
     /// Show a secret's keys, values masked unless --reveal
+    #[command(after_long_help = EX_SHOW)]
     Show {
         name: String,
         /// Print the values instead of ********
@@ -427,6 +459,7 @@ pub enum SecretCommand {
     },
 
     /// Add or change keys of an existing secret
+    #[command(after_long_help = EX_SET)]
     Set {
         name: String,
         /// KEY=VALUE, or a bare KEY whose value is prompted for or read from stdin
@@ -435,6 +468,7 @@ pub enum SecretCommand {
     },
 
     /// Remove keys from a secret
+    #[command(after_long_help = EX_UNSET)]
     Unset {
         name: String,
         #[arg(value_name = "KEY", required = true)]
@@ -442,10 +476,12 @@ pub enum SecretCommand {
     },
 
     /// Rename a secret
+    #[command(after_long_help = EX_RENAME)]
     Rename { old: String, new: String },
 
     /// Delete secrets (asks on a terminal unless --yes)
     #[command(visible_alias = "rm")]
+    #[command(after_long_help = EX_DELETE)]
     Delete {
         #[arg(required = true)]
         names: Vec<String>,
@@ -457,3 +493,32 @@ pub enum SecretCommand {
         allow_missing: bool,
     },
 }
+
+// Examples: shown by `--help` and in the man pages' EXAMPLES section.
+const EX_INIT: &str = "Examples:\n  vault init\n  age-keygen -o key.txt && VAULT_IDENTITY=key.txt vault init\n  vault init --vault ./secrets.vault\n";
+const EX_SECRET: &str = "Examples:\n  vault secret create db PGHOST=localhost PGUSER=app PGPASSWORD\n  vault secret list\n  vault secret show db --reveal\n";
+const EX_IMPORT: &str = "Examples:\n  vault import\n  vault import --all --dry-run\n  vault import ../api/.env --name api --force\n  vault import --from-json secrets.json\n";
+const EX_UNLOCK: &str = "Examples:\n  vault unlock --timeout 2h\n  vault status\n";
+const EX_LOCK: &str = "Examples:\n  vault lock\n";
+const EX_STATUS: &str = "Examples:\n  vault status\n  vault status --json\n";
+const EX_PASSWD: &str =
+    "Examples:\n  vault passwd\n  vault passwd --new-passphrase-file ~/.vault-pass\n";
+const EX_DOCTOR: &str = "Examples:\n  vault doctor\n";
+const EX_RECIPIENTS: &str = "Examples:\n  vault recipients list\n  vault recipients add age1… --vault ./secrets.vault\n  vault recipients remove \"$(cat bob.pub)\"\n";
+const EX_RECIPIENT: &str = "Examples:\n  vault recipient\n";
+const EX_EXPORT: &str = "Examples:\n  vault export db\n  vault export db stripe --format json\n  eval \"$(vault export db --format shell)\"\n";
+const EX_RUN: &str = "Examples:\n  vault run -s db -- psql\n  vault run -s db -s stripe --dotenv -- npm test\n  vault run -s db --require PGPASSWORD --clean-env -- ./migrate\n  vault run --set X=1 -s a --set X=2 --explain\n";
+const EX_SHELL: &str = "Examples:\n  vault shell -s db\n";
+const EX_RCP_LIST: &str = "Examples:\n  vault recipients list\n  vault recipients list --json\n";
+const EX_RCP_ADD: &str = "Examples:\n  vault recipients add age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p\n  vault recipients add \"$(cat ~/.ssh/id_ed25519.pub)\"\n  vault recipients add -R team-keys.txt\n";
+const EX_RCP_REMOVE: &str = "Examples:\n  vault recipients remove age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p\n";
+const EX_CREATE: &str = "Examples:\n  vault secret create db PGHOST=localhost PGUSER=app PGPASSWORD\n  pass show db | vault secret create db PGPASSWORD\n  vault secret create api --from-dotenv .env --from-json extra.json\n  vault secret create pg --template postgres\n";
+const EX_TEMPLATES: &str = "Examples:\n  vault secret templates\n";
+const EX_LIST: &str = "Examples:\n  vault secret list\n  vault secret list --json\n";
+const EX_SHOW: &str = "Examples:\n  vault secret show db\n  vault secret show db --reveal --json\n";
+const EX_SET: &str = "Examples:\n  vault secret set db PGPORT=5433\n  vault secret set db PGPASSWORD < new-password.txt\n";
+const EX_UNSET: &str = "Examples:\n  vault secret unset db PGPORT\n";
+const EX_RENAME: &str = "Examples:\n  vault secret rename db db-staging\n";
+const EX_DELETE: &str = "Examples:\n  vault secret delete db\n  vault secret delete old-1 old-2 --yes --allow-missing\n";
+const EX_COMPLETIONS: &str = "Examples:\n  vault completions bash > ~/.local/share/bash-completion/completions/vault\n  vault completions zsh > ~/.zfunc/_vault\n  vault completions fish > ~/.config/fish/completions/vault.fish\n";
+const EX_VAULT: &str = "Examples:\n  vault init\n  vault secret create db PGHOST=localhost PGUSER=app PGPASSWORD\n  vault run -s db -- psql\n  vault import --all\n  vault unlock --timeout 2h\n";

@@ -7,6 +7,7 @@ mod agent;
 mod dotenv;
 mod init;
 mod invariants;
+mod man;
 mod polish;
 mod run;
 mod secret;

@@ -2,6 +2,7 @@
 //! and print; they hold no SQL and no crypto.
 
 mod agent;
+mod completions;
 mod doctor;
 mod export;
 mod import;
@@ -21,6 +22,8 @@ pub fn dispatch(ctx: &Context, command: Command) -> Result<()> {
         Command::Unlock { timeout } => agent::unlock(ctx, timeout),
         Command::Lock => agent::lock(ctx),
         Command::Doctor => doctor::run(ctx),
+        Command::Completions { shell } => completions::run(shell),
+        Command::CompleteSecrets => completions::secret_names(ctx),
         Command::Status { json } => agent::status(ctx, json),
         Command::Passwd {
             new_passphrase_file,
