@@ -75,6 +75,23 @@ pub fn from_args(args: &[String]) -> Result<Pairs> {
     Ok(pairs)
 }
 
+/// The nearest `.env` from the folder `start` upward (absolute), for
+/// `vault import` and `run --dotenv`; `hint` says how to name one instead.
+pub fn nearest_env(start: &Path, hint: &str) -> Result<std::path::PathBuf> {
+    let start = std::path::absolute(start).map_err(|e| Error::io("resolve", start, e))?;
+    start
+        .ancestors()
+        .map(|d| d.join(".env"))
+        .find(|f| f.is_file())
+        .ok_or_else(|| {
+            Error::new(format!(
+                "no .env file in {} or any folder above it",
+                start.display()
+            ))
+            .hint(hint)
+        })
+}
+
 /// A line typed on the terminal, shown as typed (for values that are not
 /// secret, like a host name).
 pub fn prompt_line(prompt: &str) -> Result<String> {

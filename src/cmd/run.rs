@@ -158,17 +158,7 @@ fn required(args: &EnvArgs) -> Result<Vec<EnvKey>> {
 fn find_dotenv(given: &Path) -> Result<PathBuf> {
     let path = std::path::absolute(given).map_err(|e| Error::io("resolve", given, e))?;
     if path.is_dir() {
-        return path
-            .ancestors()
-            .map(|d| d.join(".env"))
-            .find(|f| f.is_file())
-            .ok_or_else(|| {
-                Error::new(format!(
-                    "no .env file in {} or any folder above it",
-                    path.display()
-                ))
-                .hint("pass the file: --dotenv=path/to/.env")
-            });
+        return input::nearest_env(&path, "pass the file: --dotenv=path/to/.env");
     }
     if !path.exists() {
         return Err(

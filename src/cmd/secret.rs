@@ -1,6 +1,6 @@
 //! `vault secret create|list|show|set|unset|rename|delete`.
 
-use std::io::{BufRead, BufReader, IsTerminal, Write};
+use std::io::IsTerminal;
 
 use serde_json::json;
 use zeroize::Zeroizing;
@@ -285,27 +285,7 @@ fn list_templates(as_json: bool) {
 
 /// Asks a yes/no question on the terminal; anything but y/yes is no.
 fn confirm(question: &str) -> Result<bool> {
-    let tty = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open("/dev/tty")
-        .map_err(|e| {
-            Error::new(format!(
-                "cannot open the terminal: {}",
-                crate::error::describe_io(&e)
-            ))
-            .hint("pass --yes")
-        })?;
-    let mut w = &tty;
-    let _ = w.write_all(question.as_bytes());
-    let _ = w.flush();
-    let mut answer = String::new();
-    BufReader::new(&tty).read_line(&mut answer).map_err(|e| {
-        Error::new(format!(
-            "cannot read the answer: {}",
-            crate::error::describe_io(&e)
-        ))
-    })?;
+    let answer = input::prompt_line(question)?;
     Ok(matches!(answer.trim().to_lowercase().as_str(), "y" | "yes"))
 }
 
