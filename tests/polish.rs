@@ -208,3 +208,14 @@ fn colour_only_on_a_terminal_and_not_with_no_color() {
         .fails(1)
         .lacks("\x1b[");
 }
+
+/// `--require` with a typo suggests the key a source does set.
+#[test]
+fn require_suggests_the_closest_key() {
+    let env = Env::new().init();
+    env.create("db", &["PGPASSWORD=x"]);
+    env.vault(["run", "-s", "db", "--require", "PGPASWORD", "--", "true"])
+        .run()
+        .fails(1)
+        .stderr_has("did you mean `PGPASSWORD` for `PGPASWORD`?");
+}

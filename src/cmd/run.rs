@@ -218,9 +218,20 @@ fn check(env: &ChildEnv, args: &EnvArgs) -> Result<()> {
             .collect::<Vec<_>>()
             .join(", ");
         let noun = if missing.len() == 1 { "key" } else { "keys" };
-        return Err(Error::new(format!("missing required {noun}: {list}")).hint(
-            "add a source that sets them (-s NAME, --dotenv, --set KEY=VALUE, --local-env KEY); `--explain` shows what is set",
-        ));
+        // A typo in --require, or in the secret: the closest key a source set.
+        let set: Vec<String> = env
+            .explain()
+            .into_iter()
+            .map(|e| e.key.to_string())
+            .collect();
+        let typo = missing.iter().find_map(|m| {
+            crate::names::closest(m.as_str(), set.iter().map(String::as_str))
+                .map(|c| format!("did you mean `{c}` for `{m}`? "))
+        });
+        return Err(Error::new(format!("missing required {noun}: {list}")).hint(format!(
+            "{}add a source that sets them (-s NAME, --dotenv, --set KEY=VALUE, --local-env KEY); `--explain` shows what is set",
+            typo.unwrap_or_default()
+        )));
     }
     Ok(())
 }
