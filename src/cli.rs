@@ -1,9 +1,10 @@
 //! The command line, as clap definitions only. The `///` comments are the
 //! `--help` text and, through clap_mangen, the man pages.
 
-use std::path::PathBuf;
+use std::{ffi::OsString, fmt, path::PathBuf};
 
-use clap::{Args, Parser, Subcommand};
+use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
+use zeroize::Zeroizing;
 
 /// A local, offline secrets vault: named sets of environment variables in one
 /// age-encrypted file, handed to the commands that need them.
@@ -12,7 +13,8 @@ use clap::{Args, Parser, Subcommand};
     name = "vault",
     version,
     propagate_version = true,
-    max_term_width = 100
+    max_term_width = 100,
+    after_long_help = EX_VAULT
 )]
 pub struct Cli {
     #[command(flatten)]
@@ -50,10 +52,12 @@ pub struct Global {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Create the vault directory, a new identity and an empty vault
+    #[command(after_long_help = EX_INIT)]
     Init,
 
     /// Create, list, show, change and delete secrets
     #[command(subcommand)]
+    #[command(after_long_help = EX_SECRET)]
     Secret(SecretCommand),
 
     /// Turn a project's .env file into a secret (or many secrets from JSON)
@@ -61,16 +65,75 @@ pub enum Command {
     /// PATH defaults to the nearest .env from the current directory upward; a
     /// directory starts the search there. NAME defaults to the name of the folder
     /// that holds the file (`.env.production` gives NAME-production).
+    #[command(after_long_help = EX_IMPORT)]
     Import(ImportArgs),
+
+    /// Start an agent that holds your identity for a while, so commands stop asking
+    ///
+    /// The agent unwraps vault files for processes of your own user and never
+    /// hands the identity out, like ssh-agent. Unlocking again replaces it.
+    #[command(after_long_help = EX_UNLOCK)]
+    Unlock {
+        /// How long the agent lives: 90s, 15m, 2h, 1h30m
+        #[arg(long, default_value = "15m", value_parser = crate::agent::parse_duration)]
+        timeout: std::time::Duration,
+    },
+
+    /// Stop the agent, forgetting the identity
+    #[command(after_long_help = EX_LOCK)]
+    Lock,
+
+    /// Show the vault's path, whether it is unlocked, and for how long
+    #[command(after_long_help = EX_STATUS)]
+    Status {
+        /// Print {vault, exists, unlocked, seconds_left, agent_pid, socket, secrets}
+        #[arg(long)]
+        json: bool,
+    },
+
+    /// Change the passphrase of identity.age (the vault file is not touched)
+    #[command(after_long_help = EX_PASSWD)]
+    Passwd {
+        /// Read the new passphrase from the first line of FILE (mode 0600)
+        #[arg(long, value_name = "FILE")]
+        new_passphrase_file: Option<PathBuf>,
+    },
+
+    /// Check permissions, the lock, the agent, integrity, schema and stray files
+    #[command(after_long_help = EX_DOCTOR)]
+    Doctor,
+
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell)
+    #[command(after_long_help = EX_COMPLETIONS)]
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+
+    /// Print the names of secrets for shell completion, if that needs no prompt
+    #[command(name = "__complete-secrets", hide = true)]
+    CompleteSecrets,
+
+    /// The agent process itself (started by `vault unlock`)
+    #[command(name = "__agent", hide = true)]
+    Agent {
+        #[arg(long)]
+        socket: PathBuf,
+        #[arg(long)]
+        seconds: u64,
+    },
 
     /// Share the vault: list, add or remove the recipients it is encrypted to
     #[command(subcommand)]
+    #[command(after_long_help = EX_RECIPIENTS)]
     Recipients(RecipientsCommand),
 
     /// Print your own public recipient (age1…), for a teammate to add
+    #[command(after_long_help = EX_RECIPIENT)]
     Recipient,
 
     /// Print secrets, merged in order (later names win), as dotenv, JSON or shell
+    #[command(after_long_help = EX_EXPORT)]
     Export {
         /// Secrets to merge; a later one's keys win
         #[arg(required = true, value_name = "NAME")]
@@ -80,18 +143,35 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = ExportFormat::Dotenv)]
         format: ExportFormat,
     },
+
+    /// Run a command with secrets in its environment
+    ///
+    /// Sources are applied in the order they appear on the command line, later
+    /// ones overriding earlier keys, all of them overriding the inherited
+    /// environment. The command follows `--`, is run by exec (vault is
+    /// replaced, so exit status and signals are the command's own) with its
+    /// arguments exactly as given, never through a shell.
+    #[command(visible_alias = "exec")]
+    #[command(after_long_help = EX_RUN)]
+    Run(RunArgs),
+
+    /// Start your shell ($SHELL, else /bin/sh) with secrets in its environment
+    #[command(after_long_help = EX_SHELL)]
+    Shell(ShellArgs),
 }
 
 #[derive(Debug, Subcommand)]
 pub enum RecipientsCommand {
     /// List who the vault is encrypted to
     #[command(visible_alias = "ls")]
+    #[command(after_long_help = EX_RCP_LIST)]
     List {
         /// Print a JSON array of {recipient, added_at, you}
         #[arg(long)]
         json: bool,
     },
     /// Encrypt the vault to more recipients (age1…, ssh-ed25519 …, ssh-rsa …)
+    #[command(after_long_help = EX_RCP_ADD)]
     Add {
         #[arg(value_name = "RECIPIENT", required_unless_present = "recipients_file")]
         recipients: Vec<String>,
@@ -101,6 +181,7 @@ pub enum RecipientsCommand {
     },
     /// Stop encrypting the vault to recipients (rotate what they could read!)
     #[command(visible_alias = "rm")]
+    #[command(after_long_help = EX_RCP_REMOVE)]
     Remove {
         #[arg(value_name = "RECIPIENT", required_unless_present = "recipients_file")]
         recipients: Vec<String>,
@@ -151,6 +232,175 @@ pub enum ExportFormat {
     Shell,
 }
 
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub env: EnvArgs,
+
+    /// The command and its arguments, after `--`
+    #[arg(
+        last = true,
+        required_unless_present = "explain",
+        value_name = "COMMAND"
+    )]
+    pub command: Vec<OsString>,
+}
+
+#[derive(Debug, Args)]
+pub struct ShellArgs {
+    #[command(flatten)]
+    pub env: EnvArgs,
+}
+
+const SOURCES: &str = "Sources (applied in command-line order, later ones win)";
+
+/// The sources and checks `run` and `shell` share.
+#[derive(Debug, Args)]
+pub struct EnvArgs {
+    /// A stored secret
+    #[arg(short = 's', long = "secret", value_name = "NAME", help_heading = SOURCES)]
+    pub secret: Vec<String>,
+
+    /// A dotenv file; without PATH the nearest .env from the current directory
+    /// upward, and a directory PATH starts that search there
+    // A bare `--dotenv` must still show up in `indices_of`, which needs a
+    // default_missing_value; `.` means "search from here".
+    #[arg(
+        long,
+        value_name = "PATH",
+        num_args = 0..=1,
+        default_missing_value = ".",
+        help_heading = SOURCES
+    )]
+    pub dotenv: Vec<PathBuf>,
+
+    /// One literal KEY=VALUE pair (the value is visible in `ps`; prefer a secret)
+    #[arg(long = "set", value_name = "KEY=VALUE", help_heading = SOURCES)]
+    pub set: Vec<SetArg>,
+
+    /// KEY with the value it has in vault's own environment
+    #[arg(long = "local-env", value_name = "KEY", help_heading = SOURCES)]
+    pub local_env: Vec<String>,
+
+    /// The sources above, in command-line order (filled from the matches).
+    #[arg(skip)]
+    pub sources: Vec<Source>,
+
+    /// Fail before running anything unless KEY is set; repeatable
+    #[arg(long, value_name = "KEY")]
+    pub require: Vec<String>,
+
+    /// Start from only PATH HOME USER LOGNAME SHELL TERM LANG LC_* TZ TMPDIR
+    /// instead of the whole inherited environment
+    #[arg(long)]
+    pub clean_env: bool,
+
+    /// Let inherited variables win over the sources
+    #[arg(long)]
+    pub no_override: bool,
+
+    /// What to do when two sources give one key different values
+    #[arg(long, value_enum, value_name = "MODE", default_value_t = Conflicts::Override)]
+    pub conflicts: Conflicts,
+
+    /// Print which source sets each key and what it overrides (values
+    /// masked), and run nothing
+    #[arg(long)]
+    pub explain: bool,
+
+    /// With --explain: a JSON array of {key, source, overridden}
+    #[arg(long, requires = "explain")]
+    pub json: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Conflicts {
+    /// The later source wins
+    Override,
+    /// Fail before running
+    Error,
+}
+
+/// One source of variables for `run`/`shell`, as given.
+#[derive(Debug, Clone)]
+pub enum Source {
+    Secret(String),
+    Dotenv(PathBuf),
+    Set(SetArg),
+    LocalEnv(String),
+}
+
+/// A `--set KEY=VALUE` argument: the value is wiped on drop and never shown
+/// by `Debug`. Checked by `run` (an invalid key is a vault error, exit 1).
+#[derive(Clone)]
+pub struct SetArg(Zeroizing<String>);
+
+impl SetArg {
+    /// The key and value; `None` without a `=`.
+    pub fn split(&self) -> Option<(&str, &str)> {
+        self.0.split_once('=')
+    }
+
+    /// The text before the `=`, which names a key. Without a `=` there is
+    /// no key to show: the whole argument may be a value given by mistake.
+    pub fn key_part(&self) -> Option<&str> {
+        self.split().map(|(k, _)| k)
+    }
+}
+
+impl From<String> for SetArg {
+    fn from(s: String) -> Self {
+        SetArg(Zeroizing::new(s))
+    }
+}
+
+impl fmt::Debug for SetArg {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.key_part() {
+            Some(key) => write!(f, "SetArg({key}={})", crate::MASK),
+            None => write!(f, "SetArg({})", crate::MASK),
+        }
+    }
+}
+
+/// Parses the command line like `Cli::try_parse`, and also records the order
+/// of `run`'s and `shell`'s sources, which only the raw matches know.
+pub fn parse() -> Result<Cli, clap::Error> {
+    let matches = Cli::command().try_get_matches()?;
+    let mut cli = Cli::from_arg_matches(&matches).map_err(|e| e.format(&mut Cli::command()))?;
+    if let Some((_, sub)) = matches.subcommand() {
+        match &mut cli.command {
+            Command::Run(RunArgs { env, .. }) | Command::Shell(ShellArgs { env }) => {
+                env.sources = ordered_sources(sub);
+            }
+            _ => {}
+        }
+    }
+    Ok(cli)
+}
+
+/// `-s`, `--dotenv`, `--set` and `--local-env` values in the order they were
+/// given, interleaved kinds included (`--set X=1 -s a --set X=2`).
+fn ordered_sources(m: &ArgMatches) -> Vec<Source> {
+    fn each<T: Clone + Send + Sync + 'static>(
+        m: &ArgMatches,
+        id: &str,
+        make: impl Fn(T) -> Source,
+        out: &mut Vec<(usize, Source)>,
+    ) {
+        if let (Some(idx), Some(vals)) = (m.indices_of(id), m.get_many::<T>(id)) {
+            out.extend(idx.zip(vals.cloned().map(make)));
+        }
+    }
+    let mut out = vec![];
+    each(m, "secret", Source::Secret, &mut out);
+    each(m, "dotenv", Source::Dotenv, &mut out);
+    each(m, "set", Source::Set, &mut out);
+    each(m, "local_env", Source::LocalEnv, &mut out);
+    out.sort_by_key(|(i, _)| *i);
+    out.into_iter().map(|(_, s)| s).collect()
+}
+
 #[derive(Debug, Subcommand)]
 pub enum SecretCommand {
     /// Create a secret from KEY=VALUE pairs, prompts, stdin or files
@@ -158,6 +408,7 @@ pub enum SecretCommand {
     /// A bare KEY takes its value from a hidden prompt, or from stdin when stdin
     /// is not a terminal (only one bare KEY may read stdin: its value is all of
     /// stdin less one trailing newline). KEY=VALUE arguments win over file imports.
+    #[command(after_long_help = EX_CREATE)]
     Create {
         /// The secret's name: letters, digits, `.`, `_`, `-`; at most 64
         name: String,
@@ -170,13 +421,25 @@ pub enum SecretCommand {
         /// Take keys from a JSON object of strings (`-` reads stdin)
         #[arg(long, value_name = "PATH")]
         from_json: Option<PathBuf>,
+        /// Prompt for the keys of a known service (`vault secret templates` lists them)
+        #[arg(long, short = 't', value_name = "TEMPLATE")]
+        template: Option<String>,
         /// Replace an existing secret of the same name
         #[arg(long)]
         force: bool,
     },
 
+    /// List the service templates for `secret create --template`
+    #[command(after_long_help = EX_TEMPLATES)]
+    Templates {
+        /// Print a JSON array of {name, description, keys: [{name, secret, default}]}
+        #[arg(long)]
+        json: bool,
+    },
+
     /// List secrets: name, number of keys, created, updated
     #[command(visible_alias = "ls")]
+    #[command(after_long_help = EX_LIST)]
     List {
         /// Print a JSON array of {name, keys, created_at, updated_at}
         #[arg(long)]
@@ -184,6 +447,7 @@ pub enum SecretCommand {
     },
 
     /// Show a secret's keys, values masked unless --reveal
+    #[command(after_long_help = EX_SHOW)]
     Show {
         name: String,
         /// Print the values instead of ********
@@ -195,6 +459,7 @@ pub enum SecretCommand {
     },
 
     /// Add or change keys of an existing secret
+    #[command(after_long_help = EX_SET)]
     Set {
         name: String,
         /// KEY=VALUE, or a bare KEY whose value is prompted for or read from stdin
@@ -203,6 +468,7 @@ pub enum SecretCommand {
     },
 
     /// Remove keys from a secret
+    #[command(after_long_help = EX_UNSET)]
     Unset {
         name: String,
         #[arg(value_name = "KEY", required = true)]
@@ -210,10 +476,12 @@ pub enum SecretCommand {
     },
 
     /// Rename a secret
+    #[command(after_long_help = EX_RENAME)]
     Rename { old: String, new: String },
 
     /// Delete secrets (asks on a terminal unless --yes)
     #[command(visible_alias = "rm")]
+    #[command(after_long_help = EX_DELETE)]
     Delete {
         #[arg(required = true)]
         names: Vec<String>,
@@ -225,3 +493,32 @@ pub enum SecretCommand {
         allow_missing: bool,
     },
 }
+
+// Examples: shown by `--help` and in the man pages' EXAMPLES section.
+const EX_INIT: &str = "Examples:\n  vault init\n  age-keygen -o key.txt && VAULT_IDENTITY=key.txt vault init\n  vault init --vault ./secrets.vault\n";
+const EX_SECRET: &str = "Examples:\n  vault secret create db PGHOST=localhost PGUSER=app PGPASSWORD\n  vault secret list\n  vault secret show db --reveal\n";
+const EX_IMPORT: &str = "Examples:\n  vault import\n  vault import --all --dry-run\n  vault import ../api/.env --name api --force\n  vault import --from-json secrets.json\n";
+const EX_UNLOCK: &str = "Examples:\n  vault unlock --timeout 2h\n  vault status\n";
+const EX_LOCK: &str = "Examples:\n  vault lock\n";
+const EX_STATUS: &str = "Examples:\n  vault status\n  vault status --json\n";
+const EX_PASSWD: &str =
+    "Examples:\n  vault passwd\n  vault passwd --new-passphrase-file ~/.vault-pass\n";
+const EX_DOCTOR: &str = "Examples:\n  vault doctor\n";
+const EX_RECIPIENTS: &str = "Examples:\n  vault recipients list\n  vault recipients add age1… --vault ./secrets.vault\n  vault recipients remove \"$(cat bob.pub)\"\n";
+const EX_RECIPIENT: &str = "Examples:\n  vault recipient\n";
+const EX_EXPORT: &str = "Examples:\n  vault export db\n  vault export db stripe --format json\n  eval \"$(vault export db --format shell)\"\n";
+const EX_RUN: &str = "Examples:\n  vault run -s db -- psql\n  vault run -s db -s stripe --dotenv -- npm test\n  vault run -s db --require PGPASSWORD --clean-env -- ./migrate\n  vault run --set X=1 -s a --set X=2 --explain\n";
+const EX_SHELL: &str = "Examples:\n  vault shell -s db\n";
+const EX_RCP_LIST: &str = "Examples:\n  vault recipients list\n  vault recipients list --json\n";
+const EX_RCP_ADD: &str = "Examples:\n  vault recipients add age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p\n  vault recipients add \"$(cat ~/.ssh/id_ed25519.pub)\"\n  vault recipients add -R team-keys.txt\n";
+const EX_RCP_REMOVE: &str = "Examples:\n  vault recipients remove age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p\n";
+const EX_CREATE: &str = "Examples:\n  vault secret create db PGHOST=localhost PGUSER=app PGPASSWORD\n  pass show db | vault secret create db PGPASSWORD\n  vault secret create api --from-dotenv .env --from-json extra.json\n  vault secret create pg --template postgres\n";
+const EX_TEMPLATES: &str = "Examples:\n  vault secret templates\n";
+const EX_LIST: &str = "Examples:\n  vault secret list\n  vault secret list --json\n";
+const EX_SHOW: &str = "Examples:\n  vault secret show db\n  vault secret show db --reveal --json\n";
+const EX_SET: &str = "Examples:\n  vault secret set db PGPORT=5433\n  vault secret set db PGPASSWORD < new-password.txt\n";
+const EX_UNSET: &str = "Examples:\n  vault secret unset db PGPORT\n";
+const EX_RENAME: &str = "Examples:\n  vault secret rename db db-staging\n";
+const EX_DELETE: &str = "Examples:\n  vault secret delete db\n  vault secret delete old-1 old-2 --yes --allow-missing\n";
+const EX_COMPLETIONS: &str = "Examples:\n  vault completions bash > ~/.local/share/bash-completion/completions/vault\n  vault completions zsh > ~/.zfunc/_vault\n  vault completions fish > ~/.config/fish/completions/vault.fish\n";
+const EX_VAULT: &str = "Examples:\n  vault init\n  vault secret create db PGHOST=localhost PGUSER=app PGPASSWORD\n  vault run -s db -- psql\n  vault import --all\n  vault unlock --timeout 2h\n";

@@ -57,6 +57,17 @@ impl Keys {
         &self.recipients
     }
 
+    /// The file key of an age header, if one of these identities can
+    /// unwrap one of its stanzas (what the agent does for its clients).
+    pub fn unwrap_stanzas(
+        &self,
+        stanzas: &[age_core::format::Stanza],
+    ) -> Option<std::result::Result<age_core::format::FileKey, age::DecryptError>> {
+        self.identities
+            .iter()
+            .find_map(|i| i.unwrap_stanzas(stanzas))
+    }
+
     fn identities(&self) -> impl Iterator<Item = &dyn age::Identity> {
         self.identities
             .iter()
@@ -182,18 +193,33 @@ fn work_factor_override() -> Option<u8> {
 /// `identity.age`: the identity file text, encrypted with a passphrase
 /// (age's scrypt recipient, ASCII-armored like `age -p -a`).
 pub fn seal_identity(id: &age::x25519::Identity, passphrase: &SecretString) -> Result<Vec<u8>> {
+    seal_identity_text(&identity_file_text(id), passphrase)
+}
+
+/// Seals identity file text with a passphrase (also used by `passwd`).
+pub fn seal_identity_text(text: &str, passphrase: &SecretString) -> Result<Vec<u8>> {
     let mut rcpt = age::scrypt::Recipient::new(passphrase.clone());
     if let Some(wf) = work_factor_override() {
         rcpt.set_work_factor(wf);
     }
-    let text = identity_file_text(id);
     age::encrypt_and_armor(&rcpt, text.as_bytes())
         .map(String::into_bytes)
-        .map_err(|e| Error::new(format!("cannot encrypt the identity: {e}")))
+        .map_err(|e| Error::new(format!("cannot encrypt the identity: {}", age_reason(&e))))
 }
 
 /// Opens `identity.age` with a passphrase.
 pub fn open_identity(sealed: &[u8], passphrase: &SecretString, source: &str) -> Result<Keys> {
+    let text = open_identity_text(sealed, passphrase, source)?;
+    parse_identity_file(text.as_bytes(), source)
+}
+
+/// The identity file text inside `identity.age` (for `passwd` to re-seal
+/// and `unlock` to hand to the agent).
+pub fn open_identity_text(
+    sealed: &[u8],
+    passphrase: &SecretString,
+    source: &str,
+) -> Result<Zeroizing<String>> {
     if sealed.is_empty() {
         return Err(
             Error::new(format!("{source} is empty")).hint("restore identity.age from a backup")
@@ -226,7 +252,11 @@ pub fn open_identity(sealed: &[u8], passphrase: &SecretString, source: &str) -> 
             .hint("restore identity.age from a backup"),
     })?;
     let plain = Zeroizing::new(plain);
-    parse_identity_file(&plain, source)
+    let text = std::str::from_utf8(&plain).map_err(|_| {
+        Error::new(format!("{source} does not hold an identity file"))
+            .hint("restore identity.age from a backup")
+    })?;
+    Ok(Zeroizing::new(text.to_string()))
 }
 
 /// A recipient as users write them: `age1…`, `ssh-ed25519 …` or

@@ -16,18 +16,23 @@
 //! crypto), `vault` (the only code that touches vault files), `store` (schema
 //! and queries), `crypto` (age), `unlock` (where the identity comes from),
 //! `fsio` (atomic writes, the lock), `names` (validated names and values),
-//! `dotenv` (our dotenv reader), `error`.
+//! `dotenv` (our dotenv reader), `env` (the merged environment `run` gives
+//! its child), `exec` (replacing `vault` with that child), `error`.
 
 #![forbid(unsafe_code)]
 
+pub mod agent;
 pub mod cli;
 mod cmd;
 pub mod crypto;
 pub mod dotenv;
+pub mod env;
 pub mod error;
+pub mod exec;
 pub mod fsio;
 pub mod names;
 pub mod store;
+pub mod templates;
 pub mod unlock;
 pub mod vault;
 
@@ -35,8 +40,6 @@ use std::{
     path::PathBuf,
     sync::{Arc, atomic::AtomicBool},
 };
-
-use clap::Parser;
 
 pub use error::{Error, Result};
 
@@ -126,13 +129,26 @@ impl Hardening {
 
 /// Prints `vault: warning: …` on stderr.
 pub fn warn(msg: &str) {
-    eprintln!("vault: warning: {msg}");
+    eprintln!("vault: {}: {msg}", paint("warning", "33"));
+}
+
+/// Colour for stderr labels: only on a terminal, and never with `NO_COLOR`
+/// set (no-color.org).
+fn paint(label: &str, sgr: &str) -> String {
+    use std::io::IsTerminal;
+    let wanted = std::io::stderr().is_terminal()
+        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+    if wanted {
+        format!("\x1b[1;{sgr}m{label}\x1b[0m")
+    } else {
+        label.to_string()
+    }
 }
 
 /// Parses the command line and runs it; returns the exit code.
 pub fn main() -> i32 {
     let hardening = Hardening::apply();
-    let cli = match cli::Cli::try_parse() {
+    let cli = match cli::parse() {
         Ok(cli) => cli,
         Err(e) => {
             let _ = e.print();
@@ -154,8 +170,8 @@ pub fn run(cli: cli::Cli, hardening: Hardening) -> Result<()> {
 }
 
 fn report(e: &Error) {
-    eprintln!("vault: error: {}", e.message());
+    eprintln!("vault: {}: {}", paint("error", "31"), e.message());
     if let Some(h) = e.hint_text() {
-        eprintln!("hint: {h}");
+        eprintln!("{}: {h}", paint("hint", "36"));
     }
 }

@@ -112,6 +112,23 @@ fn migrate(conn: &mut Connection, from: i64) -> Result<()> {
     Ok(())
 }
 
+/// SQLite's full check; costs as much as loading the vault, so only
+/// `vault doctor` runs it.
+pub fn integrity_check(conn: &Connection) -> Result<()> {
+    let mut stmt = conn.prepare("PRAGMA integrity_check")?;
+    let rows: Vec<String> = stmt
+        .query_map([], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    if rows == ["ok"] {
+        Ok(())
+    } else {
+        Err(Error::new(format!(
+            "the database fails PRAGMA integrity_check ({} findings)",
+            rows.len()
+        )))
+    }
+}
+
 pub fn schema_version(conn: &Connection) -> Result<i64> {
     Ok(conn.query_row("PRAGMA user_version", [], |r| r.get(0))?)
 }
@@ -203,12 +220,14 @@ pub fn exists(conn: &Connection, name: &SecretName) -> Result<bool> {
         .is_some())
 }
 
-/// The entries of a secret, sorted by key.
+/// The entries of a secret, sorted by key: one query (this is on `run`'s
+/// path). A secret always has a key, so no rows means no such secret.
 pub fn entries(conn: &Connection, name: &SecretName) -> Result<Vec<(EnvKey, SecretValue)>> {
-    let id = id_of(conn, name)?;
-    let mut stmt =
-        conn.prepare_cached("SELECT key, value FROM entries WHERE secret_id = ?1 ORDER BY key")?;
-    let mut rows = stmt.query([id])?;
+    let mut stmt = conn.prepare_cached(
+        "SELECT e.key, e.value FROM entries e JOIN secrets s ON s.id = e.secret_id
+         WHERE s.name = ?1 ORDER BY e.key",
+    )?;
+    let mut rows = stmt.query([name.as_str()])?;
     let mut out = vec![];
     while let Some(row) = rows.next()? {
         let key: String = row.get(0)?;
@@ -219,6 +238,9 @@ pub fn entries(conn: &Connection, name: &SecretName) -> Result<Vec<(EnvKey, Secr
             .map_err(|e| Error::new(format!("secret `{name}`: {}", e.message())))?;
         let value = SecretValue::new(&key, value)?;
         out.push((key, value));
+    }
+    if out.is_empty() && !exists(conn, name)? {
+        return Err(missing(conn, name));
     }
     Ok(out)
 }

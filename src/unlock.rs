@@ -1,7 +1,7 @@
 //! Where the identity that opens the vault comes from, in DESIGN.md's order:
 //!
 //! 1. `--identity FILE` / `VAULT_IDENTITY`: a plain age identity file;
-//! 2. the agent started by `vault unlock` (a later issue plugs in here);
+//! 2. the agent started by `vault unlock`, while it is alive;
 //! 3. `--passphrase-file FILE` / `VAULT_PASSPHRASE_FILE` (must be private);
 //! 4. `VAULT_PASSPHRASE`;
 //! 5. a prompt on `/dev/tty`; with no terminal, an immediate error.
@@ -15,7 +15,7 @@ use age::secrecy::SecretString;
 use zeroize::Zeroizing;
 
 use crate::{
-    Context,
+    Context, agent,
     crypto::{self, Keys},
     error::{Error, Result},
     fsio,
@@ -48,6 +48,16 @@ pub fn unlock(ctx: &Context) -> Result<Keys> {
     if let Some(path) = &ctx.sources.identity {
         return identity_file(path);
     }
+    if let Some(keys) = agent::keys(&ctx.paths.dir) {
+        return Ok(keys);
+    }
+    let text = identity_text(ctx)?;
+    crypto::parse_identity_file(text.as_bytes(), &ctx.paths.identity.display().to_string())
+}
+
+/// The text of `identity.age`, opened with a passphrase (sources 3-5; the
+/// agent cannot help, since it never hands the identity out).
+pub fn identity_text(ctx: &Context) -> Result<Zeroizing<String>> {
     let sealed_path = &ctx.paths.identity;
     if !sealed_path.exists() {
         return Err(Error::new(format!("no identity at {}", sealed_path.display())).hint(
@@ -56,7 +66,7 @@ pub fn unlock(ctx: &Context) -> Result<Keys> {
     }
     let sealed = fsio::read(sealed_path)?;
     let pass = passphrase(ctx, "Passphrase for the vault: ")?;
-    crypto::open_identity(&sealed, &pass, &sealed_path.display().to_string())
+    crypto::open_identity_text(&sealed, &pass, &sealed_path.display().to_string())
 }
 
 /// The keys a write needs. With no identity file and no `identity.age`, a
@@ -64,6 +74,7 @@ pub fn unlock(ctx: &Context) -> Result<Keys> {
 /// caller to write once it holds the lock (and has re-checked).
 pub fn for_write(ctx: &Context) -> Result<WriteKeys> {
     if ctx.sources.identity.is_some() || ctx.paths.identity.exists() {
+        // (An agent only runs for an existing identity.age.)
         return unlock(ctx).map(WriteKeys::Existing);
     }
     if ctx.paths.file.exists() {
@@ -105,7 +116,7 @@ fn identity_file(path: &std::path::Path) -> Result<Keys> {
 }
 
 /// The passphrase of an existing identity, from file, environment or prompt.
-fn passphrase(ctx: &Context, prompt: &str) -> Result<SecretString> {
+pub fn passphrase(ctx: &Context, prompt: &str) -> Result<SecretString> {
     if let Some(pass) = configured_passphrase(ctx)? {
         return Ok(pass);
     }
@@ -144,6 +155,11 @@ pub fn new_passphrase(ctx: &Context) -> Result<SecretString> {
     if let Some(pass) = configured_passphrase(ctx)? {
         return Ok(pass);
     }
+    ask_new_passphrase()
+}
+
+/// A new passphrase typed twice on the terminal, compared in constant time.
+pub fn ask_new_passphrase() -> Result<SecretString> {
     let first = ask("New passphrase for the vault: ")?;
     if age::secrecy::ExposeSecret::expose_secret(&first).is_empty() {
         return Err(Error::new("the passphrase is empty")
@@ -165,7 +181,7 @@ fn ask(prompt: &str) -> Result<SecretString> {
             "the vault is locked and there is no terminal to ask for the passphrase",
         )
         .hint(
-            "pass an identity file with --identity / VAULT_IDENTITY, a passphrase file with --passphrase-file / VAULT_PASSPHRASE_FILE, or set VAULT_PASSPHRASE",
+            "run `vault unlock` in a terminal first, or pass an identity file (--identity / VAULT_IDENTITY), a passphrase file (--passphrase-file / VAULT_PASSPHRASE_FILE), or set VAULT_PASSPHRASE",
         )),
         Err(e) => Err(Error::new(format!(
             "cannot read the passphrase from the terminal: {}",

@@ -3,12 +3,16 @@
 
 mod support;
 
+mod agent;
 mod badinput;
 mod dotenv;
 mod fuzz_seeds;
 mod init;
 mod invariants;
+mod man;
+mod polish;
 mod regression;
 mod reliability;
+mod run;
 mod secret;
 mod team;

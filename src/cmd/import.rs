@@ -93,7 +93,10 @@ fn from_dotenv_files(args: &ImportArgs) -> Result<Vec<Planned>> {
             Some(p) => return plan_one(p.clone(), args).map(|p| vec![p]),
             None => cwd,
         };
-        vec![nearest_env(&start)?]
+        vec![input::nearest_env(
+            &start,
+            "pass the file to import: `vault import path/to/.env`",
+        )?]
     };
     files.into_iter().map(|f| plan_one(f, args)).collect()
 }
@@ -128,22 +131,6 @@ fn plan_one(file: PathBuf, args: &ImportArgs) -> Result<Planned> {
         name,
         entries,
     })
-}
-
-/// The nearest `.env` from `start` upward.
-fn nearest_env(start: &Path) -> Result<PathBuf> {
-    let start = std::path::absolute(start).map_err(|e| Error::io("resolve", start, e))?;
-    start
-        .ancestors()
-        .map(|d| d.join(".env"))
-        .find(|f| f.is_file())
-        .ok_or_else(|| {
-            Error::new(format!(
-                "no .env file in {} or any folder above it",
-                start.display()
-            ))
-            .hint("pass the file to import: `vault import path/to/.env`")
-        })
 }
 
 /// `.env` and `.env.SUFFIX` in `dir`, sorted, leaving out examples,

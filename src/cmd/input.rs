@@ -30,6 +30,10 @@ impl Pairs {
         self.0.is_empty()
     }
 
+    pub fn contains(&self, key: &str) -> bool {
+        self.0.keys().any(|k| k.as_str() == key)
+    }
+
     pub fn into_vec(self) -> Vec<(EnvKey, SecretValue)> {
         self.0.into_iter().collect()
     }
@@ -67,7 +71,53 @@ pub fn from_args(args: &[String]) -> Result<Pairs> {
     Ok(pairs)
 }
 
-fn prompt_value(key: &EnvKey) -> Result<Zeroizing<String>> {
+/// The nearest `.env` from the folder `start` upward (absolute), for
+/// `vault import` and `run --dotenv`; `hint` says how to name one instead.
+pub fn nearest_env(start: &Path, hint: &str) -> Result<std::path::PathBuf> {
+    let start = std::path::absolute(start).map_err(|e| Error::io("resolve", start, e))?;
+    start
+        .ancestors()
+        .map(|d| d.join(".env"))
+        .find(|f| f.is_file())
+        .ok_or_else(|| {
+            Error::new(format!(
+                "no .env file in {} or any folder above it",
+                start.display()
+            ))
+            .hint(hint)
+        })
+}
+
+/// A line typed on the terminal, shown as typed (for values that are not
+/// secret, like a host name).
+pub fn prompt_line(prompt: &str) -> Result<String> {
+    use std::io::{BufRead, Write};
+    let tty = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/tty")
+        .map_err(|e| {
+            Error::new(format!(
+                "cannot open the terminal: {}",
+                crate::error::describe_io(&e)
+            ))
+        })?;
+    let mut w = &tty;
+    let _ = w.write_all(prompt.as_bytes());
+    let _ = w.flush();
+    let mut line = String::new();
+    std::io::BufReader::new(&tty)
+        .read_line(&mut line)
+        .map_err(|e| {
+            Error::new(format!(
+                "cannot read from the terminal: {}",
+                crate::error::describe_io(&e)
+            ))
+        })?;
+    Ok(line.trim_end_matches(['\n', '\r']).to_string())
+}
+
+pub fn prompt_value(key: &EnvKey) -> Result<Zeroizing<String>> {
     rpassword::prompt_password(format!("Value for {key}: "))
         .map(Zeroizing::new)
         .map_err(|e| {

@@ -1,10 +1,14 @@
 //! One module per command. Commands validate input, call `vault`/`store`,
 //! and print; they hold no SQL and no crypto.
 
+mod agent;
+mod completions;
+mod doctor;
 mod export;
 mod import;
 mod input;
 mod recipients;
+mod run;
 mod secret;
 mod table;
 
@@ -15,9 +19,21 @@ pub fn dispatch(ctx: &Context, command: Command) -> Result<()> {
         Command::Init => init(ctx),
         Command::Secret(c) => secret::run(ctx, c),
         Command::Import(args) => import::run(ctx, args),
+        Command::Unlock { timeout } => agent::unlock(ctx, timeout),
+        Command::Lock => agent::lock(ctx),
+        Command::Doctor => doctor::run(ctx),
+        Command::Completions { shell } => completions::run(shell),
+        Command::CompleteSecrets => completions::secret_names(ctx),
+        Command::Status { json } => agent::status(ctx, json),
+        Command::Passwd {
+            new_passphrase_file,
+        } => agent::passwd(ctx, new_passphrase_file.as_deref()),
+        Command::Agent { socket, seconds } => crate::agent::serve(&socket, seconds),
         Command::Recipients(c) => recipients::run(ctx, c),
         Command::Recipient => recipients::own(ctx),
         Command::Export { names, format } => export::run(ctx, &names, format),
+        Command::Run(args) => run::run(ctx, args),
+        Command::Shell(args) => run::shell(ctx, args),
     }
 }
 

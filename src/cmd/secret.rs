@@ -1,8 +1,9 @@
 //! `vault secret create|list|show|set|unset|rename|delete`.
 
-use std::io::{BufRead, BufReader, IsTerminal, Write};
+use std::io::IsTerminal;
 
 use serde_json::json;
+use zeroize::Zeroizing;
 
 use super::{input, table};
 use crate::{
@@ -11,7 +12,7 @@ use crate::{
     dotenv,
     error::{Error, Result},
     names::{self, EnvKey, SecretName},
-    store,
+    store, templates,
     vault::{self, Vault},
 };
 
@@ -22,9 +23,11 @@ pub fn run(ctx: &Context, command: SecretCommand) -> Result<()> {
             pairs,
             from_dotenv,
             from_json,
+            template,
             force,
         } => {
             let name = SecretName::parse(&name)?;
+            let template = template.as_deref().map(find_template).transpose()?;
             let mut all = input::Pairs::default();
             if let Some(path) = from_dotenv {
                 all.extend(input::from_dotenv(&path, &dotenv::Options::default())?);
@@ -34,6 +37,9 @@ pub fn run(ctx: &Context, command: SecretCommand) -> Result<()> {
             }
             // KEY=VALUE arguments win over file imports.
             all.extend(input::from_args(&pairs)?);
+            if let Some(t) = template {
+                fill_template(t, &mut all)?;
+            }
             if all.is_empty() {
                 return Err(Error::new(format!("secret `{name}` would have no keys")).hint(
                     format!("give at least one: `vault secret create {name} KEY=VALUE` (or a bare KEY to be prompted)"),
@@ -47,6 +53,10 @@ pub fn run(ctx: &Context, command: SecretCommand) -> Result<()> {
                 "Created secret `{name}` with {n} {}",
                 plural(n, "key", "keys")
             );
+            Ok(())
+        }
+        SecretCommand::Templates { json } => {
+            list_templates(json);
             Ok(())
         }
         SecretCommand::List { json } => {
@@ -186,29 +196,96 @@ fn delete(ctx: &Context, names: &[String], yes: bool, allow_missing: bool) -> Re
     Ok(())
 }
 
+fn find_template(name: &str) -> Result<&'static templates::Template> {
+    templates::find(name).ok_or_else(|| {
+        let all = templates::TEMPLATES.iter().map(|t| t.name);
+        let hint = match names::closest(name, all) {
+            Some(c) => format!("did you mean `{c}`? `vault secret templates` lists them all"),
+            None => "`vault secret templates` lists them all".to_string(),
+        };
+        Error::new(format!("no template named `{}`", names::printable(name))).hint(hint)
+    })
+}
+
+/// Fills in the template's keys that the command line did not give: on a
+/// terminal by asking (hidden for secret keys; an empty answer takes the
+/// default, or leaves the key out), else from defaults, naming every key
+/// that has none.
+fn fill_template(t: &templates::Template, pairs: &mut input::Pairs) -> Result<()> {
+    let wanted: Vec<&templates::Key> = t.keys.iter().filter(|k| !pairs.contains(k.name)).collect();
+    let interactive = std::io::stdin().is_terminal();
+    if !interactive {
+        let missing: Vec<&str> = wanted
+            .iter()
+            .filter(|k| k.default.is_none())
+            .map(|k| k.name)
+            .collect();
+        if !missing.is_empty() {
+            let list = missing
+                .iter()
+                .map(|k| format!("`{k}`"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            return Err(Error::new(format!(
+                "no terminal to ask for {list} of template `{}`",
+                t.name
+            ))
+            .hint("give them as KEY=VALUE, or one bare KEY to read it from stdin"));
+        }
+    }
+    for k in wanted {
+        let key = EnvKey::parse(k.name)?;
+        let typed = if !interactive {
+            Zeroizing::new(String::new())
+        } else if k.secret {
+            input::prompt_value(&key)?
+        } else {
+            let prompt = match k.default {
+                Some(d) => format!("{key} [{d}]: "),
+                None => format!("{key}: "),
+            };
+            Zeroizing::new(input::prompt_line(&prompt)?)
+        };
+        let value = match (typed.is_empty(), k.default) {
+            (false, _) => typed,
+            (true, Some(d)) => Zeroizing::new(d.to_string()),
+            (true, None) => continue,
+        };
+        let value = names::SecretValue::new(&key, value)?;
+        pairs.insert(key, value);
+    }
+    Ok(())
+}
+
+fn list_templates(as_json: bool) {
+    if as_json {
+        let arr: Vec<_> = templates::TEMPLATES
+            .iter()
+            .map(|t| {
+                let keys: Vec<_> = t
+                    .keys
+                    .iter()
+                    .map(|k| json!({"name": k.name, "secret": k.secret, "default": k.default}))
+                    .collect();
+                json!({"name": t.name, "description": t.description, "keys": keys})
+            })
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&arr).unwrap_or_default());
+        return;
+    }
+    let rows: Vec<Vec<String>> = templates::TEMPLATES
+        .iter()
+        .map(|t| {
+            let keys = t.keys.iter().map(|k| k.name).collect::<Vec<_>>().join(" ");
+            vec![t.name.to_string(), keys]
+        })
+        .collect();
+    print!("{}", table::render(&["TEMPLATE", "KEYS"], &rows));
+}
+
 /// Asks a yes/no question on the terminal; anything but y/yes is no.
 fn confirm(question: &str) -> Result<bool> {
-    let tty = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open("/dev/tty")
-        .map_err(|e| {
-            Error::new(format!(
-                "cannot open the terminal: {}",
-                crate::error::describe_io(&e)
-            ))
-            .hint("pass --yes")
-        })?;
-    let mut w = &tty;
-    let _ = w.write_all(question.as_bytes());
-    let _ = w.flush();
-    let mut answer = String::new();
-    BufReader::new(&tty).read_line(&mut answer).map_err(|e| {
-        Error::new(format!(
-            "cannot read the answer: {}",
-            crate::error::describe_io(&e)
-        ))
-    })?;
+    let answer = input::prompt_line(question)?;
     Ok(matches!(answer.trim().to_lowercase().as_str(), "y" | "yes"))
 }
 

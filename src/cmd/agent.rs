@@ -1,0 +1,121 @@
+//! `vault unlock`, `lock`, `status` and `passwd`: the commands around the
+//! identity's passphrase and the agent that saves typing it.
+
+use std::{io::Write, path::Path, time::Duration};
+
+use serde_json::json;
+
+use crate::{
+    Context, agent, crypto,
+    error::{Error, Result},
+    fsio, store, unlock,
+    vault::Vault,
+};
+
+pub fn unlock(ctx: &Context, timeout: Duration) -> Result<()> {
+    if ctx.sources.identity.is_some() {
+        return Err(Error::new(
+            "nothing to unlock: --identity / VAULT_IDENTITY opens the vault without a passphrase",
+        )
+        .hint("unset VAULT_IDENTITY to unlock identity.age"));
+    }
+    let text = unlock::identity_text(ctx)?;
+    let status = agent::start(&ctx.paths.dir, &text, timeout)?;
+    eprintln!(
+        "Unlocked for {} (agent pid {}); `vault lock` locks again",
+        human(status.seconds_left()),
+        status.pid
+    );
+    Ok(())
+}
+
+pub fn lock(ctx: &Context) -> Result<()> {
+    if agent::stop(&ctx.paths.dir) {
+        eprintln!("Locked");
+    } else {
+        eprintln!(
+            "Already locked: no agent is running for {}",
+            ctx.paths.dir.display()
+        );
+    }
+    Ok(())
+}
+
+pub fn status(ctx: &Context, as_json: bool) -> Result<()> {
+    let file = &ctx.paths.file;
+    let exists = file.exists();
+    let agent = agent::status(&ctx.paths.dir);
+    // Count secrets only when that needs no passphrase.
+    let secrets = if exists && (agent.is_some() || ctx.sources.identity.is_some()) {
+        unlock::unlock(ctx)
+            .and_then(|k| Vault::open_with(file, &k))
+            .and_then(|v| Ok(store::list(v.conn())?.len()))
+            .ok()
+    } else {
+        None
+    };
+    if as_json {
+        let out = json!({
+            "vault": file,
+            "exists": exists,
+            "unlocked": agent.is_some(),
+            "seconds_left": agent.as_ref().map(agent::Status::seconds_left),
+            "agent_pid": agent.as_ref().map(|a| a.pid),
+            "socket": agent.as_ref().map(|a| &a.socket),
+            "secrets": secrets,
+        });
+        println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
+        return Ok(());
+    }
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(
+        out,
+        "vault:    {} ({})",
+        file.display(),
+        if exists { "exists" } else { "missing" }
+    );
+    match &agent {
+        Some(a) => {
+            let _ = writeln!(out, "state:    unlocked, {} left", human(a.seconds_left()));
+            let _ = writeln!(out, "agent:    pid {}, {}", a.pid, a.socket.display());
+        }
+        None => {
+            let _ = writeln!(out, "state:    locked");
+        }
+    }
+    if let Some(n) = secrets {
+        let _ = writeln!(out, "secrets:  {n}");
+    }
+    Ok(())
+}
+
+/// Re-seals `identity.age` with a new passphrase, atomically and under the
+/// vault directory's lock. `vault.age` is not touched, and a running agent
+/// keeps its (unchanged) identity.
+pub fn passwd(ctx: &Context, new_file: Option<&Path>) -> Result<()> {
+    if ctx.sources.identity.is_some() {
+        return Err(Error::new(
+            "--identity / VAULT_IDENTITY is set: passwd changes the passphrase of identity.age",
+        )
+        .hint("unset VAULT_IDENTITY"));
+    }
+    let text = unlock::identity_text(ctx)?;
+    let new = match new_file {
+        Some(f) => unlock::read_passphrase_file(f)?,
+        None => unlock::ask_new_passphrase()?,
+    };
+    let sealed = crypto::seal_identity_text(&text, &new)?;
+    let _lock = fsio::WriteLock::acquire(&ctx.paths.dir.join("vault.lock"))?;
+    fsio::remove_stale_temps(&ctx.paths.identity);
+    fsio::atomic_write(&ctx.paths.identity, |f| f.write_all(&sealed))?;
+    eprintln!("Changed the passphrase of {}", ctx.paths.identity.display());
+    Ok(())
+}
+
+fn human(secs: u64) -> String {
+    match secs {
+        s if s >= 3600 => format!("{}h {:02}m", s / 3600, (s % 3600) / 60),
+        s if s >= 60 => format!("{}m {:02}s", s / 60, s % 60),
+        s => format!("{s}s"),
+    }
+}

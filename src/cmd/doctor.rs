@@ -1,0 +1,170 @@
+//! `vault doctor`: checks what can go wrong with a vault's files, in the
+//! order a person would look, and names the command that fixes each finding.
+
+use std::{fs, os::unix::fs::MetadataExt};
+
+use crate::{
+    Context, agent,
+    error::{Error, Result},
+    fsio, store, unlock,
+    vault::Vault,
+};
+
+#[derive(Default)]
+struct Report {
+    problems: usize,
+}
+
+impl Report {
+    fn ok(&mut self, what: &str) {
+        println!("ok       {what}");
+    }
+
+    fn note(&mut self, what: &str) {
+        println!("note     {what}");
+    }
+
+    fn problem(&mut self, what: &str, fix: &str) {
+        self.problems += 1;
+        println!("PROBLEM  {what}");
+        println!("         fix: {fix}");
+    }
+}
+
+pub fn run(ctx: &Context) -> Result<()> {
+    let mut r = Report::default();
+    let p = &ctx.paths;
+    let me = rustix::process::geteuid().as_raw();
+
+    // 1. Permissions.
+    for (path, want) in [
+        (&p.dir, 0o700),
+        (&p.file, 0o600),
+        (&p.identity, 0o600),
+        (&p.lock, 0o600),
+    ] {
+        let Ok(meta) = fs::metadata(path) else {
+            continue;
+        };
+        let mode = meta.mode() & 0o777;
+        if meta.uid() != me {
+            r.problem(
+                &format!(
+                    "{} belongs to uid {}, not you ({me})",
+                    path.display(),
+                    meta.uid()
+                ),
+                &format!("chown {me} {}", path.display()),
+            );
+        } else if mode & !want != 0 {
+            r.problem(
+                &format!(
+                    "{} has mode {mode:04o}; it should be {want:04o}",
+                    path.display()
+                ),
+                &format!("chmod {want:o} {}", path.display()),
+            );
+        } else {
+            r.ok(&format!("{} mode {mode:04o}", path.display()));
+        }
+    }
+    if !p.dir.exists() {
+        r.problem(&format!("{} does not exist", p.dir.display()), "vault init");
+    }
+
+    // 2. The lock.
+    if p.lock.exists() {
+        match fsio::WriteLock::acquire_within(&p.lock, std::time::Duration::ZERO) {
+            Ok(_) => r.ok("no writer holds the lock"),
+            Err(_) => r.problem(
+                &format!("a writer holds the lock on {}", p.lock.display()),
+                &format!(
+                    "wait for it to finish; `fuser -v {}` shows which process it is",
+                    p.lock.display()
+                ),
+            ),
+        }
+    }
+
+    // 3. The agent.
+    match agent::status(&p.dir) {
+        Some(a) => r.ok(&format!(
+            "the agent (pid {}) holds the identity for {} s more",
+            a.pid,
+            a.seconds_left()
+        )),
+        None => r.note("no agent is running (`vault unlock` starts one)"),
+    }
+
+    // 4 and 5. Decrypts, passes integrity_check, and has a known schema.
+    if !p.file.exists() {
+        r.problem(&format!("no vault at {}", p.file.display()), "vault init");
+    } else {
+        match unlock::unlock(ctx).and_then(|k| Vault::open_with(&p.file, &k)) {
+            Ok(v) => {
+                r.ok(&format!("{} decrypts", p.file.display()));
+                match store::integrity_check(v.conn()) {
+                    Ok(()) => r.ok("the database passes PRAGMA integrity_check"),
+                    Err(e) => r.problem(
+                        e.message(),
+                        "restore vault.age from a backup or from version control",
+                    ),
+                }
+                let version = store::schema_version(v.conn())?;
+                r.ok(&format!(
+                    "schema version {version} (this vault knows up to {})",
+                    store::SCHEMA_VERSION
+                ));
+            }
+            Err(e) => r.problem(
+                &format!("cannot open the vault: {}", e.message()),
+                e.hint_text().unwrap_or("see the message above"),
+            ),
+        }
+    }
+
+    // 6. Stray temp files.
+    let strays: Vec<_> = fsio::stale_temps(&p.file)
+        .into_iter()
+        .chain(fsio::stale_temps(&p.identity))
+        .collect();
+    if strays.is_empty() {
+        r.ok("no stray temporary files");
+    } else {
+        let list = strays
+            .iter()
+            .map(|s| s.display().to_string())
+            .collect::<Vec<_>>()
+            .join(" ");
+        r.problem(
+            &format!(
+                "{} temporary file(s) left by an interrupted write",
+                strays.len()
+            ),
+            &format!("the next write removes them, or: rm {list}"),
+        );
+    }
+
+    // 7. identity.age.
+    if ctx.sources.identity.is_some() {
+        r.ok("the identity comes from --identity / VAULT_IDENTITY");
+    } else if p.identity.exists() {
+        r.ok(&format!("{} is present", p.identity.display()));
+    } else {
+        r.problem(
+            &format!(
+                "{} is missing, so only an identity file can open the vault",
+                p.identity.display()
+            ),
+            "restore identity.age from a backup, or use --identity with your key",
+        );
+    }
+
+    if r.problems > 0 {
+        return Err(
+            Error::new(format!("{} problem(s) found", r.problems)).hint("apply the fixes above")
+        );
+    }
+    println!("All good.");
+    Ok(())
+}

@@ -1,0 +1,157 @@
+//! Replacing `vault` with the command `run` was asked to start.
+//!
+//! By `exec`, not spawn: the child keeps our pid, so its exit status and the
+//! signals it gets are the caller's with nothing in between. Before exec the
+//! caller's umask and core limit come back (our hardening must not leak into
+//! `npm install`); argv goes to `execvp` exactly as given, never through a
+//! shell. Failures map to the shell's exit codes: 127 not found, 126 found
+//! but not executable. An environment too large to exec (E2BIG) is caught
+//! before trying, with its size, and again if exec itself says so.
+
+use std::{
+    ffi::{OsStr, OsString},
+    io,
+    os::unix::process::CommandExt,
+    path::PathBuf,
+    process::Command,
+};
+
+use rustix::io::Errno;
+
+use crate::{
+    Context,
+    env::ChildEnv,
+    error::{Error, Kind},
+    names::printable,
+};
+
+/// Linux's `MAX_ARG_STRLEN`: the longest single argument or `KEY=VALUE`
+/// string, its NUL included.
+const MAX_ARG_STRLEN: usize = 32 * 4096;
+/// Linux's `ARG_MAX`: exec always allows at least this much.
+const ARG_MAX_FLOOR: u64 = 32 * 4096;
+/// Linux never allows more than three quarters of the default 8 MiB stack
+/// (`_STK_LIM / 4 * 3`), whatever the stack limit.
+const ARG_MAX_CEILING: u64 = 6 << 20;
+
+/// Replaces this process with `argv` in `env`. Returns only on failure.
+pub fn exec(ctx: &Context, argv: &[OsString], env: &ChildEnv) -> Error {
+    let Some((program, args)) = argv.split_first() else {
+        return Error::usage("no command to run")
+            .hint("give it after `--`: `vault run -s NAME -- COMMAND`");
+    };
+    let vars = env.vars();
+    if let Err(e) = check_size(argv, &vars) {
+        return e;
+    }
+    let mut cmd = Command::new(program);
+    cmd.args(args).env_clear().envs(vars.iter().copied());
+    ctx.hardening.restore();
+    // execvp: a bare name is looked up on the PATH the command gets.
+    let err = cmd.exec();
+    failed(program, &err, argv, &vars)
+}
+
+/// Bytes exec copies onto the new stack: every string with its NUL, and a
+/// pointer for each (Linux counts both against its limit).
+pub fn exec_size(argv: &[OsString], vars: &[(&OsStr, &OsStr)]) -> u64 {
+    let strings: usize = argv.iter().map(|a| a.len() + 1).sum::<usize>()
+        + vars
+            .iter()
+            .map(|(k, v)| k.len() + 1 + v.len() + 1)
+            .sum::<usize>();
+    let pointers = (argv.len() + vars.len() + 2) * size_of::<usize>();
+    (strings + pointers) as u64
+}
+
+/// What exec accepts here: a quarter of the stack limit, at least
+/// `ARG_MAX_FLOOR` and at most `ARG_MAX_CEILING` (Linux's `bprm_stack_limits`).
+pub fn exec_limit() -> u64 {
+    let stack = rustix::process::getrlimit(rustix::process::Resource::Stack).current;
+    let quarter = stack.map_or(u64::MAX, |s| s / 4);
+    quarter.clamp(ARG_MAX_FLOOR, ARG_MAX_CEILING)
+}
+
+fn check_size(argv: &[OsString], vars: &[(&OsStr, &OsStr)]) -> Result<(), Error> {
+    for (i, a) in argv.iter().enumerate() {
+        if a.len() + 1 > MAX_ARG_STRLEN {
+            return Err(Error::new(format!(
+                "argument {i} of the command is {} bytes, more than exec accepts in one argument ({MAX_ARG_STRLEN})",
+                a.len() + 1
+            ))
+            .hint("pass large data through a file or stdin"));
+        }
+    }
+    for (k, v) in vars {
+        let len = k.len() + 1 + v.len() + 1;
+        if len > MAX_ARG_STRLEN {
+            return Err(Error::new(format!(
+                "the variable `{}` is {len} bytes, more than exec accepts in one variable ({MAX_ARG_STRLEN})",
+                printable(&k.to_string_lossy())
+            ))
+            .hint("keep large data in a file and put its path in the environment"));
+        }
+    }
+    let (size, limit) = (exec_size(argv, vars), exec_limit());
+    if size > limit {
+        return Err(too_big(size, Some(limit)));
+    }
+    Ok(())
+}
+
+fn too_big(size: u64, limit: Option<u64>) -> Error {
+    let limit = match limit {
+        Some(l) => format!("the {l} bytes exec accepts here"),
+        None => "what exec accepts here".to_string(),
+    };
+    Error::new(format!(
+        "the environment and arguments are too large to run the command: {size} bytes, more than {limit}"
+    ))
+    .hint("pass fewer or smaller secrets (large data belongs in a file); exec allows a quarter of the stack limit, `ulimit -s`, up to 6 MiB")
+}
+
+/// The one-line error for a failed exec, with the shell's exit code.
+fn failed(program: &OsStr, err: &io::Error, argv: &[OsString], vars: &[(&OsStr, &OsStr)]) -> Error {
+    let shown = printable(&program.to_string_lossy());
+    let errno = err.raw_os_error().map(Errno::from_raw_os_error);
+    match errno {
+        Some(Errno::TOOBIG) => too_big(exec_size(argv, vars), None),
+        // ENOENT for a file that exists: its `#!` interpreter does not.
+        Some(Errno::NOENT) if locate(program, vars).is_some() => Error::new(format!(
+            "cannot execute `{shown}`: the interpreter on its `#!` line was not found"
+        ))
+        .kind(Kind::NotExecutable)
+        .hint("fix the `#!` line, or install the interpreter it names"),
+        Some(Errno::NOENT | Errno::NOTDIR) if program.as_encoded_bytes().contains(&b'/') => {
+            Error::new(format!("cannot run `{shown}`: no such file"))
+                .kind(Kind::NotFound)
+                .hint("check the path")
+        }
+        Some(Errno::NOENT | Errno::NOTDIR) => Error::new(format!("command not found: `{shown}`"))
+            .kind(Kind::NotFound)
+            .hint("check the spelling, or that its directory is on the PATH the command gets"),
+        _ => Error::new(format!(
+            "cannot execute `{shown}`: {}",
+            crate::error::describe_io(err)
+        ))
+        .kind(Kind::NotExecutable)
+        .hint("is it a program, or a script with a `#!` line and execute permission (`chmod +x`)?"),
+    }
+}
+
+/// Where execvp would have found `program`: itself if it holds a `/`, else
+/// the first file of that name on the child's PATH (glibc's default PATH
+/// when there is none).
+fn locate(program: &OsStr, vars: &[(&OsStr, &OsStr)]) -> Option<PathBuf> {
+    if program.as_encoded_bytes().contains(&b'/') {
+        let p = PathBuf::from(program);
+        return p.is_file().then_some(p);
+    }
+    let path = vars
+        .iter()
+        .find(|(k, _)| *k == "PATH")
+        .map_or(OsStr::new("/bin:/usr/bin"), |(_, v)| *v);
+    std::env::split_paths(path)
+        .map(|dir| dir.join(program))
+        .find(|p| p.is_file())
+}
