@@ -970,7 +970,6 @@ fn a_dotenv_file_of_100k_lines_imports() {
 /// (about 4 MB, past Linux's 2 MB for argv plus environment), says so in
 /// one line and exits 1.
 #[test]
-#[ignore = "needs vault run"]
 fn run_with_an_environment_too_large_to_exec() {
     let env = Env::new().init();
     let file = hundred_thousand_lines(&env);

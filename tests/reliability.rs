@@ -373,12 +373,9 @@ fn crash_during_recipients_add() {
     crash_loops(&op);
 }
 
-/// EXTENSION POINT for `vault passwd` (built on another branch): it
-/// rewrites only identity.age. Enable this test once `passwd` is in main;
-/// nothing else needs to change. After every kill, identity.age opens with
-/// the old passphrase or the new one, and vault.age is untouched.
+/// `vault passwd` rewrites only identity.age: after every kill it opens
+/// with the old passphrase or the new one, and vault.age is untouched.
 #[test]
-#[ignore = "needs vault passwd"]
 fn crash_during_passwd() {
     let env = Env::with_passphrase("pass-0").init();
     env.create("db", &["K=v"]);
