@@ -1,8 +1,9 @@
 //! The bad-input catalogue: malformed invocations and files, each of which
 //! must do the right thing or exit 1 (vault) or 2 (usage) with a one-line
-//! message (and at most one hint), never panic, never print a value (the
-//! inputs carry a SENTINEL), and leave the vault file byte for byte as it
-//! was with no temp file beside it. tests/secret.rs has a first, smaller
+//! message (and at most one hint), or 126/127 for a command `run` cannot
+//! start, never panic, never print a value (the inputs carry a SENTINEL),
+//! and leave vault.age and identity.age byte for byte as they were with no
+//! temp file beside them. tests/secret.rs has a first, smaller
 //! table for `secret` commands; this one covers every kind of input.
 
 use std::{
@@ -117,6 +118,8 @@ fn check(key: &Env, pass: &Env, cases: Vec<Case>) -> usize {
     for c in cases {
         let env = if c.who == Who::Key { key } else { pass };
         let before = fs::read(env.file()).unwrap();
+        let identity = env.dir.join("identity.age");
+        let identity_before = fs::read(&identity).ok();
         let mut cmd = env.vault(&c.args);
         for (k, v) in &c.env {
             cmd = cmd.env(k, v);
@@ -149,8 +152,15 @@ fn check(key: &Env, pass: &Env, cases: Vec<Case>) -> usize {
             "{}: the vault changed",
             c.what
         );
+        assert_eq!(
+            fs::read(&identity).ok(),
+            identity_before,
+            "{}: identity.age changed",
+            c.what
+        );
         assert!(
-            vault::fsio::stale_temps(&env.file()).is_empty(),
+            vault::fsio::stale_temps(&env.file()).is_empty()
+                && vault::fsio::stale_temps(&identity).is_empty(),
             "{}: a temp file is left",
             c.what
         );
@@ -795,6 +805,127 @@ fn catalogue() {
         )
         .env("VAULT_PASSPHRASE_FILE", priv_file("empty-pass.txt", b""))
         .pass(),
+        // `run`: nothing runs when a source is bad.
+        case(
+            "run --dotenv missing",
+            &[&"run", &"--dotenv", &missing, &"--", &"true"],
+            1,
+            "no dotenv file at",
+        ),
+        case(
+            "run --dotenv a binary file",
+            &[&"run", &"--dotenv", &bin, &"--", &"true"],
+            1,
+            "line 1",
+        ),
+        case(
+            "run --dotenv a directory with no .env",
+            &[&"run", &"--dotenv", &dir, &"--", &"true"],
+            1,
+            "no .env file",
+        ),
+        case(
+            "run an unknown secret",
+            &[&"run", &"-s", &"dc", &"--", &"true"],
+            1,
+            "no secret named `dc`",
+        ),
+        case(
+            "run --require a missing key",
+            &[
+                &"run",
+                &"-s",
+                &"db",
+                &"--require",
+                &"MISSING",
+                &"--",
+                &"true",
+            ],
+            1,
+            "`MISSING`",
+        ),
+        case(
+            "run --set an invalid key",
+            &[&"run", &"--set", &format!("1A={s}"), &"--", &"true"],
+            1,
+            "invalid key `1A`",
+        ),
+        case(
+            "run --set without =",
+            &[&"run", &"--set", &"A", &"--", &"true"],
+            1,
+            "has no `=`",
+        ),
+        case(
+            "run --local-env an unset variable",
+            &[
+                &"run",
+                &"--local-env",
+                &"VAULT_TEST_UNSET_7F",
+                &"--",
+                &"true",
+            ],
+            1,
+            "no such variable",
+        ),
+        case(
+            "run without a command",
+            &[&"run", &"-s", &"db"],
+            2,
+            "<COMMAND>",
+        ),
+        case(
+            "run a command that does not exist",
+            &[&"run", &"-s", &"db", &"--", &"/nonexistent/cmd"],
+            127,
+            "cannot run",
+        ),
+        case(
+            "run a directory",
+            &[&"run", &"-s", &"db", &"--", &"/etc"],
+            126,
+            "cannot execute",
+        ),
+        // `passwd`: identity.age is left as it was.
+        case(
+            "passwd, new passphrase file missing",
+            &[&"passwd", &"--new-passphrase-file", &missing],
+            1,
+            "no such file",
+        )
+        .pass(),
+        case(
+            "passwd, new passphrase file world-readable",
+            &[&"passwd", &"--new-passphrase-file", &bin],
+            1,
+            "readable by other users",
+        )
+        .pass(),
+        case(
+            "passwd, new passphrase file binary",
+            &[&"passwd", &"--new-passphrase-file", &bin_private],
+            1,
+            "not UTF-8 text",
+        )
+        .pass(),
+        case(
+            "passwd, new passphrase file a directory",
+            &[&"passwd", &"--new-passphrase-file", &dir],
+            1,
+            "is a directory",
+        )
+        .pass(),
+        case(
+            "passwd, new passphrase file empty",
+            &[
+                &"passwd",
+                &"--new-passphrase-file",
+                &priv_file("empty-new-pass.txt", b""),
+            ],
+            1,
+            "is empty",
+        )
+        .pass(),
         // Invocations.
         case(
             "two bare keys on stdin",
@@ -844,7 +975,7 @@ fn catalogue() {
     let n = check(&key, &pass, cases);
     assert!(n >= 40, "{n}");
     eprintln!(
-        "bad input: {n} malformed invocations and files, each exit 1 or 2, one line, no value, vault unchanged"
+        "bad input: {n} malformed invocations and files, each exit 1 or 2 (126/127 for run), one clear line, no value, vault and identity unchanged"
     );
 }
 
@@ -894,6 +1025,19 @@ fn fifos_without_a_writer() {
         case("passphrase file", &[&"secret", &"list"], 1, "named pipe")
             .env("VAULT_PASSPHRASE_FILE", pfifo.clone())
             .pass(),
+        case(
+            "run --dotenv",
+            &[&"run", &"--dotenv", &fifo, &"--", &"true"],
+            1,
+            "named pipe",
+        ),
+        case(
+            "passwd --new-passphrase-file",
+            &[&"passwd", &"--new-passphrase-file", &pfifo],
+            1,
+            "named pipe",
+        )
+        .pass(),
     ];
     let n = check(&key, &pass, cases);
     eprintln!("bad input: {n} FIFOs without a writer, each exit 1 within a second or so");
