@@ -85,3 +85,19 @@ fn vault_load_seed_reaches_the_database() {
 fn db_load_seeds() {
     run("db_load", harness::db_load);
 }
+
+#[test]
+fn agent_request_seeds() {
+    run("agent_request", harness::agent_request);
+    // The valid seed reaches the unwrap path and gets a file key back.
+    let keys =
+        vault::crypto::parse_identity_file(harness::FUZZ_IDENTITY.as_bytes(), "fuzz").unwrap();
+    let state = vault::agent::AgentState::new(keys, 0);
+    let valid = fs::read(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("fuzz/seeds/agent_request/unwrap-valid.json"),
+    )
+    .unwrap();
+    let (answer, _) = vault::agent::respond(&state, &valid);
+    assert_eq!((answer[0], answer.len()), (b'K', 17));
+}

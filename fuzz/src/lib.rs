@@ -93,3 +93,18 @@ fn read_everything(conn: &rusqlite::Connection) {
         }
     }
 }
+
+/// A request to the unlock agent, as any process of the same user could send
+/// it: malformed JSON, stanzas and operations must get an error answer, never
+/// a panic, and no answer may ever hold the identity.
+pub fn agent_request(data: &[u8]) {
+    let keys = crypto::parse_identity_file(FUZZ_IDENTITY.as_bytes(), "fuzz")
+        .expect("the fuzz identity parses");
+    let state = vault::agent::AgentState::new(keys, 0);
+    let (answer, _stop) = vault::agent::respond(&state, data);
+    assert!(!answer.is_empty(), "every request gets an answer");
+    assert!(
+        !answer.windows(15).any(|w| w == b"AGE-SECRET-KEY-"),
+        "the agent never hands out the identity"
+    );
+}
