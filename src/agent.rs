@@ -397,9 +397,6 @@ pub fn serve(socket: &Path, seconds: u64) -> Result<()> {
     })?;
     let keys = crypto::parse_identity_file(&text, "the agent's identity")?;
     drop(text);
-    let state = AgentState::new(keys, unix_now() + seconds);
-    let deadline = Instant::now() + Duration::from_secs(seconds);
-
     if std::fs::symlink_metadata(socket).is_ok() {
         if UnixStream::connect(socket).is_ok() {
             return Err(Error::new("another agent is already listening"));
@@ -411,6 +408,10 @@ pub fn serve(socket: &Path, seconds: u64) -> Result<()> {
         .map_err(|e| Error::io("protect", socket, e))?;
     let ino = std::fs::metadata(socket).map(|m| m.ino()).unwrap_or(0);
     let me = rustix::process::geteuid();
+    // The time counts from when clients can reach us, so a slow start on a
+    // busy machine does not eat into it.
+    let state = AgentState::new(keys, unix_now() + seconds);
+    let deadline = Instant::now() + Duration::from_secs(seconds);
 
     loop {
         let left = deadline.saturating_duration_since(Instant::now());

@@ -84,9 +84,9 @@ fn socket_and_directory_modes() {
 
 #[test]
 fn the_agent_exits_when_its_time_is_up() {
-    let u = unlocked("1s");
+    let u = unlocked("2s");
     let socket = status(&u.0)["socket"].as_str().unwrap().to_string();
-    thread::sleep(Duration::from_millis(2500));
+    thread::sleep(Duration::from_millis(4000));
     assert_eq!(status(&u.0)["unlocked"], false);
     assert!(
         !std::path::Path::new(&socket).exists(),
