@@ -88,6 +88,16 @@ def main():
         med = {k: ms(median(v)) for k, v in pooled.items()}
         samples = {k: len(v) for k, v in pooled.items()}
         rss = load_rss(out, n)
+        base_bytes = None
+        if os.path.exists(os.path.join(out, f"size-base-{n}.txt")):
+            with open(os.path.join(out, f"size-base-{n}.txt")) as f:
+                base_bytes = int(f.read())
+        imported = None
+        if os.path.exists(os.path.join(out, f"import-{n}.txt")):
+            with open(os.path.join(out, f"import-{n}.txt")) as f:
+                fields = f.read().split()
+            if len(fields) >= 2:
+                imported = {"seconds": float(fields[0]), "peak_rss_bytes": int(fields[1]) * 1024}
 
         def ratio(a, b):
             if med.get(a) is None or not med.get(b):
@@ -113,6 +123,8 @@ def main():
         }
         per_size[n] = {
             "file_bytes": file_bytes,
+            "baseline_file_bytes": base_bytes,
+            "import": imported,
             "median_ms": med,
             "samples": samples,
             "ratios": ratios,
@@ -224,7 +236,10 @@ def markdown(res):
     lines.append("| secrets | file MiB | " + " | ".join(present) + " |")
     lines.append("|---:|---:|" + "---:|" * len(present))
     for n, s in sorted(res["sizes"].items()):
-        row = [f"{n:,}", f"{s['file_bytes'] / MIB:.2f}"]
+        size = f"{s['file_bytes'] / MIB:.2f}"
+        if s.get("baseline_file_bytes"):
+            size += f" (base {s['baseline_file_bytes'] / MIB:.2f})"
+        row = [f"{n:,}", size]
         row += [fmt(s["median_ms"].get(c), 2) for c in present]
         lines.append("| " + " | ".join(row) + " |")
     lines += ["", "Ratios of medians (min-max of the per-round ratios in brackets):", ""]
@@ -263,6 +278,14 @@ def markdown(res):
             limit = (3 * s["file_bytes"] + 16 * MIB) / MIB
             cells = [fmt(rss[w] / MIB if rss.get(w) else None) for w in what]
             lines.append(f"| {n:,} | {limit:.1f} | " + " | ".join(cells) + " |")
+    if any(s.get("import") for s in res["sizes"].values()):
+        lines += ["", "Building the vault (`vault import --from-json`, once, /usr/bin/time):", ""]
+        lines.append("| secrets | seconds | peak RSS MiB |")
+        lines.append("|---:|---:|---:|")
+        for n, s in sorted(res["sizes"].items()):
+            if s.get("import"):
+                i = s["import"]
+                lines.append(f"| {n:,} | {i['seconds']:.2f} | {i['peak_rss_bytes'] / MIB:.1f} |")
     if res["peers_median_ms"]:
         lines += ["", "Peers, loading the same ten keys and running `true` (medians, ms):", ""]
         lines.append("| command | median ms |")

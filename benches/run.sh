@@ -25,7 +25,8 @@
 #                    samples, so a burst of load hits every command alike
 #   --bin PATH       time this vault binary instead of building one
 #   --baseline PATH  also time another vault binary (say, a build of main)
-#                    side by side: rows run-base and write-base
+#                    side by side, on a vault it imported itself: rows
+#                    run-base and write-base (before/after of a change)
 #   --no-peers       skip dotenvx and python-dotenv
 #   --out DIR        where vaults and results go (default benches/out/full
 #                    or benches/out/quick; benches/out is gitignored)
@@ -105,8 +106,6 @@ if [ -z "$bin" ]; then
     bin="$root/target/release/vault"
   fi
 fi
-bin="$(cd "$(dirname "$bin")" && pwd)/$(basename "$bin")"
-[ -n "$baseline" ] && baseline="$(cd "$(dirname "$baseline")" && pwd)/$(basename "$baseline")"
 
 # A clean environment for everything below: no vault of the caller's, no
 # agent of the caller's, no colour, no backtraces.
@@ -116,6 +115,16 @@ export NO_COLOR=1
 rm -rf "$out"
 mkdir -p "$out"
 out="$(cd "$out" && pwd)"
+# Copies of the binaries side by side in one directory: a file the linker
+# has just written times differently from a settled copy (seen here: 0.4 ms
+# on a 6 ms run), and a rebuild during the run must not change them.
+mkdir -p "$out/bin"
+cp "$bin" "$out/bin/vault"
+bin="$out/bin/vault"
+if [ -n "$baseline" ]; then
+  cp "$baseline" "$out/bin/vault-base"
+  baseline="$out/bin/vault-base"
+fi
 export XDG_RUNTIME_DIR="$out/runtime"
 mkdir -m 700 -p "$XDG_RUNTIME_DIR"
 # Debug builds only: a cheap scrypt for the agent's identity.age (release
@@ -165,11 +174,18 @@ for n in $sizes; do
   one="$(printf 's%06d' $((n / 2)))"
   say "$n secrets: import"
   python3 "$here/gen_vault.py" "$n" >"$out/s$n.json"
-  "$bin" --vault-dir "$dir" --identity "$key" import --from-json "$out/s$n.json" 2>/dev/null
+  timed=()
+  [ -n "$gnu_time" ] && timed=("$gnu_time" -f "%e %M" -o "$out/import-$n.txt")
+  "${timed[@]}" "$bin" --vault-dir "$dir" --identity "$key" import --from-json "$out/s$n.json" 2>/dev/null
   # The agent's recipient too, so the one file opens both ways.
   "$bin" --vault-dir "$dir" --identity "$key" recipients add "$agent_recipient" >/dev/null 2>&1
-  rm -f "$out/s$n.json"
   stat -c %s "$file" >"$out/size-$n.txt"
+  if [ -n "$baseline" ]; then
+    "$baseline" --vault-dir "$dir-base" --identity "$key" import --from-json "$out/s$n.json" 2>/dev/null
+    "$baseline" --vault-dir "$dir-base" --identity "$key" recipients add "$agent_recipient" >/dev/null 2>&1
+    stat -c %s "$dir-base/vault.age" >"$out/size-base-$n.txt"
+  fi
+  rm -f "$out/s$n.json"
 
   id=(--vault-dir "$dir" --identity "$key")
   cmds=(
@@ -181,9 +197,10 @@ for n in $sizes; do
     -n list "$bin ${id[*]} secret list"
   )
   if [ -n "$baseline" ]; then
+    base=(--vault-dir "$dir-base" --identity "$key")
     cmds+=(
-      -n run-base "$baseline ${id[*]} run -s $one -- true"
-      -n write-base "$baseline ${id[*]} secret set $one KEY_0=written-by-the-benchmark"
+      -n run-base "$baseline ${base[*]} run -s $one -- true"
+      -n write-base "$baseline ${base[*]} secret set $one KEY_0=written-by-the-benchmark"
     )
   fi
   runs="$(runs_for "$n")"
