@@ -21,13 +21,20 @@
 #   --quick          1,000 secrets, one round of few runs, no peers; uses the
 #                    debug binary (CI has just built it for `cargo test`)
 #   --sizes "N ..."  vault sizes (default: 1000 10000 100000)
-#   --rounds N       repeat each size's hyperfine run N times, pooling the
-#                    samples, so a burst of load hits every command alike
+#   --rounds N       hyperfine runs per size (default 60, 40, 20 for 1k,
+#                    10k, 100k; 3 with --quick), each timing every command
+#                    once, the list rotated by one each round; samples are
+#                    pooled. hyperfine times one command after another, and
+#                    on a shared machine load comes in bursts of seconds:
+#                    one-run rounds interleave the commands, so a burst hits
+#                    them alike and the ratios stay put
 #   --bin PATH       time this vault binary instead of building one
 #   --baseline PATH  also time another vault binary (say, a build of main)
 #                    side by side, on a vault it imported itself: rows
 #                    run-base and write-base (before/after of a change)
 #   --no-peers       skip dotenvx and python-dotenv
+#   --wait-quiet S   first wait up to S seconds for the 1-minute load
+#                    average to drop below the number of cores
 #   --out DIR        where vaults and results go (default benches/out/full
 #                    or benches/out/quick; benches/out is gitignored)
 #   --publish        copy results.md, results.json and latency.png to
@@ -51,6 +58,7 @@ baseline=""
 peers=1
 out=""
 publish=0
+wait_quiet=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --quick) quick=1 ;;
@@ -59,6 +67,7 @@ while [ $# -gt 0 ]; do
     --bin) bin="$2"; shift ;;
     --baseline) baseline="$2"; shift ;;
     --no-peers) peers=0 ;;
+    --wait-quiet) wait_quiet="$2"; shift ;;
     --out) out="$2"; shift ;;
     --publish) publish=1 ;;
     -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
@@ -70,14 +79,34 @@ done
 if [ "$quick" = 1 ]; then
   sizes="1000"
   peers=0
-  : "${rounds:=1}"
+  : "${rounds:=3}"
   out="${out:-$root/benches/out/quick}"
 else
-  : "${rounds:=3}"
   out="${out:-$root/benches/out/full}"
 fi
 
 say() { printf '\n== %s\n' "$*" >&2; }
+
+# hyperfine_rounds NAME ROUNDS -n name1 cmd1 -n name2 cmd2 ...: a warm-up
+# round (not kept), then ROUNDS hyperfine runs timing each command once,
+# the command list rotated by one each round, exported to
+# $out/hyperfine-NAME-rK.json.
+hyperfine_rounds() {
+  local tag="$1" rounds="$2"
+  shift 2
+  local pairs=("$@") count=$(($# / 3)) r i k args
+  say "$tag: $rounds hyperfine rounds, each command once a round"
+  hyperfine -N --runs 1 --style none --export-json "$out/warmup-$tag.json" "$@" >/dev/null
+  for r in $(seq 1 "$rounds"); do
+    args=()
+    for i in $(seq 0 $((count - 1))); do
+      k=$(((i + r - 1) % count))
+      args+=(-n "${pairs[$((3 * k + 1))]}" "${pairs[$((3 * k + 2))]}")
+    done
+    hyperfine -N --runs 1 --style basic \
+      --export-json "$out/hyperfine-$tag-r$r.json" "${args[@]}" >"$out/hyperfine-$tag-r$r.txt" 2>&1
+  done
+}
 
 missing=()
 for tool in hyperfine age age-keygen python3; do
@@ -140,6 +169,15 @@ age-keygen -o "$key" 2>/dev/null
 cleanup() { "$bin" --vault-dir "$agent_dir" lock >/dev/null 2>&1 || true; }
 trap cleanup EXIT
 
+if [ "$wait_quiet" -gt 0 ]; then
+  say "waiting up to ${wait_quiet}s for a load average below $(nproc)"
+  deadline=$((SECONDS + wait_quiet))
+  while [ "$SECONDS" -lt "$deadline" ] &&
+        awk -v n="$(nproc)" '{exit !($1 >= n)}' /proc/loadavg; do
+    sleep 10
+  done
+fi
+
 # ---------------------------------------------------------------- machine
 {
   echo "date: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
@@ -153,7 +191,7 @@ trap cleanup EXIT
   echo "hyperfine: $(hyperfine --version | awk '{print $2}')"
   echo "age: $(age --version)"
   echo "mode: $([ "$quick" = 1 ] && echo quick || echo full)"
-  echo "rounds: $rounds"
+  echo "rounds: ${rounds:-60/40/20 by size}"
 } >"$out/machine.txt"
 
 # ---------------------------------------------------------------- agent
@@ -163,9 +201,9 @@ agent_recipient="$("$bin" --vault-dir "$agent_dir" --passphrase-file "$pass" rec
 "$bin" --vault-dir "$agent_dir" --passphrase-file "$pass" unlock --timeout 2h >/dev/null 2>&1
 
 # ---------------------------------------------------------------- per size
-runs_for() { # runs per round for a vault of $1 secrets
-  if [ "$quick" = 1 ]; then echo 5; elif [ "$1" -le 1000 ]; then echo 30;
-  elif [ "$1" -le 10000 ]; then echo 20; else echo 10; fi
+rounds_for() { # hyperfine rounds for a vault of $1 secrets
+  if [ -n "$rounds" ]; then echo "$rounds"; elif [ "$1" -le 1000 ]; then echo 60;
+  elif [ "$1" -le 10000 ]; then echo 40; else echo 20; fi
 }
 
 for n in $sizes; do
@@ -203,12 +241,7 @@ for n in $sizes; do
       -n write-base "$baseline ${base[*]} secret set $one KEY_0=written-by-the-benchmark"
     )
   fi
-  runs="$(runs_for "$n")"
-  for r in $(seq 1 "$rounds"); do
-    say "$n secrets: hyperfine round $r/$rounds ($runs runs each)"
-    hyperfine -N --warmup 2 --runs "$runs" --style basic \
-      --export-json "$out/hyperfine-$n-r$r.json" "${cmds[@]}" >"$out/hyperfine-$n-r$r.txt"
-  done
+  hyperfine_rounds "$n" "$(rounds_for "$n")" "${cmds[@]}"
 
   if [ -n "$gnu_time" ]; then
     say "$n secrets: peak memory"
@@ -267,9 +300,7 @@ if [ "$peers" = 1 ]; then
     notes+=("python-dotenv: pip install failed: $(head -c 300 "$peer/pip.err" 2>/dev/null | tr '\n' ' ')")
   fi
   cmds+=(-n true "true")
-  say "peers: hyperfine"
-  hyperfine -N --warmup 2 --runs 10 --style basic \
-    --export-json "$out/hyperfine-peers.json" "${cmds[@]}" >"$out/hyperfine-peers.txt"
+  hyperfine_rounds peers "${rounds:-10}" "${cmds[@]}"
   for note in "${notes[@]+"${notes[@]}"}"; do echo "$note" >>"$out/peer-notes.txt"; done
 fi
 
