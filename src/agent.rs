@@ -146,13 +146,45 @@ fn is_stale(e: &io::Error) -> bool {
     )
 }
 
-/// Keys backed by the agent, if one is running for `vault_dir`.
+/// Keys backed by the agent, if one is running for `vault_dir`. Opening a
+/// vault then costs one round trip (the unwrap), not two: whether the agent
+/// is there is a bare connect, which the kernel answers without waiting for
+/// the agent to be scheduled, and its recipients are asked for only if
+/// something needs them (BENCHMARKS.md, "agent").
 pub fn keys(vault_dir: &Path) -> Option<Keys> {
-    let status = status(vault_dir)?;
+    let socket = socket_path(vault_dir).ok()?;
+    if !listening(&socket) {
+        return None;
+    }
     let id = AgentIdentity {
-        socket: status.socket.clone(),
+        socket: socket.clone(),
     };
-    Some(Keys::from_parts(vec![Box::new(id)], status.recipients))
+    let dir = vault_dir.to_path_buf();
+    Some(Keys::from_agent(vec![Box::new(id)], move || {
+        status(&dir).map(|s| s.recipients).unwrap_or_default()
+    }))
+}
+
+/// Whether our agent listens on the agent's socket: a socket of our own uid
+/// (an agent serves only its own uid, so another's would refuse us), and a
+/// connect that succeeds. A socket nobody listens on (a killed agent) is
+/// removed on the way, silently. The agent reads an empty request from
+/// this connection and goes on.
+fn listening(socket: &Path) -> bool {
+    let me = rustix::process::geteuid().as_raw();
+    let ours =
+        std::fs::symlink_metadata(socket).is_ok_and(|m| m.file_type().is_socket() && m.uid() == me);
+    if !ours {
+        return false;
+    }
+    match UnixStream::connect(socket) {
+        Ok(_) => true,
+        Err(e) if is_stale(&e) => {
+            let _ = std::fs::remove_file(socket);
+            false
+        }
+        Err(_) => false,
+    }
 }
 
 /// Asks the agent for `vault_dir` to stop. Returns whether one was running.

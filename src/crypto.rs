@@ -3,6 +3,7 @@
 //! recipients and opening a decrypting reader. No file paths are chosen here.
 
 use std::{
+    cell::OnceCell,
     fmt,
     io::{self, Read, Seek, Write},
     str::FromStr,
@@ -23,14 +24,18 @@ const MAX_WORK_FACTOR: u8 = 22;
 /// "this vault is not encrypted to your key …").
 pub struct Keys {
     identities: Vec<Box<dyn age::Identity>>,
-    recipients: Vec<String>,
+    recipients: OnceCell<Vec<String>>,
+    /// Where the recipients come from when they are not known up front:
+    /// the agent is asked only if they are needed (`run` never needs them,
+    /// and one round trip to the agent is a third of a millisecond).
+    lookup: Option<Box<dyn Fn() -> Vec<String>>>,
 }
 
 impl fmt::Debug for Keys {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Keys")
             .field("identities", &crate::MASK)
-            .field("recipients", &self.recipients)
+            .field("recipients", &self.recipients.get())
             .finish()
     }
 }
@@ -38,23 +43,33 @@ impl fmt::Debug for Keys {
 impl Keys {
     pub fn from_x25519(id: age::x25519::Identity) -> Self {
         let recipient = id.to_public().to_string();
+        Keys::known(vec![Box::new(id)], vec![recipient])
+    }
+
+    fn known(identities: Vec<Box<dyn age::Identity>>, recipients: Vec<String>) -> Self {
         Keys {
-            identities: vec![Box::new(id)],
-            recipients: vec![recipient],
+            identities,
+            recipients: OnceCell::from(recipients),
+            lookup: None,
         }
     }
 
-    /// Keys whose secret half lives elsewhere (the agent), with the public
-    /// recipients it reported.
-    pub fn from_parts(identities: Vec<Box<dyn age::Identity>>, recipients: Vec<String>) -> Self {
+    /// Keys whose secret half lives elsewhere (the agent); `recipients`
+    /// asks for the public half the first time it is needed.
+    pub fn from_agent(
+        identities: Vec<Box<dyn age::Identity>>,
+        recipients: impl Fn() -> Vec<String> + 'static,
+    ) -> Self {
         Keys {
             identities,
-            recipients,
+            recipients: OnceCell::new(),
+            lookup: Some(Box::new(recipients)),
         }
     }
 
     pub fn recipients(&self) -> &[String] {
-        &self.recipients
+        self.recipients
+            .get_or_init(|| self.lookup.as_ref().map_or_else(Vec::new, |ask| ask()))
     }
 
     /// The file key of an age header, if one of these identities can
@@ -95,10 +110,7 @@ pub fn parse_identity_file(text: &[u8], source: &str) -> Result<Keys> {
     if text.trim_start().starts_with("-----BEGIN") {
         return parse_ssh_identity(text, source);
     }
-    let mut keys = Keys {
-        identities: vec![],
-        recipients: vec![],
-    };
+    let (mut identities, mut recipients) = (vec![], vec![]);
     for (n, line) in text.lines().enumerate() {
         let line = line.trim();
         if line.is_empty() || line.starts_with('#') {
@@ -111,13 +123,13 @@ pub fn parse_identity_file(text: &[u8], source: &str) -> Result<Keys> {
             ))
             .hint("create one with `age-keygen -o key.txt`")
         })?;
-        keys.recipients.push(id.to_public().to_string());
-        keys.identities.push(Box::new(id));
+        recipients.push(id.to_public().to_string());
+        identities.push(Box::new(id) as Box<dyn age::Identity>);
     }
-    if keys.identities.is_empty() {
+    if identities.is_empty() {
         return Err(not_identity());
     }
-    Ok(keys)
+    Ok(Keys::known(identities, recipients))
 }
 
 fn parse_ssh_identity(text: &str, source: &str) -> Result<Keys> {
@@ -163,10 +175,7 @@ fn parse_ssh_identity(text: &str, source: &str) -> Result<Keys> {
             .hint("age accepts ssh-ed25519 and ssh-rsa keys"));
         }
     };
-    Ok(Keys {
-        identities: vec![Box::new(id)],
-        recipients: vec![recipient],
-    })
+    Ok(Keys::known(vec![Box::new(id)], vec![recipient]))
 }
 
 /// The text of an identity file for `id`, as `age-keygen` writes it.
@@ -500,6 +509,22 @@ mod tests {
         let reason = age_reason(&e);
         assert!(!reason.contains('\n'), "{reason:?}");
         assert_eq!(reason, "unknown age format");
+    }
+
+    #[test]
+    fn agent_keys_ask_for_recipients_once_and_only_when_needed() {
+        use std::{cell::Cell, rc::Rc};
+        let asked = Rc::new(Cell::new(0));
+        let counter = asked.clone();
+        let keys = Keys::from_agent(vec![], move || {
+            counter.set(counter.get() + 1);
+            vec!["age1x".to_string()]
+        });
+        assert_eq!(asked.get(), 0, "creating them asks nothing");
+        assert!(format!("{keys:?}").contains("None"));
+        assert_eq!(keys.recipients(), ["age1x"]);
+        assert_eq!(keys.recipients(), ["age1x"]);
+        assert_eq!(asked.get(), 1);
     }
 
     #[test]

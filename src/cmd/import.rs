@@ -42,12 +42,17 @@ pub fn run(ctx: &Context, args: ImportArgs) -> Result<()> {
         names::warn_dangerous(p.entries.iter().map(|(k, _)| k.as_str()));
     }
     let force = args.force;
-    vault::write(ctx, |db| {
+    let change = |db: &rusqlite::Transaction| {
         for p in &plan {
             store::create_secret(db, &p.name, &p.entries, force)?;
         }
         Ok(())
-    })?;
+    };
+    if args.from_json.is_some() {
+        vault::write_bulk(ctx, change)?;
+    } else {
+        vault::write(ctx, change)?;
+    }
     if plan.len() > 20 {
         eprintln!("Imported {} secrets", plan.len());
     } else {
