@@ -341,6 +341,59 @@ pub fn decrypt_stream<R: BufRead + Seek>(
         .map_err(|e| decrypt_error(e, keys, source))
 }
 
+/// `keys` as one identity that remembers the file key of the header it
+/// unwrapped last, so that more readers of the same file (`Plaintext`) get
+/// it for free: no second X25519 operation, no second round trip to the
+/// agent. A header with other stanzas is unwrapped afresh.
+pub struct Remembering<'k> {
+    keys: &'k Keys,
+    last: std::cell::RefCell<Option<(Vec<age_core::format::Stanza>, age_core::format::FileKey)>>,
+}
+
+impl<'k> Remembering<'k> {
+    pub fn new(keys: &'k Keys) -> Self {
+        Remembering {
+            keys,
+            last: std::cell::RefCell::new(None),
+        }
+    }
+}
+
+impl age::Identity for Remembering<'_> {
+    fn unwrap_stanza(
+        &self,
+        stanza: &age_core::format::Stanza,
+    ) -> Option<std::result::Result<age_core::format::FileKey, age::DecryptError>> {
+        self.unwrap_stanzas(std::slice::from_ref(stanza))
+    }
+
+    fn unwrap_stanzas(
+        &self,
+        stanzas: &[age_core::format::Stanza],
+    ) -> Option<std::result::Result<age_core::format::FileKey, age::DecryptError>> {
+        use age_core::format::{FileKey, Stanza};
+        let copy = |k: &FileKey| FileKey::init_with_mut(|c| c.copy_from_slice(k.expose_secret()));
+        if let Some((seen, key)) = self.last.borrow().as_ref()
+            && seen.as_slice() == stanzas
+        {
+            return Some(Ok(copy(key)));
+        }
+        let result = self.keys.unwrap_stanzas(stanzas)?;
+        if let Ok(key) = &result {
+            let seen = stanzas
+                .iter()
+                .map(|s| Stanza {
+                    tag: s.tag.clone(),
+                    args: s.args.clone(),
+                    body: s.body.clone(),
+                })
+                .collect();
+            *self.last.borrow_mut() = Some((seen, copy(key)));
+        }
+        Some(result)
+    }
+}
+
 fn decrypt_error(e: age::DecryptError, keys: &Keys, source: &str) -> Error {
     match e {
         age::DecryptError::NoMatchingKeys => {
@@ -411,17 +464,23 @@ impl<'f> Plaintext<'f> {
         parallel_min: u64,
         threads: usize,
     ) -> Result<Self> {
-        let mut plain = Plaintext::with_readers(file, keys, source, 1)?;
+        let keys = Remembering::new(keys);
+        let mut plain = Plaintext::with_readers(file, &keys, source, 1)?;
         if plain.len >= parallel_min && threads > 1 {
             let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
             for _ in 1..cores.min(threads) {
-                plain.readers.push(reader(file, keys, source)?);
+                plain.readers.push(reader(file, &keys, source)?);
             }
         }
         Ok(plain)
     }
 
-    fn with_readers(file: &'f File, keys: &Keys, source: &str, count: usize) -> Result<Self> {
+    fn with_readers(
+        file: &'f File,
+        keys: &Remembering,
+        source: &str,
+        count: usize,
+    ) -> Result<Self> {
         let mut first = reader(file, keys, source)?;
         let len = stream_len(&mut first).map_err(|e| damaged(&e, source))?;
         let mut readers = vec![first];
@@ -500,10 +559,20 @@ impl Read for Plaintext<'_> {
 
 fn reader<'f>(
     file: &'f File,
-    keys: &Keys,
+    keys: &Remembering,
     source: &str,
 ) -> Result<age::stream::StreamReader<BufReader<FileAt<'f>>>> {
-    decrypt_stream(BufReader::new(FileAt { file, pos: 0 }), keys, source)
+    let input = BufReader::new(FileAt { file, pos: 0 });
+    let dec =
+        age::Decryptor::new_buffered(input).map_err(|e| decrypt_error(e, keys.keys, source))?;
+    if dec.is_scrypt() {
+        return Err(Error::new(format!(
+            "{source} is encrypted with a passphrase, not to a key"
+        ))
+        .hint("a vault file is encrypted to recipients; is this identity.age?"));
+    }
+    dec.decrypt(std::iter::once(keys as &dyn age::Identity))
+        .map_err(|e| decrypt_error(e, keys.keys, source))
 }
 
 /// One open file, read at an offset of its own (`pread`), so that several
@@ -657,14 +726,16 @@ mod tests {
         let (plain, f) = sealed_file(&keys);
         let file = File::open(f.path()).unwrap();
         for readers in [1, 2, 3] {
-            let mut p = Plaintext::with_readers(&file, &keys, "t", readers).unwrap();
+            let mut p =
+                Plaintext::with_readers(&file, &Remembering::new(&keys), "t", readers).unwrap();
             assert_eq!(p.len(), plain.len() as u64);
             let mut all = vec![0; plain.len()];
             p.read_exact(&mut all).unwrap();
             assert!(all == plain, "{readers} readers, at once");
             assert_eq!(p.read(&mut [0; 8]).unwrap(), 0);
 
-            let mut p = Plaintext::with_readers(&file, &keys, "t", readers).unwrap();
+            let mut p =
+                Plaintext::with_readers(&file, &Remembering::new(&keys), "t", readers).unwrap();
             let mut in_order = vec![];
             p.read_to_end(&mut in_order).unwrap();
             assert!(in_order == plain, "{readers} readers, in order");
@@ -692,7 +763,7 @@ mod tests {
             std::fs::write(f.path(), &bad).unwrap();
             let file = File::open(f.path()).unwrap();
             let mut all = vec![0; plain.len()];
-            let read = Plaintext::with_readers(&file, &keys, "t", 3)
+            let read = Plaintext::with_readers(&file, &Remembering::new(&keys), "t", 3)
                 .and_then(|mut p| p.read_exact(&mut all).map_err(|e| damaged(&e, "t")));
             assert!(read.is_err(), "flipped at {at}");
         }
@@ -702,10 +773,54 @@ mod tests {
             std::fs::write(f.path(), &good[..keep]).unwrap();
             let file = File::open(f.path()).unwrap();
             assert!(
-                Plaintext::with_readers(&file, &keys, "t", 3).is_err(),
+                Plaintext::with_readers(&file, &Remembering::new(&keys), "t", 3).is_err(),
                 "{keep}"
             );
         }
+    }
+
+    #[test]
+    fn more_readers_of_one_file_unwrap_its_header_once() {
+        struct Counting(age::x25519::Identity, std::rc::Rc<std::cell::Cell<u32>>);
+        impl age::Identity for Counting {
+            fn unwrap_stanza(
+                &self,
+                s: &age_core::format::Stanza,
+            ) -> Option<std::result::Result<age_core::format::FileKey, age::DecryptError>>
+            {
+                self.1.set(self.1.get() + 1);
+                self.0.unwrap_stanza(s)
+            }
+        }
+        let id = generate();
+        let recipient = id.to_public().to_string();
+        let count = std::rc::Rc::new(std::cell::Cell::new(0));
+        let keys = Keys::known(vec![Box::new(Counting(id, count.clone()))], vec![recipient]);
+        let (plain, f) = sealed_file(&keys);
+        let file = File::open(f.path()).unwrap();
+        let mut p = Plaintext::with_readers(&file, &Remembering::new(&keys), "t", 3).unwrap();
+        assert_eq!(count.get(), 1);
+        let mut all = vec![0; plain.len()];
+        p.read_exact(&mut all).unwrap();
+        assert!(all == plain);
+        // Another file (another header) is unwrapped afresh, and a key that
+        // does not fit is still refused.
+        let (_, other) = sealed_file(&keys);
+        let remembering = Remembering::new(&keys);
+        for f in [f.path(), other.path(), f.path()] {
+            let file = File::open(f).unwrap();
+            Plaintext::with_readers(&file, &remembering, "t", 2).unwrap();
+        }
+        assert_eq!(count.get(), 4);
+        let stranger = Keys::from_x25519(generate());
+        let file = File::open(f.path()).unwrap();
+        let err = Plaintext::with_readers(&file, &Remembering::new(&stranger), "t", 2)
+            .err()
+            .unwrap();
+        assert!(
+            err.message().contains("not encrypted to your key"),
+            "{err:?}"
+        );
     }
 
     #[test]
