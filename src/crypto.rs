@@ -5,8 +5,11 @@
 use std::{
     cell::OnceCell,
     fmt,
-    io::{self, Read, Seek, Write},
+    fs::File,
+    io::{self, BufReader, Read, Seek, SeekFrom, Write},
+    os::unix::fs::FileExt,
     str::FromStr,
+    sync::Mutex,
 };
 
 use age::secrecy::{ExposeSecret, SecretString};
@@ -362,6 +365,14 @@ pub fn decrypt_stream<R: Read + Seek>(
         .map_err(|e| decrypt_error(e, keys, source))
 }
 
+/// Whether `input` is ASCII-armored (`age -a`), leaving it at the start.
+pub fn is_armored(input: &mut (impl Read + Seek)) -> io::Result<bool> {
+    let mut head = Vec::with_capacity(64);
+    input.by_ref().take(64).read_to_end(&mut head)?;
+    input.seek(io::SeekFrom::Start(0))?;
+    Ok(head.trim_ascii_start().starts_with(b"-----BEGIN AGE"))
+}
+
 /// Whether `input` starts as an age file does, binary or armored (or is
 /// too short to tell), leaving it at the start. Anything else is "not an
 /// age file", which says more than age's "truncated" for a short text file.
@@ -378,6 +389,59 @@ fn looks_like_age(input: &mut (impl Read + Seek)) -> io::Result<bool> {
         head[..n] == magic[..n]
     };
     Ok(starts(BINARY) || starts(ARMORED))
+}
+
+/// `keys` as one identity that remembers the file key of the header it
+/// unwrapped last, so that more readers of the same file (`Plaintext`) get
+/// it for free: no second X25519 operation, no second round trip to the
+/// agent. A header with other stanzas is unwrapped afresh.
+pub struct Remembering<'k> {
+    keys: &'k Keys,
+    last: std::cell::RefCell<Option<(Vec<age_core::format::Stanza>, age_core::format::FileKey)>>,
+}
+
+impl<'k> Remembering<'k> {
+    pub fn new(keys: &'k Keys) -> Self {
+        Remembering {
+            keys,
+            last: std::cell::RefCell::new(None),
+        }
+    }
+}
+
+impl age::Identity for Remembering<'_> {
+    fn unwrap_stanza(
+        &self,
+        stanza: &age_core::format::Stanza,
+    ) -> Option<std::result::Result<age_core::format::FileKey, age::DecryptError>> {
+        self.unwrap_stanzas(std::slice::from_ref(stanza))
+    }
+
+    fn unwrap_stanzas(
+        &self,
+        stanzas: &[age_core::format::Stanza],
+    ) -> Option<std::result::Result<age_core::format::FileKey, age::DecryptError>> {
+        use age_core::format::{FileKey, Stanza};
+        let copy = |k: &FileKey| FileKey::init_with_mut(|c| c.copy_from_slice(k.expose_secret()));
+        if let Some((seen, key)) = self.last.borrow().as_ref()
+            && seen.as_slice() == stanzas
+        {
+            return Some(Ok(copy(key)));
+        }
+        let result = self.keys.unwrap_stanzas(stanzas)?;
+        if let Ok(key) = &result {
+            let seen = stanzas
+                .iter()
+                .map(|s| Stanza {
+                    tag: s.tag.clone(),
+                    args: s.args.clone(),
+                    body: s.body.clone(),
+                })
+                .collect();
+            *self.last.borrow_mut() = Some((seen, copy(key)));
+        }
+        Some(result)
+    }
 }
 
 fn decrypt_error(e: age::DecryptError, keys: &Keys, source: &str) -> Error {
@@ -416,6 +480,188 @@ pub fn stream_len(r: &mut (impl Read + Seek)) -> io::Result<u64> {
     let len = r.seek(io::SeekFrom::End(0))?;
     r.seek(io::SeekFrom::Start(0))?;
     Ok(len)
+}
+
+/// A vault file's plaintext, decrypted by one age reader or, for a large
+/// file on a machine with a core to spare, by several at once (issue 6: at
+/// 100,000 secrets decryption and faulting in SQLite's buffer are most of
+/// `vault run`; BENCHMARKS.md has the figures). age authenticates each
+/// 64 KiB chunk on its own, its place fixed by a counter nonce, so readers
+/// can start at any chunk: each takes the next piece of SQLite's buffer
+/// from a shared queue, seeks there and decrypts straight into it. A reader
+/// that gets no core (another process has it) simply takes no pieces. The
+/// length of the whole is authenticated first (age decrypts the last chunk
+/// as the last one), so a truncated or altered file fails as it does when
+/// read in one piece.
+///
+/// All readers share one open file and read it at offsets of their own
+/// (`pread`): they see the same bytes even if a writer renames a new vault
+/// over the path meanwhile.
+pub struct Plaintext<'f> {
+    /// `readers[0]` reads in order from the start; the others only help
+    /// `fill`.
+    readers: Vec<age::stream::StreamReader<BufReader<FileAt<'f>>>>,
+    len: u64,
+    pos: u64,
+}
+
+/// What a helping reader takes at a time: 16 of age's chunks.
+const PIECE: usize = 1 << 20;
+
+impl<'f> Plaintext<'f> {
+    /// Opens `file` for `keys`, with one reader per core up to `threads`
+    /// if the plaintext is at least `parallel_min` bytes. Each extra reader
+    /// costs an unwrap of the age header (an X25519 operation, or a round
+    /// trip to the agent).
+    pub fn open(
+        file: &'f File,
+        keys: &Keys,
+        source: &str,
+        parallel_min: u64,
+        threads: usize,
+    ) -> Result<Self> {
+        let keys = Remembering::new(keys);
+        let mut plain = Plaintext::with_readers(file, &keys, source, 1)?;
+        if plain.len >= parallel_min && threads > 1 {
+            let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+            for _ in 1..cores.min(threads) {
+                plain.readers.push(reader(file, &keys, source)?);
+            }
+        }
+        Ok(plain)
+    }
+
+    fn with_readers(
+        file: &'f File,
+        keys: &Remembering,
+        source: &str,
+        count: usize,
+    ) -> Result<Self> {
+        let mut first = reader(file, keys, source)?;
+        let len = stream_len(&mut first).map_err(|e| damaged(&e, source))?;
+        let mut readers = vec![first];
+        for _ in 1..count {
+            readers.push(reader(file, keys, source)?);
+        }
+        Ok(Plaintext {
+            readers,
+            len,
+            pos: 0,
+        })
+    }
+
+    /// The plaintext's length, authenticated.
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// How many readers decrypt it.
+    pub fn readers(&self) -> usize {
+        self.readers.len()
+    }
+
+    /// Fills `buf`, the whole plaintext, piece by piece, with every reader
+    /// on a thread of its own (the first on this one).
+    fn fill(&mut self, buf: &mut [u8]) -> io::Result<()> {
+        let queue = Mutex::new(buf.chunks_mut(PIECE).enumerate());
+        let work = |reader: &mut age::stream::StreamReader<_>| -> io::Result<()> {
+            loop {
+                let next = queue
+                    .lock()
+                    .map_err(|_| io::Error::other("poisoned"))?
+                    .next();
+                let Some((i, piece)) = next else {
+                    return Ok(());
+                };
+                reader.seek(SeekFrom::Start((i * PIECE) as u64))?;
+                reader.read_exact(piece)?;
+            }
+        };
+        std::thread::scope(|s| {
+            let (first, others) = self.readers.split_first_mut().expect("a reader");
+            let helpers: Vec<_> = others.iter_mut().map(|r| s.spawn(|| work(r))).collect();
+            let mut result = work(first);
+            for h in helpers {
+                let theirs = h
+                    .join()
+                    .unwrap_or_else(|_| Err(io::Error::other("a decrypting thread panicked")));
+                result = result.and(theirs);
+            }
+            result
+        })
+    }
+}
+
+impl Read for Plaintext<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        // SQLite asks for the whole database at once: the case worth helpers.
+        if self.pos == 0 && self.readers.len() > 1 && buf.len() as u64 == self.len {
+            self.fill(buf)?;
+            self.pos = self.len;
+            return Ok(buf.len());
+        }
+        if self.pos >= self.len {
+            return Ok(0);
+        }
+        let n = self.readers[0].read(buf)?;
+        self.pos += n as u64;
+        Ok(n)
+    }
+}
+
+fn reader<'f>(
+    file: &'f File,
+    keys: &Remembering,
+    source: &str,
+) -> Result<age::stream::StreamReader<BufReader<FileAt<'f>>>> {
+    let input = BufReader::new(FileAt { file, pos: 0 });
+    let dec =
+        age::Decryptor::new_buffered(input).map_err(|e| decrypt_error(e, keys.keys, source))?;
+    if dec.is_scrypt() {
+        return Err(Error::new(format!(
+            "{source} is encrypted with a passphrase, not to a key"
+        ))
+        .hint("a vault file is encrypted to recipients; is this identity.age?"));
+    }
+    dec.decrypt(std::iter::once(keys as &dyn age::Identity))
+        .map_err(|e| decrypt_error(e, keys.keys, source))
+}
+
+/// One open file, read at an offset of its own (`pread`), so that several
+/// readers can share it.
+struct FileAt<'f> {
+    file: &'f File,
+    pos: u64,
+}
+
+impl Read for FileAt<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.file.read_at(buf, self.pos)?;
+        self.pos += n as u64;
+        Ok(n)
+    }
+}
+
+impl Seek for FileAt<'_> {
+    fn seek(&mut self, to: SeekFrom) -> io::Result<u64> {
+        let pos = match to {
+            SeekFrom::Start(n) => Some(n),
+            SeekFrom::Current(d) => self.pos.checked_add_signed(d),
+            SeekFrom::End(d) => self.file.metadata()?.len().checked_add_signed(d),
+        };
+        self.pos = pos.ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "bad seek"))?;
+        Ok(self.pos)
+    }
+}
+
+/// A vault file whose payload fails to decrypt or authenticate.
+pub fn damaged(e: &dyn std::fmt::Display, source: &str) -> Error {
+    Error::new(format!("{source} is damaged: {}", age_reason(e)))
+        .hint("restore it from a backup or from version control")
 }
 
 /// A passphrase typed twice must match; compared in constant time.
@@ -525,6 +771,120 @@ mod tests {
         assert_eq!(keys.recipients(), ["age1x"]);
         assert_eq!(keys.recipients(), ["age1x"]);
         assert_eq!(asked.get(), 1);
+    }
+
+    /// A file encrypted to `keys` holding 3 MiB and a bit: pieces of 1 MiB,
+    /// and a last chunk that is not full.
+    fn sealed_file(keys: &Keys) -> (Vec<u8>, tempfile::NamedTempFile) {
+        let plain: Vec<u8> = (0..3 * PIECE + 12_345)
+            .map(|i| (i * 7 % 251) as u8)
+            .collect();
+        let f = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(f.path(), encrypt_vec(keys.recipients(), &plain).unwrap()).unwrap();
+        (plain, f)
+    }
+
+    #[test]
+    fn plaintext_read_by_several_threads_or_in_order_is_the_plaintext() {
+        let keys = Keys::from_x25519(generate());
+        let (plain, f) = sealed_file(&keys);
+        let file = File::open(f.path()).unwrap();
+        for readers in [1, 2, 3] {
+            let mut p =
+                Plaintext::with_readers(&file, &Remembering::new(&keys), "t", readers).unwrap();
+            assert_eq!(p.len(), plain.len() as u64);
+            let mut all = vec![0; plain.len()];
+            p.read_exact(&mut all).unwrap();
+            assert!(all == plain, "{readers} readers, at once");
+            assert_eq!(p.read(&mut [0; 8]).unwrap(), 0);
+
+            let mut p =
+                Plaintext::with_readers(&file, &Remembering::new(&keys), "t", readers).unwrap();
+            let mut in_order = vec![];
+            p.read_to_end(&mut in_order).unwrap();
+            assert!(in_order == plain, "{readers} readers, in order");
+        }
+        let p = Plaintext::open(&file, &keys, "t", 0, 4).unwrap();
+        assert!(p.readers() >= 1);
+        assert_eq!(
+            Plaintext::open(&file, &keys, "t", u64::MAX, 4)
+                .unwrap()
+                .readers(),
+            1
+        );
+    }
+
+    #[test]
+    fn damage_anywhere_fails_with_several_readers() {
+        let keys = Keys::from_x25519(generate());
+        let (plain, f) = sealed_file(&keys);
+        let good = std::fs::read(f.path()).unwrap();
+        // A flipped byte in each third of the file: opening succeeds (the
+        // length is fine), filling fails.
+        for at in [good.len() / 6, good.len() / 2, good.len() - 5] {
+            let mut bad = good.clone();
+            bad[at] ^= 1;
+            std::fs::write(f.path(), &bad).unwrap();
+            let file = File::open(f.path()).unwrap();
+            let mut all = vec![0; plain.len()];
+            let read = Plaintext::with_readers(&file, &Remembering::new(&keys), "t", 3)
+                .and_then(|mut p| p.read_exact(&mut all).map_err(|e| damaged(&e, "t")));
+            assert!(read.is_err(), "flipped at {at}");
+        }
+        // Truncated: at the last chunk boundary, and in the middle.
+        let last_chunk = 12_345 + 16;
+        for keep in [good.len() - last_chunk, good.len() / 2] {
+            std::fs::write(f.path(), &good[..keep]).unwrap();
+            let file = File::open(f.path()).unwrap();
+            assert!(
+                Plaintext::with_readers(&file, &Remembering::new(&keys), "t", 3).is_err(),
+                "{keep}"
+            );
+        }
+    }
+
+    #[test]
+    fn more_readers_of_one_file_unwrap_its_header_once() {
+        struct Counting(age::x25519::Identity, std::rc::Rc<std::cell::Cell<u32>>);
+        impl age::Identity for Counting {
+            fn unwrap_stanza(
+                &self,
+                s: &age_core::format::Stanza,
+            ) -> Option<std::result::Result<age_core::format::FileKey, age::DecryptError>>
+            {
+                self.1.set(self.1.get() + 1);
+                self.0.unwrap_stanza(s)
+            }
+        }
+        let id = generate();
+        let recipient = id.to_public().to_string();
+        let count = std::rc::Rc::new(std::cell::Cell::new(0));
+        let keys = Keys::known(vec![Box::new(Counting(id, count.clone()))], vec![recipient]);
+        let (plain, f) = sealed_file(&keys);
+        let file = File::open(f.path()).unwrap();
+        let mut p = Plaintext::with_readers(&file, &Remembering::new(&keys), "t", 3).unwrap();
+        assert_eq!(count.get(), 1);
+        let mut all = vec![0; plain.len()];
+        p.read_exact(&mut all).unwrap();
+        assert!(all == plain);
+        // Another file (another header) is unwrapped afresh, and a key that
+        // does not fit is still refused.
+        let (_, other) = sealed_file(&keys);
+        let remembering = Remembering::new(&keys);
+        for f in [f.path(), other.path(), f.path()] {
+            let file = File::open(f).unwrap();
+            Plaintext::with_readers(&file, &remembering, "t", 2).unwrap();
+        }
+        assert_eq!(count.get(), 4);
+        let stranger = Keys::from_x25519(generate());
+        let file = File::open(f.path()).unwrap();
+        let err = Plaintext::with_readers(&file, &Remembering::new(&stranger), "t", 2)
+            .err()
+            .unwrap();
+        assert!(
+            err.message().contains("not encrypted to your key"),
+            "{err:?}"
+        );
     }
 
     #[test]
