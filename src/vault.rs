@@ -70,7 +70,7 @@ impl Vault {
 
     pub fn open_with(path: &Path, keys: &Keys) -> Result<Vault> {
         Ok(Vault {
-            conn: load(path, keys)?,
+            conn: load(path, keys, Access::Read)?,
         })
     }
 
@@ -94,8 +94,19 @@ fn require_exists(path: &Path) -> Result<()> {
 const PARALLEL_MIN: u64 = 16 << 20;
 const THREADS_MAX: usize = 4;
 
+/// What a loaded database is for.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Access {
+    /// Queries only (`run`, `list`, `show`, ...): the plaintext goes into a
+    /// read-only image of our own (`read_only_image`).
+    Read,
+    /// A read-modify-write: the plaintext goes into SQLite's own resizable
+    /// buffer.
+    Write,
+}
+
 /// Decrypts `path` into a fresh in-memory database and checks it.
-fn load(path: &Path, keys: &Keys) -> Result<Connection> {
+fn load(path: &Path, keys: &Keys, access: Access) -> Result<Connection> {
     let source = path.display().to_string();
     let file = fsio::open_regular(path)?;
     if file.metadata().is_ok_and(|m| m.len() == 0) {
@@ -111,28 +122,33 @@ fn load(path: &Path, keys: &Keys) -> Result<Connection> {
     let armored = crypto::is_armored(&mut file).map_err(|e| Error::io("read", path, e))?;
     if armored || size < PARALLEL_MIN {
         // ArmoredReader buffers the file itself.
-        return load_from(file, keys, &source);
+        return load_from(file, keys, &source, access);
     }
     let plain = crypto::Plaintext::open(&file, keys, &source, PARALLEL_MIN, THREADS_MAX)?;
     let len = plain.len();
-    deserialize(plain, len, &source)
+    deserialize(plain, len, &source, access)
 }
 
 /// `load` for a vault file held in memory: what the fuzz targets and their
 /// seed tests drive, so that they exercise exactly the code `load` runs.
 pub fn load_bytes(bytes: &[u8], keys: &Keys) -> Result<Connection> {
-    load_from(io::Cursor::new(bytes), keys, "input")
+    load_from(io::Cursor::new(bytes), keys, "input", Access::Write)
 }
 
-fn load_from(input: impl Read + Seek, keys: &Keys, source: &str) -> Result<Connection> {
+fn load_from(
+    input: impl Read + Seek,
+    keys: &Keys,
+    source: &str,
+    access: Access,
+) -> Result<Connection> {
     let mut plain = crypto::decrypt_stream(input, keys, source)?;
     let len = crypto::stream_len(&mut plain).map_err(|e| crypto::damaged(&e, source))?;
-    deserialize(plain, len, source)
+    deserialize(plain, len, source, access)
 }
 
-/// The plaintext database, `len` bytes from `plain`, into SQLite's own
-/// buffer, then the cheap check.
-fn deserialize(mut plain: impl Read, len: u64, source: &str) -> Result<Connection> {
+/// The plaintext database, `len` bytes from `plain`, into memory SQLite
+/// reads from, then the cheap check.
+fn deserialize(mut plain: impl Read, len: u64, source: &str, access: Access) -> Result<Connection> {
     let damaged = |e: &dyn std::fmt::Display| crypto::damaged(e, source);
     if len == 0 {
         return Err(
@@ -142,11 +158,47 @@ fn deserialize(mut plain: impl Read, len: u64, source: &str) -> Result<Connectio
     }
     let len = usize::try_from(len).map_err(|e| damaged(&e))?;
     let mut conn = Connection::open_in_memory()?;
-    conn.deserialize_read_exact(MAIN_DB, &mut plain, len, false)
-        .map_err(|e| damaged(&e))?;
+    match access {
+        Access::Write => conn
+            .deserialize_read_exact(MAIN_DB, &mut plain, len, false)
+            .map_err(|e| damaged(&e))?,
+        Access::Read => {
+            let image = read_only_image(plain, len).map_err(|e| damaged(&e))?;
+            conn.deserialize_bytes(MAIN_DB, image)?;
+        }
+    }
     store::prepare(&mut conn, source)?;
     Ok(conn)
 }
+
+/// A database image that is only read, from `len` bytes of `plain`, in an
+/// anonymous mapping of its own instead of SQLite's heap.
+///
+/// Why (issue 6, BENCHMARKS.md): at 100,000 secrets the plaintext is 80 MB,
+/// and faulting in 20,000 fresh 4 KiB pages cost `run` as much system time
+/// as decrypting them cost user time. This mapping asks for transparent huge
+/// pages (`MADV_HUGEPAGE`; the kernel's default "madvise" mode honours it),
+/// which takes a single-core `run` at 100k from about 155 to 100 ms.
+/// Also kept out of core dumps, and write-protected once filled.
+///
+/// SQLite needs the image for as long as the connection lives and
+/// rusqlite's `deserialize_bytes` takes a `&'static [u8]`, so the mapping is
+/// leaked: it goes back to the kernel when the process exits or `run`
+/// execs its command. A process loads a vault for reading once.
+fn read_only_image(mut plain: impl Read, len: usize) -> io::Result<&'static [u8]> {
+    let mut image = memmap2::MmapMut::map_anon(len)?;
+    // Advice is best effort: a kernel without THP still gives plain pages.
+    if len >= HUGE_PAGE {
+        let _ = image.advise(memmap2::Advice::HugePage);
+    }
+    let _ = image.advise(memmap2::Advice::DontDump);
+    plain.read_exact(&mut image)?;
+    let image = image.make_read_only()?;
+    Ok(&Box::leak(Box::new(image))[..])
+}
+
+/// The size of a transparent huge page on x86-64 and arm64 (4 KiB pages).
+const HUGE_PAGE: usize = 2 << 20;
 
 /// The second half of `load`, on plaintext database bytes: deserialize and
 /// check. For the fuzz target that feeds SQLite and `store::prepare`
@@ -246,7 +298,7 @@ fn read_modify_write<T>(
         fsio::atomic_write(&ctx.paths.identity, |f| f.write_all(sealed))?;
     }
     let mut conn = if ctx.paths.file.exists() {
-        load(&ctx.paths.file, keys.keys())?
+        load(&ctx.paths.file, keys.keys(), Access::Write)?
     } else {
         store::create(keys.keys().recipients())?
     };
@@ -280,4 +332,60 @@ fn save(conn: &mut Connection, path: &Path) -> Result<()> {
         crypto::encrypt_to(&recipients, &data, &mut w)?;
         w.flush()
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The flags the kernel shows for the mapping that starts at `addr`.
+    fn vm_flags(addr: usize) -> String {
+        let smaps = std::fs::read_to_string("/proc/self/smaps").unwrap();
+        let start = format!("{addr:x}-");
+        let mut lines = smaps.lines().skip_while(|l| !l.starts_with(&start));
+        assert!(lines.next().is_some(), "no mapping starts at {start}");
+        let flags = lines.find(|l| l.starts_with("VmFlags:")).unwrap();
+        flags["VmFlags:".len()..].trim().to_string()
+    }
+
+    #[test]
+    fn a_large_read_only_image_asks_for_huge_pages_and_no_dump() {
+        let len = 3 * HUGE_PAGE + 123;
+        let image = read_only_image(io::repeat(7).take(len as u64), len).unwrap();
+        assert_eq!(image.len(), len);
+        assert!(image.iter().all(|&b| b == 7));
+        let flags = vm_flags(image.as_ptr() as usize);
+        let has = |f: &str| flags.split(' ').any(|x| x == f);
+        assert!(has("hg"), "MADV_HUGEPAGE missing: {flags}");
+        assert!(has("dd"), "MADV_DONTDUMP missing: {flags}");
+        assert!(has("rd") && !has("wr"), "not write-protected: {flags}");
+    }
+
+    #[test]
+    fn a_short_plaintext_is_an_error_not_a_partial_image() {
+        let err = read_only_image(io::repeat(0).take(10), 4096).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::UnexpectedEof);
+    }
+
+    #[test]
+    fn a_vault_opened_for_reading_is_read_only_and_answers_queries() {
+        let keys = Keys::from_x25519(crypto::generate());
+        let mut db = store::create(keys.recipients()).unwrap();
+        let plain = db.serialize(MAIN_DB).unwrap().to_vec();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("vault.age");
+        std::fs::write(
+            &path,
+            crypto::encrypt_vec(keys.recipients(), &plain).unwrap(),
+        )
+        .unwrap();
+
+        let v = Vault::open_with(&path, &keys).unwrap();
+        assert_eq!(store::recipients(v.conn()).unwrap(), keys.recipients());
+        let err = v.conn().execute("DELETE FROM recipients", []).unwrap_err();
+        assert!(err.to_string().contains("readonly"), "{err}");
+
+        let w = load(&path, &keys, Access::Write).unwrap();
+        assert_eq!(w.execute("DELETE FROM recipients", []).unwrap(), 1);
+    }
 }
