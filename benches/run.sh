@@ -12,6 +12,9 @@
 #   true       bare `true`                          (process start floor)
 #   write      vault secret set <one> KEY_0=...     (fsync included)
 #   list       vault secret list
+#   run-1cpu   run, pinned to one core (taskset -c 0): no spare core for
+#   age-1cpu   the parallel decryption of large vaults; what a machine
+#              whose other cores are busy sees (age -d likewise)
 # measures peak RSS with /usr/bin/time -v, compares `vault run` with dotenvx
 # and python-dotenv on the same ten keys, and writes results.md,
 # results.json and latency.png into the output directory. Figures are
@@ -238,6 +241,12 @@ for n in $sizes; do
     -n write "$bin ${id[*]} secret set $one KEY_0=written-by-the-benchmark"
     -n list "$bin ${id[*]} secret list"
   )
+  if command -v taskset >/dev/null 2>&1; then
+    cmds+=(
+      -n run-1cpu "taskset -c 0 $bin ${id[*]} run -s $one -- true"
+      -n age-1cpu "taskset -c 0 age -d -i $key $file"
+    )
+  fi
   if [ -n "$baseline" ]; then
     base=(--vault-dir "$dir-base" --identity "$key")
     cmds+=(
