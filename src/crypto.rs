@@ -365,19 +365,25 @@ pub fn decrypt_stream<R: Read + Seek>(
         .map_err(|e| decrypt_error(e, keys, source))
 }
 
-/// Whether `input` is ASCII-armored (`age -a`), leaving it at the start.
-pub fn is_armored(input: &mut (impl Read + Seek)) -> io::Result<bool> {
-    let mut head = Vec::with_capacity(64);
-    input.by_ref().take(64).read_to_end(&mut head)?;
+/// Whether `input` starts as a binary (not armored) age file does,
+/// leaving it at the start.
+pub fn looks_like_binary_age(input: &mut (impl Read + Seek)) -> io::Result<bool> {
+    let mut head = Vec::with_capacity(BINARY_MAGIC.len());
+    input
+        .by_ref()
+        .take(BINARY_MAGIC.len() as u64)
+        .read_to_end(&mut head)?;
     input.seek(io::SeekFrom::Start(0))?;
-    Ok(head.trim_ascii_start().starts_with(b"-----BEGIN AGE"))
+    Ok(head == BINARY_MAGIC)
 }
+
+const BINARY_MAGIC: &[u8] = b"age-encryption.org/";
 
 /// Whether `input` starts as an age file does, binary or armored (or is
 /// too short to tell), leaving it at the start. Anything else is "not an
 /// age file", which says more than age's "truncated" for a short text file.
 fn looks_like_age(input: &mut (impl Read + Seek)) -> io::Result<bool> {
-    const BINARY: &[u8] = b"age-encryption.org/";
+    const BINARY: &[u8] = BINARY_MAGIC;
     const ARMORED: &[u8] = b"-----BEGIN AGE ENCRYPTED FILE-----";
     let mut head = Vec::with_capacity(64);
     input.by_ref().take(64).read_to_end(&mut head)?;

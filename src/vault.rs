@@ -113,14 +113,15 @@ fn load(path: &Path, keys: &Keys, access: Access) -> Result<Connection> {
         return Err(Error::new(format!("{source} is empty"))
             .hint("restore it from a backup or from version control"));
     }
-    // A large binary vault is decrypted by several readers at once (issue 6,
-    // BENCHMARKS.md); an armored one (made by hand with `age -a`) or a small
-    // one goes through a single reader, which also gives the most specific
-    // messages about damaged files.
-    let size = file.metadata().map(|m| m.len()).unwrap_or(0);
+    // A binary vault is read with `pread`, a chunk at a time, and a large
+    // one decrypted by several readers at once (issue 6, BENCHMARKS.md). An
+    // armored one (made by hand with `age -a`) goes through age's
+    // ArmoredReader, and so does anything that is no age file at all, for
+    // the message.
     let mut file = file;
-    let armored = crypto::is_armored(&mut file).map_err(|e| Error::io("read", path, e))?;
-    if armored || size < PARALLEL_MIN {
+    let plain_age =
+        crypto::looks_like_binary_age(&mut file).map_err(|e| Error::io("read", path, e))?;
+    if !plain_age {
         // ArmoredReader buffers the file itself.
         return load_from(file, keys, &source, access);
     }
@@ -187,11 +188,15 @@ fn deserialize(mut plain: impl Read, len: u64, source: &str, access: Access) -> 
 /// execs its command. A process loads a vault for reading once.
 fn read_only_image(mut plain: impl Read, len: usize) -> io::Result<&'static [u8]> {
     let mut image = memmap2::MmapMut::map_anon(len)?;
-    // Advice is best effort: a kernel without THP still gives plain pages.
+    // Advice is best effort: a kernel without THP gives plain pages, one
+    // before Linux 5.14 faults them in one by one.
     if len >= HUGE_PAGE {
         let _ = image.advise(memmap2::Advice::HugePage);
     }
     let _ = image.advise(memmap2::Advice::DontDump);
+    // Every page faulted in by one call, after the huge-page advice, instead
+    // of a trap per page as the decryption first touches it.
+    let _ = image.advise(memmap2::Advice::PopulateWrite);
     plain.read_exact(&mut image)?;
     let image = image.make_read_only()?;
     Ok(&Box::leak(Box::new(image))[..])
