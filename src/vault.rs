@@ -1,9 +1,10 @@
 //! The only code that reads or writes vault files.
 //!
-//! Reading: open `vault.age`, decrypt it as a stream straight into SQLite's
-//! own buffer (no plaintext copy of ours, nothing on disk), check it, done.
-//! Readers take no lock: a write replaces the file by rename, so a reader
-//! sees the old file or the new one.
+//! Reading: open `vault.age`, decrypt it as a stream straight into the
+//! memory SQLite reads from (a read-only image of our own for commands that
+//! only read, SQLite's own buffer for a write; no other plaintext copy,
+//! nothing on disk), check it, done. Readers take no lock: a write replaces
+//! the file by rename, so a reader sees the old file or the new one.
 //!
 //! Writing: obtain the keys (prompt, scrypt) first, then take the exclusive
 //! lock, re-check what exists, load, change, serialize, encrypt to exactly the
@@ -164,7 +165,14 @@ fn deserialize(mut plain: impl Read, len: u64, source: &str, access: Access) -> 
             .deserialize_read_exact(MAIN_DB, &mut plain, len, false)
             .map_err(|e| damaged(&e))?,
         Access::Read => {
-            let image = read_only_image(plain, len).map_err(|e| damaged(&e))?;
+            let image = read_only_image(plain, len).map_err(|e| match e {
+                Image::Memory(e) => Error::new(format!(
+                    "cannot get {} MiB of memory to decrypt {source} into: {e}",
+                    len.div_ceil(1 << 20)
+                ))
+                .hint("free some memory (or raise `ulimit -v`) and try again"),
+                Image::Read(e) => damaged(&e),
+            })?;
             conn.deserialize_bytes(MAIN_DB, image)?;
         }
     }
@@ -186,8 +194,8 @@ fn deserialize(mut plain: impl Read, len: u64, source: &str, access: Access) -> 
 /// rusqlite's `deserialize_bytes` takes a `&'static [u8]`, so the mapping is
 /// leaked: it goes back to the kernel when the process exits or `run`
 /// execs its command. A process loads a vault for reading once.
-fn read_only_image(mut plain: impl Read, len: usize) -> io::Result<&'static [u8]> {
-    let mut image = memmap2::MmapMut::map_anon(len)?;
+fn read_only_image(mut plain: impl Read, len: usize) -> std::result::Result<&'static [u8], Image> {
+    let mut image = memmap2::MmapMut::map_anon(len).map_err(Image::Memory)?;
     // Advice is best effort: a kernel without THP gives plain pages, one
     // before Linux 5.14 faults them in one by one.
     if len >= HUGE_PAGE {
@@ -197,9 +205,18 @@ fn read_only_image(mut plain: impl Read, len: usize) -> io::Result<&'static [u8]
     // Every page faulted in by one call, after the huge-page advice, instead
     // of a trap per page as the decryption first touches it.
     let _ = image.advise(memmap2::Advice::PopulateWrite);
-    plain.read_exact(&mut image)?;
-    let image = image.make_read_only()?;
+    plain.read_exact(&mut image).map_err(Image::Read)?;
+    let image = image.make_read_only().map_err(Image::Memory)?;
     Ok(&Box::leak(Box::new(image))[..])
+}
+
+/// Why `read_only_image` failed.
+#[derive(Debug)]
+enum Image {
+    /// No memory for it (or no way to protect it).
+    Memory(io::Error),
+    /// The plaintext did not come: a damaged file.
+    Read(io::Error),
 }
 
 /// The size of a transparent huge page on x86-64 and arm64 (4 KiB pages).
@@ -369,7 +386,13 @@ mod tests {
     #[test]
     fn a_short_plaintext_is_an_error_not_a_partial_image() {
         let err = read_only_image(io::repeat(0).take(10), 4096).unwrap_err();
-        assert_eq!(err.kind(), io::ErrorKind::UnexpectedEof);
+        assert!(matches!(err, Image::Read(e) if e.kind() == io::ErrorKind::UnexpectedEof));
+    }
+
+    #[test]
+    fn no_memory_for_the_image_is_told_apart_from_a_damaged_file() {
+        let err = read_only_image(io::empty(), 1 << 60).unwrap_err();
+        assert!(matches!(err, Image::Memory(_)), "{err:?}");
     }
 
     #[test]
