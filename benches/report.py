@@ -200,10 +200,14 @@ def check_goals(per_size):
         )
         w = small["ratios"]["write/run"]
         goal("write/run <= 3 at 1,000 x 10", w is not None and w <= 3.0, f"{fmt(w, 2)}")
-    for n, s in sorted(per_size.items()):
-        d = s["differences"]["run-agent - run (ms)"]
+    # Our own goal, not DESIGN.md's. The agent replaces one X25519 unwrap by
+    # a round trip, whatever the vault's size; at 1,000 secrets that is
+    # visible, at 100,000 it drowns in the decryption's noise (the table
+    # still shows the difference at every size).
+    if small:
+        d = small["differences"]["run-agent - run (ms)"]
         if d is not None:
-            goal(f"agent costs <= 1 ms over the identity file ({n:,})", d <= 1.0, f"{fmt(d, 2)} ms")
+            goal("agent costs <= 1 ms over the identity file (1,000)", d <= 1.0, f"{fmt(d, 2)} ms")
     big = per_size.get(100000)
     if big:
         run = big["median_ms"]["run"]
@@ -371,6 +375,8 @@ SERIES = [
     ("run-agent", "vault run (agent)", "s--"),
     ("age", "age -d (stock)", "^-"),
     ("write", "vault secret set (write)", "D-"),
+    ("run-1cpu", "vault run, one core", "o:"),
+    ("age-1cpu", "age -d, one core", "^:"),
 ]
 
 
