@@ -7,7 +7,6 @@ use std::{
     fmt,
     fs::File,
     io::{self, BufReader, Read, Seek, SeekFrom, Write},
-    os::unix::fs::FileExt,
     str::FromStr,
     sync::Mutex,
 };
@@ -520,7 +519,7 @@ impl<'f> Plaintext<'f> {
     /// costs an unwrap of the age header (an X25519 operation, or a round
     /// trip to the agent).
     pub fn open(
-        file: &'f File,
+        file: &'f dyn ReadAt,
         keys: &Keys,
         source: &str,
         parallel_min: u64,
@@ -538,7 +537,7 @@ impl<'f> Plaintext<'f> {
     }
 
     fn with_readers(
-        file: &'f File,
+        file: &'f dyn ReadAt,
         keys: &Remembering,
         source: &str,
         count: usize,
@@ -620,7 +619,7 @@ impl Read for Plaintext<'_> {
 }
 
 fn reader<'f>(
-    file: &'f File,
+    file: &'f dyn ReadAt,
     keys: &Remembering,
     source: &str,
 ) -> Result<age::stream::StreamReader<BufReader<FileAt<'f>>>> {
@@ -637,10 +636,42 @@ fn reader<'f>(
         .map_err(|e| decrypt_error(e, keys.keys, source))
 }
 
-/// One open file, read at an offset of its own (`pread`), so that several
-/// readers can share it.
+/// What `Plaintext` reads from: an open file (`pread`), or bytes in memory
+/// (the fuzz targets), at any offset, from several threads at once.
+pub trait ReadAt: Sync {
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize>;
+    fn size(&self) -> io::Result<u64>;
+}
+
+impl ReadAt for File {
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+        std::os::unix::fs::FileExt::read_at(self, buf, offset)
+    }
+
+    fn size(&self) -> io::Result<u64> {
+        Ok(self.metadata()?.len())
+    }
+}
+
+impl ReadAt for &[u8] {
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+        let start = usize::try_from(offset)
+            .unwrap_or(usize::MAX)
+            .min(self.len());
+        let n = buf.len().min(self.len() - start);
+        buf[..n].copy_from_slice(&self[start..start + n]);
+        Ok(n)
+    }
+
+    fn size(&self) -> io::Result<u64> {
+        Ok(self.len() as u64)
+    }
+}
+
+/// One source, read at an offset of its own, so that several readers can
+/// share it.
 struct FileAt<'f> {
-    file: &'f File,
+    file: &'f dyn ReadAt,
     pos: u64,
 }
 
@@ -657,7 +688,7 @@ impl Seek for FileAt<'_> {
         let pos = match to {
             SeekFrom::Start(n) => Some(n),
             SeekFrom::Current(d) => self.pos.checked_add_signed(d),
-            SeekFrom::End(d) => self.file.metadata()?.len().checked_add_signed(d),
+            SeekFrom::End(d) => self.file.size()?.checked_add_signed(d),
         };
         self.pos = pos.ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "bad seek"))?;
         Ok(self.pos)
@@ -810,6 +841,26 @@ mod tests {
             p.read_to_end(&mut in_order).unwrap();
             assert!(in_order == plain, "{readers} readers, in order");
         }
+        // The same from bytes in memory (what the fuzz targets read).
+        let bytes = std::fs::read(f.path()).unwrap();
+        let bytes = bytes.as_slice();
+        for readers in [1, 3] {
+            let mut p =
+                Plaintext::with_readers(&bytes, &Remembering::new(&keys), "t", readers).unwrap();
+            let mut all = vec![0; plain.len()];
+            p.read_exact(&mut all).unwrap();
+            assert!(all == plain, "{readers} readers over bytes");
+        }
+        let mut past_the_end = [1; 4];
+        assert_eq!(
+            ReadAt::read_at(&bytes, &mut past_the_end, u64::MAX).unwrap(),
+            0
+        );
+        assert_eq!(
+            ReadAt::read_at(&bytes, &mut past_the_end, bytes.len() as u64 - 2).unwrap(),
+            2
+        );
+
         let p = Plaintext::open(&file, &keys, "t", 0, 4).unwrap();
         assert!(p.readers() >= 1);
         assert_eq!(

@@ -120,21 +120,38 @@ fn load(path: &Path, keys: &Keys, access: Access) -> Result<Connection> {
     // ArmoredReader, and so does anything that is no age file at all, for
     // the message.
     let mut file = file;
-    let plain_age =
+    let binary =
         crypto::looks_like_binary_age(&mut file).map_err(|e| Error::io("read", path, e))?;
-    if !plain_age {
+    if !binary {
         // ArmoredReader buffers the file itself.
         return load_from(file, keys, &source, access);
     }
-    let plain = crypto::Plaintext::open(&file, keys, &source, PARALLEL_MIN, THREADS_MAX)?;
-    let len = plain.len();
-    deserialize(plain, len, &source, access)
+    load_binary(&file, keys, &source, access)
 }
 
 /// `load` for a vault file held in memory: what the fuzz targets and their
-/// seed tests drive, so that they exercise exactly the code `load` runs.
+/// seed tests drive, so that they exercise the code `load` runs, readers
+/// and all. Loaded for writing: a read image is never freed (see
+/// `read_only_image`), and a fuzzer calls this millions of times.
 pub fn load_bytes(bytes: &[u8], keys: &Keys) -> Result<Connection> {
-    load_from(io::Cursor::new(bytes), keys, "input", Access::Write)
+    let binary = crypto::looks_like_binary_age(&mut io::Cursor::new(bytes))
+        .map_err(|e| crypto::damaged(&e, "input"))?;
+    if !binary {
+        return load_from(io::Cursor::new(bytes), keys, "input", Access::Write);
+    }
+    load_binary(&bytes, keys, "input", Access::Write)
+}
+
+/// A binary age file, through `pread` readers (several for a large one).
+fn load_binary(
+    input: &dyn crypto::ReadAt,
+    keys: &Keys,
+    source: &str,
+    access: Access,
+) -> Result<Connection> {
+    let plain = crypto::Plaintext::open(input, keys, source, PARALLEL_MIN, THREADS_MAX)?;
+    let len = plain.len();
+    deserialize(plain, len, source, access)
 }
 
 fn load_from(
