@@ -319,7 +319,7 @@ def markdown(res):
         row = [
             f"{n:,}",
             with_spread("run/age"),
-            with_spread("run-1cpu/age-1cpu") if r["run-1cpu/age-1cpu"] is not None else "-",
+            with_spread("run-1cpu/age-1cpu"),
             with_spread("write/run"),
             fmt(r["list/run"], 2),
             fmt(d["run-agent - run (ms)"], 2),

@@ -364,36 +364,36 @@ pub fn decrypt_stream<R: Read + Seek>(
         .map_err(|e| decrypt_error(e, keys, source))
 }
 
-/// Whether `input` starts as a binary (not armored) age file does,
-/// leaving it at the start.
-pub fn looks_like_binary_age(input: &mut (impl Read + Seek)) -> io::Result<bool> {
-    let mut head = Vec::with_capacity(BINARY_MAGIC.len());
-    input
-        .by_ref()
-        .take(BINARY_MAGIC.len() as u64)
-        .read_to_end(&mut head)?;
+/// The first bytes of `input`, enough to tell what it is, leaving it at the
+/// start.
+fn head(input: &mut (impl Read + Seek)) -> io::Result<Vec<u8>> {
+    let mut head = Vec::with_capacity(64);
+    input.by_ref().take(64).read_to_end(&mut head)?;
     input.seek(io::SeekFrom::Start(0))?;
-    Ok(head == BINARY_MAGIC)
+    Ok(head)
 }
 
 const BINARY_MAGIC: &[u8] = b"age-encryption.org/";
+
+/// Whether `input` starts as a binary (not armored) age file does,
+/// leaving it at the start.
+pub fn looks_like_binary_age(input: &mut (impl Read + Seek)) -> io::Result<bool> {
+    Ok(head(input)?.starts_with(BINARY_MAGIC))
+}
 
 /// Whether `input` starts as an age file does, binary or armored (or is
 /// too short to tell), leaving it at the start. Anything else is "not an
 /// age file", which says more than age's "truncated" for a short text file.
 fn looks_like_age(input: &mut (impl Read + Seek)) -> io::Result<bool> {
-    const BINARY: &[u8] = BINARY_MAGIC;
     const ARMORED: &[u8] = b"-----BEGIN AGE ENCRYPTED FILE-----";
-    let mut head = Vec::with_capacity(64);
-    input.by_ref().take(64).read_to_end(&mut head)?;
-    input.seek(io::SeekFrom::Start(0))?;
+    let head = head(input)?;
     // Armor may follow whitespace.
     let head = head.trim_ascii_start();
     let starts = |magic: &[u8]| {
         let n = head.len().min(magic.len());
         head[..n] == magic[..n]
     };
-    Ok(starts(BINARY) || starts(ARMORED))
+    Ok(starts(BINARY_MAGIC) || starts(ARMORED))
 }
 
 /// `keys` as one identity that remembers the file key of the header it
@@ -665,6 +665,14 @@ impl ReadAt for &[u8] {
 
     fn size(&self) -> io::Result<u64> {
         Ok(self.len() as u64)
+    }
+}
+
+/// `input` as a `Read + Seek` from its start, with a position of its own.
+pub fn read_from(input: &dyn ReadAt) -> impl Read + Seek + '_ {
+    FileAt {
+        file: input,
+        pos: 0,
     }
 }
 

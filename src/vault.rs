@@ -11,7 +11,7 @@
 //! recipients listed in the database, and replace the file atomically.
 
 use std::{
-    io::{self, BufWriter, Read, Seek, Write},
+    io::{self, BufWriter, Read, Write},
     path::{Path, PathBuf},
 };
 
@@ -114,19 +114,7 @@ fn load(path: &Path, keys: &Keys, access: Access) -> Result<Connection> {
         return Err(Error::new(format!("{source} is empty"))
             .hint("restore it from a backup or from version control"));
     }
-    // A binary vault is read with `pread`, a chunk at a time, and a large
-    // one decrypted by several readers at once (issue 6, BENCHMARKS.md). An
-    // armored one (made by hand with `age -a`) goes through age's
-    // ArmoredReader, and so does anything that is no age file at all, for
-    // the message.
-    let mut file = file;
-    let binary =
-        crypto::looks_like_binary_age(&mut file).map_err(|e| Error::io("read", path, e))?;
-    if !binary {
-        // ArmoredReader buffers the file itself.
-        return load_from(file, keys, &source, access);
-    }
-    load_binary(&file, keys, &source, access)
+    load_input(&file, keys, &source, access)
 }
 
 /// `load` for a vault file held in memory: what the fuzz targets and their
@@ -134,33 +122,29 @@ fn load(path: &Path, keys: &Keys, access: Access) -> Result<Connection> {
 /// and all. Loaded for writing: a read image is never freed (see
 /// `read_only_image`), and a fuzzer calls this millions of times.
 pub fn load_bytes(bytes: &[u8], keys: &Keys) -> Result<Connection> {
-    let binary = crypto::looks_like_binary_age(&mut io::Cursor::new(bytes))
-        .map_err(|e| crypto::damaged(&e, "input"))?;
-    if !binary {
-        return load_from(io::Cursor::new(bytes), keys, "input", Access::Write);
-    }
-    load_binary(&bytes, keys, "input", Access::Write)
+    load_input(&bytes, keys, "input", Access::Write)
 }
 
-/// A binary age file, through `pread` readers (several for a large one).
-fn load_binary(
+/// A binary vault is read with `pread`, a chunk at a time, and a large one
+/// decrypted by several readers at once (issue 6, BENCHMARKS.md). An
+/// armored one (made by hand with `age -a`) goes through age's
+/// ArmoredReader, and so does anything that is no age file at all, for the
+/// message.
+fn load_input(
     input: &dyn crypto::ReadAt,
     keys: &Keys,
     source: &str,
     access: Access,
 ) -> Result<Connection> {
-    let plain = crypto::Plaintext::open(input, keys, source, PARALLEL_MIN, THREADS_MAX)?;
-    let len = plain.len();
-    deserialize(plain, len, source, access)
-}
-
-fn load_from(
-    input: impl Read + Seek,
-    keys: &Keys,
-    source: &str,
-    access: Access,
-) -> Result<Connection> {
-    let mut plain = crypto::decrypt_stream(input, keys, source)?;
+    let mut at = crypto::read_from(input);
+    let binary = crypto::looks_like_binary_age(&mut at)
+        .map_err(|e| Error::io("read", Path::new(source), e))?;
+    if binary {
+        let plain = crypto::Plaintext::open(input, keys, source, PARALLEL_MIN, THREADS_MAX)?;
+        let len = plain.len();
+        return deserialize(plain, len, source, access);
+    }
+    let mut plain = crypto::decrypt_stream(at, keys, source)?;
     let len = crypto::stream_len(&mut plain).map_err(|e| crypto::damaged(&e, source))?;
     deserialize(plain, len, source, access)
 }
@@ -214,10 +198,9 @@ fn deserialize(mut plain: impl Read, len: u64, source: &str, access: Access) -> 
 fn read_only_image(mut plain: impl Read, len: usize) -> std::result::Result<&'static [u8], Image> {
     let mut image = memmap2::MmapMut::map_anon(len).map_err(Image::Memory)?;
     // Advice is best effort: a kernel without THP gives plain pages, one
-    // before Linux 5.14 faults them in one by one.
-    if len >= HUGE_PAGE {
-        let _ = image.advise(memmap2::Advice::HugePage);
-    }
+    // before Linux 5.14 faults them in one by one. (A mapping under 2 MiB
+    // gets no huge page either way.)
+    let _ = image.advise(memmap2::Advice::HugePage);
     let _ = image.advise(memmap2::Advice::DontDump);
     // Every page faulted in by one call, after the huge-page advice, instead
     // of a trap per page as the decryption first touches it.
@@ -235,9 +218,6 @@ enum Image {
     /// The plaintext did not come: a damaged file.
     Read(io::Error),
 }
-
-/// The size of a transparent huge page on x86-64 and arm64 (4 KiB pages).
-const HUGE_PAGE: usize = 2 << 20;
 
 /// The second half of `load`, on plaintext database bytes: deserialize and
 /// check. For the fuzz target that feeds SQLite and `store::prepare`
@@ -389,7 +369,8 @@ mod tests {
 
     #[test]
     fn a_large_read_only_image_asks_for_huge_pages_and_no_dump() {
-        let len = 3 * HUGE_PAGE + 123;
+        // Three 2 MiB huge pages and a bit.
+        let len = 3 * (2 << 20) + 123;
         let image = read_only_image(io::repeat(7).take(len as u64), len).unwrap();
         assert_eq!(image.len(), len);
         assert!(image.iter().all(|&b| b == 7));
