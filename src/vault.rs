@@ -200,7 +200,7 @@ fn read_only_image(mut plain: impl Read, len: usize) -> std::result::Result<&'st
     // Advice is best effort: a kernel without THP gives plain pages, one
     // before Linux 5.14 faults them in one by one. (A mapping under 2 MiB
     // gets no huge page either way.)
-    let _ = image.advise(memmap2::Advice::HugePage);
+let _ = image.advise(memmap2::Advice::HugePage);
     let _ = image.advise(memmap2::Advice::DontDump);
     // Every page faulted in by one call, after the huge-page advice, instead
     // of a trap per page as the decryption first touches it.
@@ -357,12 +357,28 @@ fn save(conn: &mut Connection, path: &Path) -> Result<()> {
 mod tests {
     use super::*;
 
-    /// The flags the kernel shows for the mapping that starts at `addr`.
+    /// The flags the kernel shows for the mapping that holds `addr`. (Not
+    /// "starts at": the kernel merges it with a neighbour of the same flags,
+    /// such as another test's image.)
     fn vm_flags(addr: usize) -> String {
         let smaps = std::fs::read_to_string("/proc/self/smaps").unwrap();
-        let start = format!("{addr:x}-");
-        let mut lines = smaps.lines().skip_while(|l| !l.starts_with(&start));
-        assert!(lines.next().is_some(), "no mapping starts at {start}");
+        let holds = |line: &str| {
+            let Some((range, _)) = line.split_once(' ') else {
+                return false;
+            };
+            let Some((start, end)) = range.split_once('-') else {
+                return false;
+            };
+            match (
+                usize::from_str_radix(start, 16),
+                usize::from_str_radix(end, 16),
+            ) {
+                (Ok(start), Ok(end)) => start <= addr && addr < end,
+                _ => false,
+            }
+        };
+        let mut lines = smaps.lines().skip_while(|l| !holds(l));
+        assert!(lines.next().is_some(), "no mapping holds {addr:x}");
         let flags = lines.find(|l| l.starts_with("VmFlags:")).unwrap();
         flags["VmFlags:".len()..].trim().to_string()
     }
