@@ -200,7 +200,7 @@ fn read_only_image(mut plain: impl Read, len: usize) -> std::result::Result<&'st
     // Advice is best effort: a kernel without THP gives plain pages, one
     // before Linux 5.14 faults them in one by one. (A mapping under 2 MiB
     // gets no huge page either way.)
-let _ = image.advise(memmap2::Advice::HugePage);
+    let _ = image.advise(memmap2::Advice::HugePage);
     let _ = image.advise(memmap2::Advice::DontDump);
     // Every page faulted in by one call, after the huge-page advice, instead
     // of a trap per page as the decryption first touches it.
