@@ -43,7 +43,7 @@ use crate::{
 };
 
 /// The longest request or answer, far above any real age header.
-pub const MAX_FRAME: usize = 1 << 20;
+pub(crate) const MAX_FRAME: usize = 1 << 20;
 
 /// `sun_path` holds 108 bytes including the terminating NUL.
 const MAX_SOCKET_PATH: usize = 107;
@@ -53,7 +53,7 @@ const IO_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Where the agent for `vault_dir` listens: the runtime directory if there
 /// is one and the path fits, else inside the vault directory.
-pub fn socket_path(vault_dir: &Path) -> Result<PathBuf> {
+pub(crate) fn socket_path(vault_dir: &Path) -> Result<PathBuf> {
     let name = format!(
         "{}.sock",
         short_hash(vault_dir.as_os_str().as_encoded_bytes())
@@ -84,15 +84,15 @@ fn short_hash(bytes: &[u8]) -> String {
 
 /// What a running agent reports about itself.
 #[derive(Debug, Clone)]
-pub struct Status {
-    pub pid: u32,
-    pub expires_at: u64,
-    pub recipients: Vec<String>,
-    pub socket: PathBuf,
+pub(crate) struct Status {
+    pub(crate) pid: u32,
+    pub(crate) expires_at: u64,
+    pub(crate) recipients: Vec<String>,
+    pub(crate) socket: PathBuf,
 }
 
 impl Status {
-    pub fn seconds_left(&self) -> u64 {
+    pub(crate) fn seconds_left(&self) -> u64 {
         self.expires_at.saturating_sub(unix_now())
     }
 }
@@ -108,7 +108,7 @@ fn unix_now() -> u64 {
 
 /// The agent's status, or `None` if no agent answers. A socket nobody
 /// listens on (a killed agent) is removed on the way, silently.
-pub fn status(vault_dir: &Path) -> Option<Status> {
+pub(crate) fn status(vault_dir: &Path) -> Option<Status> {
     let socket = socket_path(vault_dir).ok()?;
     let meta = std::fs::symlink_metadata(&socket).ok()?;
     if !meta.file_type().is_socket() {
@@ -151,7 +151,7 @@ fn is_stale(e: &io::Error) -> bool {
 /// is there is a bare connect, which the kernel answers without waiting for
 /// the agent to be scheduled, and its recipients are asked for only if
 /// something needs them (BENCHMARKS.md, "agent").
-pub fn keys(vault_dir: &Path) -> Option<Keys> {
+pub(crate) fn keys(vault_dir: &Path) -> Option<Keys> {
     let socket = socket_path(vault_dir).ok()?;
     if !listening(&socket) {
         return None;
@@ -188,7 +188,7 @@ fn listening(socket: &Path) -> bool {
 }
 
 /// Asks the agent for `vault_dir` to stop. Returns whether one was running.
-pub fn stop(vault_dir: &Path) -> bool {
+pub(crate) fn stop(vault_dir: &Path) -> bool {
     let Some(status) = status(vault_dir) else {
         return false;
     };
@@ -202,7 +202,7 @@ pub fn stop(vault_dir: &Path) -> bool {
 }
 
 /// An `age::Identity` whose secret half is in the agent.
-pub struct AgentIdentity {
+pub(crate) struct AgentIdentity {
     socket: PathBuf,
 }
 
@@ -291,7 +291,11 @@ fn unhex(s: &str) -> Option<Vec<u8>> {
 /// Starts an agent for `vault_dir` holding `identity` (identity file text)
 /// for `timeout`, replacing any running one. The identity goes to the new
 /// process through a pipe, never argv or the environment.
-pub fn start(vault_dir: &Path, identity: &Zeroizing<String>, timeout: Duration) -> Result<Status> {
+pub(crate) fn start(
+    vault_dir: &Path,
+    identity: &Zeroizing<String>,
+    timeout: Duration,
+) -> Result<Status> {
     stop(vault_dir);
     let socket = socket_path(vault_dir)?;
     fsio::ensure_dir(&fsio::parent(&socket))?;
@@ -413,7 +417,7 @@ pub fn respond(state: &AgentState, request: &[u8]) -> (Zeroizing<Vec<u8>>, bool)
 
 /// The agent process itself (`vault __agent`). Reads the identity from
 /// stdin, serves until its time is up, `lock`, or its socket disappears.
-pub fn serve(socket: &Path, seconds: u64) -> Result<()> {
+pub(crate) fn serve(socket: &Path, seconds: u64) -> Result<()> {
     // A session of its own: the terminal that started it may close.
     let _ = rustix::process::setsid();
     // Keep the identity out of swap where the limit allows; carry on if not.
@@ -427,7 +431,7 @@ pub fn serve(socket: &Path, seconds: u64) -> Result<()> {
             crate::error::describe_io(&e)
         ))
     })?;
-    let keys = crypto::parse_identity_file(&text, "the agent's identity")?;
+    let keys = crypto::parse_identity_file(&text, "the agent's identity", &crypto::never_ask)?;
     drop(text);
     if std::fs::symlink_metadata(socket).is_ok() {
         if UnixStream::connect(socket).is_ok() {
@@ -492,47 +496,6 @@ pub fn serve(socket: &Path, seconds: u64) -> Result<()> {
     Ok(())
 }
 
-/// `90s`, `15m`, `2h`, `1h30m`; a bare number is seconds.
-pub fn parse_duration(text: &str) -> std::result::Result<Duration, String> {
-    let bad = || format!("`{text}` is not a duration (use 90s, 15m, 2h or 1h30m)");
-    let t = text.trim();
-    if t.is_empty() {
-        return Err(bad());
-    }
-    if let Ok(n) = t.parse::<u64>() {
-        return if n == 0 {
-            Err(bad())
-        } else {
-            Ok(Duration::from_secs(n))
-        };
-    }
-    let mut total = 0u64;
-    let mut digits = String::new();
-    for c in t.chars() {
-        if c.is_ascii_digit() {
-            digits.push(c);
-            continue;
-        }
-        let n: u64 = digits.parse().map_err(|_| bad())?;
-        digits.clear();
-        let unit = match c {
-            's' => 1,
-            'm' => 60,
-            'h' => 3600,
-            'd' => 86400,
-            _ => return Err(bad()),
-        };
-        total = n
-            .checked_mul(unit)
-            .and_then(|v| total.checked_add(v))
-            .ok_or_else(bad)?;
-    }
-    if !digits.is_empty() || total == 0 {
-        return Err(bad());
-    }
-    Ok(Duration::from_secs(total))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -540,20 +503,8 @@ mod tests {
     fn state() -> (AgentState, age::x25519::Identity) {
         let id = crypto::generate();
         let text = crypto::identity_file_text(&id);
-        let keys = crypto::parse_identity_file(text.as_bytes(), "t").unwrap();
+        let keys = crypto::parse_identity_file(text.as_bytes(), "t", &crypto::never_ask).unwrap();
         (AgentState::new(keys, 0), id)
-    }
-
-    #[test]
-    fn durations() {
-        assert_eq!(parse_duration("90s").unwrap(), Duration::from_secs(90));
-        assert_eq!(parse_duration("15m").unwrap(), Duration::from_secs(900));
-        assert_eq!(parse_duration("2h").unwrap(), Duration::from_secs(7200));
-        assert_eq!(parse_duration("1h30m").unwrap(), Duration::from_secs(5400));
-        assert_eq!(parse_duration("45").unwrap(), Duration::from_secs(45));
-        for bad in ["", "0", "0s", "m", "15x", "-1m", "1.5h", "15m3"] {
-            assert!(parse_duration(bad).is_err(), "{bad}");
-        }
     }
 
     #[test]

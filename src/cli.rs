@@ -1,7 +1,7 @@
 //! The command line, as clap definitions only. The `///` comments are the
 //! `--help` text and, through clap_mangen, the man pages.
 
-use std::{ffi::OsString, fmt, path::PathBuf};
+use std::{ffi::OsString, fmt, path::PathBuf, time::Duration};
 
 use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 use zeroize::Zeroizing;
@@ -18,26 +18,26 @@ use zeroize::Zeroizing;
 )]
 pub struct Cli {
     #[command(flatten)]
-    pub global: Global,
+    pub(crate) global: Global,
 
     #[command(subcommand)]
-    pub command: Command,
+    pub(crate) command: Command,
 }
 
 #[derive(Debug, Args)]
-pub struct Global {
+pub(crate) struct Global {
     /// The directory that holds identity.age, vault.age and vault.lock
     /// [default: ~/.config/vault]
     #[arg(long, global = true, env = "VAULT_DIR", value_name = "DIR")]
-    pub vault_dir: Option<PathBuf>,
+    pub(crate) vault_dir: Option<PathBuf>,
 
     /// A vault file elsewhere (a team vault in a repository, say); its lock is FILE.lock
     #[arg(long, global = true, env = "VAULT_FILE", value_name = "FILE")]
-    pub vault: Option<PathBuf>,
+    pub(crate) vault: Option<PathBuf>,
 
     /// An age identity file that opens the vault, instead of identity.age and a passphrase
     #[arg(long, global = true, env = "VAULT_IDENTITY", value_name = "FILE")]
-    pub identity: Option<PathBuf>,
+    pub(crate) identity: Option<PathBuf>,
 
     /// Read the passphrase from the first line of FILE (mode 0600 or stricter)
     #[arg(
@@ -46,11 +46,11 @@ pub struct Global {
         env = "VAULT_PASSPHRASE_FILE",
         value_name = "FILE"
     )]
-    pub passphrase_file: Option<PathBuf>,
+    pub(crate) passphrase_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
-pub enum Command {
+pub(crate) enum Command {
     /// Create the vault directory, a new identity and an empty vault
     #[command(after_long_help = EX_INIT)]
     Init,
@@ -75,7 +75,7 @@ pub enum Command {
     #[command(after_long_help = EX_UNLOCK)]
     Unlock {
         /// How long the agent lives: 90s, 15m, 2h, 1h30m
-        #[arg(long, default_value = "15m", value_parser = crate::agent::parse_duration)]
+        #[arg(long, default_value = "15m", value_parser = parse_duration)]
         timeout: std::time::Duration,
     },
 
@@ -161,7 +161,7 @@ pub enum Command {
 }
 
 #[derive(Debug, Subcommand)]
-pub enum RecipientsCommand {
+pub(crate) enum RecipientsCommand {
     /// List who the vault is encrypted to
     #[command(visible_alias = "ls")]
     #[command(after_long_help = EX_RCP_LIST)]
@@ -195,47 +195,47 @@ pub enum RecipientsCommand {
 }
 
 #[derive(Debug, Args)]
-pub struct ImportArgs {
+pub(crate) struct ImportArgs {
     /// A dotenv file (`-` for stdin, with --name), or a directory to search upward from
     #[arg(value_name = "PATH", conflicts_with = "from_json")]
-    pub path: Option<PathBuf>,
+    pub(crate) path: Option<PathBuf>,
     /// The secret's name [default: the folder's name]
     #[arg(long, conflicts_with = "from_json")]
-    pub name: Option<String>,
+    pub(crate) name: Option<String>,
     /// Replace secrets that already exist
     #[arg(long)]
-    pub force: bool,
+    pub(crate) force: bool,
     /// Import every .env and .env.SUFFIX of the folder (not examples or templates)
     #[arg(long, conflicts_with = "from_json")]
-    pub all: bool,
+    pub(crate) all: bool,
     /// Keep every value literal: no ${VAR} expansion
     #[arg(long, conflicts_with = "from_json")]
-    pub no_expand: bool,
+    pub(crate) no_expand: bool,
     /// Skip lines that are not KEY=VALUE (with a warning) instead of failing
     #[arg(long, conflicts_with = "from_json")]
-    pub skip_invalid: bool,
+    pub(crate) skip_invalid: bool,
     /// Show what would be imported, values masked; change nothing
     #[arg(long)]
-    pub dry_run: bool,
+    pub(crate) dry_run: bool,
     /// With --dry-run, print JSON: [{file, name, keys: {KEY: "********"}}]
     #[arg(long, requires = "dry_run")]
-    pub json: bool,
+    pub(crate) json: bool,
     /// Import many secrets at once from {"name": {"KEY": "value"}, …}, in one transaction
     #[arg(long, value_name = "FILE")]
-    pub from_json: Option<PathBuf>,
+    pub(crate) from_json: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum ExportFormat {
+pub(crate) enum ExportFormat {
     Dotenv,
     Json,
     Shell,
 }
 
 #[derive(Debug, Args)]
-pub struct RunArgs {
+pub(crate) struct RunArgs {
     #[command(flatten)]
-    pub env: EnvArgs,
+    pub(crate) env: EnvArgs,
 
     /// The command and its arguments, after `--`
     #[arg(
@@ -243,23 +243,23 @@ pub struct RunArgs {
         required_unless_present = "explain",
         value_name = "COMMAND"
     )]
-    pub command: Vec<OsString>,
+    pub(crate) command: Vec<OsString>,
 }
 
 #[derive(Debug, Args)]
-pub struct ShellArgs {
+pub(crate) struct ShellArgs {
     #[command(flatten)]
-    pub env: EnvArgs,
+    pub(crate) env: EnvArgs,
 }
 
 const SOURCES: &str = "Sources (applied in command-line order, later ones win)";
 
 /// The sources and checks `run` and `shell` share.
 #[derive(Debug, Args)]
-pub struct EnvArgs {
+pub(crate) struct EnvArgs {
     /// A stored secret
     #[arg(short = 's', long = "secret", value_name = "NAME", help_heading = SOURCES)]
-    pub secret: Vec<String>,
+    pub(crate) secret: Vec<String>,
 
     /// A dotenv file; without PATH the nearest .env from the current directory
     /// upward, and a directory PATH starts that search there
@@ -272,49 +272,49 @@ pub struct EnvArgs {
         default_missing_value = ".",
         help_heading = SOURCES
     )]
-    pub dotenv: Vec<PathBuf>,
+    pub(crate) dotenv: Vec<PathBuf>,
 
     /// One literal KEY=VALUE pair (the value is visible in `ps`; prefer a secret)
     #[arg(long = "set", value_name = "KEY=VALUE", help_heading = SOURCES)]
-    pub set: Vec<SetArg>,
+    pub(crate) set: Vec<SetArg>,
 
     /// KEY with the value it has in vault's own environment
     #[arg(long = "local-env", value_name = "KEY", help_heading = SOURCES)]
-    pub local_env: Vec<String>,
+    pub(crate) local_env: Vec<String>,
 
     /// The sources above, in command-line order (filled from the matches).
     #[arg(skip)]
-    pub sources: Vec<Source>,
+    pub(crate) sources: Vec<Source>,
 
     /// Fail before running anything unless KEY is set; repeatable
     #[arg(long, value_name = "KEY")]
-    pub require: Vec<String>,
+    pub(crate) require: Vec<String>,
 
     /// Start from only PATH HOME USER LOGNAME SHELL TERM LANG LC_* TZ TMPDIR
     /// instead of the whole inherited environment
     #[arg(long)]
-    pub clean_env: bool,
+    pub(crate) clean_env: bool,
 
     /// Let inherited variables win over the sources
     #[arg(long)]
-    pub no_override: bool,
+    pub(crate) no_override: bool,
 
     /// What to do when two sources give one key different values
     #[arg(long, value_enum, value_name = "MODE", default_value_t = Conflicts::Override)]
-    pub conflicts: Conflicts,
+    pub(crate) conflicts: Conflicts,
 
     /// Print which source sets each key and what it overrides (values
     /// masked), and run nothing
     #[arg(long)]
-    pub explain: bool,
+    pub(crate) explain: bool,
 
     /// With --explain: a JSON array of {key, source, overridden}
     #[arg(long, requires = "explain")]
-    pub json: bool,
+    pub(crate) json: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Conflicts {
+pub(crate) enum Conflicts {
     /// The later source wins
     Override,
     /// Fail before running
@@ -323,7 +323,7 @@ pub enum Conflicts {
 
 /// One source of variables for `run`/`shell`, as given.
 #[derive(Debug, Clone)]
-pub enum Source {
+pub(crate) enum Source {
     Secret(String),
     Dotenv(PathBuf),
     Set(SetArg),
@@ -333,17 +333,17 @@ pub enum Source {
 /// A `--set KEY=VALUE` argument: the value is wiped on drop and never shown
 /// by `Debug`. Checked by `run` (an invalid key is a vault error, exit 1).
 #[derive(Clone)]
-pub struct SetArg(Zeroizing<String>);
+pub(crate) struct SetArg(Zeroizing<String>);
 
 impl SetArg {
     /// The key and value; `None` without a `=`.
-    pub fn split(&self) -> Option<(&str, &str)> {
+    pub(crate) fn split(&self) -> Option<(&str, &str)> {
         self.0.split_once('=')
     }
 
     /// The text before the `=`, which names a key. Without a `=` there is
     /// no key to show: the whole argument may be a value given by mistake.
-    pub fn key_part(&self) -> Option<&str> {
+    pub(crate) fn key_part(&self) -> Option<&str> {
         self.split().map(|(k, _)| k)
     }
 }
@@ -357,15 +357,15 @@ impl From<String> for SetArg {
 impl fmt::Debug for SetArg {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.key_part() {
-            Some(key) => write!(f, "SetArg({key}={})", crate::MASK),
-            None => write!(f, "SetArg({})", crate::MASK),
+            Some(key) => write!(f, "SetArg({key}={})", crate::names::MASK),
+            None => write!(f, "SetArg({})", crate::names::MASK),
         }
     }
 }
 
 /// Parses the command line like `Cli::try_parse`, and also records the order
 /// of `run`'s and `shell`'s sources, which only the raw matches know.
-pub fn parse() -> Result<Cli, clap::Error> {
+pub(crate) fn parse() -> Result<Cli, clap::Error> {
     let matches = Cli::command().try_get_matches()?;
     let mut cli = Cli::from_arg_matches(&matches).map_err(|e| e.format(&mut Cli::command()))?;
     if let Some((_, sub)) = matches.subcommand() {
@@ -402,7 +402,7 @@ fn ordered_sources(m: &ArgMatches) -> Vec<Source> {
 }
 
 #[derive(Debug, Subcommand)]
-pub enum SecretCommand {
+pub(crate) enum SecretCommand {
     /// Create a secret from KEY=VALUE pairs, prompts, stdin or files
     ///
     /// A bare KEY takes its value from a hidden prompt, or from stdin when stdin
@@ -522,3 +522,61 @@ const EX_RENAME: &str = "Examples:\n  vault secret rename db db-staging\n";
 const EX_DELETE: &str = "Examples:\n  vault secret delete db\n  vault secret delete old-1 old-2 --yes --allow-missing\n";
 const EX_COMPLETIONS: &str = "Examples:\n  vault completions bash > ~/.local/share/bash-completion/completions/vault\n  vault completions zsh > ~/.zfunc/_vault\n  vault completions fish > ~/.config/fish/completions/vault.fish\n";
 const EX_VAULT: &str = "Examples:\n  vault init\n  vault secret create db PGHOST=localhost PGUSER=app PGPASSWORD\n  vault run -s db -- psql\n  vault import --all\n  vault unlock --timeout 2h\n";
+
+/// `90s`, `15m`, `2h`, `1h30m`; a bare number is seconds.
+pub(crate) fn parse_duration(text: &str) -> std::result::Result<Duration, String> {
+    let bad = || format!("`{text}` is not a duration (use 90s, 15m, 2h or 1h30m)");
+    let t = text.trim();
+    if t.is_empty() {
+        return Err(bad());
+    }
+    if let Ok(n) = t.parse::<u64>() {
+        return if n == 0 {
+            Err(bad())
+        } else {
+            Ok(Duration::from_secs(n))
+        };
+    }
+    let mut total = 0u64;
+    let mut digits = String::new();
+    for c in t.chars() {
+        if c.is_ascii_digit() {
+            digits.push(c);
+            continue;
+        }
+        let n: u64 = digits.parse().map_err(|_| bad())?;
+        digits.clear();
+        let unit = match c {
+            's' => 1,
+            'm' => 60,
+            'h' => 3600,
+            'd' => 86400,
+            _ => return Err(bad()),
+        };
+        total = n
+            .checked_mul(unit)
+            .and_then(|v| total.checked_add(v))
+            .ok_or_else(bad)?;
+    }
+    if !digits.is_empty() || total == 0 {
+        return Err(bad());
+    }
+    Ok(Duration::from_secs(total))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("90s").unwrap(), Duration::from_secs(90));
+        assert_eq!(parse_duration("15m").unwrap(), Duration::from_secs(900));
+        assert_eq!(parse_duration("2h").unwrap(), Duration::from_secs(7200));
+        assert_eq!(parse_duration("1h30m").unwrap(), Duration::from_secs(5400));
+        assert_eq!(parse_duration("45").unwrap(), Duration::from_secs(45));
+        for bad in ["", "0", "0s", "m", "15x", "-1m", "1.5h", "15m3"] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -69,7 +69,7 @@ pub struct Entry {
     pub key: String,
     pub value: Zeroizing<String>,
     /// 1-based line of the definition the value comes from.
-    pub line: usize,
+    pub(crate) line: usize,
 }
 
 impl fmt::Debug for Entry {
@@ -86,7 +86,7 @@ impl fmt::Debug for Entry {
 #[derive(Default)]
 pub struct Parsed {
     pub entries: Vec<Entry>,
-    pub warnings: Vec<String>,
+    pub(crate) warnings: Vec<String>,
 }
 
 impl fmt::Debug for Parsed {
@@ -100,8 +100,8 @@ impl fmt::Debug for Parsed {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ParseError {
-    pub line: usize,
-    pub reason: String,
+    pub(crate) line: usize,
+    pub(crate) reason: String,
 }
 
 impl fmt::Display for ParseError {
@@ -685,55 +685,6 @@ pub fn render_dotenv(entries: &[(&str, &str)]) -> String {
     out
 }
 
-/// Renders `export KEY='value'` lines for `eval` in any POSIX shell.
-pub fn render_shell(entries: &[(&str, &str)]) -> String {
-    let mut out = String::new();
-    for (key, value) in entries {
-        out.push_str("export ");
-        out.push_str(key);
-        out.push_str("='");
-        // Inside single quotes the shell interprets nothing but `'` itself.
-        out.push_str(&value.replace('\'', r"'\''"));
-        out.push_str("'\n");
-    }
-    out
-}
-
-/// Renders a pretty-printed JSON object, keys in the given order.
-pub fn render_json(entries: &[(&str, &str)]) -> String {
-    if entries.is_empty() {
-        return "{}\n".to_owned();
-    }
-    let mut out = String::from("{\n");
-    for (i, (key, value)) in entries.iter().enumerate() {
-        out.push_str("  ");
-        json_string(&mut out, key);
-        out.push_str(": ");
-        json_string(&mut out, value);
-        out.push_str(if i + 1 < entries.len() { ",\n" } else { "\n" });
-    }
-    out.push_str("}\n");
-    out
-}
-
-fn json_string(out: &mut String, s: &str) {
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '\u{8}' => out.push_str("\\b"),
-            '\u{c}' => out.push_str("\\f"),
-            c if c < ' ' => out.push_str(&format!("\\u{:04x}", u32::from(c))),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1175,25 +1126,6 @@ mod tests {
             }
         }
 
-        #[test]
-        fn render_json_round_trips(entries in any_entries()) {
-            let text = render_json(&borrowed(&entries));
-            let closed = text.ends_with("}\n");
-            prop_assert!(closed);
-            let doc: serde_json::Value = serde_json::from_str(&text).unwrap();
-            let object = doc.as_object().unwrap();
-            prop_assert_eq!(object.len(), entries.len());
-            for (k, v) in &entries {
-                prop_assert_eq!(object[k].as_str(), Some(v.as_str()));
-            }
-            // Byte for byte what serde_json's pretty printer writes, plus the newline.
-            let mut map = serde_json::Map::new();
-            for (k, v) in &entries {
-                map.insert(k.clone(), serde_json::Value::String(v.clone()));
-            }
-            let pretty = serde_json::to_string_pretty(&serde_json::Value::Object(map)).unwrap();
-            prop_assert_eq!(text.trim_end(), pretty);
-        }
     }
 
     #[test]
@@ -1209,68 +1141,6 @@ mod tests {
             render_dotenv(&entries),
             "A=plain-1.2/x@y:z\nB=''\nC='a b $x #y'\nD=\"it's\\n\"\nE=\"\\\\\\$\\\"\\r\"\n"
         );
-        assert_eq!(render_shell(&entries[3..4]), "export D='it'\\''s\n'\n");
-        assert_eq!(render_json(&[]), "{}\n");
-        assert_eq!(
-            render_json(&entries[..2]),
-            "{\n  \"A\": \"plain-1.2/x@y:z\",\n  \"B\": \"\"\n}\n"
-        );
-        assert_eq!(
-            render_json(&[("\u{1}", "\t")]),
-            "{\n  \"\\u0001\": \"\\t\"\n}\n"
-        );
-    }
-
-    fn shells() -> Vec<&'static str> {
-        let found: Vec<&str> = ["bash", "dash", "zsh"]
-            .into_iter()
-            .filter(|sh| {
-                std::process::Command::new(sh)
-                    .args(["-c", "true"])
-                    .status()
-                    .is_ok_and(|s| s.success())
-            })
-            .collect();
-        for missing in ["bash", "dash"].iter().filter(|sh| !found.contains(sh)) {
-            println!("{missing} is not installed; render_shell is not checked against it");
-        }
-        found
-    }
-
-    /// Evaluates `script` in `shell` and prints the named variable.
-    fn shell_value(shell: &str, script: &str, key: &str) -> Vec<u8> {
-        use std::io::Write;
-        use std::process::{Command, Stdio};
-        let mut child = Command::new(shell)
-            .args(["-c", &format!("eval \"$(cat)\"; printf %s \"${key}\"")])
-            .env_clear()
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(script.as_bytes())
-            .unwrap();
-        let out = child.wait_with_output().unwrap();
-        assert!(out.status.success(), "{shell} failed on {script:?}");
-        out.stdout
-    }
-
-    proptest! {
-        #![proptest_config(ProptestConfig::with_cases(64))]
-        #[test]
-        fn render_shell_round_trips_through_eval(entries in any_entries(), value in any_value()) {
-            let mut entries = entries;
-            entries.push(("LAST".to_owned(), value.clone()));
-            let script = render_shell(&borrowed(&entries));
-            for shell in shells() {
-                prop_assert_eq!(shell_value(shell, &script, "LAST"), value.as_bytes(), "{} {:?}", shell, script);
-            }
-        }
     }
 
     // ---- no input makes the parser panic

@@ -16,22 +16,22 @@ use std::{
 use crate::names::{EnvKey, SecretName, SecretValue};
 
 /// The passphrase that unlocks a vault: a secret itself, never handed on.
-pub const PASSPHRASE_VAR: &str = "VAULT_PASSPHRASE";
+pub(crate) const PASSPHRASE_VAR: &str = "VAULT_PASSPHRASE";
 
 /// The variables `--clean-env` keeps (plus every `LC_*`): what a program
 /// needs to find things and speak the user's language, nothing that
 /// configures a particular tool.
-pub const CLEAN_ENV: &[&str] = &[
+pub(crate) const CLEAN_ENV: &[&str] = &[
     "PATH", "HOME", "USER", "LOGNAME", "SHELL", "TERM", "LANG", "TZ", "TMPDIR",
 ];
 
 /// How `--explain` names the base environment among the sources.
-pub const INHERITED: &str = "inherited";
+pub(crate) const INHERITED: &str = "inherited";
 
 /// Where a key's value came from, shown as `secret:db`, `dotenv:/abs/.env`,
 /// `set` or `local-env`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Origin {
+pub(crate) enum Origin {
     Secret(SecretName),
     Dotenv(PathBuf),
     Set,
@@ -50,7 +50,7 @@ impl fmt::Display for Origin {
 }
 
 /// Whether `key` survives `--clean-env`.
-pub fn kept_by_clean_env(key: &OsStr) -> bool {
+pub(crate) fn kept_by_clean_env(key: &OsStr) -> bool {
     let Some(key) = key.to_str() else {
         return false;
     };
@@ -65,7 +65,7 @@ struct Setting {
 
 /// The child's environment under construction: apply sources in order, then
 /// ask it what the child gets, what conflicts, what is missing, and why.
-pub struct ChildEnv {
+pub(crate) struct ChildEnv {
     /// Inherited variables as they are: any bytes, any names (a shell's
     /// `BASH_FUNC_f%%` included), passed on untouched.
     base: BTreeMap<OsString, OsString>,
@@ -79,7 +79,7 @@ pub struct ChildEnv {
 impl ChildEnv {
     /// The base: `inherited` less `VAULT_PASSPHRASE`, and with `clean` only
     /// the `CLEAN_ENV` allowlist of it.
-    pub fn new(
+    pub(crate) fn new(
         inherited: impl IntoIterator<Item = (OsString, OsString)>,
         clean: bool,
         no_override: bool,
@@ -98,7 +98,7 @@ impl ChildEnv {
     }
 
     /// Applies one source over everything before it.
-    pub fn apply(
+    pub(crate) fn apply(
         &mut self,
         origin: Origin,
         pairs: impl IntoIterator<Item = (EnvKey, SecretValue)>,
@@ -118,7 +118,7 @@ impl ChildEnv {
 
     /// What the child would see for `name` if no more sources followed: how
     /// `--dotenv` resolves `$NAME` against the environment built so far.
-    pub fn lookup(&self, name: &str) -> Option<&OsStr> {
+    pub(crate) fn lookup(&self, name: &str) -> Option<&OsStr> {
         let inherited = self.base.get(OsStr::new(name)).map(OsString::as_os_str);
         if self.no_override && inherited.is_some() {
             return inherited;
@@ -132,12 +132,12 @@ impl ChildEnv {
     }
 
     /// Whether any source set `key` (whatever wins in the end).
-    pub fn sources_set(&self, key: &str) -> bool {
+    pub(crate) fn sources_set(&self, key: &str) -> bool {
         EnvKey::parse(key).is_ok_and(|k| self.set.contains_key(&k))
     }
 
     /// The variables the child gets, sorted by name.
-    pub fn vars(&self) -> Vec<(&OsStr, &OsStr)> {
+    pub(crate) fn vars(&self) -> Vec<(&OsStr, &OsStr)> {
         let mut out: BTreeMap<&OsStr, &OsStr> = self
             .base
             .iter()
@@ -156,7 +156,7 @@ impl ChildEnv {
     }
 
     /// The keys in `required` the child would not get, in the order given.
-    pub fn missing<'a>(&self, required: &'a [EnvKey]) -> Vec<&'a EnvKey> {
+    pub(crate) fn missing<'a>(&self, required: &'a [EnvKey]) -> Vec<&'a EnvKey> {
         required
             .iter()
             .filter(|k| self.lookup(k.as_str()).is_none())
@@ -166,7 +166,7 @@ impl ChildEnv {
     /// Keys that two sources give different values, each with the sources
     /// that set it (for `--conflicts=error`; values are never compared in
     /// messages, only named by source).
-    pub fn conflicts(&self) -> Vec<Conflict> {
+    pub(crate) fn conflicts(&self) -> Vec<Conflict> {
         self.set
             .iter()
             .filter(|(_, s)| s.iter().any(|x| x.value != s[0].value))
@@ -182,7 +182,7 @@ impl ChildEnv {
 
     /// For every key a source set: the source that won and those it
     /// overrode, in the order they were applied (`inherited` first).
-    pub fn explain(&self) -> Vec<Explanation> {
+    pub(crate) fn explain(&self) -> Vec<Explanation> {
         self.set
             .iter()
             .map(|(key, settings)| {
@@ -221,17 +221,17 @@ impl fmt::Debug for ChildEnv {
 
 /// Two or more sources giving `key` different values.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Conflict {
-    pub key: EnvKey,
-    pub sources: Vec<String>,
+pub(crate) struct Conflict {
+    pub(crate) key: EnvKey,
+    pub(crate) sources: Vec<String>,
 }
 
 /// `--explain`'s answer for one key.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Explanation {
-    pub key: EnvKey,
-    pub source: String,
-    pub overridden: Vec<String>,
+pub(crate) struct Explanation {
+    pub(crate) key: EnvKey,
+    pub(crate) source: String,
+    pub(crate) overridden: Vec<String>,
 }
 
 #[cfg(test)]

@@ -4,11 +4,11 @@
 
 use std::{fmt, io, path::Path};
 
-pub type Result<T, E = Error> = std::result::Result<T, E>;
+pub(crate) type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// What went wrong, and how the process should exit because of it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
+pub(crate) enum Kind {
     /// Anything `vault` refuses or fails at: exit 1.
     Vault,
     /// A command line clap could not reject by itself: exit 2.
@@ -26,7 +26,7 @@ pub struct Error {
 }
 
 impl Error {
-    pub fn new(message: impl Into<String>) -> Self {
+    pub(crate) fn new(message: impl Into<String>) -> Self {
         Error {
             kind: Kind::Vault,
             message: message.into(),
@@ -34,22 +34,22 @@ impl Error {
         }
     }
 
-    pub fn usage(message: impl Into<String>) -> Self {
+    pub(crate) fn usage(message: impl Into<String>) -> Self {
         Error::new(message).kind(Kind::Usage)
     }
 
-    pub fn kind(mut self, kind: Kind) -> Self {
+    pub(crate) fn kind(mut self, kind: Kind) -> Self {
         self.kind = kind;
         self
     }
 
-    pub fn hint(mut self, hint: impl Into<String>) -> Self {
+    pub(crate) fn hint(mut self, hint: impl Into<String>) -> Self {
         self.hint = Some(hint.into());
         self
     }
 
     /// An I/O failure on `path`, worded for a person ("permission denied").
-    pub fn io(action: &str, path: &Path, err: io::Error) -> Self {
+    pub(crate) fn io(action: &str, path: &Path, err: io::Error) -> Self {
         let reason = describe_io(&err);
         let e = Error::new(format!("cannot {action} {}: {reason}", path.display()));
         match err.raw_os_error() {
@@ -60,15 +60,15 @@ impl Error {
         }
     }
 
-    pub fn message(&self) -> &str {
+    pub(crate) fn message(&self) -> &str {
         &self.message
     }
 
-    pub fn hint_text(&self) -> Option<&str> {
+    pub(crate) fn hint_text(&self) -> Option<&str> {
         self.hint.as_deref()
     }
 
-    pub fn exit_code(&self) -> i32 {
+    pub(crate) fn exit_code(&self) -> i32 {
         match self.kind {
             Kind::Vault => 1,
             Kind::Usage => 2,
@@ -114,7 +114,7 @@ fn libc_enospc() -> i32 {
 }
 
 /// `io::Error`'s Display appends "(os error N)"; people need only the words.
-pub fn describe_io(err: &io::Error) -> String {
+pub(crate) fn describe_io(err: &io::Error) -> String {
     let s = err.to_string();
     match s.find(" (os error") {
         Some(i) => s[..i].to_string(),

@@ -19,9 +19,9 @@ use std::{
 use rustix::io::Errno;
 
 use crate::{
-    Context,
     env::ChildEnv,
     error::{Error, Kind},
+    hardening::Hardening,
     names::printable,
 };
 
@@ -35,7 +35,7 @@ const ARG_MAX_FLOOR: u64 = 32 * 4096;
 const ARG_MAX_CEILING: u64 = 6 << 20;
 
 /// Replaces this process with `argv` in `env`. Returns only on failure.
-pub fn exec(ctx: &Context, argv: &[OsString], env: &ChildEnv) -> Error {
+pub(crate) fn exec(hardening: &Hardening, argv: &[OsString], env: &ChildEnv) -> Error {
     let Some((program, args)) = argv.split_first() else {
         return Error::usage("no command to run")
             .hint("give it after `--`: `vault run -s NAME -- COMMAND`");
@@ -46,7 +46,7 @@ pub fn exec(ctx: &Context, argv: &[OsString], env: &ChildEnv) -> Error {
     }
     let mut cmd = Command::new(program);
     cmd.args(args).env_clear().envs(vars.iter().copied());
-    ctx.hardening.restore();
+    hardening.restore();
     // execvp: a bare name is looked up on the PATH the command gets.
     let err = cmd.exec();
     failed(program, &err, argv, &vars)
@@ -54,7 +54,7 @@ pub fn exec(ctx: &Context, argv: &[OsString], env: &ChildEnv) -> Error {
 
 /// Bytes exec copies onto the new stack: every string with its NUL, and a
 /// pointer for each (Linux counts both against its limit).
-pub fn exec_size(argv: &[OsString], vars: &[(&OsStr, &OsStr)]) -> u64 {
+pub(crate) fn exec_size(argv: &[OsString], vars: &[(&OsStr, &OsStr)]) -> u64 {
     let strings: usize = argv.iter().map(|a| a.len() + 1).sum::<usize>()
         + vars
             .iter()
@@ -66,7 +66,7 @@ pub fn exec_size(argv: &[OsString], vars: &[(&OsStr, &OsStr)]) -> u64 {
 
 /// What exec accepts here: a quarter of the stack limit, at least
 /// `ARG_MAX_FLOOR` and at most `ARG_MAX_CEILING` (Linux's `bprm_stack_limits`).
-pub fn exec_limit() -> u64 {
+pub(crate) fn exec_limit() -> u64 {
     let stack = rustix::process::getrlimit(rustix::process::Resource::Stack).current;
     let quarter = stack.map_or(u64::MAX, |s| s / 4);
     quarter.clamp(ARG_MAX_FLOOR, ARG_MAX_CEILING)

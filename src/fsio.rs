@@ -14,11 +14,11 @@ use std::{
 use crate::error::{Error, Result};
 
 /// How long a writer waits for another writer before giving up.
-pub const LOCK_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const LOCK_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Creates `dir` (and its parents) if needed; the last component gets 0700.
 /// Idempotent, so concurrent first writes do not trip over each other.
-pub fn ensure_dir(dir: &Path) -> Result<()> {
+pub(crate) fn ensure_dir(dir: &Path) -> Result<()> {
     match DirBuilder::new().recursive(true).mode(0o700).create(dir) {
         Ok(()) => Ok(()),
         Err(e) => Err(Error::io("create directory", dir, e)),
@@ -28,16 +28,16 @@ pub fn ensure_dir(dir: &Path) -> Result<()> {
 /// The exclusive advisory lock writers hold for a whole read-modify-write.
 /// Released when dropped (closing the file releases the `flock`).
 #[derive(Debug)]
-pub struct WriteLock {
+pub(crate) struct WriteLock {
     _file: File,
 }
 
 impl WriteLock {
-    pub fn acquire(path: &Path) -> Result<Self> {
+    pub(crate) fn acquire(path: &Path) -> Result<Self> {
         Self::acquire_within(path, LOCK_TIMEOUT)
     }
 
-    pub fn acquire_within(path: &Path, timeout: Duration) -> Result<Self> {
+    pub(crate) fn acquire_within(path: &Path, timeout: Duration) -> Result<Self> {
         let file = OpenOptions::new()
             .read(true)
             .write(true)
@@ -83,7 +83,10 @@ fn temp_affixes(target: &Path) -> (String, &'static str) {
 /// path holds either the old file or the complete new one: a temp file in the
 /// same directory (0600), fsync, rename, fsync of the directory. On any error
 /// the temp file is removed and `target` is untouched.
-pub fn atomic_write(target: &Path, fill: impl FnOnce(&mut File) -> io::Result<()>) -> Result<()> {
+pub(crate) fn atomic_write(
+    target: &Path,
+    fill: impl FnOnce(&mut File) -> io::Result<()>,
+) -> Result<()> {
     let dir = parent(target);
     let (prefix, suffix) = temp_affixes(target);
     let mut tmp = tempfile::Builder::new()
@@ -105,7 +108,7 @@ pub fn atomic_write(target: &Path, fill: impl FnOnce(&mut File) -> io::Result<()
 
 /// Removes temp files a killed writer left beside `target`. Only called with
 /// the write lock held, when no other writer can have one open.
-pub fn remove_stale_temps(target: &Path) {
+pub(crate) fn remove_stale_temps(target: &Path) {
     let dir = parent(target);
     let (prefix, suffix) = temp_affixes(target);
     let Ok(entries) = fs::read_dir(&dir) else {
@@ -143,7 +146,7 @@ fn sync_dir(dir: &Path) -> Result<()> {
         .map_err(|e| Error::io("sync directory", dir, e))
 }
 
-pub fn parent(path: &Path) -> PathBuf {
+pub(crate) fn parent(path: &Path) -> PathBuf {
     match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
@@ -154,12 +157,12 @@ pub fn parent(path: &Path) -> PathBuf {
 /// `.env`, JSON or key file (a bulk import of 100,000 secrets is well under
 /// it), and low enough that `--from-json /dev/zero` fails instead of eating
 /// all memory.
-pub const MAX_INPUT: u64 = 256 << 20;
+pub(crate) const MAX_INPUT: u64 = 256 << 20;
 
 /// How long a named pipe with no writer is given for one to show up: long
 /// enough for a writer that is opening its end right now, short enough that
 /// a forgotten `mkfifo` does not look like a hang.
-pub const FIFO_WRITER_WAIT: Duration = Duration::from_secs(1);
+pub(crate) const FIFO_WRITER_WAIT: Duration = Duration::from_secs(1);
 
 /// Opens `path` for reading without ever blocking in `open`: a named pipe
 /// with no writer opens at once instead of waiting forever.
@@ -189,7 +192,7 @@ fn set_blocking(file: &File, path: &Path) -> Result<()> {
 
 /// Opens a file that must be a regular file (the vault, which is read with
 /// seeks): a directory, a pipe or a device there is refused, never waited on.
-pub fn open_regular(path: &Path) -> Result<File> {
+pub(crate) fn open_regular(path: &Path) -> Result<File> {
     let (file, meta) = open_nonblocking(path)?;
     if !meta.is_file() {
         return Err(
@@ -204,7 +207,7 @@ pub fn open_regular(path: &Path) -> Result<File> {
 /// Reads a whole file with an error that names it. Regular files and pipes
 /// (`--from-json <(cmd)` is a legitimate use) are read; a named pipe that no
 /// one writes to is an error after a moment, not a hang.
-pub fn read(path: &Path) -> Result<Vec<u8>> {
+pub(crate) fn read(path: &Path) -> Result<Vec<u8>> {
     use std::os::unix::fs::FileTypeExt;
     let (file, meta) = open_nonblocking(path)?;
     let mut start = vec![];
@@ -251,7 +254,7 @@ fn wait_for_writer(file: &File, path: &Path, start: &mut Vec<u8>) -> Result<()> 
 
 /// Reads `r` to the end after `start`, refusing more than `MAX_INPUT`
 /// bytes; `io_error` words a failed read.
-pub fn read_all(
+pub(crate) fn read_all(
     r: impl Read,
     start: Vec<u8>,
     source: &str,
@@ -272,7 +275,7 @@ pub fn read_all(
 
 /// Refuses a file that group or others may read: a passphrase file must be
 /// as private as the key it unlocks (ssh refuses such keys the same way).
-pub fn check_private(path: &Path) -> Result<()> {
+pub(crate) fn check_private(path: &Path) -> Result<()> {
     let meta = fs::metadata(path).map_err(|e| Error::io("read", path, e))?;
     let mode = meta.permissions().mode() & 0o777;
     if mode & 0o077 != 0 {

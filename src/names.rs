@@ -8,10 +8,13 @@ use zeroize::Zeroizing;
 
 use crate::error::{Error, Result};
 
+/// How a masked value is shown everywhere: never its length.
+pub(crate) const MASK: &str = "********";
+
 /// Linux's `MAX_ARG_STRLEN` (32 pages) less the terminating NUL: the longest
 /// `KEY=VALUE` string `execve` accepts. A pair that does not fit could never
 /// reach a child, so it is refused when written.
-pub const MAX_PAIR_LEN: usize = 131_071;
+pub(crate) const MAX_PAIR_LEN: usize = 131_071;
 
 /// `[A-Za-z0-9][A-Za-z0-9._-]{0,63}`
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -28,7 +31,7 @@ impl SecretName {
         }
     }
 
-    pub fn as_str(&self) -> &str {
+    pub(crate) fn as_str(&self) -> &str {
         &self.0
     }
 }
@@ -39,7 +42,7 @@ impl fmt::Display for SecretName {
     }
 }
 
-pub fn is_secret_name(s: &str) -> bool {
+pub(crate) fn is_secret_name(s: &str) -> bool {
     let b = s.as_bytes();
     !b.is_empty()
         && b.len() <= 64
@@ -64,7 +67,7 @@ impl EnvKey {
         }
     }
 
-    pub fn as_str(&self) -> &str {
+    pub(crate) fn as_str(&self) -> &str {
         &self.0
     }
 }
@@ -107,20 +110,20 @@ impl SecretValue {
     }
 
     /// The plaintext. Named so that every use stands out in review.
-    pub fn expose(&self) -> &str {
+    pub(crate) fn expose(&self) -> &str {
         &self.0
     }
 }
 
 impl fmt::Debug for SecretValue {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(crate::MASK)
+        f.write_str(MASK)
     }
 }
 
 /// Variables that change how the child or its loader behaves rather than
 /// configuring it: setting one from a shared vault is a code-execution path.
-pub fn is_dangerous_key(key: &str) -> bool {
+pub(crate) fn is_dangerous_key(key: &str) -> bool {
     const EXACT: &[&str] = &[
         "LD_PRELOAD",
         "LD_LIBRARY_PATH",
@@ -151,10 +154,10 @@ pub fn is_dangerous_key(key: &str) -> bool {
 }
 
 /// Prints the warning secret writes give for dangerous keys.
-pub fn warn_dangerous<'a>(keys: impl IntoIterator<Item = &'a str>) {
+pub(crate) fn warn_dangerous<'a>(keys: impl IntoIterator<Item = &'a str>) {
     for key in keys {
         if is_dangerous_key(key) {
-            crate::warn(&format!(
+            crate::term::warn(&format!(
                 "`{key}` changes how programs start; a command run with this secret will load what it names"
             ));
         }
@@ -163,7 +166,7 @@ pub fn warn_dangerous<'a>(keys: impl IntoIterator<Item = &'a str>) {
 
 /// User input echoed in an error: control characters escaped, length capped.
 /// Only for names and keys, which are not secret.
-pub fn printable(s: &str) -> String {
+pub(crate) fn printable(s: &str) -> String {
     let mut out: String = s.chars().take(80).flat_map(char::escape_debug).collect();
     if s.chars().count() > 80 {
         out.push('…');
@@ -172,7 +175,10 @@ pub fn printable(s: &str) -> String {
 }
 
 /// The closest candidate by edit distance, for "did you mean".
-pub fn closest<'a>(wanted: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+pub(crate) fn closest<'a>(
+    wanted: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> Option<&'a str> {
     let limit = (wanted.chars().count() / 3).max(2);
     candidates
         .into_iter()

@@ -32,7 +32,7 @@ const MIGRATIONS: &[&str] = &[
      );",
 ];
 
-pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
+pub(crate) const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 
 /// Settings every connection gets before it is used.
 fn configure(conn: &Connection) -> Result<()> {
@@ -48,7 +48,7 @@ fn configure(conn: &Connection) -> Result<()> {
 }
 
 /// A brand-new vault database, encrypted (later) to `recipients`.
-pub fn create(recipients: &[String]) -> Result<Connection> {
+pub(crate) fn create(recipients: &[String]) -> Result<Connection> {
     let mut conn = Connection::open_in_memory()?;
     configure(&conn)?;
     migrate(&mut conn, 0)?;
@@ -65,7 +65,7 @@ pub fn create(recipients: &[String]) -> Result<Connection> {
 /// Checks a freshly deserialized database and brings its schema up to date.
 /// Cheap on purpose (no `integrity_check`): it catches a payload that is not
 /// a vault database at all, and versions this build cannot read.
-pub fn prepare(conn: &mut Connection, source: &str) -> Result<()> {
+pub(crate) fn prepare(conn: &mut Connection, source: &str) -> Result<()> {
     let not_a_vault = || {
         Error::new(format!(
             "{source} decrypts, but what it holds is not a vault database"
@@ -114,7 +114,7 @@ fn migrate(conn: &mut Connection, from: i64) -> Result<()> {
 
 /// SQLite's full check; costs as much as loading the vault, so only
 /// `vault doctor` runs it.
-pub fn integrity_check(conn: &Connection) -> Result<()> {
+pub(crate) fn integrity_check(conn: &Connection) -> Result<()> {
     let mut stmt = conn.prepare("PRAGMA integrity_check")?;
     let rows: Vec<String> = stmt
         .query_map([], |r| r.get(0))?
@@ -129,12 +129,12 @@ pub fn integrity_check(conn: &Connection) -> Result<()> {
     }
 }
 
-pub fn schema_version(conn: &Connection) -> Result<i64> {
+pub(crate) fn schema_version(conn: &Connection) -> Result<i64> {
     Ok(conn.query_row("PRAGMA user_version", [], |r| r.get(0))?)
 }
 
 /// The current time as stored: RFC 3339 in UTC, to the second.
-pub fn now() -> String {
+pub(crate) fn now() -> String {
     jiff::Timestamp::now()
         .strftime("%Y-%m-%dT%H:%M:%SZ")
         .to_string()
@@ -142,9 +142,9 @@ pub fn now() -> String {
 
 pub struct SecretInfo {
     pub name: String,
-    pub keys: i64,
-    pub created_at: String,
-    pub updated_at: String,
+    pub(crate) keys: i64,
+    pub(crate) created_at: String,
+    pub(crate) updated_at: String,
 }
 
 pub fn list(conn: &Connection) -> Result<Vec<SecretInfo>> {
@@ -164,7 +164,7 @@ pub fn list(conn: &Connection) -> Result<Vec<SecretInfo>> {
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
-pub fn names(conn: &Connection) -> Result<Vec<String>> {
+pub(crate) fn names(conn: &Connection) -> Result<Vec<String>> {
     let mut stmt = conn.prepare("SELECT name FROM secrets ORDER BY name")?;
     let rows = stmt.query_map([], |r| r.get(0))?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
@@ -190,7 +190,7 @@ pub fn info(conn: &Connection, name: &SecretName) -> Result<Option<SecretInfo>> 
 }
 
 /// The `no secret named …` error, with the closest existing name.
-pub fn missing(conn: &Connection, name: &SecretName) -> Error {
+pub(crate) fn missing(conn: &Connection, name: &SecretName) -> Error {
     let names = names(conn).unwrap_or_default();
     let hint = match crate::names::closest(name.as_str(), names.iter().map(String::as_str)) {
         Some(c) => format!("did you mean `{c}`? `vault secret list` shows every secret"),
@@ -209,7 +209,7 @@ fn id_of(conn: &Connection, name: &SecretName) -> Result<i64> {
     .ok_or_else(|| missing(conn, name))
 }
 
-pub fn exists(conn: &Connection, name: &SecretName) -> Result<bool> {
+pub(crate) fn exists(conn: &Connection, name: &SecretName) -> Result<bool> {
     Ok(conn
         .query_row(
             "SELECT 1 FROM secrets WHERE name = ?1",
@@ -289,7 +289,11 @@ fn put_entries(conn: &Connection, id: i64, entries: &[(EnvKey, SecretValue)]) ->
 }
 
 /// Sets keys of an existing secret, adding or overwriting.
-pub fn set(conn: &Connection, name: &SecretName, entries: &[(EnvKey, SecretValue)]) -> Result<()> {
+pub(crate) fn set(
+    conn: &Connection,
+    name: &SecretName,
+    entries: &[(EnvKey, SecretValue)],
+) -> Result<()> {
     let id = id_of(conn, name)?;
     put_entries(conn, id, entries)?;
     touch(conn, id)
@@ -297,7 +301,7 @@ pub fn set(conn: &Connection, name: &SecretName, entries: &[(EnvKey, SecretValue
 
 /// Removes keys of an existing secret. Every key must exist, and at least
 /// one must remain (a secret without keys is deleted, not emptied).
-pub fn unset(conn: &Connection, name: &SecretName, keys: &[EnvKey]) -> Result<()> {
+pub(crate) fn unset(conn: &Connection, name: &SecretName, keys: &[EnvKey]) -> Result<()> {
     let id = id_of(conn, name)?;
     let present: Vec<String> = {
         let mut stmt = conn.prepare("SELECT key FROM entries WHERE secret_id = ?1")?;
@@ -343,7 +347,7 @@ fn touch(conn: &Connection, id: i64) -> Result<()> {
     Ok(())
 }
 
-pub fn rename(conn: &Connection, old: &SecretName, new: &SecretName) -> Result<()> {
+pub(crate) fn rename(conn: &Connection, old: &SecretName, new: &SecretName) -> Result<()> {
     let id = id_of(conn, old)?;
     if old != new && exists(conn, new)? {
         return Err(
@@ -373,8 +377,8 @@ pub fn recipients(conn: &Connection) -> Result<Vec<String>> {
 }
 
 pub struct RecipientInfo {
-    pub recipient: String,
-    pub added_at: String,
+    pub(crate) recipient: String,
+    pub(crate) added_at: String,
 }
 
 pub fn recipients_info(conn: &Connection) -> Result<Vec<RecipientInfo>> {
@@ -389,7 +393,7 @@ pub fn recipients_info(conn: &Connection) -> Result<Vec<RecipientInfo>> {
 }
 
 /// Adds a recipient; returns false if it was already there.
-pub fn add_recipient(conn: &Connection, recipient: &str) -> Result<bool> {
+pub(crate) fn add_recipient(conn: &Connection, recipient: &str) -> Result<bool> {
     let n = conn.execute(
         "INSERT OR IGNORE INTO recipients (recipient, added_at) VALUES (?1, ?2)",
         params![recipient, now()],
@@ -398,7 +402,7 @@ pub fn add_recipient(conn: &Connection, recipient: &str) -> Result<bool> {
 }
 
 /// Removes a recipient; returns false if it was not there.
-pub fn remove_recipient(conn: &Connection, recipient: &str) -> Result<bool> {
+pub(crate) fn remove_recipient(conn: &Connection, recipient: &str) -> Result<bool> {
     let n = conn.execute("DELETE FROM recipients WHERE recipient = ?1", [recipient])?;
     Ok(n == 1)
 }

@@ -2,16 +2,16 @@
 //! service's client libraries read, which of them are secret (hidden input),
 //! and defaults where a service has a conventional one.
 
-pub struct Template {
-    pub name: &'static str,
-    pub description: &'static str,
-    pub keys: &'static [Key],
+pub(crate) struct Template {
+    pub(crate) name: &'static str,
+    pub(crate) description: &'static str,
+    pub(crate) keys: &'static [Key],
 }
 
-pub struct Key {
-    pub name: &'static str,
-    pub secret: bool,
-    pub default: Option<&'static str>,
+pub(crate) struct Key {
+    pub(crate) name: &'static str,
+    pub(crate) secret: bool,
+    pub(crate) default: Option<&'static str>,
 }
 
 const fn plain(name: &'static str, default: Option<&'static str>) -> Key {
@@ -30,7 +30,7 @@ const fn secret(name: &'static str) -> Key {
     }
 }
 
-pub const TEMPLATES: &[Template] = &[
+pub(crate) const TEMPLATES: &[Template] = &[
     Template {
         name: "anthropic",
         description: "Anthropic API",
@@ -136,7 +136,7 @@ pub const TEMPLATES: &[Template] = &[
     },
 ];
 
-pub fn find(name: &str) -> Option<&'static Template> {
+pub(crate) fn find(name: &str) -> Option<&'static Template> {
     TEMPLATES.iter().find(|t| t.name == name)
 }
 

@@ -9,42 +9,20 @@
 //! Sources 3-5 yield a passphrase that opens `identity.age` (scrypt, about a
 //! second). Everything here runs *before* a writer takes the lock.
 
-use std::{fs, io, path::PathBuf};
-
 use age::secrecy::SecretString;
 use zeroize::Zeroizing;
 
 use crate::{
-    Context, agent,
+    agent,
+    context::Context,
     crypto::{self, Keys},
     error::{Error, Result},
-    fsio,
+    fsio, term,
+    vault::{self, WriteKeys},
 };
 
-/// The unlock options a user gave (flags, or their environment variables).
-#[derive(Debug, Default, Clone)]
-pub struct Sources {
-    pub identity: Option<PathBuf>,
-    pub passphrase_file: Option<PathBuf>,
-}
-
-/// What a writer needs: the keys, and for a first write with no identity
-/// yet, the new `identity.age` to write under the lock.
-pub enum WriteKeys {
-    Existing(Keys),
-    NewOwner { keys: Keys, sealed: Vec<u8> },
-}
-
-impl WriteKeys {
-    pub fn keys(&self) -> &Keys {
-        match self {
-            WriteKeys::Existing(k) | WriteKeys::NewOwner { keys: k, .. } => k,
-        }
-    }
-}
-
 /// The keys for an existing identity, from the first source that applies.
-pub fn unlock(ctx: &Context) -> Result<Keys> {
+pub(crate) fn unlock(ctx: &Context) -> Result<Keys> {
     if let Some(path) = &ctx.sources.identity {
         return identity_file(path);
     }
@@ -52,12 +30,16 @@ pub fn unlock(ctx: &Context) -> Result<Keys> {
         return Ok(keys);
     }
     let text = identity_text(ctx)?;
-    crypto::parse_identity_file(text.as_bytes(), &ctx.paths.identity.display().to_string())
+    crypto::parse_identity_file(
+        text.as_bytes(),
+        &ctx.paths.identity.display().to_string(),
+        &ssh_passphrase,
+    )
 }
 
 /// The text of `identity.age`, opened with a passphrase (sources 3-5; the
 /// agent cannot help, since it never hands the identity out).
-pub fn identity_text(ctx: &Context) -> Result<Zeroizing<String>> {
+pub(crate) fn identity_text(ctx: &Context) -> Result<Zeroizing<String>> {
     let sealed_path = &ctx.paths.identity;
     if !sealed_path.exists() {
         return Err(Error::new(format!("no identity at {}", sealed_path.display())).hint(
@@ -69,40 +51,31 @@ pub fn identity_text(ctx: &Context) -> Result<Zeroizing<String>> {
     crypto::open_identity_text(&sealed, &pass, &sealed_path.display().to_string())
 }
 
+/// The keys to read an existing vault: "no vault at …" comes first, before
+/// any passphrase is asked for.
+pub(crate) fn for_read(ctx: &Context) -> Result<Keys> {
+    vault::require_exists(&ctx.paths.file)?;
+    unlock(ctx)
+}
+
 /// The keys a write needs. With no identity file and no `identity.age`, a
-/// new identity is generated and sealed with a new passphrase, ready for the
-/// caller to write once it holds the lock (and has re-checked).
-pub fn for_write(ctx: &Context) -> Result<WriteKeys> {
+/// new identity is generated and sealed with a new passphrase, ready for
+/// `vault` to write once it holds the lock (and has re-checked).
+pub(crate) fn for_write(ctx: &Context) -> Result<WriteKeys<'_>> {
     if ctx.sources.identity.is_some() || ctx.paths.identity.exists() {
         // (An agent only runs for an existing identity.age.)
         return unlock(ctx).map(WriteKeys::Existing);
     }
     if ctx.paths.file.exists() {
-        return Err(orphaned_vault(ctx));
+        return Err(vault::orphaned_vault(&ctx.paths));
     }
-    new_owner(ctx)
-}
-
-/// A vault file exists but `identity.age` does not: a new identity could
-/// not open it, so a write must not make one (it would also replace the
-/// spot where the user's backup of the real one belongs).
-pub fn orphaned_vault(ctx: &Context) -> Error {
-    Error::new(format!(
-        "no identity at {} to open the vault at {}",
-        ctx.paths.identity.display(),
-        ctx.paths.file.display()
-    ))
-    .hint("restore identity.age from a backup, or pass the identity that opens the vault with --identity / VAULT_IDENTITY")
-}
-
-/// A new identity sealed with a new passphrase.
-pub fn new_owner(ctx: &Context) -> Result<WriteKeys> {
     let pass = new_passphrase(ctx)?;
     let id = crypto::generate();
     let sealed = crypto::seal_identity(&id, &pass)?;
     Ok(WriteKeys::NewOwner {
         keys: Keys::from_x25519(id),
         sealed,
+        existing: Box::new(|| unlock(ctx)),
     })
 }
 
@@ -112,11 +85,11 @@ fn identity_file(path: &std::path::Path) -> Result<Keys> {
             "--identity / VAULT_IDENTITY must name an age identity file (`age-keygen -o key.txt`)",
         )
     })?);
-    crypto::parse_identity_file(&text, &path.display().to_string())
+    crypto::parse_identity_file(&text, &path.display().to_string(), &ssh_passphrase)
 }
 
 /// The passphrase of an existing identity, from file, environment or prompt.
-pub fn passphrase(ctx: &Context, prompt: &str) -> Result<SecretString> {
+pub(crate) fn passphrase(ctx: &Context, prompt: &str) -> Result<SecretString> {
     if let Some(pass) = configured_passphrase(ctx)? {
         return Ok(pass);
     }
@@ -135,7 +108,7 @@ fn configured_passphrase(ctx: &Context) -> Result<Option<SecretString>> {
 }
 
 /// The first line of a private file.
-pub fn read_passphrase_file(path: &std::path::Path) -> Result<SecretString> {
+pub(crate) fn read_passphrase_file(path: &std::path::Path) -> Result<SecretString> {
     fsio::check_private(path)?;
     let bytes = Zeroizing::new(fsio::read(path)?);
     let text = std::str::from_utf8(&bytes)
@@ -151,7 +124,7 @@ pub fn read_passphrase_file(path: &std::path::Path) -> Result<SecretString> {
 }
 
 /// A new passphrase: from file or environment, else typed twice.
-pub fn new_passphrase(ctx: &Context) -> Result<SecretString> {
+pub(crate) fn new_passphrase(ctx: &Context) -> Result<SecretString> {
     if let Some(pass) = configured_passphrase(ctx)? {
         return Ok(pass);
     }
@@ -159,7 +132,7 @@ pub fn new_passphrase(ctx: &Context) -> Result<SecretString> {
 }
 
 /// A new passphrase typed twice on the terminal, compared in constant time.
-pub fn ask_new_passphrase() -> Result<SecretString> {
+pub(crate) fn ask_new_passphrase() -> Result<SecretString> {
     let first = ask("New passphrase for the vault: ")?;
     if age::secrecy::ExposeSecret::expose_secret(&first).is_empty() {
         return Err(Error::new("the passphrase is empty")
@@ -175,9 +148,9 @@ pub fn ask_new_passphrase() -> Result<SecretString> {
 /// A hidden prompt on the controlling terminal. Without one, fail at once
 /// (never hang on stdin, which may carry data).
 fn ask(prompt: &str) -> Result<SecretString> {
-    match rpassword::prompt_password(prompt) {
-        Ok(p) => Ok(SecretString::from(p)),
-        Err(e) if no_terminal(&e) => Err(Error::new(
+    match term::hidden_secret(prompt) {
+        Ok(p) => Ok(p),
+        Err(e) if term::no_terminal(&e) => Err(Error::new(
             "the vault is locked and there is no terminal to ask for the passphrase",
         )
         .hint(
@@ -190,27 +163,20 @@ fn ask(prompt: &str) -> Result<SecretString> {
     }
 }
 
-/// Whether an error opening or using `/dev/tty` means there is no terminal.
-pub fn no_terminal(e: &io::Error) -> bool {
-    use rustix::io::Errno;
-    let code = e.raw_os_error();
-    [
-        Errno::NXIO,
-        Errno::NOTTY,
-        Errno::NOENT,
-        Errno::NODEV,
-        Errno::ACCESS,
-    ]
-    .iter()
-    .any(|n| code == Some(n.raw_os_error()))
-        || e.kind() == io::ErrorKind::UnexpectedEof
-}
-
-/// Whether a terminal can be opened for prompts.
-pub fn have_terminal() -> bool {
-    fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open("/dev/tty")
-        .is_ok()
+/// The passphrase of an encrypted ssh key given as the identity, asked on
+/// the terminal (crypto asks for it through this callback).
+fn ssh_passphrase(source: &str) -> Result<SecretString> {
+    term::hidden_secret(&format!("Passphrase for the ssh key {source}: ")).map_err(|e| {
+        if term::no_terminal(&e) {
+            Error::new(format!(
+                "{source} is encrypted and there is no terminal to ask for its passphrase"
+            ))
+            .hint("use an unencrypted key for automation, or run in a terminal")
+        } else {
+            Error::new(format!(
+                "cannot read the passphrase: {}",
+                crate::error::describe_io(&e)
+            ))
+        }
+    })
 }

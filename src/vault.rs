@@ -9,78 +9,52 @@
 //! Writing: obtain the keys (prompt, scrypt) first, then take the exclusive
 //! lock, re-check what exists, load, change, serialize, encrypt to exactly the
 //! recipients listed in the database, and replace the file atomically.
+//!
+//! `identity.age` is written here too, by one function (`write_identity`),
+//! and only under `VAULT_DIR/vault.lock` (DESIGN.md, "v2: Hardening"): a
+//! first write to `--vault FILE` takes that lock before `FILE.lock`, and
+//! `passwd` takes it alone. Keys come from the caller (`unlock`); nothing
+//! here asks for a passphrase or reads the command line.
 
 use std::{
     io::{self, BufWriter, Read, Write},
-    path::{Path, PathBuf},
+    path::Path,
 };
 
 use rusqlite::{Connection, MAIN_DB, Transaction};
 
 use crate::{
-    Context,
+    context::Paths,
     crypto::{self, Keys},
     error::{Error, Result},
     fsio, store,
-    unlock::{self, WriteKeys},
 };
 
-/// Where a vault's files are.
-#[derive(Debug, Clone)]
-pub struct Paths {
-    /// `VAULT_DIR`: holds `identity.age`, and by default the vault and lock.
-    pub dir: PathBuf,
-    pub identity: PathBuf,
-    pub file: PathBuf,
-    pub lock: PathBuf,
-}
-
-impl Paths {
-    /// `dir` is `VAULT_DIR`; `file` is `--vault FILE` / `VAULT_FILE` if given.
-    pub fn new(dir: PathBuf, file: Option<PathBuf>) -> Self {
-        let identity = dir.join("identity.age");
-        let (file, lock) = match file {
-            Some(f) => {
-                let mut lock = f.clone().into_os_string();
-                lock.push(".lock");
-                (f, PathBuf::from(lock))
-            }
-            None => (dir.join("vault.age"), dir.join("vault.lock")),
-        };
-        Paths {
-            dir,
-            identity,
-            file,
-            lock,
-        }
-    }
-}
-
 /// An open, decrypted vault: an in-memory SQLite database.
-pub struct Vault {
+pub(crate) struct Vault {
     conn: Connection,
 }
 
 impl Vault {
     /// Opens an existing vault for reading.
-    pub fn open(ctx: &Context) -> Result<Vault> {
-        require_exists(&ctx.paths.file)?;
-        let keys = unlock::unlock(ctx)?;
-        Vault::open_with(&ctx.paths.file, &keys)
+    pub(crate) fn open(paths: &Paths, keys: &Keys) -> Result<Vault> {
+        require_exists(&paths.file)?;
+        Vault::open_file(&paths.file, keys)
     }
 
-    pub fn open_with(path: &Path, keys: &Keys) -> Result<Vault> {
+    fn open_file(path: &Path, keys: &Keys) -> Result<Vault> {
         Ok(Vault {
             conn: load(path, keys, Access::Read)?,
         })
     }
 
-    pub fn conn(&self) -> &Connection {
+    pub(crate) fn conn(&self) -> &Connection {
         &self.conn
     }
 }
 
-fn require_exists(path: &Path) -> Result<()> {
+/// "no vault at …", with the hint to create one.
+pub(crate) fn require_exists(path: &Path) -> Result<()> {
     if path.exists() {
         return Ok(());
     }
@@ -229,10 +203,38 @@ pub fn load_plaintext(bytes: &[u8]) -> Result<Connection> {
     Ok(conn)
 }
 
+/// What a writer needs: the keys, and for a first write with no identity
+/// yet, the new `identity.age` to write under the lock, and how to unlock
+/// the identity another process may have created meanwhile.
+pub(crate) enum WriteKeys<'a> {
+    Existing(Keys),
+    NewOwner {
+        keys: Keys,
+        sealed: Vec<u8>,
+        existing: Box<dyn FnOnce() -> Result<Keys> + 'a>,
+    },
+}
+
+impl WriteKeys<'_> {
+    pub(crate) fn keys(&self) -> &Keys {
+        match self {
+            WriteKeys::Existing(k) | WriteKeys::NewOwner { keys: k, .. } => k,
+        }
+    }
+
+    fn is_new_owner(&self) -> bool {
+        matches!(self, WriteKeys::NewOwner { .. })
+    }
+}
+
 /// Runs `change` as one read-modify-write of the vault, creating the vault
 /// (and, if needed, the owner's identity) when it does not exist yet.
-pub fn write<T>(ctx: &Context, change: impl FnOnce(&Transaction) -> Result<T>) -> Result<T> {
-    read_modify_write(ctx, unlock::for_write(ctx)?, Mode::Change, change)
+pub(crate) fn write<T>(
+    paths: &Paths,
+    keys: WriteKeys,
+    change: impl FnOnce(&Transaction) -> Result<T>,
+) -> Result<T> {
+    read_modify_write(paths, keys, Mode::Change, change)
 }
 
 /// `write` for a bulk change (`import --from-json`): the database is rebuilt
@@ -240,27 +242,23 @@ pub fn write<T>(ctx: &Context, change: impl FnOnce(&Transaction) -> Result<T>) -
 /// index pages about 84% full; rebuilt they are 95% full, the vault 10%
 /// smaller, and every later read has 10% less to decrypt (BENCHMARKS.md).
 /// The rebuild costs about one load, once; on every write it would not pay.
-pub fn write_bulk<T>(ctx: &Context, change: impl FnOnce(&Transaction) -> Result<T>) -> Result<T> {
-    read_modify_write(ctx, unlock::for_write(ctx)?, Mode::Bulk, change)
-}
-
-/// `write` with keys the caller already obtained (to check them against
-/// the change, say) so that nobody is asked twice.
-pub fn write_with<T>(
-    ctx: &Context,
-    keys: Keys,
+pub(crate) fn write_bulk<T>(
+    paths: &Paths,
+    keys: WriteKeys,
     change: impl FnOnce(&Transaction) -> Result<T>,
 ) -> Result<T> {
-    read_modify_write(ctx, WriteKeys::Existing(keys), Mode::Change, change)
+    read_modify_write(paths, keys, Mode::Bulk, change)
 }
 
-/// Creates a new, empty vault; refuses to replace an existing one.
-pub fn init(ctx: &Context) -> Result<()> {
-    refuse_existing(&ctx.paths.file)?;
-    read_modify_write(ctx, unlock::for_write(ctx)?, Mode::Create, |_| Ok(()))
+/// Creates a new, empty vault; refuses to replace an existing one (the
+/// caller checks first too, before asking for keys).
+pub(crate) fn init(paths: &Paths, keys: WriteKeys) -> Result<()> {
+    refuse_existing(&paths.file)?;
+    read_modify_write(paths, keys, Mode::Create, |_| Ok(()))
 }
 
-fn refuse_existing(file: &Path) -> Result<()> {
+/// "a vault already exists at …".
+pub(crate) fn refuse_existing(file: &Path) -> Result<()> {
     if file.exists() {
         return Err(
             Error::new(format!("a vault already exists at {}", file.display()))
@@ -268,6 +266,42 @@ fn refuse_existing(file: &Path) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// A vault file exists but `identity.age` does not: a new identity could
+/// not open it, so a write must not make one (it would also replace the
+/// spot where the user's backup of the real one belongs).
+pub(crate) fn orphaned_vault(paths: &Paths) -> Error {
+    Error::new(format!(
+        "no identity at {} to open the vault at {}",
+        paths.identity.display(),
+        paths.file.display()
+    ))
+    .hint("restore identity.age from a backup, or pass the identity that opens the vault with --identity / VAULT_IDENTITY")
+}
+
+/// `VAULT_DIR/vault.lock`, held: what `write_identity` asks for as proof.
+pub(crate) struct DirLock(#[allow(dead_code, reason = "held, not read")] fsio::WriteLock);
+
+impl DirLock {
+    pub(crate) fn acquire(paths: &Paths) -> Result<DirLock> {
+        Ok(DirLock(fsio::WriteLock::acquire(&paths.dir_lock)?))
+    }
+}
+
+/// The one function that writes `identity.age` (a first write's new
+/// identity, `passwd`'s new passphrase): atomically, after removing stale
+/// temporary files, and only with `VAULT_DIR/vault.lock` held.
+pub(crate) fn write_identity(paths: &Paths, _held: &DirLock, sealed: &[u8]) -> Result<()> {
+    fsio::remove_stale_temps(&paths.identity);
+    fsio::atomic_write(&paths.identity, |f| f.write_all(sealed))
+}
+
+/// Replaces `identity.age` (`passwd`), under `VAULT_DIR/vault.lock`.
+pub(crate) fn replace_identity(paths: &Paths, sealed: &[u8]) -> Result<()> {
+    fsio::ensure_dir(&paths.dir)?;
+    let held = DirLock::acquire(paths)?;
+    write_identity(paths, &held, sealed)
 }
 
 /// What a read-modify-write is for.
@@ -284,40 +318,58 @@ enum Mode {
 /// Keys come first, from the caller: a slow prompt or scrypt must not hold
 /// other writers up.
 fn read_modify_write<T>(
-    ctx: &Context,
+    paths: &Paths,
     mut keys: WriteKeys,
     mode: Mode,
     change: impl FnOnce(&Transaction) -> Result<T>,
 ) -> Result<T> {
-    fsio::ensure_dir(&ctx.paths.dir)?;
-    fsio::ensure_dir(&fsio::parent(&ctx.paths.file))?;
-    let _lock = loop {
-        let lock = fsio::WriteLock::acquire(&ctx.paths.lock)?;
-        if matches!(keys, WriteKeys::NewOwner { .. }) && ctx.paths.identity.exists() {
+    fsio::ensure_dir(&paths.dir)?;
+    fsio::ensure_dir(&fsio::parent(&paths.file))?;
+    // The directory's lock first, then the file's: the same order for every
+    // writer, so no two wait for each other. For the default vault they are
+    // one lock.
+    let shared = paths.lock == paths.dir_lock;
+    let (dir_lock, _lock) = loop {
+        let dir_lock = if shared || keys.is_new_owner() {
+            Some(DirLock::acquire(paths)?)
+        } else {
+            None
+        };
+        let lock = if shared {
+            None
+        } else {
+            Some(fsio::WriteLock::acquire(&paths.lock)?)
+        };
+        if keys.is_new_owner() && paths.identity.exists() {
             // Another process created the identity while we prepared ours:
             // use theirs. Unlocking costs scrypt, so not under the lock.
-            drop(lock);
-            keys = WriteKeys::Existing(unlock::unlock(ctx)?);
+            drop((dir_lock, lock));
+            keys = match keys {
+                WriteKeys::NewOwner { existing, .. } => WriteKeys::Existing(existing()?),
+                existing => existing,
+            };
             continue;
         }
-        break lock;
+        break (dir_lock, lock);
     };
     // Re-checked under the lock: someone may have created it meanwhile.
     if mode == Mode::Create {
-        refuse_existing(&ctx.paths.file)?;
+        refuse_existing(&paths.file)?;
     }
-    if matches!(keys, WriteKeys::NewOwner { .. }) && ctx.paths.file.exists() {
+    if keys.is_new_owner() && paths.file.exists() {
         // A new identity cannot open a vault made for the old one; writing
         // its identity.age would only bury the way back.
-        return Err(unlock::orphaned_vault(ctx));
+        return Err(orphaned_vault(paths));
     }
-    fsio::remove_stale_temps(&ctx.paths.file);
-    fsio::remove_stale_temps(&ctx.paths.identity);
-    if let WriteKeys::NewOwner { sealed, .. } = &keys {
-        fsio::atomic_write(&ctx.paths.identity, |f| f.write_all(sealed))?;
+    fsio::remove_stale_temps(&paths.file);
+    if let Some(held) = &dir_lock {
+        fsio::remove_stale_temps(&paths.identity);
+        if let WriteKeys::NewOwner { sealed, .. } = &keys {
+            write_identity(paths, held, sealed)?;
+        }
     }
-    let mut conn = if ctx.paths.file.exists() {
-        load(&ctx.paths.file, keys.keys(), Access::Write)?
+    let mut conn = if paths.file.exists() {
+        load(&paths.file, keys.keys(), Access::Write)?
     } else {
         store::create(keys.keys().recipients())?
     };
@@ -329,7 +381,7 @@ fn read_modify_write<T>(
         // database has no free pages left to carry old bytes.
         conn.execute_batch("VACUUM")?;
     }
-    save(&mut conn, &ctx.paths.file)?;
+    save(&mut conn, &paths.file)?;
     Ok(out)
 }
 
@@ -426,7 +478,7 @@ mod tests {
         )
         .unwrap();
 
-        let v = Vault::open_with(&path, &keys).unwrap();
+        let v = Vault::open_file(&path, &keys).unwrap();
         assert_eq!(store::recipients(v.conn()).unwrap(), keys.recipients());
         let err = v.conn().execute("DELETE FROM recipients", []).unwrap_err();
         assert!(err.to_string().contains("readonly"), "{err}");

@@ -159,8 +159,8 @@ fn check(key: &Env, pass: &Env, cases: Vec<Case>) -> usize {
             c.what
         );
         assert!(
-            vault::fsio::stale_temps(&env.file()).is_empty()
-                && vault::fsio::stale_temps(&identity).is_empty(),
+            vault::testing::stale_temps(&env.file()).is_empty()
+                && vault::testing::stale_temps(&identity).is_empty(),
             "{}: a temp file is left",
             c.what
         );

@@ -270,7 +270,7 @@ fn corpus_agrees_with_the_reference_parsers() {
             let (Some(v), Some(Some(n))) = (value, node.get(key)) else {
                 continue;
             };
-            if v != n || !vault::names::is_env_key(key) {
+            if v != n || !vault::testing::is_env_key(key) {
                 continue;
             }
             if let Some((_, _, rule)) = EXCEPTIONS.iter().find(|(f, k, _)| *f == file && k == key) {

@@ -71,13 +71,13 @@ fn vault_load_seeds() {
 #[test]
 fn vault_load_seed_reaches_the_database() {
     let keys =
-        vault::crypto::parse_identity_file(harness::FUZZ_IDENTITY.as_bytes(), "fuzz").unwrap();
+        vault::testing::parse_identity_file(harness::FUZZ_IDENTITY.as_bytes(), "fuzz").unwrap();
     for seed in ["vault-page512.age", "vault-armored.age"] {
         let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
             .join("fuzz/seeds/vault_load")
             .join(seed);
-        let conn = vault::vault::load_bytes(&fs::read(path).unwrap(), &keys).unwrap();
-        assert_eq!(vault::store::list(&conn).unwrap().len(), 2, "{seed}");
+        let conn = vault::testing::load_bytes(&fs::read(path).unwrap(), &keys).unwrap();
+        assert_eq!(vault::testing::list(&conn).unwrap().len(), 2, "{seed}");
     }
 }
 
@@ -91,13 +91,13 @@ fn agent_request_seeds() {
     run("agent_request", harness::agent_request);
     // The valid seed reaches the unwrap path and gets a file key back.
     let keys =
-        vault::crypto::parse_identity_file(harness::FUZZ_IDENTITY.as_bytes(), "fuzz").unwrap();
-    let state = vault::agent::AgentState::new(keys, 0);
+        vault::testing::parse_identity_file(harness::FUZZ_IDENTITY.as_bytes(), "fuzz").unwrap();
+    let state = vault::testing::AgentState::new(keys, 0);
     let valid = fs::read(
         PathBuf::from(env!("CARGO_MANIFEST_DIR"))
             .join("fuzz/seeds/agent_request/unwrap-valid.json"),
     )
     .unwrap();
-    let (answer, _) = vault::agent::respond(&state, &valid);
+    let (answer, _) = vault::testing::respond(&state, &valid);
     assert_eq!((answer[0], answer.len()), (b'K', 17));
 }

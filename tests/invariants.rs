@@ -206,7 +206,7 @@ fn fifty_writers(env: &Env) {
     let out = env.vault(["secret", "list", "--json"]).run().success();
     let v: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
     assert_eq!(v.as_array().unwrap().len(), 50, "{}", out.stdout);
-    assert!(vault::fsio::stale_temps(&env.file()).is_empty());
+    assert!(vault::testing::stale_temps(&env.file()).is_empty());
 }
 
 #[test]
@@ -294,7 +294,7 @@ fn file_size_limit_fails_cleanly() {
     assert_eq!(out.signal, None, "killed by a signal: {out:?}");
     out.fails(1).stderr_has("cannot write");
     assert_eq!(fs::read(env.file()).unwrap(), before);
-    assert!(vault::fsio::stale_temps(&env.file()).is_empty());
+    assert!(vault::testing::stale_temps(&env.file()).is_empty());
 }
 
 /// Invariant 7: The process is hardened: a `vault` waiting on stdin shows umask 077,

@@ -1,6 +1,10 @@
 //! Integration tests: the real binary, in a temporary HOME, with no
 //! controlling terminal, `VAULT_*` and `RUST_BACKTRACE` cleared.
 
+// A test crate has no outside to keep things from: `pub` in its modules is
+// how they share helpers, which the package-wide lint would refuse.
+#![allow(unreachable_pub)]
+
 mod support;
 
 mod agent;

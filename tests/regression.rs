@@ -156,7 +156,7 @@ fn negative_schema_version_is_refused_not_a_panic() {
     conn.pragma_update(None, "user_version", -156).unwrap();
     let hostile = conn.serialize(rusqlite::MAIN_DB).unwrap().to_vec();
     let recipient = env.vault(["recipient"]).run().success().stdout;
-    let sealed = vault::crypto::encrypt_vec(&[recipient.trim().to_string()], &hostile).unwrap();
+    let sealed = vault::testing::encrypt_vec(&[recipient.trim().to_string()], &hostile).unwrap();
     fs::write(env.file(), &sealed).unwrap();
     for args in [&["secret", "list"][..], &["secret", "set", "db", "K=w"]] {
         env.vault(args)

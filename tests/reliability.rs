@@ -142,7 +142,7 @@ struct Figures {
 }
 
 fn temps(target: &Path) -> BTreeSet<PathBuf> {
-    vault::fsio::stale_temps(target).into_iter().collect()
+    vault::testing::stale_temps(target).into_iter().collect()
 }
 
 /// One uninterrupted run of the command, watching the directory: when does
@@ -491,7 +491,7 @@ fn twenty_writers_on_one_secret_and_readers_meanwhile() {
     assert_eq!(winners.len(), 1, "the final value is no single writer's");
     let reads = reads.load(Ordering::Relaxed);
     assert!(reads >= 2, "the readers hardly ran: {reads}");
-    assert!(vault::fsio::stale_temps(&env.file()).is_empty());
+    assert!(vault::testing::stale_temps(&env.file()).is_empty());
     eprintln!(
         "concurrency: 20 writers on one secret in {} ms, writer {} won whole; {reads} reads meanwhile, all succeeded",
         took.as_millis(),
@@ -577,7 +577,7 @@ fn read_only_checks(dir: &Path, file: &Path, vault: &dyn Fn(&[&str]) -> Out) {
     vault(&["secret", "list"]).success().stdout_has("db");
     vault(&["export", "db"]).success().stdout_has("A=1");
     fs::set_permissions(dir, fs::Permissions::from_mode(0o700)).unwrap();
-    assert!(vault::fsio::stale_temps(file).is_empty());
+    assert!(vault::testing::stale_temps(file).is_empty());
 }
 
 /// Every command that opens the vault, reading or writing.
@@ -602,7 +602,7 @@ fn damaged_vault_file_every_command() {
     let good = fs::read(env.file()).unwrap();
     let other = env.path("other-key.txt");
     let theirs = write_identity(&other);
-    let foreign = vault::crypto::encrypt_vec(&[theirs], &env.plaintext()).unwrap();
+    let foreign = vault::testing::encrypt_vec(&[theirs], &env.plaintext()).unwrap();
     let mine = env
         .vault(["recipient"])
         .run()
@@ -610,8 +610,8 @@ fn damaged_vault_file_every_command() {
         .stdout
         .trim()
         .to_string();
-    let not_a_db = vault::crypto::encrypt_vec(std::slice::from_ref(&mine), &[0x42; 8192]).unwrap();
-    let nothing = vault::crypto::encrypt_vec(&[mine], b"").unwrap();
+    let not_a_db = vault::testing::encrypt_vec(std::slice::from_ref(&mine), &[0x42; 8192]).unwrap();
+    let nothing = vault::testing::encrypt_vec(&[mine], b"").unwrap();
     let mac_at = good.windows(5).position(|w| w == b"\n--- ").unwrap();
     let flip = |at: usize| {
         let mut b = good.clone();

@@ -5,7 +5,7 @@
 //! Each function must return normally on any input: an `Err` from `vault`
 //! is the right answer to bad bytes; a panic, a hang or an abort is a bug.
 
-use vault::{crypto, dotenv, store, vault as file};
+use vault::testing::{self as vault_api, Options};
 
 /// A fixed identity for fuzzing only; the seeds in `seeds/vault_load/` are
 /// encrypted to it. It protects nothing.
@@ -18,13 +18,13 @@ pub const FUZZ_IDENTITY: &str =
 pub fn dotenv_parse(data: &[u8]) {
     let lookup = |name: &str| (name == "HOME").then(|| "/home/fuzz".to_string());
     for (expand, skip_invalid) in [(true, false), (false, false), (true, true)] {
-        let opts = dotenv::Options {
+        let opts = Options {
             expand,
             skip_invalid,
         };
-        let _ = dotenv::parse(data, &opts, &lookup);
+        let _ = vault_api::parse(data, &opts, &lookup);
     }
-    let Ok(parsed) = dotenv::parse(data, &dotenv::Options::default(), &|_| None) else {
+    let Ok(parsed) = vault_api::parse(data, &Options::default(), &|_| None) else {
         return;
     };
     // Values with NUL cannot be stored (names::SecretValue refuses them).
@@ -34,8 +34,8 @@ pub fn dotenv_parse(data: &[u8]) {
         .filter(|e| !e.value.contains('\0'))
         .map(|e| (e.key.as_str(), e.value.as_str()))
         .collect();
-    let text = dotenv::render_dotenv(&pairs);
-    let back = match dotenv::parse(text.as_bytes(), &dotenv::Options::default(), &|_| None) {
+    let text = vault_api::render_dotenv(&pairs);
+    let back = match vault_api::parse(text.as_bytes(), &Options::default(), &|_| None) {
         Ok(back) => back,
         Err(e) => panic!("rendered dotenv does not parse: {e}"),
     };
@@ -45,7 +45,7 @@ pub fn dotenv_parse(data: &[u8]) {
         .map(|e| (e.key.as_str(), e.value.as_str()))
         .collect();
     assert_eq!(pairs, back, "dotenv round trip");
-    let json = dotenv::render_json(&pairs);
+    let json = vault_api::render_json(&pairs);
     let value: serde_json::Value = serde_json::from_str(&json).expect("rendered JSON parses");
     let object = value.as_object().expect("rendered JSON is an object");
     assert_eq!(object.len(), pairs.len());
@@ -57,9 +57,9 @@ pub fn dotenv_parse(data: &[u8]) {
 /// Arbitrary bytes as a vault file: age header, STREAM payload, then
 /// SQLite and the schema check. Loads must fail cleanly, never panic.
 pub fn vault_load(data: &[u8]) {
-    let keys = crypto::parse_identity_file(FUZZ_IDENTITY.as_bytes(), "fuzz")
+    let keys = vault_api::parse_identity_file(FUZZ_IDENTITY.as_bytes(), "fuzz")
         .expect("the fuzz identity parses");
-    if let Ok(conn) = file::load_bytes(data, &keys) {
+    if let Ok(conn) = vault_api::load_bytes(data, &keys) {
         read_everything(&conn);
     }
 }
@@ -68,27 +68,27 @@ pub fn vault_load(data: &[u8]) {
 /// check and migrations, the queries every command runs, then a write and
 /// the serialization a save does.
 pub fn db_load(data: &[u8]) {
-    if let Ok(mut conn) = file::load_plaintext(data) {
+    if let Ok(mut conn) = vault_api::load_plaintext(data) {
         read_everything(&conn);
-        let name = vault::names::SecretName::parse("fuzz").expect("a valid name");
-        let key = vault::names::EnvKey::parse("KEY").expect("a valid key");
-        let value = vault::names::SecretValue::new(&key, "value".to_string().into())
+        let name = vault::testing::SecretName::parse("fuzz").expect("a valid name");
+        let key = vault::testing::EnvKey::parse("KEY").expect("a valid key");
+        let value = vault::testing::SecretValue::new(&key, "value".to_string().into())
             .expect("a valid value");
-        let _ = store::create_secret(&conn, &name, &[(key, value)], true);
-        let _ = store::delete(&conn, &name);
+        let _ = vault_api::create_secret(&conn, &name, &[(key, value)], true);
+        let _ = vault_api::delete(&conn, &name);
         let _ = conn.serialize(rusqlite::MAIN_DB);
     }
 }
 
 /// What `secret list`, `secret show` and `recipients list` read.
 fn read_everything(conn: &rusqlite::Connection) {
-    let _ = store::recipients(conn);
-    let _ = store::recipients_info(conn);
-    if let Ok(list) = store::list(conn) {
+    let _ = vault_api::recipients(conn);
+    let _ = vault_api::recipients_info(conn);
+    if let Ok(list) = vault_api::list(conn) {
         for s in list {
-            if let Ok(name) = vault::names::SecretName::parse(&s.name) {
-                let _ = store::info(conn, &name);
-                let _ = store::entries(conn, &name);
+            if let Ok(name) = vault::testing::SecretName::parse(&s.name) {
+                let _ = vault_api::info(conn, &name);
+                let _ = vault_api::entries(conn, &name);
             }
         }
     }
@@ -98,10 +98,10 @@ fn read_everything(conn: &rusqlite::Connection) {
 /// it: malformed JSON, stanzas and operations must get an error answer, never
 /// a panic, and no answer may ever hold the identity.
 pub fn agent_request(data: &[u8]) {
-    let keys = crypto::parse_identity_file(FUZZ_IDENTITY.as_bytes(), "fuzz")
+    let keys = vault_api::parse_identity_file(FUZZ_IDENTITY.as_bytes(), "fuzz")
         .expect("the fuzz identity parses");
-    let state = vault::agent::AgentState::new(keys, 0);
-    let (answer, _stop) = vault::agent::respond(&state, data);
+    let state = vault::testing::AgentState::new(keys, 0);
+    let (answer, _stop) = vault::testing::respond(&state, data);
     assert!(!answer.is_empty(), "every request gets an answer");
     assert!(
         !answer.windows(15).any(|w| w == b"AGE-SECRET-KEY-"),

@@ -6,13 +6,15 @@ use std::{io::Write, path::Path, time::Duration};
 use serde_json::json;
 
 use crate::{
-    Context, agent, crypto,
+    agent,
+    context::Context,
+    crypto,
     error::{Error, Result},
-    fsio, store, unlock,
+    store, unlock, vault,
     vault::Vault,
 };
 
-pub fn unlock(ctx: &Context, timeout: Duration) -> Result<()> {
+pub(crate) fn unlock(ctx: &Context, timeout: Duration) -> Result<()> {
     if ctx.sources.identity.is_some() {
         return Err(Error::new(
             "nothing to unlock: --identity / VAULT_IDENTITY opens the vault without a passphrase",
@@ -29,7 +31,7 @@ pub fn unlock(ctx: &Context, timeout: Duration) -> Result<()> {
     Ok(())
 }
 
-pub fn lock(ctx: &Context) -> Result<()> {
+pub(crate) fn lock(ctx: &Context) -> Result<()> {
     if agent::stop(&ctx.paths.dir) {
         eprintln!("Locked");
     } else {
@@ -41,14 +43,14 @@ pub fn lock(ctx: &Context) -> Result<()> {
     Ok(())
 }
 
-pub fn status(ctx: &Context, as_json: bool) -> Result<()> {
+pub(crate) fn status(ctx: &Context, as_json: bool) -> Result<()> {
     let file = &ctx.paths.file;
     let exists = file.exists();
     let agent = agent::status(&ctx.paths.dir);
     // Count secrets only when that needs no passphrase.
     let secrets = if exists && (agent.is_some() || ctx.sources.identity.is_some()) {
         unlock::unlock(ctx)
-            .and_then(|k| Vault::open_with(file, &k))
+            .and_then(|k| Vault::open(&ctx.paths, &k))
             .and_then(|v| Ok(store::list(v.conn())?.len()))
             .ok()
     } else {
@@ -92,7 +94,7 @@ pub fn status(ctx: &Context, as_json: bool) -> Result<()> {
 /// Re-seals `identity.age` with a new passphrase, atomically and under the
 /// vault directory's lock. `vault.age` is not touched, and a running agent
 /// keeps its (unchanged) identity.
-pub fn passwd(ctx: &Context, new_file: Option<&Path>) -> Result<()> {
+pub(crate) fn passwd(ctx: &Context, new_file: Option<&Path>) -> Result<()> {
     if ctx.sources.identity.is_some() {
         return Err(Error::new(
             "--identity / VAULT_IDENTITY is set: passwd changes the passphrase of identity.age",
@@ -105,9 +107,7 @@ pub fn passwd(ctx: &Context, new_file: Option<&Path>) -> Result<()> {
         None => unlock::ask_new_passphrase()?,
     };
     let sealed = crypto::seal_identity_text(&text, &new)?;
-    let _lock = fsio::WriteLock::acquire(&ctx.paths.dir.join("vault.lock"))?;
-    fsio::remove_stale_temps(&ctx.paths.identity);
-    fsio::atomic_write(&ctx.paths.identity, |f| f.write_all(&sealed))?;
+    vault::replace_identity(&ctx.paths, &sealed)?;
     eprintln!("Changed the passphrase of {}", ctx.paths.identity.display());
     Ok(())
 }

@@ -6,7 +6,7 @@ use std::io::Write;
 use clap::CommandFactory;
 use clap_complete::Shell;
 
-use crate::{Context, agent, cli::Cli, error::Result, store, unlock, vault::Vault};
+use crate::{agent, cli::Cli, context::Context, error::Result, store, unlock, vault::Vault};
 
 /// Completes secret names after `-s`/`--secret` and for the `secret`
 /// subcommands and `export`, by asking `vault __complete-secrets`, which
@@ -35,7 +35,7 @@ _vault_with_secrets() {
 complete -F _vault_with_secrets -o bashdefault -o default vault
 "#;
 
-pub fn run(shell: Shell) -> Result<()> {
+pub(crate) fn run(shell: Shell) -> Result<()> {
     let mut script = Vec::new();
     clap_complete::generate(shell, &mut Cli::command(), "vault", &mut script);
     if shell == Shell::Bash {
@@ -47,14 +47,14 @@ pub fn run(shell: Shell) -> Result<()> {
 }
 
 /// Secret names, one per line, only when they can be read without asking.
-pub fn secret_names(ctx: &Context) -> Result<()> {
+pub(crate) fn secret_names(ctx: &Context) -> Result<()> {
     if ctx.sources.identity.is_none() && agent::status(&ctx.paths.dir).is_none() {
         return Ok(());
     }
     let Ok(keys) = unlock::unlock(ctx) else {
         return Ok(());
     };
-    let Ok(v) = Vault::open_with(&ctx.paths.file, &keys) else {
+    let Ok(v) = Vault::open(&ctx.paths, &keys) else {
         return Ok(());
     };
     let mut out = std::io::stdout().lock();

@@ -4,7 +4,8 @@
 use std::{fs, os::unix::fs::MetadataExt};
 
 use crate::{
-    Context, agent,
+    agent,
+    context::Context,
     error::{Error, Result},
     fsio, store, unlock,
     vault::Vault,
@@ -31,7 +32,7 @@ impl Report {
     }
 }
 
-pub fn run(ctx: &Context) -> Result<()> {
+pub(crate) fn run(ctx: &Context) -> Result<()> {
     let mut r = Report::default();
     let p = &ctx.paths;
     let me = rustix::process::geteuid().as_raw();
@@ -100,7 +101,7 @@ pub fn run(ctx: &Context) -> Result<()> {
     if !p.file.exists() {
         r.problem(&format!("no vault at {}", p.file.display()), "vault init");
     } else {
-        match unlock::unlock(ctx).and_then(|k| Vault::open_with(&p.file, &k)) {
+        match unlock::unlock(ctx).and_then(|k| Vault::open(p, &k)) {
             Ok(v) => {
                 r.ok(&format!("{} decrypts", p.file.display()));
                 match store::integrity_check(v.conn()) {

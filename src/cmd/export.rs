@@ -1,24 +1,27 @@
-//! `vault export`: secrets merged in order (later names win), rendered by
-//! `dotenv` so that every format reads back to identical values.
+//! `vault export`: secrets merged in order (later names win), rendered as
+//! dotenv (by `dotenv`, which reads it back), JSON (escaped by serde_json)
+//! or POSIX shell, so that every format reads back to identical values.
 
 use std::collections::BTreeMap;
 
+use zeroize::Zeroizing;
+
 use crate::{
-    Context,
     cli::ExportFormat,
+    context::Context,
     dotenv,
     error::Result,
     names::{EnvKey, SecretName, SecretValue},
-    store,
+    store, unlock,
     vault::Vault,
 };
 
-pub fn run(ctx: &Context, names: &[String], format: ExportFormat) -> Result<()> {
+pub(crate) fn run(ctx: &Context, names: &[String], format: ExportFormat) -> Result<()> {
     let names = names
         .iter()
         .map(|n| SecretName::parse(n))
         .collect::<Result<Vec<_>>>()?;
-    let v = Vault::open(ctx)?;
+    let v = Vault::open(&ctx.paths, &unlock::for_read(ctx)?)?;
     let mut merged: BTreeMap<EnvKey, SecretValue> = BTreeMap::new();
     for name in &names {
         merged.extend(store::entries(v.conn(), name)?);
@@ -27,19 +30,174 @@ pub fn run(ctx: &Context, names: &[String], format: ExportFormat) -> Result<()> 
         .iter()
         .map(|(k, v)| (k.as_str(), v.expose()))
         .collect();
-    let text = zeroize::Zeroizing::new(match format {
+    let text = Zeroizing::new(match format {
         ExportFormat::Dotenv => dotenv::render_dotenv(&pairs),
-        ExportFormat::Json => dotenv::render_json(&pairs),
-        ExportFormat::Shell => dotenv::render_shell(&pairs),
+        ExportFormat::Json => render_json(&pairs),
+        ExportFormat::Shell => render_shell(&pairs),
     });
     use std::io::Write;
     let mut out = std::io::stdout().lock();
     out.write_all(text.as_bytes())
         .and_then(|()| out.flush())
         .map_err(|e| {
-            crate::Error::new(format!(
+            crate::error::Error::new(format!(
                 "cannot write to stdout: {}",
                 crate::error::describe_io(&e)
             ))
         })
+}
+
+/// Renders `export KEY='value'` lines for `eval` in any POSIX shell.
+pub(crate) fn render_shell(entries: &[(&str, &str)]) -> String {
+    let mut out = String::new();
+    for (key, value) in entries {
+        out.push_str("export ");
+        out.push_str(key);
+        out.push_str("='");
+        // Inside single quotes the shell interprets nothing but `'` itself.
+        out.push_str(&value.replace('\'', r"'\''"));
+        out.push_str("'\n");
+    }
+    out
+}
+
+/// Renders a pretty-printed JSON object, keys in the given order, as
+/// serde_json's pretty printer lays it out. Each string is escaped by
+/// serde_json; the layout is assembled here so that no copy of a value is
+/// left unwiped (a `serde_json::Value` would hold one).
+pub fn render_json(entries: &[(&str, &str)]) -> String {
+    if entries.is_empty() {
+        return "{}\n".to_owned();
+    }
+    let quoted = |s: &str| Zeroizing::new(serde_json::to_string(s).unwrap_or_default());
+    let mut out = String::from("{\n");
+    for (i, (key, value)) in entries.iter().enumerate() {
+        out.push_str("  ");
+        out.push_str(&quoted(key));
+        out.push_str(": ");
+        out.push_str(&quoted(value));
+        out.push_str(if i + 1 < entries.len() { ",\n" } else { "\n" });
+    }
+    out.push_str("}\n");
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Any string without NUL, biased towards the characters that matter here.
+    fn any_value() -> impl Strategy<Value = String> {
+        prop_oneof![
+            any::<String>(),
+            "[ \t\r\n\u{1}\u{8}\u{c}\u{1f}\u{7f}'\"$`{}()\\\\#=:;!*?~&|<>a-zA-Z0-9_\u{a0}\u{feff}\u{2028}é日]{0,24}",
+        ]
+        .prop_map(|s| s.replace('\0', ""))
+    }
+
+    fn any_entries() -> impl Strategy<Value = Vec<(String, String)>> {
+        proptest::collection::vec(any_value(), 0..6).prop_map(|values| {
+            values
+                .into_iter()
+                .enumerate()
+                .map(|(i, v)| (format!("K{i}"), v))
+                .collect()
+        })
+    }
+
+    fn borrowed(entries: &[(String, String)]) -> Vec<(&str, &str)> {
+        entries
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect()
+    }
+
+    proptest! {
+        #[test]
+        fn render_json_round_trips(entries in any_entries()) {
+            let text = render_json(&borrowed(&entries));
+            let closed = text.ends_with("}\n");
+            prop_assert!(closed);
+            let doc: serde_json::Value = serde_json::from_str(&text).unwrap();
+            let object = doc.as_object().unwrap();
+            prop_assert_eq!(object.len(), entries.len());
+            for (k, v) in &entries {
+                prop_assert_eq!(object[k].as_str(), Some(v.as_str()));
+            }
+            // Byte for byte what serde_json's pretty printer writes, plus the newline.
+            let mut map = serde_json::Map::new();
+            for (k, v) in &entries {
+                map.insert(k.clone(), serde_json::Value::String(v.clone()));
+            }
+            let pretty = serde_json::to_string_pretty(&serde_json::Value::Object(map)).unwrap();
+            prop_assert_eq!(text.trim_end(), pretty);
+        }
+    }
+
+    #[test]
+    fn render_examples() {
+        assert_eq!(render_shell(&[("D", "it's\n")]), "export D='it'\\''s\n'\n");
+        assert_eq!(render_json(&[]), "{}\n");
+        assert_eq!(
+            render_json(&[("A", "plain-1.2/x@y:z"), ("B", "")]),
+            "{\n  \"A\": \"plain-1.2/x@y:z\",\n  \"B\": \"\"\n}\n"
+        );
+        assert_eq!(
+            render_json(&[("\u{1}", "\t")]),
+            "{\n  \"\\u0001\": \"\\t\"\n}\n"
+        );
+    }
+
+    fn shells() -> Vec<&'static str> {
+        let found: Vec<&str> = ["bash", "dash", "zsh"]
+            .into_iter()
+            .filter(|sh| {
+                std::process::Command::new(sh)
+                    .args(["-c", "true"])
+                    .status()
+                    .is_ok_and(|s| s.success())
+            })
+            .collect();
+        for missing in ["bash", "dash"].iter().filter(|sh| !found.contains(sh)) {
+            println!("{missing} is not installed; render_shell is not checked against it");
+        }
+        found
+    }
+
+    /// Evaluates `script` in `shell` and prints the named variable.
+    fn shell_value(shell: &str, script: &str, key: &str) -> Vec<u8> {
+        use std::io::Write;
+        use std::process::{Command, Stdio};
+        let mut child = Command::new(shell)
+            .args(["-c", &format!("eval \"$(cat)\"; printf %s \"${key}\"")])
+            .env_clear()
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(script.as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "{shell} failed on {script:?}");
+        out.stdout
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+        #[test]
+        fn render_shell_round_trips_through_eval(entries in any_entries(), value in any_value()) {
+            let mut entries = entries;
+            entries.push(("LAST".to_owned(), value.clone()));
+            let script = render_shell(&borrowed(&entries));
+            for shell in shells() {
+                prop_assert_eq!(shell_value(shell, &script, "LAST"), value.as_bytes(), "{} {:?}", shell, script);
+            }
+        }
+    }
 }

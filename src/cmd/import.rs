@@ -9,12 +9,13 @@ use zeroize::Zeroizing;
 
 use super::{input, secret::plural, table};
 use crate::{
-    Context, MASK,
     cli::ImportArgs,
+    context::Context,
     dotenv,
     error::{Error, Result},
+    names::MASK,
     names::{self, EnvKey, SecretName, SecretValue},
-    store, vault,
+    store, unlock, vault,
 };
 
 /// `.env.SUFFIX` files that describe a project's variables rather than hold
@@ -30,7 +31,7 @@ struct Planned {
     entries: Vec<(EnvKey, SecretValue)>,
 }
 
-pub fn run(ctx: &Context, args: ImportArgs) -> Result<()> {
+pub(crate) fn run(ctx: &Context, args: ImportArgs) -> Result<()> {
     let plan = match &args.from_json {
         Some(path) => from_json(path)?,
         None => from_dotenv_files(&args)?,
@@ -49,9 +50,9 @@ pub fn run(ctx: &Context, args: ImportArgs) -> Result<()> {
         Ok(())
     };
     if args.from_json.is_some() {
-        vault::write_bulk(ctx, change)?;
+        vault::write_bulk(&ctx.paths, unlock::for_write(ctx)?, change)?;
     } else {
-        vault::write(ctx, change)?;
+        vault::write(&ctx.paths, unlock::for_write(ctx)?, change)?;
     }
     if plan.len() > 20 {
         eprintln!("Imported {} secrets", plan.len());

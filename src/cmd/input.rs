@@ -15,33 +15,33 @@ use crate::{
 
 /// Ordered key → value pairs; a later insert of the same key replaces it.
 #[derive(Default)]
-pub struct Pairs(BTreeMap<EnvKey, SecretValue>);
+pub(crate) struct Pairs(BTreeMap<EnvKey, SecretValue>);
 
 impl Pairs {
-    pub fn insert(&mut self, key: EnvKey, value: SecretValue) {
+    pub(crate) fn insert(&mut self, key: EnvKey, value: SecretValue) {
         self.0.insert(key, value);
     }
 
-    pub fn extend(&mut self, other: Pairs) {
+    pub(crate) fn extend(&mut self, other: Pairs) {
         self.0.extend(other.0);
     }
 
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
 
-    pub fn contains(&self, key: &str) -> bool {
+    pub(crate) fn contains(&self, key: &str) -> bool {
         self.0.keys().any(|k| k.as_str() == key)
     }
 
-    pub fn into_vec(self) -> Vec<(EnvKey, SecretValue)> {
+    pub(crate) fn into_vec(self) -> Vec<(EnvKey, SecretValue)> {
         self.0.into_iter().collect()
     }
 }
 
 /// `KEY=VALUE` and bare `KEY` arguments. A bare key is prompted for (hidden)
 /// when stdin is a terminal, else read from stdin, which only one may do.
-pub fn from_args(args: &[String]) -> Result<Pairs> {
+pub(crate) fn from_args(args: &[String]) -> Result<Pairs> {
     let mut pairs = Pairs::default();
     let bare: Vec<&String> = args.iter().filter(|a| !a.contains('=')).collect();
     let stdin_is_terminal = std::io::stdin().is_terminal();
@@ -73,7 +73,7 @@ pub fn from_args(args: &[String]) -> Result<Pairs> {
 
 /// The nearest `.env` from the folder `start` upward (absolute), for
 /// `vault import` and `run --dotenv`; `hint` says how to name one instead.
-pub fn nearest_env(start: &Path, hint: &str) -> Result<std::path::PathBuf> {
+pub(crate) fn nearest_env(start: &Path, hint: &str) -> Result<std::path::PathBuf> {
     let start = std::path::absolute(start).map_err(|e| Error::io("resolve", start, e))?;
     start
         .ancestors()
@@ -88,47 +88,16 @@ pub fn nearest_env(start: &Path, hint: &str) -> Result<std::path::PathBuf> {
         })
 }
 
-/// A line typed on the terminal, shown as typed (for values that are not
-/// secret, like a host name).
-pub fn prompt_line(prompt: &str) -> Result<String> {
-    use std::io::{BufRead, Write};
-    let tty = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open("/dev/tty")
-        .map_err(|e| {
-            Error::new(format!(
-                "cannot open the terminal: {}",
-                crate::error::describe_io(&e)
-            ))
-        })?;
-    let mut w = &tty;
-    let _ = w.write_all(prompt.as_bytes());
-    let _ = w.flush();
-    let mut line = String::new();
-    std::io::BufReader::new(&tty)
-        .read_line(&mut line)
-        .map_err(|e| {
-            Error::new(format!(
-                "cannot read from the terminal: {}",
-                crate::error::describe_io(&e)
-            ))
-        })?;
-    Ok(line.trim_end_matches(['\n', '\r']).to_string())
-}
-
-pub fn prompt_value(key: &EnvKey) -> Result<Zeroizing<String>> {
-    rpassword::prompt_password(format!("Value for {key}: "))
-        .map(Zeroizing::new)
-        .map_err(|e| {
-            Error::new(format!(
-                "cannot read the value of `{key}` from the terminal: {}",
-                crate::error::describe_io(&e)
-            ))
-            .hint(format!(
-                "pipe it on stdin instead: `printf %s \"$VALUE\" | vault … {key}`"
-            ))
-        })
+pub(crate) fn prompt_value(key: &EnvKey) -> Result<Zeroizing<String>> {
+    crate::term::hidden(&format!("Value for {key}: ")).map_err(|e| {
+        Error::new(format!(
+            "cannot read the value of `{key}` from the terminal: {}",
+            crate::error::describe_io(&e)
+        ))
+        .hint(format!(
+            "pipe it on stdin instead: `printf %s \"$VALUE\" | vault … {key}`"
+        ))
+    })
 }
 
 /// All of stdin, less one trailing newline.
@@ -150,7 +119,7 @@ fn read_stdin_value(key: &EnvKey) -> Result<Zeroizing<String>> {
 }
 
 /// A JSON object of string values, from a file or `-` (stdin).
-pub fn from_json(path: &Path) -> Result<Pairs> {
+pub(crate) fn from_json(path: &Path) -> Result<Pairs> {
     let (bytes, source) = read_source(path)?;
     let value: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| {
         // serde_json's message names a line and column, never the text.
@@ -194,14 +163,14 @@ fn json_kind(v: &serde_json::Value) -> &'static str {
 
 /// A dotenv file read by our own reader, no variables from the invoking
 /// shell (the result must not depend on who imports).
-pub fn from_dotenv(path: &Path, opts: &dotenv::Options) -> Result<Pairs> {
+pub(crate) fn from_dotenv(path: &Path, opts: &dotenv::Options) -> Result<Pairs> {
     let (bytes, source) = read_source(path)?;
     let parsed = dotenv::parse(&bytes, opts, &|_| None).map_err(|e| {
         Error::new(format!("{source}, {e}"))
             .hint("fix that line, or pass --skip-invalid to import the rest")
     })?;
     for w in &parsed.warnings {
-        crate::warn(&format!("{source}, {w}"));
+        crate::term::warn(&format!("{source}, {w}"));
     }
     let mut pairs = Pairs::default();
     for entry in parsed.entries {
@@ -223,7 +192,7 @@ fn in_file(e: Error, source: &str) -> Error {
 }
 
 /// Reads `path` (or stdin for `-`), with a name for messages.
-pub fn read_source(path: &Path) -> Result<(Zeroizing<Vec<u8>>, String)> {
+pub(crate) fn read_source(path: &Path) -> Result<(Zeroizing<Vec<u8>>, String)> {
     if path.as_os_str() == "-" {
         let bytes = fsio::read_all(std::io::stdin(), vec![], "stdin", |e| {
             Error::new(format!(

@@ -4,7 +4,7 @@
 mod agent;
 mod completions;
 mod doctor;
-mod export;
+pub(crate) mod export;
 mod import;
 mod input;
 mod recipients;
@@ -12,9 +12,9 @@ mod run;
 mod secret;
 mod table;
 
-use crate::{Context, Result, cli::Command, vault};
+use crate::{cli::Command, context::Context, error::Result, unlock, vault};
 
-pub fn dispatch(ctx: &Context, command: Command) -> Result<()> {
+pub(crate) fn dispatch(ctx: &Context, command: Command) -> Result<()> {
     match command {
         Command::Init => init(ctx),
         Command::Secret(c) => secret::run(ctx, c),
@@ -38,7 +38,8 @@ pub fn dispatch(ctx: &Context, command: Command) -> Result<()> {
 }
 
 fn init(ctx: &Context) -> Result<()> {
-    vault::init(ctx)?;
+    vault::refuse_existing(&ctx.paths.file)?;
+    vault::init(&ctx.paths, unlock::for_write(ctx)?)?;
     eprintln!("Created the vault at {}", ctx.paths.file.display());
     Ok(())
 }

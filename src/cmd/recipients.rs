@@ -8,14 +8,14 @@ use serde_json::json;
 
 use super::{input, table};
 use crate::{
-    Context,
     cli::RecipientsCommand,
+    context::Context,
     crypto,
     error::{Error, Result},
     store, unlock, vault,
 };
 
-pub fn run(ctx: &Context, command: RecipientsCommand) -> Result<()> {
+pub(crate) fn run(ctx: &Context, command: RecipientsCommand) -> Result<()> {
     match command {
         RecipientsCommand::List { json } => list(ctx, json),
         RecipientsCommand::Add {
@@ -23,13 +23,13 @@ pub fn run(ctx: &Context, command: RecipientsCommand) -> Result<()> {
             recipients_file,
         } => {
             let wanted = collect(&recipients, &recipients_file)?;
-            let added = vault::write(ctx, |db| {
+            let added = vault::write(&ctx.paths, unlock::for_write(ctx)?, |db| {
                 let mut added = vec![];
                 for r in &wanted {
                     if store::add_recipient(db, r)? {
                         added.push(r.clone());
                     } else {
-                        crate::warn(&format!("{r} is already a recipient"));
+                        crate::term::warn(&format!("{r} is already a recipient"));
                     }
                 }
                 Ok(added)
@@ -47,7 +47,7 @@ pub fn run(ctx: &Context, command: RecipientsCommand) -> Result<()> {
             let unwanted = collect(&recipients, &recipients_file)?;
             let keys = unlock::unlock(ctx)?;
             let mine = keys.recipients().to_vec();
-            let removed = vault::write_with(ctx, keys, |db| {
+            let removed = vault::write(&ctx.paths, vault::WriteKeys::Existing(keys), |db| {
                 for r in &unwanted {
                     if !store::remove_recipient(db, r)? {
                         return Err(Error::new(format!("{r} is not a recipient of this vault"))
@@ -77,8 +77,8 @@ pub fn run(ctx: &Context, command: RecipientsCommand) -> Result<()> {
 }
 
 fn list(ctx: &Context, as_json: bool) -> Result<()> {
-    let keys = unlock::unlock(ctx)?;
-    let v = vault::Vault::open_with(&ctx.paths.file, &keys)?;
+    let keys = unlock::for_read(ctx)?;
+    let v = vault::Vault::open(&ctx.paths, &keys)?;
     let list = store::recipients_info(v.conn())?;
     let mine = keys.recipients();
     if as_json {
@@ -134,7 +134,7 @@ fn collect(args: &[String], files: &[PathBuf]) -> Result<Vec<String>> {
 }
 
 /// Prints the user's own public recipient(s).
-pub fn own(ctx: &Context) -> Result<()> {
+pub(crate) fn own(ctx: &Context) -> Result<()> {
     let keys = unlock::unlock(ctx)?;
     for r in keys.recipients() {
         println!("{r}");

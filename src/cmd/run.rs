@@ -20,28 +20,29 @@ use zeroize::Zeroizing;
 
 use super::{input, table};
 use crate::{
-    Context, MASK,
     cli::{Conflicts, EnvArgs, RunArgs, ShellArgs, Source},
+    context::Context,
     dotenv,
     env::{ChildEnv, Origin, PASSPHRASE_VAR},
     error::{Error, Result},
     exec,
+    names::MASK,
     names::{EnvKey, SecretName, SecretValue},
-    store,
+    store, unlock,
     vault::Vault,
 };
 
-pub fn run(ctx: &Context, args: RunArgs) -> Result<()> {
+pub(crate) fn run(ctx: &Context, args: RunArgs) -> Result<()> {
     let env = build(ctx, &args.env)?;
     if args.env.explain {
         return explain(&env, &args.env);
     }
     check(&env, &args.env)?;
-    Err(exec::exec(ctx, &args.command, &env))
+    Err(exec::exec(&ctx.hardening, &args.command, &env))
 }
 
 /// `$SHELL` (from the merged environment, else `/bin/sh`), with no arguments.
-pub fn shell(ctx: &Context, args: ShellArgs) -> Result<()> {
+pub(crate) fn shell(ctx: &Context, args: ShellArgs) -> Result<()> {
     let env = build(ctx, &args.env)?;
     if args.env.explain {
         return explain(&env, &args.env);
@@ -51,7 +52,7 @@ pub fn shell(ctx: &Context, args: ShellArgs) -> Result<()> {
         .lookup("SHELL")
         .filter(|s| !s.is_empty())
         .map_or_else(|| OsString::from("/bin/sh"), OsStr::to_os_string);
-    Err(exec::exec(ctx, &[shell], &env))
+    Err(exec::exec(&ctx.hardening, &[shell], &env))
 }
 
 /// A source checked and ready, before the vault is opened.
@@ -73,7 +74,7 @@ fn build(ctx: &Context, args: &EnvArgs) -> Result<ChildEnv> {
 
     // Only a --secret needs the vault; without one it is not even opened.
     let vault = if ready.iter().any(|r| matches!(r, Ready::Secret(_))) {
-        Some(Vault::open(ctx)?)
+        Some(Vault::open(&ctx.paths, &unlock::for_read(ctx)?)?)
     } else {
         None
     };
@@ -177,7 +178,7 @@ fn read_dotenv(path: &Path, env: &ChildEnv) -> Result<Vec<(EnvKey, SecretValue)>
     let parsed = dotenv::parse(&bytes, &dotenv::Options::default(), &lookup)
         .map_err(|e| Error::new(format!("{shown}, {e}")).hint("fix that line; nothing was run"))?;
     for w in &parsed.warnings {
-        crate::warn(&format!("{shown}, {w}"));
+        crate::term::warn(&format!("{shown}, {w}"));
     }
     parsed
         .entries
@@ -267,7 +268,7 @@ fn explain(env: &ChildEnv, args: &EnvArgs) -> Result<()> {
         );
     }
     if let Err(e) = check(env, args) {
-        crate::warn(&format!("the command would not run: {}", e.message()));
+        crate::term::warn(&format!("the command would not run: {}", e.message()));
     }
     Ok(())
 }

@@ -7,16 +7,17 @@ use zeroize::Zeroizing;
 
 use super::{input, table};
 use crate::{
-    Context, MASK,
     cli::SecretCommand,
+    context::Context,
     dotenv,
     error::{Error, Result},
+    names::MASK,
     names::{self, EnvKey, SecretName},
-    store, templates,
+    store, templates, unlock,
     vault::{self, Vault},
 };
 
-pub fn run(ctx: &Context, command: SecretCommand) -> Result<()> {
+pub(crate) fn run(ctx: &Context, command: SecretCommand) -> Result<()> {
     match command {
         SecretCommand::Create {
             name,
@@ -48,7 +49,9 @@ pub fn run(ctx: &Context, command: SecretCommand) -> Result<()> {
             let entries = all.into_vec();
             names::warn_dangerous(entries.iter().map(|(k, _)| k.as_str()));
             let n = entries.len();
-            vault::write(ctx, |db| store::create_secret(db, &name, &entries, force))?;
+            vault::write(&ctx.paths, unlock::for_write(ctx)?, |db| {
+                store::create_secret(db, &name, &entries, force)
+            })?;
             eprintln!(
                 "Created secret `{name}` with {n} {}",
                 plural(n, "key", "keys")
@@ -60,7 +63,7 @@ pub fn run(ctx: &Context, command: SecretCommand) -> Result<()> {
             Ok(())
         }
         SecretCommand::List { json } => {
-            let v = Vault::open(ctx)?;
+            let v = Vault::open(&ctx.paths, &unlock::for_read(ctx)?)?;
             let list = store::list(v.conn())?;
             if json {
                 let arr: Vec<_> = list
@@ -93,7 +96,7 @@ pub fn run(ctx: &Context, command: SecretCommand) -> Result<()> {
         }
         SecretCommand::Show { name, reveal, json } => {
             let name = SecretName::parse(&name)?;
-            let v = Vault::open(ctx)?;
+            let v = Vault::open(&ctx.paths, &unlock::for_read(ctx)?)?;
             let info =
                 store::info(v.conn(), &name)?.ok_or_else(|| store::missing(v.conn(), &name))?;
             let entries = store::entries(v.conn(), &name)?;
@@ -125,7 +128,9 @@ pub fn run(ctx: &Context, command: SecretCommand) -> Result<()> {
             let entries = input::from_args(&pairs)?.into_vec();
             names::warn_dangerous(entries.iter().map(|(k, _)| k.as_str()));
             let n = entries.len();
-            vault::write(ctx, |db| store::set(db, &name, &entries))?;
+            vault::write(&ctx.paths, unlock::for_write(ctx)?, |db| {
+                store::set(db, &name, &entries)
+            })?;
             eprintln!("Set {n} {} in `{name}`", plural(n, "key", "keys"));
             Ok(())
         }
@@ -135,7 +140,9 @@ pub fn run(ctx: &Context, command: SecretCommand) -> Result<()> {
                 .iter()
                 .map(|k| EnvKey::parse(k))
                 .collect::<Result<Vec<_>>>()?;
-            vault::write(ctx, |db| store::unset(db, &name, &keys))?;
+            vault::write(&ctx.paths, unlock::for_write(ctx)?, |db| {
+                store::unset(db, &name, &keys)
+            })?;
             eprintln!(
                 "Removed {} {} from `{name}`",
                 keys.len(),
@@ -145,7 +152,9 @@ pub fn run(ctx: &Context, command: SecretCommand) -> Result<()> {
         }
         SecretCommand::Rename { old, new } => {
             let (old, new) = (SecretName::parse(&old)?, SecretName::parse(&new)?);
-            vault::write(ctx, |db| store::rename(db, &old, &new))?;
+            vault::write(&ctx.paths, unlock::for_write(ctx)?, |db| {
+                store::rename(db, &old, &new)
+            })?;
             eprintln!("Renamed `{old}` to `{new}`");
             Ok(())
         }
@@ -174,11 +183,11 @@ fn delete(ctx: &Context, names: &[String], yes: bool, allow_missing: bool) -> Re
             .map(|n| format!("`{n}`"))
             .collect::<Vec<_>>()
             .join(", ");
-        if !confirm(&format!("Delete {list}? This cannot be undone. [y/N] "))? {
+        if !crate::term::confirm(&format!("Delete {list}? This cannot be undone. [y/N] "))? {
             return Err(Error::new("nothing deleted").hint("answer `y` to delete, or pass --yes"));
         }
     }
-    let deleted = vault::write(ctx, |db| {
+    let deleted = vault::write(&ctx.paths, unlock::for_write(ctx)?, |db| {
         let mut deleted = vec![];
         for name in &names {
             if store::exists(db, name)? {
@@ -244,7 +253,7 @@ fn fill_template(t: &templates::Template, pairs: &mut input::Pairs) -> Result<()
                 Some(d) => format!("{key} [{d}]: "),
                 None => format!("{key}: "),
             };
-            Zeroizing::new(input::prompt_line(&prompt)?)
+            Zeroizing::new(crate::term::line(&prompt)?)
         };
         let value = match (typed.is_empty(), k.default) {
             (false, _) => typed,
@@ -283,12 +292,6 @@ fn list_templates(as_json: bool) {
     print!("{}", table::render(&["TEMPLATE", "KEYS"], &rows));
 }
 
-/// Asks a yes/no question on the terminal; anything but y/yes is no.
-fn confirm(question: &str) -> Result<bool> {
-    let answer = input::prompt_line(question)?;
-    Ok(matches!(answer.trim().to_lowercase().as_str(), "y" | "yes"))
-}
-
-pub fn plural<'a>(n: usize, one: &'a str, many: &'a str) -> &'a str {
+pub(crate) fn plural<'a>(n: usize, one: &'a str, many: &'a str) -> &'a str {
     if n == 1 { one } else { many }
 }

@@ -3,7 +3,7 @@
 use std::fmt::Write;
 
 /// Left-aligned columns separated by two spaces; the header row first.
-pub fn render(header: &[&str], rows: &[Vec<String>]) -> String {
+pub(crate) fn render(header: &[&str], rows: &[Vec<String>]) -> String {
     let mut widths: Vec<usize> = header.iter().map(|h| width(h)).collect();
     for row in rows {
         for (i, cell) in row.iter().enumerate() {
@@ -28,7 +28,7 @@ pub fn render(header: &[&str], rows: &[Vec<String>]) -> String {
 }
 
 /// Display width in terminal columns (wide East Asian characters count two).
-pub fn width(s: &str) -> usize {
+pub(crate) fn width(s: &str) -> usize {
     s.chars().map(char_width).sum()
 }
 
@@ -43,7 +43,7 @@ fn char_width(c: char) -> usize {
 }
 
 /// A stored UTC timestamp shown in local time, to the minute.
-pub fn local_time(stored: &str) -> String {
+pub(crate) fn local_time(stored: &str) -> String {
     match stored.parse::<jiff::Timestamp>() {
         Ok(ts) => ts
             .to_zoned(jiff::tz::TimeZone::system())

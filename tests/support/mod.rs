@@ -149,12 +149,12 @@ impl Env {
 
     /// The decrypted database bytes (needs an identity-file user).
     pub fn plaintext(&self) -> Vec<u8> {
-        let keys = vault::crypto::parse_identity_file(
+        let keys = vault::testing::parse_identity_file(
             &fs::read(self.identity.as_ref().expect("identity-file user")).unwrap(),
             "key",
         )
         .unwrap();
-        vault::crypto::decrypt_vec(&fs::read(self.file()).unwrap(), &keys)
+        vault::testing::decrypt_vec(&fs::read(self.file()).unwrap(), &keys)
             .unwrap()
             .to_vec()
     }
@@ -172,8 +172,8 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
 }
 
 pub fn write_identity(path: &Path) -> String {
-    let id = vault::crypto::generate();
-    let text = vault::crypto::identity_file_text(&id);
+    let id = vault::testing::generate();
+    let text = vault::testing::identity_file_text(&id);
     write_private(path, text.as_bytes());
     id.to_public().to_string()
 }

@@ -1,0 +1,94 @@
+//! Where things are and where the keys come from: the `Context` a command
+//! gets (`Paths` of the vault's files, unlock `Sources`, the `Hardening` to
+//! undo for `run`'s child), built once from the global options.
+
+use std::path::{Path, PathBuf};
+
+use crate::{
+    cli,
+    error::{Error, Result},
+    hardening::Hardening,
+};
+
+/// Everything a command needs to find and open the vault.
+pub(crate) struct Context {
+    pub(crate) paths: Paths,
+    pub(crate) sources: Sources,
+    /// The process state `vault` changed at start, restored for `run`'s child.
+    pub(crate) hardening: Hardening,
+}
+
+impl Context {
+    pub(crate) fn new(global: &cli::Global, hardening: Hardening) -> Result<Self> {
+        let dir = match &global.vault_dir {
+            Some(d) => absolute(d)?,
+            None => default_dir()?,
+        };
+        let file = global.vault.as_deref().map(absolute).transpose()?;
+        Ok(Context {
+            paths: Paths::new(dir, file),
+            sources: Sources {
+                identity: global.identity.clone(),
+                passphrase_file: global.passphrase_file.clone(),
+            },
+            hardening,
+        })
+    }
+}
+
+/// The unlock options a user gave (flags, or their environment variables).
+#[derive(Debug, Default, Clone)]
+pub(crate) struct Sources {
+    pub(crate) identity: Option<PathBuf>,
+    pub(crate) passphrase_file: Option<PathBuf>,
+}
+
+/// Where a vault's files are.
+#[derive(Debug, Clone)]
+pub(crate) struct Paths {
+    /// `VAULT_DIR`: holds `identity.age`, and by default the vault and lock.
+    pub(crate) dir: PathBuf,
+    pub(crate) identity: PathBuf,
+    pub(crate) file: PathBuf,
+    /// The lock that serialises writers of `file`.
+    pub(crate) lock: PathBuf,
+    /// `VAULT_DIR/vault.lock`: the lock `identity.age` is written under
+    /// (the same as `lock` for the default vault).
+    pub(crate) dir_lock: PathBuf,
+}
+
+impl Paths {
+    /// `dir` is `VAULT_DIR`; `file` is `--vault FILE` / `VAULT_FILE` if given.
+    pub(crate) fn new(dir: PathBuf, file: Option<PathBuf>) -> Self {
+        let identity = dir.join("identity.age");
+        let dir_lock = dir.join("vault.lock");
+        let (file, lock) = match file {
+            Some(f) => {
+                let mut lock = f.clone().into_os_string();
+                lock.push(".lock");
+                (f, PathBuf::from(lock))
+            }
+            None => (dir.join("vault.age"), dir_lock.clone()),
+        };
+        Paths {
+            dir,
+            identity,
+            file,
+            lock,
+            dir_lock,
+        }
+    }
+}
+
+fn default_dir() -> Result<PathBuf> {
+    directories::ProjectDirs::from("", "", "vault")
+        .map(|d| d.config_dir().to_path_buf())
+        .ok_or_else(|| {
+            Error::new("cannot find a home directory for the vault")
+                .hint("set VAULT_DIR or pass --vault-dir")
+        })
+}
+
+fn absolute(p: &Path) -> Result<PathBuf> {
+    std::path::absolute(p).map_err(|e| Error::io("resolve", p, e))
+}

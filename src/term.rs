@@ -1,0 +1,105 @@
+//! The terminal, and the only code that uses it: hidden prompts (a
+//! passphrase, a value), line prompts, confirmation, telling "no terminal"
+//! apart from other failures, and the colour of stderr's labels.
+//!
+//! Prompts go to the controlling terminal (`/dev/tty`), never stdin, which
+//! may carry data; with no terminal they fail at once instead of hanging.
+
+use std::{
+    fs,
+    io::{self, BufRead, IsTerminal, Write},
+};
+
+use age::secrecy::SecretString;
+use zeroize::Zeroizing;
+
+use crate::error::{Error, Result};
+
+/// A hidden prompt on the controlling terminal: what is typed is not shown.
+/// The `io::Error` is returned as is, so that callers word it (and can tell
+/// `no_terminal` apart).
+#[allow(clippy::disallowed_methods, reason = "term is the home of rpassword")]
+pub(crate) fn hidden(prompt: &str) -> io::Result<Zeroizing<String>> {
+    rpassword::prompt_password(prompt).map(Zeroizing::new)
+}
+
+/// `hidden`, for a passphrase.
+pub(crate) fn hidden_secret(prompt: &str) -> io::Result<SecretString> {
+    hidden(prompt).map(|p| SecretString::from(p.to_string()))
+}
+
+/// A line typed on the terminal, shown as typed (for values that are not
+/// secret, like a host name).
+pub(crate) fn line(prompt: &str) -> Result<String> {
+    let tty = open_tty().map_err(|e| {
+        Error::new(format!(
+            "cannot open the terminal: {}",
+            crate::error::describe_io(&e)
+        ))
+    })?;
+    let mut w = &tty;
+    let _ = w.write_all(prompt.as_bytes());
+    let _ = w.flush();
+    let mut line = String::new();
+    io::BufReader::new(&tty).read_line(&mut line).map_err(|e| {
+        Error::new(format!(
+            "cannot read from the terminal: {}",
+            crate::error::describe_io(&e)
+        ))
+    })?;
+    Ok(line.trim_end_matches(['\n', '\r']).to_string())
+}
+
+/// Asks a yes/no question on the terminal; anything but y/yes is no.
+pub(crate) fn confirm(question: &str) -> Result<bool> {
+    let answer = line(question)?;
+    Ok(matches!(answer.trim().to_lowercase().as_str(), "y" | "yes"))
+}
+
+fn open_tty() -> io::Result<fs::File> {
+    fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/tty")
+}
+
+/// Whether an error opening or using `/dev/tty` means there is no terminal.
+pub(crate) fn no_terminal(e: &io::Error) -> bool {
+    use rustix::io::Errno;
+    let code = e.raw_os_error();
+    [
+        Errno::NXIO,
+        Errno::NOTTY,
+        Errno::NOENT,
+        Errno::NODEV,
+        Errno::ACCESS,
+    ]
+    .iter()
+    .any(|n| code == Some(n.raw_os_error()))
+        || e.kind() == io::ErrorKind::UnexpectedEof
+}
+
+/// Prints `vault: warning: …` on stderr.
+pub(crate) fn warn(msg: &str) {
+    eprintln!("vault: {}: {msg}", paint("warning", "33"));
+}
+
+/// Prints an error as `vault: error: …` and its `hint: …` on stderr.
+pub(crate) fn report(e: &Error) {
+    eprintln!("vault: {}: {}", paint("error", "31"), e.message());
+    if let Some(h) = e.hint_text() {
+        eprintln!("{}: {h}", paint("hint", "36"));
+    }
+}
+
+/// Colour for stderr labels: only on a terminal, and never with `NO_COLOR`
+/// set (no-color.org).
+fn paint(label: &str, sgr: &str) -> String {
+    let wanted =
+        io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+    if wanted {
+        format!("\x1b[1;{sgr}m{label}\x1b[0m")
+    } else {
+        label.to_string()
+    }
+}

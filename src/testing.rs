@@ -1,0 +1,29 @@
+//! The one door into the crate for `tests/` and `fuzz/`: exactly what they
+//! use, and nothing a user of the binary could depend on. Everything else
+//! is `pub(crate)`, so the compiler finds what nobody calls.
+
+pub use crate::{
+    agent::{AgentState, respond},
+    cli::Cli,
+    cmd::export::render_json,
+    crypto::{
+        Keys,
+        identity::{generate, identity_file_text},
+        payload::{decrypt_vec, encrypt_vec},
+    },
+    dotenv::{Entry, Options, ParseError, Parsed, parse, render_dotenv},
+    error::Error,
+    fsio::stale_temps,
+    names::{EnvKey, SecretName, SecretValue, is_env_key},
+    store::{
+        RecipientInfo, SecretInfo, create_secret, delete, entries, info, list, recipients,
+        recipients_info,
+    },
+    vault::{load_bytes, load_plaintext},
+};
+
+/// `crypto::parse_identity_file` for identity text that must not prompt:
+/// an encrypted ssh key in it is an error.
+pub fn parse_identity_file(text: &[u8], source: &str) -> Result<Keys, Error> {
+    crate::crypto::parse_identity_file(text, source, &crate::crypto::never_ask)
+}
