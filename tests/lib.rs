@@ -11,6 +11,7 @@ mod agent;
 mod badinput;
 mod dotenv;
 mod fuzz_seeds;
+mod identity;
 mod init;
 mod invariants;
 mod man;
