@@ -50,14 +50,28 @@ impl Error {
 
     /// An I/O failure on `path`, worded for a person ("permission denied").
     pub(crate) fn io(action: &str, path: &Path, err: io::Error) -> Self {
-        let reason = describe_io(&err);
-        let e = Error::new(format!("cannot {action} {}: {reason}", path.display()));
+        Error::io_on(&format!("{action} {}", path.display()), &err)
+    }
+
+    /// "cannot {what}: {reason}" for an I/O failure on something that is not
+    /// a path (stdout, the terminal), with the disk-full hint where it fits.
+    pub(crate) fn io_on(what: &str, err: &io::Error) -> Self {
+        let reason = describe_io(err);
+        let e = Error::new(format!("cannot {what}: {reason}"));
         match err.raw_os_error() {
             Some(code) if code == libc_efbig() || code == libc_enospc() => {
                 e.hint("free some disk space (or raise the file-size limit) and try again; the old vault file is unchanged")
             }
             _ => e,
         }
+    }
+
+    /// This error placed in a context ("FILE, line 3: …"): the message is
+    /// prefixed, the kind and hint are kept. Re-wrapping by hand, as
+    /// `Error::new(format!("…: {}", e.message()))`, loses the hint.
+    pub(crate) fn context(mut self, context: impl fmt::Display) -> Self {
+        self.message = format!("{context}: {}", self.message);
+        self
     }
 
     pub(crate) fn message(&self) -> &str {
@@ -121,4 +135,37 @@ pub(crate) fn describe_io(err: &io::Error) -> String {
         None => s,
     }
     .to_lowercase()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn context_keeps_the_hint_and_kind() {
+        let e = Error::usage("bad key")
+            .hint("keys are portable names")
+            .context("a.env, line 3");
+        assert_eq!(e.message(), "a.env, line 3: bad key");
+        assert_eq!(e.hint_text(), Some("keys are portable names"));
+        assert_eq!(e.exit_code(), 2);
+    }
+
+    #[test]
+    fn io_on_words_the_reason_and_hints_at_a_full_disk() {
+        let full = io::Error::from_raw_os_error(rustix::io::Errno::NOSPC.raw_os_error());
+        let e = Error::io_on("write to stdout", &full);
+        assert_eq!(
+            e.message(),
+            "cannot write to stdout: no space left on device"
+        );
+        assert!(e.hint_text().unwrap().contains("free some disk space"));
+        let e = Error::io(
+            "read",
+            Path::new("/x"),
+            io::Error::from(io::ErrorKind::NotFound),
+        );
+        assert_eq!(e.message(), "cannot read /x: entity not found");
+        assert_eq!(e.hint_text(), None);
+    }
 }

@@ -234,8 +234,7 @@ pub fn entries(conn: &Connection, name: &SecretName) -> Result<Vec<(EnvKey, Secr
         let value = Zeroizing::new(row.get::<_, String>(1)?);
         // Keys and values were validated when written; a hand-edited database
         // that breaks the rules is reported, not passed on.
-        let key = EnvKey::parse(&key)
-            .map_err(|e| Error::new(format!("secret `{name}`: {}", e.message())))?;
+        let key = EnvKey::parse(&key).map_err(|e| e.context(format_args!("secret `{name}`")))?;
         let value = SecretValue::new(&key, value)?;
         out.push((key, value));
     }

@@ -39,12 +39,7 @@ pub(crate) fn run(ctx: &Context, names: &[String], format: ExportFormat) -> Resu
     let mut out = std::io::stdout().lock();
     out.write_all(text.as_bytes())
         .and_then(|()| out.flush())
-        .map_err(|e| {
-            crate::error::Error::new(format!(
-                "cannot write to stdout: {}",
-                crate::error::describe_io(&e)
-            ))
-        })
+        .map_err(|e| crate::error::Error::io_on("write to stdout", &e))
 }
 
 /// Renders `export KEY='value'` lines for `eval` in any POSIX shell.

@@ -219,8 +219,7 @@ fn from_json(path: &Path) -> Result<Vec<Planned>> {
     };
     let mut plan = Vec::with_capacity(secrets.len());
     for (name, body) in secrets {
-        let name = SecretName::parse(&name)
-            .map_err(|e| Error::new(format!("{source}: {}", e.message())))?;
+        let name = SecretName::parse(&name).map_err(|e| e.context(&source))?;
         let serde_json::Value::Object(map) = body else {
             return Err(
                 Error::new(format!("{source}: `{name}` is not an object of keys"))
@@ -229,8 +228,8 @@ fn from_json(path: &Path) -> Result<Vec<Planned>> {
         };
         let mut entries = Vec::with_capacity(map.len());
         for (k, v) in map {
-            let key = EnvKey::parse(&k)
-                .map_err(|e| Error::new(format!("{source}, `{name}`: {}", e.message())))?;
+            let key =
+                EnvKey::parse(&k).map_err(|e| e.context(format_args!("{source}, `{name}`")))?;
             let serde_json::Value::String(s) = v else {
                 return Err(Error::new(format!(
                     "{source}: the value of `{key}` in `{name}` is not a string"
@@ -238,7 +237,7 @@ fn from_json(path: &Path) -> Result<Vec<Planned>> {
                 .hint("quote it: environment variables are strings"));
             };
             let value = SecretValue::new(&key, Zeroizing::new(s))
-                .map_err(|e| Error::new(format!("{source}, `{name}`: {}", e.message())))?;
+                .map_err(|e| e.context(format_args!("{source}, `{name}`")))?;
             entries.push((key, value));
         }
         if entries.is_empty() {

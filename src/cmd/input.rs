@@ -183,12 +183,7 @@ pub(crate) fn from_dotenv(path: &Path, opts: &dotenv::Options) -> Result<Pairs> 
 }
 
 fn in_file(e: Error, source: &str) -> Error {
-    let hint = e.hint_text().map(str::to_string);
-    let out = Error::new(format!("{source}: {}", e.message()));
-    match hint {
-        Some(h) => out.hint(h),
-        None => out,
-    }
+    e.context(source)
 }
 
 /// Reads `path` (or stdin for `-`), with a name for messages.

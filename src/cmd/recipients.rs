@@ -125,7 +125,7 @@ fn collect(args: &[String], files: &[PathBuf]) -> Result<Vec<String>> {
                 continue;
             }
             let r = crypto::canonical_recipient(line)
-                .map_err(|e| Error::new(format!("{source}, line {}: {}", n + 1, e.message())))?;
+                .map_err(|e| e.context(format_args!("{source}, line {}", n + 1)))?;
             out.push(r);
         }
     }

@@ -184,8 +184,7 @@ fn read_dotenv(path: &Path, env: &ChildEnv) -> Result<Vec<(EnvKey, SecretValue)>
         .entries
         .into_iter()
         .map(|entry| {
-            let in_file =
-                |e: Error| Error::new(format!("{shown}, line {}: {}", entry.line, e.message()));
+            let in_file = |e: Error| e.context(format_args!("{shown}, line {}", entry.line));
             let key = EnvKey::parse(&entry.key).map_err(in_file)?;
             let value = SecretValue::new(&key, entry.value).map_err(in_file)?;
             Ok((key, value))
