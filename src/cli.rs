@@ -330,12 +330,18 @@ pub(crate) enum Source {
     LocalEnv(String),
 }
 
-/// A `--set KEY=VALUE` argument: the value is wiped on drop and never shown
-/// by `Debug`. Checked by `run` (an invalid key is a vault error, exit 1).
+/// A `KEY=VALUE` argument (`--set`, and the pairs of `secret create`/`set`):
+/// the value is wiped on drop and never shown by `Debug`. Checked by the
+/// command (an invalid key is a vault error, exit 1).
 #[derive(Clone)]
 pub(crate) struct SetArg(Zeroizing<String>);
 
 impl SetArg {
+    /// The argument as given.
+    pub(crate) fn text(&self) -> &str {
+        &self.0
+    }
+
     /// The key and value; `None` without a `=`.
     pub(crate) fn split(&self) -> Option<(&str, &str)> {
         self.0.split_once('=')
@@ -414,7 +420,7 @@ pub(crate) enum SecretCommand {
         name: String,
         /// KEY=VALUE, or a bare KEY whose value is prompted for or read from stdin
         #[arg(value_name = "KEY[=VALUE]")]
-        pairs: Vec<String>,
+        pairs: Vec<SetArg>,
         /// Take keys from a dotenv file
         #[arg(long, value_name = "PATH")]
         from_dotenv: Option<PathBuf>,
@@ -464,7 +470,7 @@ pub(crate) enum SecretCommand {
         name: String,
         /// KEY=VALUE, or a bare KEY whose value is prompted for or read from stdin
         #[arg(value_name = "KEY[=VALUE]", required = true)]
-        pairs: Vec<String>,
+        pairs: Vec<SetArg>,
     },
 
     /// Remove keys from a secret
@@ -567,6 +573,29 @@ pub(crate) fn parse_duration(text: &str) -> std::result::Result<Duration, String
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn debug_of_the_parsed_command_line_shows_no_value() {
+        const CANARY: &str = "canary-7f3a9";
+        for argv in [
+            vec![
+                "vault",
+                "secret",
+                "create",
+                "db",
+                "PGPASSWORD=canary-7f3a9",
+                "BARE",
+            ],
+            vec!["vault", "secret", "set", "db", "K=canary-7f3a9"],
+            vec!["vault", "secret", "set", "db", "canary-7f3a9"],
+            vec!["vault", "run", "--set", "K=canary-7f3a9", "--", "env"],
+        ] {
+            let cli = Cli::try_parse_from(&argv).unwrap();
+            let shown = format!("{cli:?} {cli:#?}");
+            assert!(!shown.contains(CANARY), "{argv:?} shows its value: {shown}");
+            assert!(shown.contains("SetArg("), "{shown}");
+        }
+    }
 
     #[test]
     fn durations() {

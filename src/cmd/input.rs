@@ -7,6 +7,7 @@ use std::{collections::BTreeMap, io::IsTerminal, path::Path};
 use zeroize::Zeroizing;
 
 use crate::{
+    cli::SetArg,
     dotenv,
     error::{Error, Result},
     fsio,
@@ -41,9 +42,9 @@ impl Pairs {
 
 /// `KEY=VALUE` and bare `KEY` arguments. A bare key is prompted for (hidden)
 /// when stdin is a terminal, else read from stdin, which only one may do.
-pub(crate) fn from_args(args: &[String]) -> Result<Pairs> {
+pub(crate) fn from_args(args: &[SetArg]) -> Result<Pairs> {
     let mut pairs = Pairs::default();
-    let bare: Vec<&String> = args.iter().filter(|a| !a.contains('=')).collect();
+    let bare: Vec<&SetArg> = args.iter().filter(|a| a.split().is_none()).collect();
     let stdin_is_terminal = std::io::stdin().is_terminal();
     if bare.len() > 1 && !stdin_is_terminal {
         return Err(Error::new(format!(
@@ -53,10 +54,10 @@ pub(crate) fn from_args(args: &[String]) -> Result<Pairs> {
         .hint("give the others as KEY=VALUE, or run in a terminal to be prompted for each"));
     }
     for arg in args {
-        let (key, value) = match arg.split_once('=') {
+        let (key, value) = match arg.split() {
             Some((k, v)) => (EnvKey::parse(k)?, Zeroizing::new(v.to_string())),
             None => {
-                let key = EnvKey::parse(arg)?;
+                let key = EnvKey::parse(arg.text())?;
                 let value = if stdin_is_terminal {
                     prompt_value(&key)?
                 } else {
