@@ -37,6 +37,7 @@ impl WriteLock {
         Self::acquire_within(path, LOCK_TIMEOUT)
     }
 
+    #[allow(clippy::disallowed_methods, reason = "fsio owns the lock file")]
     pub(crate) fn acquire_within(path: &Path, timeout: Duration) -> Result<Self> {
         let file = OpenOptions::new()
             .read(true)
@@ -166,6 +167,7 @@ pub(crate) const FIFO_WRITER_WAIT: Duration = Duration::from_secs(1);
 
 /// Opens `path` for reading without ever blocking in `open`: a named pipe
 /// with no writer opens at once instead of waiting forever.
+#[allow(clippy::disallowed_methods, reason = "fsio is where files are opened")]
 fn open_nonblocking(path: &Path) -> Result<(File, fs::Metadata)> {
     let file = OpenOptions::new()
         .read(true)
@@ -288,7 +290,16 @@ pub(crate) fn check_private(path: &Path) -> Result<()> {
     Ok(())
 }
 
+/// Writes a test fixture in place (unit tests only: the product writes
+/// through `atomic_write`).
 #[cfg(test)]
+#[allow(clippy::disallowed_methods, reason = "fsio's test helper")]
+pub(crate) fn write_fixture(path: &Path, bytes: impl AsRef<[u8]>) {
+    fs::write(path, bytes).expect("write a test fixture");
+}
+
+#[cfg(test)]
+#[allow(clippy::disallowed_methods, reason = "fsio's own tests")]
 mod tests {
     use super::*;
 

@@ -56,6 +56,7 @@ pub(crate) fn confirm(question: &str) -> Result<bool> {
     Ok(matches!(answer.trim().to_lowercase().as_str(), "y" | "yes"))
 }
 
+#[allow(clippy::disallowed_methods, reason = "term owns /dev/tty")]
 fn open_tty() -> io::Result<fs::File> {
     fs::OpenOptions::new()
         .read(true)

@@ -472,11 +472,10 @@ mod tests {
         let plain = db.serialize(MAIN_DB).unwrap().to_vec();
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("vault.age");
-        std::fs::write(
+        crate::fsio::write_fixture(
             &path,
             crypto::encrypt_vec(keys.recipients(), &plain).unwrap(),
-        )
-        .unwrap();
+        );
 
         let v = Vault::open_file(&path, &keys).unwrap();
         assert_eq!(store::recipients(v.conn()).unwrap(), keys.recipients());

@@ -445,7 +445,7 @@ mod tests {
             .map(|i| (i * 7 % 251) as u8)
             .collect();
         let f = tempfile::NamedTempFile::new().unwrap();
-        std::fs::write(f.path(), encrypt_vec(keys.recipients(), &plain).unwrap()).unwrap();
+        crate::fsio::write_fixture(f.path(), encrypt_vec(keys.recipients(), &plain).unwrap());
         (plain, f)
     }
     #[test]
@@ -507,7 +507,7 @@ mod tests {
         for at in [good.len() / 6, good.len() / 2, good.len() - 5] {
             let mut bad = good.clone();
             bad[at] ^= 1;
-            std::fs::write(f.path(), &bad).unwrap();
+            crate::fsio::write_fixture(f.path(), &bad);
             let file = File::open(f.path()).unwrap();
             let mut all = vec![0; plain.len()];
             let read = Plaintext::with_readers(&file, &Remembering::new(&keys), "t", 3)
@@ -517,7 +517,7 @@ mod tests {
         // Truncated: at the last chunk boundary, and in the middle.
         let last_chunk = 12_345 + 16;
         for keep in [good.len() - last_chunk, good.len() / 2] {
-            std::fs::write(f.path(), &good[..keep]).unwrap();
+            crate::fsio::write_fixture(f.path(), &good[..keep]);
             let file = File::open(f.path()).unwrap();
             assert!(
                 Plaintext::with_readers(&file, &Remembering::new(&keys), "t", 3).is_err(),
