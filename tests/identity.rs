@@ -94,3 +94,23 @@ fn passwd_keeps_the_identity_a_team_vault_was_made_for() {
         .success()
         .stdout_has("K    t");
 }
+
+/// Commands get their keys from one place, which checks for the vault
+/// first: `recipients list` with no vault said "cannot read …: no such file
+/// or directory" without a hint, where `secret list` names the fix.
+#[test]
+fn every_reader_without_a_vault_says_how_to_create_one() {
+    let env = Env::new();
+    for args in [
+        vec!["secret", "list"],
+        vec!["recipients", "list"],
+        vec!["secret", "show", "db"],
+        vec!["export", "db"],
+    ] {
+        env.vault(&args)
+            .run()
+            .fails(1)
+            .stderr_has("no vault at")
+            .stderr_has("hint: create it with `vault init`");
+    }
+}
