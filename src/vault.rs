@@ -99,27 +99,15 @@ pub fn load_bytes(bytes: &[u8], keys: &Keys) -> Result<Connection> {
     load_input(&bytes, keys, "input", Access::Write)
 }
 
-/// A binary vault is read with `pread`, a chunk at a time, and a large one
-/// decrypted by several readers at once (issue 6, BENCHMARKS.md). An
-/// armored one (made by hand with `age -a`) goes through age's
-/// ArmoredReader, and so does anything that is no age file at all, for the
-/// message.
+/// `crypto::open` decides how the payload is read (binary, armored, by
+/// several threads); this decides what it goes into.
 fn load_input(
     input: &dyn crypto::ReadAt,
     keys: &Keys,
     source: &str,
     access: Access,
 ) -> Result<Connection> {
-    let mut at = crypto::read_from(input);
-    let binary = crypto::looks_like_binary_age(&mut at)
-        .map_err(|e| Error::io("read", Path::new(source), e))?;
-    if binary {
-        let plain = crypto::Plaintext::open(input, keys, source, PARALLEL_MIN, THREADS_MAX)?;
-        let len = plain.len();
-        return deserialize(plain, len, source, access);
-    }
-    let mut plain = crypto::decrypt_stream(at, keys, source)?;
-    let len = crypto::stream_len(&mut plain).map_err(|e| crypto::damaged(&e, source))?;
+    let (plain, len) = crypto::open(input, keys, source, PARALLEL_MIN, THREADS_MAX)?;
     deserialize(plain, len, source, access)
 }
 

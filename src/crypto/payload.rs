@@ -14,6 +14,32 @@ use zeroize::Zeroizing;
 use super::{Keys, age_reason, recipient::parse_recipients};
 use crate::error::{Error, Result};
 
+/// The plaintext of a vault payload and its authenticated length, read the
+/// way the file asks: a binary age file with `pread`, a chunk at a time,
+/// and when its plaintext is at least `parallel_min` bytes by up to
+/// `threads` readers at once (issue 6, BENCHMARKS.md); an armored one (made
+/// by hand with `age -a`) through age's ArmoredReader, and so is anything
+/// that is no age file at all, for the message.
+pub(crate) fn open<'f>(
+    input: &'f dyn ReadAt,
+    keys: &Keys,
+    source: &str,
+    parallel_min: u64,
+    threads: usize,
+) -> Result<(Box<dyn Read + 'f>, u64)> {
+    let mut at = read_from(input);
+    let binary = looks_like_binary_age(&mut at)
+        .map_err(|e| Error::io("read", std::path::Path::new(source), e))?;
+    if binary {
+        let plain = Plaintext::open(input, keys, source, parallel_min, threads)?;
+        let len = plain.len();
+        return Ok((Box::new(plain), len));
+    }
+    let mut plain = decrypt_stream(at, keys, source)?;
+    let len = stream_len(&mut plain).map_err(|e| damaged(&e, source))?;
+    Ok((Box::new(plain), len))
+}
+
 /// Encrypts `plaintext` to `recipients`, streaming into `out`.
 pub(crate) fn encrypt_to(
     recipients: &[Box<dyn age::Recipient + Send>],
@@ -35,7 +61,7 @@ pub(crate) fn encrypt_to(
 ///
 /// ASCII-armored input (`age -a`) is accepted as `age -d` accepts it: a
 /// vault re-encrypted by hand after a recovery must open.
-pub(crate) fn decrypt_stream<R: Read + Seek>(
+fn decrypt_stream<R: Read + Seek>(
     input: R,
     keys: &Keys,
     source: &str,
@@ -72,7 +98,7 @@ const BINARY_MAGIC: &[u8] = b"age-encryption.org/";
 
 /// Whether `input` starts as a binary (not armored) age file does,
 /// leaving it at the start.
-pub(crate) fn looks_like_binary_age(input: &mut (impl Read + Seek)) -> io::Result<bool> {
+fn looks_like_binary_age(input: &mut (impl Read + Seek)) -> io::Result<bool> {
     Ok(head(input)?.starts_with(BINARY_MAGIC))
 }
 
@@ -162,7 +188,7 @@ fn decrypt_error(e: age::DecryptError, keys: &Keys, source: &str) -> Error {
 }
 
 /// The length of a seekable plaintext stream, leaving it at the start.
-pub(crate) fn stream_len(r: &mut (impl Read + Seek)) -> io::Result<u64> {
+fn stream_len(r: &mut (impl Read + Seek)) -> io::Result<u64> {
     let len = r.seek(io::SeekFrom::End(0))?;
     r.seek(io::SeekFrom::Start(0))?;
     Ok(len)
@@ -183,7 +209,7 @@ pub(crate) fn stream_len(r: &mut (impl Read + Seek)) -> io::Result<u64> {
 /// All readers share one open file and read it at offsets of their own
 /// (`pread`): they see the same bytes even if a writer renames a new vault
 /// over the path meanwhile.
-pub(crate) struct Plaintext<'f> {
+struct Plaintext<'f> {
     /// `readers[0]` reads in order from the start; the others only help
     /// `fill`.
     readers: Vec<age::stream::StreamReader<BufReader<FileAt<'f>>>>,
@@ -199,7 +225,7 @@ impl<'f> Plaintext<'f> {
     /// if the plaintext is at least `parallel_min` bytes. Each extra reader
     /// costs an unwrap of the age header (an X25519 operation, or a round
     /// trip to the agent).
-    pub(crate) fn open(
+    fn open(
         file: &'f dyn ReadAt,
         keys: &Keys,
         source: &str,
@@ -347,7 +373,7 @@ impl ReadAt for &[u8] {
 }
 
 /// `input` as a `Read + Seek` from its start, with a position of its own.
-pub(crate) fn read_from(input: &dyn ReadAt) -> impl Read + Seek + '_ {
+fn read_from(input: &dyn ReadAt) -> impl Read + Seek + '_ {
     FileAt {
         file: input,
         pos: 0,
