@@ -8,6 +8,7 @@ mod badinput;
 mod dotenv;
 mod fuzz_seeds;
 mod init;
+mod inputs;
 mod invariants;
 mod man;
 mod polish;
