@@ -5,15 +5,16 @@ mod support;
 
 mod agent;
 mod badinput;
+mod concurrency;
+mod crash;
 mod dotenv;
 mod fuzz_seeds;
 mod init;
 mod inputs;
-mod invariants;
 mod man;
-mod polish;
 mod regression;
-mod reliability;
 mod run;
 mod secret;
 mod team;
+mod templates;
+
