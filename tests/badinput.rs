@@ -1,1129 +1,456 @@
-//! The bad-input catalogue: malformed invocations and files, each of which
-//! must do the right thing or exit 1 (vault) or 2 (usage) with a one-line
-//! message (and at most one hint), or 126/127 for a command `run` cannot
-//! start, never panic, never print a value (the inputs carry a SENTINEL),
-//! and leave vault.age and identity.age byte for byte as they were with no
-//! temp file beside them. tests/secret.rs has a first, smaller
-//! table for `secret` commands; this one covers every kind of input.
+//! The bad-input catalogue: malformed invocations and files, one snapshot
+//! case each, kept as data in `tests/cmd/<group>.toml` (tests/cmd/README.md
+//! has the format). A case pins its exact stderr, its stdout (empty unless
+//! it says otherwise) and its exit code: 1 (vault) or 2 (clap usage), or
+//! 126/127 for a command `run` cannot start. Whatever the snapshot says,
+//! every case must also never panic, never print a value (the inputs carry
+//! SENTINEL), keep the one-line `vault: error:` + at most one `hint:` shape,
+//! finish within 10 s, and leave vault.age and identity.age byte for byte as
+//! they were, with no temp file beside them and no new file anywhere in the
+//! user's world.
+//!
+//! After a deliberate change of wording, rewrite the pinned output with
+//!
+//!     SNAPSHOTS=overwrite cargo test --test integration badinput
+//!
+//! and review the diff of tests/cmd/. Exit codes are a contract and are
+//! never overwritten: change them by hand.
 
 use std::{
+    collections::BTreeSet,
     ffi::OsString,
     fs,
-    os::unix::fs::PermissionsExt,
+    os::unix::{ffi::OsStringExt, fs::PermissionsExt},
     path::{Path, PathBuf},
     process::Command,
     time::{Duration, Instant},
 };
 
+use toml_edit::{DocumentMut, Item, Table};
+
 use crate::support::*;
 
+/// The value of the secret `db` in every world, and a marker in the inputs:
+/// it must never appear in any output.
 const SENTINEL: &str = "SENTINEL-8d41c7";
 
-/// Whose world a case runs in.
-#[derive(Clone, Copy, PartialEq)]
-enum Who {
-    /// Unlocks with an identity file (`VAULT_IDENTITY`).
-    Key,
-    /// Unlocks identity.age with a passphrase file.
-    Pass,
+/// One `#[test]` per group file; `every_group_file_has_a_test` keeps the
+/// list and tests/cmd/ in step.
+macro_rules! groups {
+    ($($group:ident),* $(,)?) => {
+        const GROUPS: &[&str] = &[$(stringify!($group)),*];
+        $(
+            #[test]
+            fn $group() {
+                run_group(stringify!($group));
+            }
+        )*
+    };
 }
 
-struct Case {
-    what: &'static str,
-    who: Who,
-    args: Vec<OsString>,
-    env: Vec<(&'static str, OsString)>,
-    stdin: Option<Vec<u8>>,
-    code: i32,
-    /// What stderr must say (for exit 2, clap's own words).
-    says: &'static str,
-}
+groups!(
+    names,
+    encoding,
+    json,
+    size,
+    binary,
+    directories,
+    missing,
+    dotenv,
+    passphrase,
+    run,
+    usage,
+    fifo,
+);
 
-fn case(what: &'static str, args: &[&dyn AsOs], code: i32, says: &'static str) -> Case {
-    Case {
-        what,
-        who: Who::Key,
-        args: args.iter().map(|a| a.os()).collect(),
-        env: vec![],
-        stdin: None,
-        code,
-        says,
-    }
-}
-
-impl Case {
-    fn stdin(mut self, s: impl AsRef<[u8]>) -> Case {
-        self.stdin = Some(s.as_ref().to_vec());
-        self
-    }
-
-    fn env(mut self, k: &'static str, v: impl AsOs) -> Case {
-        self.env.push((k, v.os()));
-        self
-    }
-
-    fn pass(mut self) -> Case {
-        self.who = Who::Pass;
-        self
-    }
-}
-
-/// Strings and paths alike in a case's argv.
-trait AsOs {
-    fn os(&self) -> OsString;
-}
-
-impl AsOs for &str {
-    fn os(&self) -> OsString {
-        OsString::from(self)
-    }
-}
-
-impl AsOs for String {
-    fn os(&self) -> OsString {
-        OsString::from(self)
-    }
-}
-
-impl AsOs for PathBuf {
-    fn os(&self) -> OsString {
-        self.clone().into_os_string()
-    }
-}
-
-/// The two users, each with a vault holding a secret `db` whose value is
-/// the SENTINEL.
-fn worlds() -> (Env, Env) {
-    let key = Env::new().init();
-    key.vault(["secret", "create", "db", "A"])
-        .stdin(SENTINEL)
-        .run()
-        .success();
-    let pass = Env::with_passphrase("catalogue").init();
-    pass.vault(["secret", "create", "db", "A"])
-        .stdin(SENTINEL)
-        .run()
-        .success();
-    (key, pass)
-}
-
-fn mkfifo(path: &Path) {
-    let st = Command::new("mkfifo").arg(path).status().unwrap();
-    assert!(st.success());
-}
-
-/// Runs each case and checks the contract; returns how many ran.
-fn check(key: &Env, pass: &Env, cases: Vec<Case>) -> usize {
-    let n = cases.len();
-    for c in cases {
-        let env = if c.who == Who::Key { key } else { pass };
-        let before = fs::read(env.file()).unwrap();
-        let identity = env.dir.join("identity.age");
-        let identity_before = fs::read(&identity).ok();
-        let mut cmd = env.vault(&c.args);
-        for (k, v) in &c.env {
-            cmd = cmd.env(k, v);
-        }
-        if let Some(s) = &c.stdin {
-            cmd = cmd.stdin(s);
-        }
-        let start = Instant::now();
-        let out = cmd.run();
-        let took = start.elapsed();
-        assert_eq!(out.signal, None, "{}: killed by a signal: {out:?}", c.what);
-        assert!(
-            out.code == Some(c.code),
-            "{}: expected exit {}: {out:#?}",
-            c.what,
-            c.code
-        );
-        let out = out.fails(c.code).lacks(SENTINEL);
-        assert!(
-            out.stderr.contains(c.says),
-            "{}: stderr lacks {:?}: {}",
-            c.what,
-            c.says,
-            out.stderr
-        );
-        assert!(took < Duration::from_secs(10), "{}: took {took:?}", c.what);
-        assert_eq!(
-            fs::read(env.file()).unwrap(),
-            before,
-            "{}: the vault changed",
-            c.what
-        );
-        assert_eq!(
-            fs::read(&identity).ok(),
-            identity_before,
-            "{}: identity.age changed",
-            c.what
-        );
-        assert!(
-            vault::testing::stale_temps(&env.file()).is_empty()
-                && vault::testing::stale_temps(&identity).is_empty(),
-            "{}: a temp file is left",
-            c.what
-        );
-    }
-    n
+fn cmd_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/cmd")
 }
 
 #[test]
-fn catalogue() {
-    let (key, pass) = worlds();
-    let f = |rel: &str, content: &[u8]| key.write(rel, content);
-    let priv_file = |rel: &str, content: &[u8]| {
-        let p = key.path(rel);
-        write_private(&p, content);
-        p
+fn every_group_file_has_a_test() {
+    let mut files: Vec<String> = fs::read_dir(cmd_dir())
+        .unwrap()
+        .flatten()
+        .filter_map(|e| {
+            let name = e.file_name().into_string().unwrap();
+            name.strip_suffix(".toml").map(String::from)
+        })
+        .collect();
+    files.sort();
+    let mut listed: Vec<String> = GROUPS.iter().map(|g| g.to_string()).collect();
+    listed.sort();
+    assert_eq!(
+        files, listed,
+        "tests/cmd/*.toml and the groups! list differ"
+    );
+}
+
+/// Whose world a case runs in (the `setup` field).
+#[derive(Clone, Copy, PartialEq, Debug)]
+enum Setup {
+    /// `identity` (the default): unlocks with an identity file
+    /// (`VAULT_IDENTITY`); no identity.age.
+    Identity,
+    /// `passphrase`: unlocks identity.age with a passphrase file
+    /// (`VAULT_PASSPHRASE_FILE`).
+    Passphrase,
+}
+
+/// A user with a vault holding the secret `db` (`A` = SENTINEL) and the
+/// shared fixtures every group may name (tests/cmd/README.md lists them).
+fn world(setup: Setup) -> Env {
+    let env = match setup {
+        Setup::Identity => Env::new().init(),
+        Setup::Passphrase => Env::with_passphrase("catalogue").init(),
     };
-    let s = SENTINEL;
+    env.vault(["secret", "create", "db", "A"])
+        .stdin(SENTINEL)
+        .run()
+        .success();
     let binary: Vec<u8> = (0..4096u32)
         .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
         .collect();
-    let big = format!("{s}{}", "x".repeat(10 << 20));
-    let dir = key.path("a-dir");
-    fs::create_dir_all(&dir).unwrap();
-    fs::set_permissions(&dir, fs::Permissions::from_mode(0o700)).unwrap();
-    let missing = key.path("no-such-file");
-    let bin = f("binary.bin", &binary);
-    let bin_private = priv_file("binary-private.bin", &binary);
-    let json = |rel: &str, text: String| f(rel, text.as_bytes());
-
-    let cases = vec![
-        // Names and keys out of pattern.
-        case(
-            "name with a space",
-            &[&"secret", &"create", &"bad name", &"A=1"],
-            1,
-            "invalid secret name",
-        ),
-        case(
-            "name starting with -",
-            &[&"secret", &"create", &"-x", &"A=1"],
-            2,
-            "unexpected argument",
-        ),
-        case(
-            "name starting with .",
-            &[&"secret", &"create", &".x", &"A=1"],
-            1,
-            "invalid secret name",
-        ),
-        case(
-            "name of 65 characters",
-            &[&"secret", &"create", &"n".repeat(65), &"A=1"],
-            1,
-            "invalid secret name",
-        ),
-        case(
-            "name with a slash",
-            &[&"secret", &"create", &"a/b", &"A=1"],
-            1,
-            "invalid secret name",
-        ),
-        case(
-            "non-ASCII name",
-            &[&"secret", &"create", &"café", &"A=1"],
-            1,
-            "invalid secret name",
-        ),
-        case(
-            "name with a newline",
-            &[&"secret", &"create", &"a\nb", &"A=1"],
-            1,
-            "`a\\nb`",
-        ),
-        case(
-            "empty name",
-            &[&"secret", &"create", &"", &"A=1"],
-            1,
-            "invalid secret name",
-        ),
-        case(
-            "key starting with a digit",
-            &[&"secret", &"create", &"x", &format!("1A={s}")],
-            1,
-            "invalid key `1A`",
-        ),
-        case(
-            "key with a dash",
-            &[&"secret", &"create", &"x", &format!("A-B={s}")],
-            1,
-            "invalid key",
-        ),
-        case(
-            "empty key",
-            &[&"secret", &"create", &"x", &format!("={s}")],
-            1,
-            "invalid key ``",
-        ),
-        case(
-            "non-ASCII key",
-            &[&"secret", &"create", &"x", &format!("É={s}")],
-            1,
-            "invalid key",
-        ),
-        case(
-            "key with a space",
-            &[&"secret", &"set", &"db", &format!("A B={s}")],
-            1,
-            "invalid key",
-        ),
-        case(
-            "unset an invalid key",
-            &[&"secret", &"unset", &"db", &"1X"],
-            1,
-            "invalid key",
-        ),
-        case(
-            "rename to an invalid name",
-            &[&"secret", &"rename", &"db", &"a b"],
-            1,
-            "invalid secret name",
-        ),
-        case(
-            "export an invalid name",
-            &[&"export", &"db", &"a b"],
-            1,
-            "invalid secret name",
-        ),
-        case(
-            "show an unknown name",
-            &[&"secret", &"show", &"dc"],
-            1,
-            "did you mean `db`",
-        ),
-        // NUL and encodings.
-        case(
-            "NUL in a value on stdin",
-            &[&"secret", &"create", &"x", &"V"],
-            1,
-            "NUL",
-        )
-        .stdin(format!("{s}\0tail")),
-        case(
-            "NUL in a JSON value",
-            &[
-                &"secret",
-                &"create",
-                &"x",
-                &"--from-json",
-                &json("nul.json", format!(r#"{{"A": "{s}\u0000"}}"#)),
-            ],
-            1,
-            "NUL",
-        ),
-        case(
-            "NUL in a dotenv value",
-            &[
-                &"secret",
-                &"create",
-                &"x",
-                &"--from-dotenv",
-                &f("nul.env", format!("A={s}\0x\n").as_bytes()),
-            ],
-            1,
-            "NUL",
-        ),
-        case(
-            "NUL in a bulk JSON value",
-            &[
-                &"import",
-                &"--from-json",
-                &json("bulk-nul.json", format!(r#"{{"n": {{"A": "{s}\u0000"}}}}"#)),
-            ],
-            1,
-            "NUL",
-        ),
-        case(
-            "invalid UTF-8 on stdin",
-            &[&"secret", &"create", &"x", &"V"],
-            1,
-            "not UTF-8",
-        )
-        .stdin(b"\xff\xfe SENTINEL"),
-        case(
-            "invalid UTF-8 in a dotenv file",
-            &[
-                &"secret",
-                &"create",
-                &"x",
-                &"--from-dotenv",
-                &f("latin1.env", b"A=caf\xe9\n"),
-            ],
-            1,
-            "line 1: invalid UTF-8",
-        ),
-        case(
-            "invalid UTF-8 in JSON",
-            &[
-                &"secret",
-                &"create",
-                &"x",
-                &"--from-json",
-                &f("latin1.json", b"{\"A\": \"caf\xe9\"}"),
-            ],
-            1,
-            "not valid JSON",
-        ),
-        // JSON that is not an object of strings.
-        case(
-            "a number",
-            &[
-                &"secret",
-                &"create",
-                &"x",
-                &"--from-json",
-                &json("n.json", format!(r#"{{"B": "{s}", "A": 1}}"#)),
-            ],
-            1,
-            "is a number, not a string",
-        ),
-        case(
-            "a boolean",
-            &[
-                &"secret",
-                &"create",
-                &"x",
-                &"--from-json",
-                &json("t.json", r#"{"A": true}"#.into()),
-            ],
-            1,
-            "is a boolean",
-        ),
-        case(
-            "null",
-            &[
-                &"secret",
-                &"create",
-                &"x",
-                &"--from-json",
-                &json("null.json", r#"{"A": null}"#.into()),
-            ],
-            1,
-            "is null",
-        ),
-        case(
-            "an array value",
-            &[
-                &"secret",
-                &"create",
-                &"x",
-                &"--from-json",
-                &json("arr.json", format!(r#"{{"A": ["{s}"]}}"#)),
-            ],
-            1,
-            "is an array",
-        ),
-        case(
-            "an object value",
-            &[
-                &"secret",
-                &"create",
-                &"x",
-                &"--from-json",
-                &json("obj.json", format!(r#"{{"A": {{"B": "{s}"}}}}"#)),
-            ],
-            1,
-            "is an object",
-        ),
-        case(
-            "a top-level array",
-            &[
-                &"secret",
-                &"create",
-                &"x",
-                &"--from-json",
-                &json("top.json", format!(r#"["{s}"]"#)),
-            ],
-            1,
-            "not a JSON object",
-        ),
-        case(
-            "a top-level string",
-            &[
-                &"secret",
-                &"create",
-                &"x",
-                &"--from-json",
-                &json("str.json", format!(r#""{s}""#)),
-            ],
-            1,
-            "not a JSON object",
-        ),
-        case(
-            "truncated JSON",
-            &[
-                &"secret",
-                &"create",
-                &"x",
-                &"--from-json",
-                &json("cut.json", format!(r#"{{"A": "{s}"#)),
-            ],
-            1,
-            "not valid JSON",
-        ),
-        case(
-            "an empty JSON file",
-            &[
-                &"secret",
-                &"create",
-                &"x",
-                &"--from-json",
-                &f("empty.json", b""),
-            ],
-            1,
-            "not valid JSON",
-        ),
-        case(
-            "bulk: a secret that is a string",
-            &[
-                &"import",
-                &"--from-json",
-                &json("b1.json", format!(r#"{{"n": "{s}"}}"#)),
-            ],
-            1,
-            "not an object of keys",
-        ),
-        case(
-            "bulk: a value that is a number",
-            &[
-                &"import",
-                &"--from-json",
-                &json("b2.json", format!(r#"{{"n": {{"B": "{s}", "A": 1}}}}"#)),
-            ],
-            1,
-            "is not a string",
-        ),
-        case(
-            "bulk: an invalid name",
-            &[
-                &"import",
-                &"--from-json",
-                &json("b3.json", format!(r#"{{"bad name": {{"A": "{s}"}}}}"#)),
-            ],
-            1,
-            "invalid secret name",
-        ),
-        case(
-            "bulk: an invalid key",
-            &[
-                &"import",
-                &"--from-json",
-                &json("b4.json", format!(r#"{{"n": {{"1A": "{s}"}}}}"#)),
-            ],
-            1,
-            "invalid key",
-        ),
-        case(
-            "bulk: a secret with no keys",
-            &[
-                &"import",
-                &"--from-json",
-                &json("b5.json", r#"{"n": {}}"#.into()),
-            ],
-            1,
-            "has no keys",
-        ),
-        case(
-            "bulk: one bad secret among good ones",
-            &[
-                &"import",
-                &"--from-json",
-                &json(
-                    "b6.json",
-                    format!(r#"{{"ok": {{"A": "{s}"}}, "bad": {{"A": 2}}}}"#),
-                ),
-            ],
-            1,
-            "is not a string",
-        ),
-        // Values too large for one environment string (131,071 bytes).
-        case(
-            "a 10 MB value on stdin",
-            &[&"secret", &"create", &"x", &"V"],
-            1,
-            "too large",
-        )
-        .stdin(&big),
-        case(
-            "a 10 MB value in JSON",
-            &[
-                &"secret",
-                &"create",
-                &"x",
-                &"--from-json",
-                &json("big.json", format!(r#"{{"A": "{big}"}}"#)),
-            ],
-            1,
-            "too large",
-        ),
-        case(
-            "a 10 MB value in a dotenv file",
-            &[
-                &"secret",
-                &"create",
-                &"x",
-                &"--from-dotenv",
-                &f("big.env", format!("A={big}\n").as_bytes()),
-            ],
-            1,
-            "too large",
-        ),
-        case(
-            "a 10 MB value in bulk JSON",
-            &[
-                &"import",
-                &"--from-json",
-                &json("big-bulk.json", format!(r#"{{"n": {{"A": "{big}"}}}}"#)),
-            ],
-            1,
-            "too large",
-        ),
-        case(
-            "a pair one byte too long",
-            &[&"secret", &"set", &"db", &"K"],
-            1,
-            "131072 bytes",
-        )
-        .stdin(format!("{s}{}", "y".repeat(131_070 - s.len()))),
-        // Binary files where text belongs.
-        case(
-            "a binary dotenv file",
-            &[&"secret", &"create", &"x", &"--from-dotenv", &bin],
-            1,
-            "invalid UTF-8",
-        ),
-        case(
-            "a binary file to import",
-            &[&"import", &"--name", &"x", &bin],
-            1,
-            "invalid UTF-8",
-        ),
-        case(
-            "a binary JSON file",
-            &[&"secret", &"create", &"x", &"--from-json", &bin],
-            1,
-            "not valid JSON",
-        ),
-        case(
-            "a binary identity file",
-            &[&"secret", &"list"],
-            1,
-            "not an age identity file",
-        )
-        .env("VAULT_IDENTITY", bin_private.clone()),
-        case(
-            "a binary passphrase file",
-            &[&"secret", &"list"],
-            1,
-            "not UTF-8 text",
-        )
-        .env("VAULT_PASSPHRASE_FILE", bin_private.clone())
-        .pass(),
-        case(
-            "a binary recipients file",
-            &[&"recipients", &"add", &"-R", &bin],
-            1,
-            "not a text file of recipients",
-        ),
-        // Directories where files belong.
-        case(
-            "--from-json a directory",
-            &[&"secret", &"create", &"x", &"--from-json", &dir],
-            1,
-            "is a directory",
-        ),
-        case(
-            "--from-dotenv a directory",
-            &[&"secret", &"create", &"x", &"--from-dotenv", &dir],
-            1,
-            "is a directory",
-        ),
-        case(
-            "bulk --from-json a directory",
-            &[&"import", &"--from-json", &dir],
-            1,
-            "is a directory",
-        ),
-        case(
-            "import a directory with no .env",
-            &[&"import", &dir],
-            1,
-            "no .env file",
-        ),
-        case(
-            "import --all a file",
-            &[&"import", &"--all", &bin],
-            1,
-            "--all takes a folder",
-        ),
-        case(
-            "an identity that is a directory",
-            &[&"secret", &"list"],
-            1,
-            "is a directory",
-        )
-        .env("VAULT_IDENTITY", dir.clone()),
-        case(
-            "a passphrase file that is a directory",
-            &[&"secret", &"list"],
-            1,
-            "is a directory",
-        )
-        .env("VAULT_PASSPHRASE_FILE", dir.clone())
-        .pass(),
-        case(
-            "a recipients file that is a directory",
-            &[&"recipients", &"add", &"-R", &dir],
-            1,
-            "is a directory",
-        ),
-        case(
-            "--vault a directory",
-            &[&"secret", &"list", &"--vault", &dir],
-            1,
-            "is a directory",
-        ),
-        case(
-            "--vault-dir a file",
-            &[&"secret", &"list", &"--vault-dir", &bin],
-            1,
-            "binary.bin",
-        ),
-        // Missing files.
-        case(
-            "--from-json missing",
-            &[&"secret", &"create", &"x", &"--from-json", &missing],
-            1,
-            "no such file",
-        ),
-        case(
-            "--from-dotenv missing",
-            &[&"secret", &"create", &"x", &"--from-dotenv", &missing],
-            1,
-            "no such file",
-        ),
-        case(
-            "import a missing file",
-            &[&"import", &missing],
-            1,
-            "no such file",
-        ),
-        case(
-            "a missing identity file",
-            &[&"secret", &"list"],
-            1,
-            "no such file",
-        )
-        .env("VAULT_IDENTITY", missing.clone()),
-        case(
-            "a missing passphrase file",
-            &[&"secret", &"list"],
-            1,
-            "no such file",
-        )
-        .env("VAULT_PASSPHRASE_FILE", missing.clone())
-        .pass(),
-        case(
-            "a missing recipients file",
-            &[&"recipients", &"add", &"-R", &missing],
-            1,
-            "no such file",
-        ),
-        case(
-            "--vault missing",
-            &[&"secret", &"list", &"--vault", &missing],
-            1,
-            "no vault at",
-        ),
-        // Dotenv lines that are not KEY=VALUE: nothing is imported.
-        case(
-            "a bare word",
-            &[
-                &"import",
-                &"--name",
-                &"x",
-                &f("bare.env", format!("A={s}\nbare\n").as_bytes()),
-            ],
-            1,
-            "line 2",
-        ),
-        case(
-            "an unterminated quote",
-            &[
-                &"import",
-                &"--name",
-                &"x",
-                &f("open.env", format!("A=\"{s}\nB=2\n").as_bytes()),
-            ],
-            1,
-            "line 1",
-        ),
-        case(
-            "text after a closing quote",
-            &[
-                &"import",
-                &"--name",
-                &"x",
-                &f("after.env", format!("A=\"{s}\"tail\n").as_bytes()),
-            ],
-            1,
-            "line 1",
-        ),
-        case(
-            "a key that is not portable",
-            &[
-                &"import",
-                &"--name",
-                &"x",
-                &f("dash.env", format!("A-B={s}\n").as_bytes()),
-            ],
-            1,
-            "line 1",
-        ),
-        case(
-            "an empty dotenv file",
-            &[&"import", &"--name", &"x", &f("empty.env", b"")],
-            1,
-            "holds no variables",
-        ),
-        case(
-            "a world-readable passphrase file",
-            &[&"secret", &"list"],
-            1,
-            "readable by other users",
-        )
-        .env("VAULT_PASSPHRASE_FILE", f("open-pass.txt", b"catalogue\n"))
-        .pass(),
-        case(
-            "an empty passphrase file",
-            &[&"secret", &"list"],
-            1,
-            "is empty",
-        )
-        .env("VAULT_PASSPHRASE_FILE", priv_file("empty-pass.txt", b""))
-        .pass(),
-        // `run`: nothing runs when a source is bad.
-        case(
-            "run --dotenv missing",
-            &[&"run", &"--dotenv", &missing, &"--", &"true"],
-            1,
-            "no dotenv file at",
-        ),
-        case(
-            "run --dotenv a binary file",
-            &[&"run", &"--dotenv", &bin, &"--", &"true"],
-            1,
-            "line 1",
-        ),
-        case(
-            "run --dotenv a directory with no .env",
-            &[&"run", &"--dotenv", &dir, &"--", &"true"],
-            1,
-            "no .env file",
-        ),
-        case(
-            "run an unknown secret",
-            &[&"run", &"-s", &"dc", &"--", &"true"],
-            1,
-            "no secret named `dc`",
-        ),
-        case(
-            "run --require a missing key",
-            &[
-                &"run",
-                &"-s",
-                &"db",
-                &"--require",
-                &"MISSING",
-                &"--",
-                &"true",
-            ],
-            1,
-            "`MISSING`",
-        ),
-        case(
-            "run --set an invalid key",
-            &[&"run", &"--set", &format!("1A={s}"), &"--", &"true"],
-            1,
-            "invalid key `1A`",
-        ),
-        case(
-            "run --set without =",
-            &[&"run", &"--set", &"A", &"--", &"true"],
-            1,
-            "has no `=`",
-        ),
-        case(
-            "run --local-env an unset variable",
-            &[
-                &"run",
-                &"--local-env",
-                &"VAULT_TEST_UNSET_7F",
-                &"--",
-                &"true",
-            ],
-            1,
-            "no such variable",
-        ),
-        case(
-            "run without a command",
-            &[&"run", &"-s", &"db"],
-            2,
-            "<COMMAND>",
-        ),
-        case(
-            "run a command that does not exist",
-            &[&"run", &"-s", &"db", &"--", &"/nonexistent/cmd"],
-            127,
-            "cannot run",
-        ),
-        case(
-            "run a directory",
-            &[&"run", &"-s", &"db", &"--", &"/etc"],
-            126,
-            "cannot execute",
-        ),
-        // `passwd`: identity.age is left as it was.
-        case(
-            "passwd, new passphrase file missing",
-            &[&"passwd", &"--new-passphrase-file", &missing],
-            1,
-            "no such file",
-        )
-        .pass(),
-        case(
-            "passwd, new passphrase file world-readable",
-            &[&"passwd", &"--new-passphrase-file", &bin],
-            1,
-            "readable by other users",
-        )
-        .pass(),
-        case(
-            "passwd, new passphrase file binary",
-            &[&"passwd", &"--new-passphrase-file", &bin_private],
-            1,
-            "not UTF-8 text",
-        )
-        .pass(),
-        case(
-            "passwd, new passphrase file a directory",
-            &[&"passwd", &"--new-passphrase-file", &dir],
-            1,
-            "is a directory",
-        )
-        .pass(),
-        case(
-            "passwd, new passphrase file empty",
-            &[
-                &"passwd",
-                &"--new-passphrase-file",
-                &priv_file("empty-new-pass.txt", b""),
-            ],
-            1,
-            "is empty",
-        )
-        .pass(),
-        // Invocations.
-        case(
-            "two bare keys on stdin",
-            &[&"secret", &"create", &"x", &"A", &"B"],
-            1,
-            "only one can read stdin",
-        )
-        .stdin(s),
-        case(
-            "delete without --yes and no terminal",
-            &[&"secret", &"delete", &"db"],
-            1,
-            "--yes",
-        ),
-        case(
-            "an invalid recipient",
-            &[&"recipients", &"add", &"age1notarecipient"],
-            1,
-            "is not an age or ssh recipient",
-        ),
-        case(
-            "an unknown command",
-            &[&"frobnicate"],
-            2,
-            "unrecognized subcommand",
-        ),
-        case("export without a name", &[&"export"], 2, "required"),
-        case(
-            "an unknown export format",
-            &[&"export", &"db", &"--format", &"xml"],
-            2,
-            "invalid value",
-        ),
-        case(
-            "--json without --dry-run",
-            &[&"import", &"--json"],
-            2,
-            "--dry-run",
-        ),
-        case(
-            "--from-json with a PATH",
-            &[&"import", &bin, &"--from-json", &bin],
-            2,
-            "cannot be used with",
-        ),
-    ];
-    let n = check(&key, &pass, cases);
-    assert!(n >= 40, "{n}");
-    eprintln!(
-        "bad input: {n} malformed invocations and files, each exit 1 or 2 (126/127 for run), one clear line, no value, vault and identity unchanged"
-    );
-}
-
-/// A named pipe with no writer where a file belongs: an error after a
-/// moment (fsio::FIFO_WRITER_WAIT), never a hang.
-#[test]
-fn fifos_without_a_writer() {
-    let (key, pass) = worlds();
-    let fifo = key.path("fifo");
-    mkfifo(&fifo);
-    let pfifo = pass.path("fifo");
-    mkfifo(&pfifo);
-    fs::set_permissions(&pfifo, fs::Permissions::from_mode(0o600)).unwrap();
-    let cases = vec![
-        case(
-            "--from-json",
-            &[&"secret", &"create", &"x", &"--from-json", &fifo],
-            1,
-            "named pipe",
-        ),
-        case(
-            "--from-dotenv",
-            &[&"secret", &"create", &"x", &"--from-dotenv", &fifo],
-            1,
-            "named pipe",
-        ),
-        case(
-            "import",
-            &[&"import", &"--name", &"x", &fifo],
-            1,
-            "named pipe",
-        ),
-        case(
-            "bulk import",
-            &[&"import", &"--from-json", &fifo],
-            1,
-            "named pipe",
-        ),
-        case("identity", &[&"secret", &"list"], 1, "named pipe")
-            .env("VAULT_IDENTITY", fifo.clone()),
-        case(
-            "recipients file",
-            &[&"recipients", &"add", &"-R", &fifo],
-            1,
-            "named pipe",
-        ),
-        case("passphrase file", &[&"secret", &"list"], 1, "named pipe")
-            .env("VAULT_PASSPHRASE_FILE", pfifo.clone())
-            .pass(),
-        case(
-            "run --dotenv",
-            &[&"run", &"--dotenv", &fifo, &"--", &"true"],
-            1,
-            "named pipe",
-        ),
-        case(
-            "passwd --new-passphrase-file",
-            &[&"passwd", &"--new-passphrase-file", &pfifo],
-            1,
-            "named pipe",
-        )
-        .pass(),
-    ];
-    let n = check(&key, &pass, cases);
-    eprintln!("bad input: {n} FIFOs without a writer, each exit 1 within a second or so");
-}
-
-/// A pipe with a writer is a legitimate input: `<(cmd)` process
-/// substitution, and a named pipe whose writer comes a moment later.
-#[test]
-fn fifos_with_a_writer_work() {
-    let env = Env::new().init();
-    if have("bash") {
-        let out = Command::new("bash")
-            .arg("-c")
-            .arg(format!(
-                "{BIN} import --name sub <(sleep 0.3; printf 'A=from-a-pipe\\n') && {BIN} secret create j --from-json <(printf '{{\"J\": \"j\"}}')"
-            ))
-            .env("VAULT_DIR", &env.dir)
-            .env("VAULT_IDENTITY", env.identity.as_ref().unwrap())
-            .env_remove("RUST_BACKTRACE")
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "{out:?}");
-    }
-    let fifo = env.path("fifo");
-    mkfifo(&fifo);
-    let writer = {
-        let fifo = fifo.clone();
-        std::thread::spawn(move || {
-            std::thread::sleep(Duration::from_millis(200));
-            fs::write(fifo, "B=from-a-fifo\n").unwrap();
-        })
+    let put = |rel: &str, mode: u32| {
+        let p = env.path(rel);
+        fs::set_permissions(&p, fs::Permissions::from_mode(mode)).unwrap();
     };
-    env.vault(["import", "--name", "fifo"])
-        .arg_path(&fifo)
-        .run()
-        .success();
-    writer.join().unwrap();
-    let out = env
-        .vault(["export", "fifo", "--format", "json"])
-        .run()
-        .success();
-    assert!(out.stdout.contains("from-a-fifo"), "{out:?}");
+    env.write("binary.bin", &binary);
+    put("binary.bin", 0o644);
+    env.write("binary-private.bin", &binary);
+    put("binary-private.bin", 0o600);
+    fs::create_dir_all(env.path("a-dir")).unwrap();
+    put("a-dir", 0o700);
+    for (fifo, mode) in [("fifo", 0o644), ("fifo-private", 0o600)] {
+        let st = Command::new("mkfifo").arg(env.path(fifo)).status().unwrap();
+        assert!(st.success(), "mkfifo");
+        put(fifo, mode);
+    }
+    env
 }
 
-/// A dotenv file of 100,000 lines is valid and imports, in one secret.
-fn hundred_thousand_lines(env: &Env) -> PathBuf {
-    let mut text = String::with_capacity(5 << 20);
-    for i in 0..100_000 {
-        text.push_str(&format!("KEY_{i:06}=value-{i:06}-{}\n", "v".repeat(24)));
+/// A file a case writes under [TMP] before it runs (and removes after).
+struct CaseFile {
+    rel: String,
+    content: Vec<u8>,
+    mode: u32,
+}
+
+struct Case {
+    name: String,
+    setup: Setup,
+    args: Vec<String>,
+    env: Vec<(String, String)>,
+    stdin: Option<String>,
+    files: Vec<CaseFile>,
+    status: i32,
+    stdout: String,
+    stderr: String,
+}
+
+const FIELDS: &[&str] = &[
+    "name", "setup", "args", "env", "stdin", "files", "status", "stdout", "stderr",
+];
+
+fn str_field(t: &Table, key: &str, what: &str) -> Option<String> {
+    t.get(key).map(|v| {
+        v.as_str()
+            .unwrap_or_else(|| panic!("{what}: `{key}` must be a string"))
+            .to_string()
+    })
+}
+
+fn parse_case(t: &Table, group: &str, at: usize) -> Case {
+    let what = format!("tests/cmd/{group}.toml, case {}", at + 1);
+    for (key, _) in t.iter() {
+        assert!(FIELDS.contains(&key), "{what}: unknown field `{key}`");
     }
-    env.write("huge/.env", text)
+    let name = str_field(t, "name", &what).unwrap_or_else(|| panic!("{what}: no `name`"));
+    let what = format!("tests/cmd/{group}.toml, case {name:?}");
+    let setup = match str_field(t, "setup", &what).as_deref() {
+        None | Some("identity") => Setup::Identity,
+        Some("passphrase") => Setup::Passphrase,
+        Some(other) => panic!("{what}: unknown setup `{other}`"),
+    };
+    let args = t
+        .get("args")
+        .and_then(Item::as_array)
+        .unwrap_or_else(|| panic!("{what}: `args` must be an array of strings"))
+        .iter()
+        .map(|a| {
+            a.as_str()
+                .unwrap_or_else(|| panic!("{what}: `args` must be an array of strings"))
+                .to_string()
+        })
+        .collect();
+    let env = match t.get("env") {
+        None => vec![],
+        Some(item) => item
+            .as_table_like()
+            .unwrap_or_else(|| panic!("{what}: `env` must be a table"))
+            .iter()
+            .map(|(k, v)| {
+                let v = v
+                    .as_str()
+                    .unwrap_or_else(|| panic!("{what}: env `{k}` must be a string"));
+                (k.to_string(), v.to_string())
+            })
+            .collect(),
+    };
+    let files = match t.get("files") {
+        None => vec![],
+        Some(item) => item
+            .as_table_like()
+            .unwrap_or_else(|| panic!("{what}: `files` must be a table"))
+            .iter()
+            .map(|(rel, v)| {
+                let (text, mode) = match (v.as_str(), v.as_table_like()) {
+                    (Some(text), _) => (text, 0o644),
+                    (None, Some(spec)) => (
+                        spec.get("text")
+                            .and_then(Item::as_str)
+                            .unwrap_or_else(|| panic!("{what}: file `{rel}` needs `text`")),
+                        spec.get("mode").and_then(Item::as_integer).unwrap_or(0o644) as u32,
+                    ),
+                    _ => panic!("{what}: file `{rel}` must be a string or {{ text, mode }}"),
+                };
+                CaseFile {
+                    rel: rel.to_string(),
+                    content: expand(text),
+                    mode,
+                }
+            })
+            .collect(),
+    };
+    let status = t
+        .get("status")
+        .and_then(Item::as_integer)
+        .unwrap_or_else(|| panic!("{what}: `status` must be an exit code")) as i32;
+    Case {
+        name,
+        setup,
+        args,
+        env,
+        stdin: str_field(t, "stdin", &what),
+        files,
+        status,
+        stdout: str_field(t, "stdout", &what).unwrap_or_default(),
+        stderr: str_field(t, "stderr", &what).unwrap_or_default(),
+    }
+}
+
+/// The generators a case's stdin, files, args and env may use, so that a
+/// case can hold bytes TOML cannot and inputs too big to write out:
+/// `[TMP]` the world's temp dir (the current directory, HOME's parent),
+/// `[c; N]` the character `c` N times, `[0xHH]` the byte HH.
+fn expand_with(text: &str, tmp: Option<&Path>) -> Vec<u8> {
+    let mut out = Vec::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find('[') {
+        out.extend_from_slice(&rest.as_bytes()[..at]);
+        rest = &rest[at..];
+        let close = rest.find(']').map(|c| &rest[1..c]);
+        let generated: Option<Vec<u8>> = close.and_then(|inner| {
+            if inner == "TMP" {
+                return tmp.map(|t| t.as_os_str().as_encoded_bytes().to_vec());
+            }
+            if let Some(hex) = inner.strip_prefix("0x") {
+                return (hex.len() == 2)
+                    .then(|| u8::from_str_radix(hex, 16).ok())
+                    .flatten()
+                    .map(|b| vec![b]);
+            }
+            let (c, n) = inner.split_once("; ")?;
+            let mut cs = c.chars();
+            let (Some(c), None) = (cs.next(), cs.next()) else {
+                return None;
+            };
+            let n: usize = n.parse().ok()?;
+            Some(c.to_string().repeat(n).into_bytes())
+        });
+        match (generated, close) {
+            (Some(bytes), Some(inner)) => {
+                out.extend_from_slice(&bytes);
+                rest = &rest[inner.len() + 2..];
+            }
+            _ => {
+                out.push(b'[');
+                rest = &rest[1..];
+            }
+        }
+    }
+    out.extend_from_slice(rest.as_bytes());
+    out
+}
+
+fn expand(text: &str) -> Vec<u8> {
+    expand_with(text, None)
+}
+
+fn expand_os(text: &str, tmp: &Path) -> OsString {
+    OsString::from_vec(expand_with(text, Some(tmp)))
 }
 
 #[test]
-fn a_dotenv_file_of_100k_lines_imports() {
-    let env = Env::new().init();
-    let file = hundred_thousand_lines(&env);
-    let start = Instant::now();
-    env.vault(["import", "--name", "huge"])
-        .arg_path(&file)
-        .run()
-        .success();
-    let took = start.elapsed();
-    let out = env.vault(["secret", "list", "--json"]).run().success();
-    let v: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
-    assert_eq!(v[0]["keys"], 100_000);
-    eprintln!(
-        "bad input: a dotenv file of 100,000 lines imports in {} ms",
-        took.as_millis()
+fn normalise_shows_tmp_and_invisible_marks() {
+    let out = normalise("/t/x: work factor \u{2068}19\u{2069}", Path::new("/t"));
+    assert_eq!(out, "[TMP]/x: work factor [U+2068]19[U+2069]");
+}
+
+#[test]
+fn generators_expand() {
+    let tmp = Path::new("/t");
+    assert_eq!(expand_with("[TMP]/a", Some(tmp)), b"/t/a");
+    assert_eq!(expand("a[x; 3]b"), b"axxxb");
+    assert_eq!(expand("caf[0xe9]"), b"caf\xe9");
+    // Brackets that are no generator stay as they are.
+    assert_eq!(
+        expand(r#"["v"] [TMP] [0xzz] [ab; 2] [x; n]"#),
+        br#"["v"] [TMP] [0xzz] [ab; 2] [x; n]"#
     );
 }
 
-/// ... and `vault run` on it, whose environment is too large to exec
-/// (about 4 MB, past Linux's 2 MB for argv plus environment), says so in
-/// one line and exits 1.
-#[test]
-fn run_with_an_environment_too_large_to_exec() {
-    let env = Env::new().init();
-    let file = hundred_thousand_lines(&env);
-    env.vault(["import", "--name", "huge"])
-        .arg_path(&file)
-        .run()
-        .success();
-    env.vault(["run", "-s", "huge", "--", "true"])
-        .run()
-        .fails(1)
-        .stderr_has("too large")
-        .lacks("value-000001");
+/// What the user would see, with the world's temp dir as `[TMP]`, and the
+/// invisible isolation marks age puts around numbers in its messages
+/// (U+2068, U+2069; NOTES.md) made visible, so that a snapshot shows them.
+fn normalise(text: &str, tmp: &Path) -> String {
+    let mut text = text
+        .replace('\u{2068}', "[U+2068]")
+        .replace('\u{2069}', "[U+2069]");
+    let mut paths = vec![tmp.to_path_buf()];
+    if let Ok(canonical) = tmp.canonicalize() {
+        paths.push(canonical);
+    }
+    for p in paths {
+        text = text.replace(&p.display().to_string(), "[TMP]");
+    }
+    text
+}
+
+fn run_group(group: &str) {
+    let path = cmd_dir().join(format!("{group}.toml"));
+    let source = fs::read_to_string(&path).unwrap();
+    let mut doc: DocumentMut = source
+        .parse()
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let cases: Vec<Case> = doc
+        .get("case")
+        .and_then(Item::as_array_of_tables)
+        .unwrap_or_else(|| panic!("{}: no [[case]]", path.display()))
+        .iter()
+        .enumerate()
+        .map(|(i, t)| parse_case(t, group, i))
+        .collect();
+    let names: BTreeSet<&str> = cases.iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(names.len(), cases.len(), "{group}: two cases share a name");
+
+    let overwrite =
+        std::env::var(snapbox::assert::DEFAULT_ACTION_ENV).as_deref() == Ok("overwrite");
+    let mut identity = None;
+    let mut passphrase = None;
+    let mut mismatches = vec![];
+    let mut fixed = 0;
+    for (i, c) in cases.iter().enumerate() {
+        let env: &Env = match c.setup {
+            Setup::Identity => identity.get_or_insert_with(|| world(Setup::Identity)),
+            Setup::Passphrase => passphrase.get_or_insert_with(|| world(Setup::Passphrase)),
+        };
+        let (stdout, stderr) = run_case(group, c, env);
+        let mut record = |field: &str, actual: &str, expected: &str| {
+            if actual == expected {
+                return;
+            }
+            if overwrite {
+                let t = doc["case"].as_array_of_tables_mut().unwrap();
+                t.get_mut(i).unwrap()[field] = toml_edit::value(actual);
+                fixed += 1;
+                return;
+            }
+            let diff = snapbox::Assert::new()
+                .try_eq(
+                    Some(&format!("{} {field}", c.name)),
+                    snapbox::Data::text(actual).raw(),
+                    snapbox::Data::text(expected).raw(),
+                )
+                .expect_err("they differ");
+            mismatches.push(format!("{group}: {:?}: {field} differs:\n{diff}", c.name));
+        };
+        record("stdout", &stdout, &c.stdout);
+        record("stderr", &stderr, &c.stderr);
+    }
+    if fixed > 0 {
+        fs::write(&path, doc.to_string()).unwrap();
+        eprintln!("{}: rewrote {fixed} snapshot(s)", path.display());
+    }
+    assert!(
+        mismatches.is_empty(),
+        "{}\n{} case(s) differ from tests/cmd/{group}.toml; after a deliberate change, \
+         update with SNAPSHOTS=overwrite cargo test --test integration badinput",
+        mismatches.join("\n"),
+        mismatches.len()
+    );
+    eprintln!(
+        "bad input, {group}: {} cases, each exit 1 or 2 (126/127 for run) with its pinned stderr, \
+         no value shown, vault and identity unchanged",
+        cases.len()
+    );
+}
+
+/// Runs one case in `env` and checks the contract every case keeps;
+/// returns its normalised stdout and stderr for the snapshot.
+fn run_case(group: &str, c: &Case, env: &Env) -> (String, String) {
+    let what = format!("{group}: {:?}", c.name);
+    let tmp = env.tmp.path();
+    let identity = env.dir.join("identity.age");
+    let before = fs::read(env.file()).unwrap();
+    let identity_before = fs::read(&identity).ok();
+    let mut files_before = env.all_files();
+    files_before.sort();
+    let mut written = vec![];
+    for f in &c.files {
+        let p = env.path(&f.rel);
+        assert!(!p.exists(), "{what}: {} exists already", f.rel);
+        env.write(&f.rel, &f.content);
+        fs::set_permissions(&p, fs::Permissions::from_mode(f.mode)).unwrap();
+        written.push(p);
+    }
+    let mut cmd = env.vault(c.args.iter().map(|a| expand_os(a, tmp)));
+    for (k, v) in &c.env {
+        cmd = cmd.env(k, expand_os(v, tmp));
+    }
+    if let Some(s) = &c.stdin {
+        cmd = cmd.stdin(expand(s));
+    }
+    let start = Instant::now();
+    let out = cmd.run();
+    let took = start.elapsed();
+    for p in &written {
+        fs::remove_file(p).unwrap();
+    }
+    assert_eq!(out.signal, None, "{what}: killed by a signal: {out:?}");
+    assert!(
+        out.code == Some(c.status),
+        "{what}: expected exit {}: {out:#?}",
+        c.status
+    );
+    let out = out.fails(c.status).lacks(SENTINEL);
+    assert!(took < Duration::from_secs(10), "{what}: took {took:?}");
+    assert!(
+        fs::read(env.file()).unwrap() == before,
+        "{what}: the vault changed"
+    );
+    assert_eq!(
+        fs::read(&identity).ok(),
+        identity_before,
+        "{what}: identity.age changed"
+    );
+    assert!(
+        vault::testing::stale_temps(&env.file()).is_empty()
+            && vault::testing::stale_temps(&identity).is_empty(),
+        "{what}: a temp file is left"
+    );
+    let mut files_after = env.all_files();
+    files_after.sort();
+    assert_eq!(files_after, files_before, "{what}: files appeared or went");
+    (normalise(&out.stdout, tmp), normalise(&out.stderr, tmp))
 }

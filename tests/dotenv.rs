@@ -204,16 +204,6 @@ fn bulk_import_from_json_is_one_transaction() {
     );
 }
 
-fn corpus() -> Option<std::path::PathBuf> {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/dotenv-corpus");
-    if p.is_dir() {
-        Some(p)
-    } else {
-        eprintln!("skipping: ../shared/dotenv-corpus is absent");
-        None
-    }
-}
-
 /// Final values per key, from a reference parser's pairs (last one wins).
 fn reference(corpus: &Path, parser: &str, file: &str) -> BTreeMap<String, Option<String>> {
     let p = corpus
@@ -241,7 +231,9 @@ const EXCEPTIONS: &[(&str, &str, &str)] = &[];
 
 #[test]
 fn corpus_agrees_with_the_reference_parsers() {
-    let Some(corpus) = corpus() else { return };
+    let Some(corpus) = dotenv_corpus() else {
+        return;
+    };
     let env = Env::new().init();
     let mut files: Vec<_> = fs::read_dir(corpus.join("files"))
         .unwrap()
@@ -290,6 +282,22 @@ fn corpus_agrees_with_the_reference_parsers() {
         compared > 500,
         "the corpus comparison checked too little: {compared}"
     );
+}
+
+/// Without the corpus, CI fails and a developer's run skips.
+#[test]
+fn a_missing_corpus_fails_in_ci_and_is_skipped_elsewhere() {
+    let env = Env::new();
+    let absent = env.path("no-corpus");
+    let err = locate_corpus(&absent, true).unwrap_err();
+    assert!(err.contains("dotenv corpus is missing at"), "{err}");
+    assert!(err.contains("no-corpus"), "{err}");
+    assert_eq!(locate_corpus(&absent, false), Ok(None));
+    // A folder without files/ is no corpus either.
+    fs::create_dir_all(&absent).unwrap();
+    assert!(locate_corpus(&absent, true).is_err());
+    fs::create_dir_all(absent.join("files")).unwrap();
+    assert_eq!(locate_corpus(&absent, true), Ok(Some(absent.clone())));
 }
 
 fn tool(name: &str) -> bool {

@@ -41,15 +41,14 @@ fn dotenv_parse_seeds() {
     run("dotenv_parse", harness::dotenv_parse);
 }
 
-/// The real-world corpus, when shared/ is beside the checkout, through the
-/// same body: the round trips hold on files projects really have.
+/// The real-world corpus (support::dotenv_corpus: required in CI), through
+/// the same body: the round trips hold on files projects really have.
 #[test]
 fn dotenv_parse_real_world_corpus() {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/dotenv-corpus/files");
-    let Ok(entries) = fs::read_dir(&dir) else {
-        eprintln!("skipping: no corpus at {}", dir.display());
+    let Some(corpus) = crate::support::dotenv_corpus() else {
         return;
     };
+    let entries = fs::read_dir(corpus.join("files")).unwrap();
     let mut n = 0;
     for e in entries.flatten() {
         let p = e.path();

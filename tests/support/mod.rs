@@ -4,6 +4,8 @@
 
 #![allow(dead_code)]
 
+pub mod crash;
+
 use std::{
     ffi::OsStr,
     fs,
@@ -361,7 +363,7 @@ pub fn have(tool: &str) -> bool {
         .status()
         .is_ok_and(|s| s.success());
     if !found {
-        assert!(std::env::var_os("CI").is_none(), "{tool} is required in CI");
+        assert!(!in_ci(), "{tool} is required in CI");
         eprintln!("skipping: {tool} is not installed");
     }
     found
@@ -371,4 +373,53 @@ pub fn have(tool: &str) -> bool {
 /// check permissions).
 pub fn is_root() -> bool {
     rustix::process::geteuid().is_root()
+}
+
+/// The value of `key` in `secret`, read through `vault export`, which must
+/// succeed.
+pub fn export_value(env: &Env, secret: &str, key: &str) -> String {
+    let out = env
+        .vault(["export", secret, "--format", "json"])
+        .run()
+        .success();
+    let v: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    v[key].as_str().unwrap().to_string()
+}
+
+/// Whether this is a CI run (`CI` set, as CI services and .ci/run's caller
+/// set it, to anything but empty, `0` or `false`): there a missing tool or
+/// corpus fails its test instead of skipping it.
+pub fn in_ci() -> bool {
+    std::env::var_os("CI").is_some_and(|v| !v.is_empty() && v != "0" && v != "false")
+}
+
+/// The shared dotenv corpus: `VAULT_DOTENV_CORPUS` if set (a worktree has
+/// no `shared/` beside it), else `../shared/dotenv-corpus` beside the
+/// checkout, where CI puts it. Absent, a test that needs it fails under CI
+/// (a green CI must not hide a skipped check) and is skipped otherwise,
+/// with a note saying so.
+pub fn dotenv_corpus() -> Option<PathBuf> {
+    let path = std::env::var_os("VAULT_DOTENV_CORPUS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/dotenv-corpus"));
+    locate_corpus(&path, in_ci()).unwrap_or_else(|message| panic!("{message}"))
+}
+
+/// `dotenv_corpus`'s decision, for a given path and CI-or-not.
+pub fn locate_corpus(path: &Path, ci: bool) -> Result<Option<PathBuf>, String> {
+    if path.join("files").is_dir() {
+        return Ok(Some(path.to_path_buf()));
+    }
+    if ci {
+        return Err(format!(
+            "the dotenv corpus is missing at {} (CI is set, so this fails instead of skipping): \
+             put shared/ beside the checkout or set VAULT_DOTENV_CORPUS",
+            path.display()
+        ));
+    }
+    eprintln!(
+        "skipping: no dotenv corpus at {} (set VAULT_DOTENV_CORPUS to run this test)",
+        path.display()
+    );
+    Ok(None)
 }

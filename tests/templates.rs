@@ -1,6 +1,7 @@
-//! Daily-use polish: templates, doctor, did-you-mean.
+//! `vault secret templates` and `secret create --template`: the list, the
+//! keys and defaults a template fills in, and its prompts on a terminal.
 
-use std::{fs, os::unix::fs::PermissionsExt, process::Command};
+use std::process::Command;
 
 use crate::support::*;
 
@@ -117,105 +118,4 @@ exit $code
         v["entries"],
         serde_json::json!({"PGDATABASE": "app", "PGHOST": "db.internal", "PGPASSWORD": "TYPED-SECRET", "PGPORT": "5432", "PGUSER": "app"})
     );
-}
-
-#[test]
-fn doctor_finds_and_explains_problems() {
-    let env = Env::new().init();
-    env.create("a", &["K=v"]);
-    env.vault(["doctor"])
-        .run()
-        .success()
-        .stdout_has("All good.")
-        .stdout_has("integrity_check");
-    fs::set_permissions(env.file(), fs::Permissions::from_mode(0o644)).unwrap();
-    let stray = env.dir.join(".vault.age.Zz9.tmp");
-    fs::write(&stray, b"x").unwrap();
-    let out = env
-        .vault(["doctor"])
-        .run()
-        .fails(1)
-        .stdout_has("mode 0644; it should be 0600")
-        .stdout_has(&format!("fix: chmod 600 {}", env.file().display()))
-        .stdout_has("fix: the next write removes them")
-        .stderr_has("2 problem(s) found");
-    // The checks come in the documented order.
-    let order = [
-        "mode",
-        "lock",
-        "agent",
-        "decrypts",
-        "integrity_check",
-        "schema version",
-        "temporary",
-        "identity",
-    ];
-    let mut at = 0;
-    for word in order {
-        let found = out.stdout[at..]
-            .find(word)
-            .unwrap_or_else(|| panic!("{word} after {at}: {}", out.stdout));
-        at += found;
-    }
-    // A damaged vault is reported with its fix.
-    fs::write(env.file(), b"garbage").unwrap();
-    env.vault(["doctor"])
-        .run()
-        .fails(1)
-        .stdout_has("cannot open the vault")
-        .stdout_has("fix:");
-}
-
-#[test]
-fn unknown_subcommand_suggests() {
-    let env = Env::new();
-    env.vault(["secrte"]).run().fails(2).stderr_has("secret");
-    env.vault(["secret", "lst"])
-        .run()
-        .fails(2)
-        .stderr_has("list");
-}
-
-/// Colour on a terminal only, and never with NO_COLOR.
-#[test]
-fn colour_only_on_a_terminal_and_not_with_no_color() {
-    if !have("expect") {
-        return;
-    }
-    let env = Env::new().init();
-    let screen = |no_color: Option<&str>| {
-        let mut c = Command::new("expect");
-        c.arg("-c")
-            .arg(format!("spawn {BIN} secret show nope\nexpect eof\n"))
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap())
-            .env("VAULT_DIR", &env.dir)
-            .env("VAULT_IDENTITY", env.identity.as_ref().unwrap());
-        if let Some(v) = no_color {
-            c.env("NO_COLOR", v);
-        }
-        String::from_utf8_lossy(&c.output().unwrap().stdout).into_owned()
-    };
-    assert!(
-        screen(None).contains("\x1b[1;31merror\x1b[0m"),
-        "{:?}",
-        screen(None)
-    );
-    assert!(!screen(Some("1")).contains('\x1b'));
-    // Not a terminal: plain.
-    env.vault(["secret", "show", "nope"])
-        .run()
-        .fails(1)
-        .lacks("\x1b[");
-}
-
-/// `--require` with a typo suggests the key a source does set.
-#[test]
-fn require_suggests_the_closest_key() {
-    let env = Env::new().init();
-    env.create("db", &["PGPASSWORD=x"]);
-    env.vault(["run", "-s", "db", "--require", "PGPASWORD", "--", "true"])
-        .run()
-        .fails(1)
-        .stderr_has("did you mean `PGPASSWORD` for `PGPASWORD`?");
 }

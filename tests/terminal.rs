@@ -1,0 +1,96 @@
+//! What `vault` does on a terminal, driven through a pseudo-terminal
+//! (`expect`): hidden passphrase and value prompts, and colour only on a
+//! terminal and never with NO_COLOR. (Template prompts: tests/templates.rs.)
+
+use std::process::Command;
+
+use crate::support::*;
+
+const CANARY: &str = "CANARY-c4f7e1-do-not-leak";
+
+/// The passphrase prompts, driven through a pseudo-terminal.
+#[test]
+fn passphrase_prompt_on_a_terminal() {
+    if !have("expect") {
+        return;
+    }
+    let env = Env::bare_for_tests();
+    let bin = BIN;
+    let run = |script: String| {
+        Command::new("expect")
+            .arg("-c")
+            .arg(format!("set timeout 30\n{script}"))
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap())
+            .env("HOME", &env.home)
+            .env("VAULT_DIR", &env.dir)
+            .env("VAULT_SCRYPT_WORK_FACTOR", "10")
+            .output()
+            .unwrap()
+    };
+    // Two different passphrases: refused, nothing created.
+    let o = run(format!(
+        "spawn {bin} init\nexpect \"New passphrase\"\nsleep 0.3\nsend \"one\\r\"\nexpect \"Repeat\"\nsleep 0.3\nsend \"two\\r\"\nexpect \"differ\"\nexpect eof\nlassign [wait] p s o code\nexit $code\n"
+    ));
+    assert_eq!(o.status.code(), Some(1), "{o:?}");
+    assert!(!env.dir.join("identity.age").exists());
+    // The same one twice: created. Input is not echoed.
+    let o = run(format!(
+        "spawn {bin} init\nexpect \"New passphrase\"\nsleep 0.3\nsend \"typed secret\\r\"\nexpect \"Repeat\"\nsleep 0.3\nsend \"typed secret\\r\"\nexpect eof\nlassign [wait] p s o code\nexit $code\n"
+    ));
+    assert_eq!(o.status.code(), Some(0), "{o:?}");
+    assert!(
+        !String::from_utf8_lossy(&o.stdout).contains("typed secret\r\n"),
+        "echoed: {o:?}"
+    );
+    // The bare KEY's value is asked (hidden) first, then the passphrase, once.
+    let o = run(format!(
+        "spawn {bin} secret create db PGPASSWORD\nexpect \"Value for PGPASSWORD\"\nsleep 0.3\nsend \"{CANARY}\\r\"\nexpect \"Passphrase for the vault\"\nsleep 0.3\nsend \"typed secret\\r\"\nexpect eof\nlassign [wait] p s o code\nexit $code\n"
+    ));
+    assert_eq!(o.status.code(), Some(0), "{o:?}");
+    assert!(
+        !String::from_utf8_lossy(&o.stdout).contains(CANARY),
+        "value echoed: {o:?}"
+    );
+    let o = run(format!(
+        "spawn {bin} secret show db --reveal\nexpect \"Passphrase for the vault\"\nsleep 0.3\nsend \"typed secret\\r\"\nexpect eof\n"
+    ));
+    assert!(String::from_utf8_lossy(&o.stdout).contains(CANARY), "{o:?}");
+    let o = run(format!(
+        "spawn {bin} secret list\nexpect \"Passphrase for the vault\"\nsleep 0.3\nsend \"wrong\\r\"\nexpect \"wrong passphrase\"\nexpect eof\nlassign [wait] p s o code\nexit $code\n"
+    ));
+    assert_eq!(o.status.code(), Some(1), "{o:?}");
+}
+
+/// Colour on a terminal only, and never with NO_COLOR.
+#[test]
+fn colour_only_on_a_terminal_and_not_with_no_color() {
+    if !have("expect") {
+        return;
+    }
+    let env = Env::new().init();
+    let screen = |no_color: Option<&str>| {
+        let mut c = Command::new("expect");
+        c.arg("-c")
+            .arg(format!("spawn {BIN} secret show nope\nexpect eof\n"))
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap())
+            .env("VAULT_DIR", &env.dir)
+            .env("VAULT_IDENTITY", env.identity.as_ref().unwrap());
+        if let Some(v) = no_color {
+            c.env("NO_COLOR", v);
+        }
+        String::from_utf8_lossy(&c.output().unwrap().stdout).into_owned()
+    };
+    assert!(
+        screen(None).contains("\x1b[1;31merror\x1b[0m"),
+        "{:?}",
+        screen(None)
+    );
+    assert!(!screen(Some("1")).contains('\x1b'));
+    // Not a terminal: plain.
+    env.vault(["secret", "show", "nope"])
+        .run()
+        .fails(1)
+        .lacks("\x1b[");
+}
