@@ -7,11 +7,21 @@
 //! agent unwraps the one meant for it and returns the 16-byte file key of
 //! that one file. Clients see it as an `age::Identity` (`AgentIdentity`).
 //!
-//! It listens on a Unix socket (mode 0600, in a 0700 directory; never an
-//! abstract socket) at `$XDG_RUNTIME_DIR/vault/<hash of VAULT_DIR>.sock`, or
+//! It listens on a Unix socket (mode 0600, in a directory of the user's with
+//! mode 0700; never an abstract socket) at
+//! `$XDG_RUNTIME_DIR/vault/<hash of VAULT_DIR>.sock`, or
 //! `VAULT_DIR/agent.sock` without a runtime directory, and answers only
-//! peers with its own uid. It exits when its time is up, on `vault lock`,
-//! or when its socket is removed, wiping the identity.
+//! peers with its own uid; clients in turn talk only to a socket, and a
+//! listener, of their own uid. It exits when its time is up, on `vault
+//! lock`, or when its socket is removed, wiping the identity.
+//!
+//! It serves every client on a thread of its own, and gives each a deadline
+//! for its whole request (`REQUEST_DEADLINE`), so a client that trickles its
+//! bytes delays nobody else (issue 14). No answer leaves it after its expiry
+//! or a `lock`: both take the identity away under the lock every answer is
+//! sent under. The identity lives only in a buffer of its own, locked in
+//! memory and left out of core dumps (`Held`); each request parses what it
+//! needs from there and wipes it again.
 //!
 //! Wire format: each message is a 4-byte big-endian length and a body of at
 //! most `MAX_FRAME` bytes; one request and one answer per connection.
@@ -21,6 +31,7 @@
 //! matching stanza, `L` for locked, `E` + message).
 
 use std::{
+    fmt,
     io::{self, Read, Write},
     os::unix::{
         fs::{FileTypeExt, MetadataExt, PermissionsExt},
@@ -28,13 +39,17 @@ use std::{
     },
     path::{Path, PathBuf},
     process::{Command, Stdio},
+    sync::{
+        Arc, RwLock,
+        atomic::{AtomicUsize, Ordering},
+    },
     time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
 
 use age::secrecy::ExposeSecret;
 use age_core::format::{FileKey, Stanza};
 use serde_json::json;
-use zeroize::Zeroizing;
+use zeroize::{Zeroize, Zeroizing};
 
 use crate::{
     crypto::{self, Keys},
@@ -48,25 +63,61 @@ pub(crate) const MAX_FRAME: usize = 1 << 20;
 /// `sun_path` holds 108 bytes including the terminating NUL.
 const MAX_SOCKET_PATH: usize = 107;
 
-/// How long a client waits for the agent before treating it as gone.
-const IO_TIMEOUT: Duration = Duration::from_secs(5);
+/// The longest an agent may live (`--timeout`): a week covers any working
+/// session; more is a usage error.
+pub(crate) const MAX_TIMEOUT: Duration = Duration::from_secs(7 * 24 * 3600);
+
+/// How long the agent gives a client for its whole request, from accepting
+/// the connection to the request's last byte. Real clients write theirs at
+/// once (a few hundred bytes); one that trickles is cut off here.
+pub(crate) const REQUEST_DEADLINE: Duration = Duration::from_secs(1);
+
+/// How long a client waits for the agent's whole answer before saying
+/// "the agent did not answer".
+const CLIENT_DEADLINE: Duration = Duration::from_secs(3);
+
+/// Connections served at once; more are closed unanswered. With the
+/// request deadline, a flood of idle connections costs at most a second.
+const MAX_CLIENTS: usize = 64;
+
+/// The largest identity the agent takes: an RSA-4096 ssh key is 3.4 KiB.
+const MAX_IDENTITY: usize = 16 << 10;
+
+/// What `vault lock` and an agent that does not answer suggest.
+const NO_ANSWER_HINT: &str = "`vault lock` stops it (it removes the socket of an agent that does not answer); `vault unlock` starts a new one";
+
+/// Where the agent for a vault directory listens.
+struct Place {
+    socket: PathBuf,
+    /// In `$XDG_RUNTIME_DIR/vault`, which must be the user's with mode
+    /// 0700; else in the vault directory, whose own checks apply.
+    runtime: bool,
+}
 
 /// Where the agent for `vault_dir` listens: the runtime directory if there
 /// is one and the path fits, else inside the vault directory.
-pub(crate) fn socket_path(vault_dir: &Path) -> Result<PathBuf> {
+fn place(vault_dir: &Path) -> Result<Place> {
     let name = format!(
         "{}.sock",
         short_hash(vault_dir.as_os_str().as_encoded_bytes())
     );
-    let candidates = std::env::var_os("XDG_RUNTIME_DIR")
-        .filter(|d| !d.is_empty())
-        .map(|d| PathBuf::from(d).join("vault").join(&name))
-        .into_iter()
-        .chain(std::iter::once(vault_dir.join("agent.sock")));
-    for p in candidates {
+    if let Some(run) = std::env::var_os("XDG_RUNTIME_DIR").filter(|d| !d.is_empty()) {
+        // Absolute: the agent moves to `/` before it binds.
+        let p = PathBuf::from(run).join("vault").join(&name);
+        let p = std::path::absolute(&p).map_err(|e| Error::io("resolve", &p, e))?;
         if p.as_os_str().len() <= MAX_SOCKET_PATH {
-            return Ok(p);
+            return Ok(Place {
+                socket: p,
+                runtime: true,
+            });
         }
+    }
+    let p = vault_dir.join("agent.sock");
+    if p.as_os_str().len() <= MAX_SOCKET_PATH {
+        return Ok(Place {
+            socket: p,
+            runtime: false,
+        });
     }
     Err(Error::new(
         "no place for the agent's socket: every candidate path is longer than 107 bytes",
@@ -82,6 +133,55 @@ fn short_hash(bytes: &[u8]) -> String {
     format!("{h:016x}")[..12].to_string()
 }
 
+fn my_uid() -> u32 {
+    rustix::process::geteuid().as_raw()
+}
+
+/// `$XDG_RUNTIME_DIR/vault` must be a directory of the user's with mode
+/// 0700: anyone else who could write there could put a socket of theirs in
+/// the agent's place (and answer `status` and `lock`), or remove the
+/// agent's. `Ok(false)` when it does not exist (so no agent runs there).
+fn check_dir(place: &Place) -> Result<bool> {
+    let dir = fsio::parent(&place.socket);
+    let meta = match std::fs::symlink_metadata(&dir) {
+        Ok(m) => m,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(Error::io("inspect", &dir, e)),
+    };
+    if !place.runtime {
+        return Ok(true);
+    }
+    let recreate = "`vault unlock` creates it, mode 0700";
+    if !meta.is_dir() {
+        return Err(Error::new(format!(
+            "{} is not a directory (the agent's directory must be)",
+            dir.display()
+        ))
+        .hint(format!("remove it; {recreate}")));
+    }
+    if meta.uid() != my_uid() {
+        return Err(Error::new(format!(
+            "{} belongs to uid {}, not to you (uid {}): the agent's directory must be yours",
+            dir.display(),
+            meta.uid(),
+            my_uid()
+        ))
+        .hint(format!(
+            "remove it (as its owner or root: `rm -r {}`); {recreate}",
+            dir.display()
+        )));
+    }
+    let mode = meta.mode() & 0o777;
+    if mode != 0o700 {
+        return Err(Error::new(format!(
+            "{} has mode {mode:04o}: the agent's directory must be 0700",
+            dir.display()
+        ))
+        .hint(format!("chmod 700 {}", dir.display())));
+    }
+    Ok(true)
+}
+
 /// What a running agent reports about itself.
 #[derive(Debug, Clone)]
 pub(crate) struct Status {
@@ -89,6 +189,9 @@ pub(crate) struct Status {
     pub(crate) expires_at: u64,
     pub(crate) recipients: Vec<String>,
     pub(crate) socket: PathBuf,
+    /// Whether the identity's buffer is locked in memory (`RLIMIT_MEMLOCK`
+    /// allowing).
+    pub(crate) memory_locked: bool,
 }
 
 impl Status {
@@ -106,37 +209,142 @@ fn unix_now() -> u64 {
 
 // ---------------------------------------------------------------- client
 
-/// The agent's status, or `None` if no agent answers. A socket nobody
-/// listens on (a killed agent) is removed on the way, silently.
-pub(crate) fn status(vault_dir: &Path) -> Option<Status> {
-    let socket = socket_path(vault_dir).ok()?;
-    let meta = std::fs::symlink_metadata(&socket).ok()?;
-    if !meta.file_type().is_socket() {
-        return None;
-    }
-    match request(&socket, &json!({"op": "status"})) {
-        Ok(answer) => parse_status(&answer, socket),
-        Err(e) if is_stale(&e) => {
-            let _ = std::fs::remove_file(&socket);
-            None
+/// An agent of ours is there (its socket exists and someone listens) but
+/// gave no answer: a timeout, a hang-up, or an answer that makes no sense.
+/// It travels inside `io::Error` through age, so that wherever it surfaces
+/// it reads as what it is, never as a damaged vault (issue 14).
+#[derive(Debug)]
+pub(crate) struct NoAnswer {
+    socket: PathBuf,
+    why: String,
+}
+
+impl NoAnswer {
+    fn new(socket: &Path, why: impl Into<String>) -> Self {
+        NoAnswer {
+            socket: socket.to_path_buf(),
+            why: why.into(),
         }
-        Err(_) => None,
+    }
+
+    fn from_io(socket: &Path, e: &io::Error) -> Self {
+        let why = match e.kind() {
+            io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => {
+                format!("nothing within {} s", CLIENT_DEADLINE.as_secs())
+            }
+            io::ErrorKind::UnexpectedEof => "it closed the connection".to_string(),
+            _ => crate::error::describe_io(e),
+        };
+        NoAnswer::new(socket, why)
     }
 }
 
-fn parse_status(answer: &[u8], socket: PathBuf) -> Option<Status> {
-    let body = answer.strip_prefix(b"S")?;
-    let v: serde_json::Value = serde_json::from_slice(body).ok()?;
-    Some(Status {
-        pid: v["pid"].as_u64()? as u32,
-        expires_at: v["expires_at"].as_u64()?,
-        recipients: v["recipients"]
-            .as_array()?
-            .iter()
-            .filter_map(|r| r.as_str().map(String::from))
-            .collect(),
-        socket,
-    })
+impl fmt::Display for NoAnswer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "the agent did not answer ({}) on {}",
+            self.why,
+            self.socket.display()
+        )
+    }
+}
+
+impl std::error::Error for NoAnswer {}
+
+impl From<NoAnswer> for Error {
+    fn from(n: NoAnswer) -> Error {
+        Error::new(n.to_string()).hint(NO_ANSWER_HINT)
+    }
+}
+
+/// The agent's silence inside an I/O error from age, if that is what it is.
+pub(crate) fn no_answer(e: &io::Error) -> Option<Error> {
+    let n = e.get_ref()?.downcast_ref::<NoAnswer>()?;
+    Some(Error::new(n.to_string()).hint(NO_ANSWER_HINT))
+}
+
+/// Why a request got no answer.
+enum Silence {
+    /// Nobody there: no socket, or one nobody listens on (a killed agent;
+    /// removed on the way).
+    Gone,
+    /// Something that is not an agent of ours: not a socket, another
+    /// user's socket, or a listener of another uid. Never talked to.
+    Foreign(String),
+    /// An agent of ours that did not answer.
+    Mute(NoAnswer),
+}
+
+/// The socket's inode if it is a socket of our own uid.
+fn our_socket(socket: &Path) -> std::result::Result<u64, Silence> {
+    let meta = match std::fs::symlink_metadata(socket) {
+        Ok(m) => m,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(Silence::Gone),
+        Err(e) => return Err(Silence::Mute(NoAnswer::from_io(socket, &e))),
+    };
+    if !meta.file_type().is_socket() {
+        return Err(Silence::Foreign(format!(
+            "{} is not a socket",
+            socket.display()
+        )));
+    }
+    if meta.uid() != my_uid() {
+        return Err(Silence::Foreign(format!(
+            "{} belongs to uid {}, not to you",
+            socket.display(),
+            meta.uid()
+        )));
+    }
+    Ok(meta.ino())
+}
+
+/// Connects to an agent of ours: the socket is ours, and so is whoever
+/// listens on it (a socket renamed into place keeps its owner's uid on the
+/// inode, but the listener's credentials are the kernel's word).
+fn connect(socket: &Path) -> std::result::Result<(UnixStream, u64), Silence> {
+    let ino = our_socket(socket)?;
+    let stream = match UnixStream::connect(socket) {
+        Ok(s) => s,
+        Err(e) if is_stale(&e) => {
+            remove_if_same(socket, ino);
+            return Err(Silence::Gone);
+        }
+        Err(e) => return Err(Silence::Mute(NoAnswer::from_io(socket, &e))),
+    };
+    match rustix::net::sockopt::socket_peercred(&stream) {
+        Ok(cred) if cred.uid.as_raw() == my_uid() => Ok((stream, ino)),
+        Ok(cred) => Err(Silence::Foreign(format!(
+            "the process listening on {} runs as uid {}, not as you",
+            socket.display(),
+            cred.uid.as_raw()
+        ))),
+        Err(e) => Err(Silence::Mute(NoAnswer::from_io(socket, &e.into()))),
+    }
+}
+
+/// One request, one answer, within `CLIENT_DEADLINE` in all.
+fn ask(socket: &Path, req: &serde_json::Value) -> std::result::Result<Answer, Silence> {
+    let (stream, ino) = connect(socket)?;
+    let mut timed = Timed::new(&stream, CLIENT_DEADLINE);
+    write_frame(&mut timed, req.to_string().as_bytes())
+        .and_then(|()| read_frame(&mut timed))
+        .map(|body| Answer { body, ino })
+        .map_err(|e| Silence::Mute(NoAnswer::from_io(socket, &e)))
+}
+
+struct Answer {
+    body: Zeroizing<Vec<u8>>,
+    /// The socket's inode when we asked: what `lock` may remove.
+    ino: u64,
+}
+
+/// Removes `socket` only if it is still the inode we saw, so that a new
+/// agent's socket that took its place in between is left alone.
+fn remove_if_same(socket: &Path, ino: u64) {
+    if std::fs::symlink_metadata(socket).is_ok_and(|m| m.ino() == ino) {
+        let _ = std::fs::remove_file(socket);
+    }
 }
 
 fn is_stale(e: &io::Error) -> bool {
@@ -146,59 +354,144 @@ fn is_stale(e: &io::Error) -> bool {
     )
 }
 
+fn ignore(why: &str) {
+    crate::term::warn(&format!("{why}: not an agent of yours, ignored"));
+}
+
+/// The agent's status; `None` if no agent runs. An agent that is there but
+/// does not answer is an error ("the agent did not answer"), never "locked";
+/// so is a runtime directory that is not private.
+pub(crate) fn status(vault_dir: &Path) -> Result<Option<Status>> {
+    let place = place(vault_dir)?;
+    if !check_dir(&place)? {
+        return Ok(None);
+    }
+    match ask(&place.socket, &json!({"op": "status"})) {
+        Ok(a) => parse_status(&a.body, place.socket.clone())
+            .map(Some)
+            .ok_or_else(|| NoAnswer::new(&place.socket, "its answer makes no sense").into()),
+        Err(Silence::Gone) => Ok(None),
+        Err(Silence::Foreign(why)) => {
+            ignore(&why);
+            Ok(None)
+        }
+        Err(Silence::Mute(n)) => Err(n.into()),
+    }
+}
+
+fn parse_status(answer: &[u8], socket: PathBuf) -> Option<Status> {
+    let body = answer.strip_prefix(b"S")?;
+    let v: serde_json::Value = serde_json::from_slice(body).ok()?;
+    Some(Status {
+        pid: u32::try_from(v["pid"].as_u64()?).ok()?,
+        expires_at: v["expires_at"].as_u64()?,
+        recipients: v["recipients"]
+            .as_array()?
+            .iter()
+            .filter_map(|r| r.as_str().map(String::from))
+            .collect(),
+        socket,
+        memory_locked: v["memory_locked"].as_bool().unwrap_or(false),
+    })
+}
+
 /// Keys backed by the agent, if one is running for `vault_dir`. Opening a
 /// vault then costs one round trip (the unwrap), not two: whether the agent
 /// is there is a bare connect, which the kernel answers without waiting for
 /// the agent to be scheduled, and its recipients are asked for only if
 /// something needs them (BENCHMARKS.md, "agent").
-pub(crate) fn keys(vault_dir: &Path) -> Option<Keys> {
-    let socket = socket_path(vault_dir).ok()?;
-    if !listening(&socket) {
-        return None;
+pub(crate) fn keys(vault_dir: &Path) -> Result<Option<Keys>> {
+    let Ok(place) = place(vault_dir) else {
+        return Ok(None);
+    };
+    if !check_dir(&place)? {
+        return Ok(None);
+    }
+    // The agent reads an empty request from this connection and goes on.
+    match connect(&place.socket) {
+        Ok(_) => {}
+        Err(Silence::Foreign(why)) => {
+            ignore(&why);
+            return Ok(None);
+        }
+        Err(_) => return Ok(None),
     }
     let id = AgentIdentity {
-        socket: socket.clone(),
+        socket: place.socket.clone(),
     };
-    let dir = vault_dir.to_path_buf();
-    Some(Keys::from_agent(vec![Box::new(id)], move || {
-        status(&dir).map(|s| s.recipients).unwrap_or_default()
-    }))
+    let socket = place.socket;
+    Ok(Some(Keys::from_agent(
+        vec![Box::new(id)],
+        move || match ask(&socket, &json!({"op": "status"})) {
+            Ok(a) => parse_status(&a.body, socket.clone())
+                .map(|s| s.recipients)
+                .unwrap_or_default(),
+            Err(_) => Vec::new(),
+        },
+    )))
 }
 
-/// Whether our agent listens on the agent's socket: a socket of our own uid
-/// (an agent serves only its own uid, so another's would refuse us), and a
-/// connect that succeeds. A socket nobody listens on (a killed agent) is
-/// removed on the way, silently. The agent reads an empty request from
-/// this connection and goes on.
-fn listening(socket: &Path) -> bool {
-    let me = rustix::process::geteuid().as_raw();
-    let ours =
-        std::fs::symlink_metadata(socket).is_ok_and(|m| m.file_type().is_socket() && m.uid() == me);
-    if !ours {
-        return false;
+/// Asks the agent for `vault_dir` to stop. `Ok(true)` if one was running
+/// and has stopped, `Ok(false)` if none was; an agent that does not answer
+/// is an error, after its socket is removed (which puts it out of reach,
+/// and makes it exit as soon as it runs).
+pub(crate) fn stop(vault_dir: &Path) -> Result<bool> {
+    let place = place(vault_dir)?;
+    if !check_dir(&place)? {
+        return Ok(false);
     }
-    match UnixStream::connect(socket) {
-        Ok(_) => true,
-        Err(e) if is_stale(&e) => {
-            let _ = std::fs::remove_file(socket);
-            false
+    // Not in the middle of an `unlock`: this lock waits for it, then locks.
+    let _serial = serialize(&place)?;
+    match stop_at(&place.socket) {
+        Ok(stopped) => Ok(stopped),
+        Err(Silence::Gone) => Ok(false),
+        Err(Silence::Foreign(why)) => {
+            ignore(&why);
+            Ok(false)
         }
-        Err(_) => false,
+        Err(Silence::Mute(n)) => Err(Error::new(format!(
+            "{n}; its socket is removed, so no command reaches it any more"
+        ))
+        .hint("it exits within a second of running again; `vault unlock` starts a new one")),
     }
 }
 
-/// Asks the agent for `vault_dir` to stop. Returns whether one was running.
-pub(crate) fn stop(vault_dir: &Path) -> bool {
-    let Some(status) = status(vault_dir) else {
-        return false;
+fn stop_at(socket: &Path) -> std::result::Result<bool, Silence> {
+    let ino = our_socket(socket)?;
+    let answer = match ask(socket, &json!({"op": "lock"})) {
+        Ok(a) => a,
+        Err(Silence::Mute(n)) => {
+            remove_if_same(socket, ino);
+            return Err(Silence::Mute(n));
+        }
+        Err(other) => return Err(other),
     };
-    let _ = request(&status.socket, &json!({"op": "lock"}));
-    // Wait briefly for it to go, so a following `unlock` can take its place.
-    let deadline = Instant::now() + Duration::from_secs(3);
-    while status.socket.exists() && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(10));
+    if answer.body[..] != *b"L" {
+        remove_if_same(socket, answer.ino);
+        return Err(Silence::Mute(NoAnswer::new(
+            socket,
+            "it did not confirm the lock",
+        )));
     }
-    true
+    // It removes its socket, then exits: wait for that, so that a
+    // following `unlock` can take its place.
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while std::fs::symlink_metadata(socket).is_ok_and(|m| m.ino() == answer.ino)
+        && Instant::now() < deadline
+    {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    Ok(true)
+}
+
+/// `unlock` and `lock` for one vault directory take turns, so that six
+/// `vault unlock`s at once leave exactly one agent (each replaces the one
+/// before it) and every one of them reports an agent that was running.
+fn serialize(place: &Place) -> Result<fsio::WriteLock> {
+    fsio::WriteLock::acquire_within(
+        &place.socket.with_extension("lock"),
+        Duration::from_secs(30),
+    )
 }
 
 /// An `age::Identity` whose secret half is in the agent.
@@ -223,29 +516,64 @@ impl age::Identity for AgentIdentity {
             .iter()
             .map(|s| json!({"tag": s.tag, "args": s.args, "body": hex(&s.body)}))
             .collect();
-        let answer = match request(&self.socket, &json!({"op": "unwrap", "stanzas": stanzas})) {
-            Ok(a) => a,
-            Err(e) => return Some(Err(age::DecryptError::Io(e))),
+        let silent = |n: NoAnswer| Some(Err(age::DecryptError::Io(io::Error::other(n))));
+        let answer = match ask(&self.socket, &json!({"op": "unwrap", "stanzas": stanzas})) {
+            Ok(a) => a.body,
+            Err(Silence::Mute(n)) => return silent(n),
+            Err(Silence::Gone) => return silent(NoAnswer::new(&self.socket, "it has exited")),
+            Err(Silence::Foreign(why)) => return silent(NoAnswer::new(&self.socket, why)),
         };
         match answer.split_first() {
             Some((b'K', key)) if key.len() == 16 => Some(Ok(FileKey::init_with_mut(|k| {
                 k.copy_from_slice(key);
             }))),
             Some((b'N', _)) => None,
-            _ => Some(Err(age::DecryptError::Io(io::Error::other(
-                "the agent gave an unexpected answer",
-            )))),
+            _ => silent(NoAnswer::new(&self.socket, "its answer makes no sense")),
         }
     }
 }
 
-/// One request, one answer.
-fn request(socket: &Path, req: &serde_json::Value) -> io::Result<Zeroizing<Vec<u8>>> {
-    let mut stream = UnixStream::connect(socket)?;
-    stream.set_read_timeout(Some(IO_TIMEOUT))?;
-    stream.set_write_timeout(Some(IO_TIMEOUT))?;
-    write_frame(&mut stream, req.to_string().as_bytes())?;
-    read_frame(&mut stream)
+/// A stream whose reads and writes all end by one instant: a deadline for
+/// a whole request or answer, not for each read (a peer sending a byte
+/// every few seconds never trips a per-read timeout).
+struct Timed<'a> {
+    stream: &'a UnixStream,
+    until: Instant,
+}
+
+impl<'a> Timed<'a> {
+    fn new(stream: &'a UnixStream, within: Duration) -> Self {
+        Timed {
+            stream,
+            until: Instant::now() + within,
+        }
+    }
+
+    fn left(&self) -> io::Result<Duration> {
+        let left = self.until.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(io::ErrorKind::TimedOut.into());
+        }
+        Ok(left)
+    }
+}
+
+impl Read for Timed<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.stream.set_read_timeout(Some(self.left()?))?;
+        (&mut &*self.stream).read(buf)
+    }
+}
+
+impl Write for Timed<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.stream.set_write_timeout(Some(self.left()?))?;
+        (&mut &*self.stream).write(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
 }
 
 fn write_frame(w: &mut impl Write, body: &[u8]) -> io::Result<()> {
@@ -296,17 +624,42 @@ pub(crate) fn start(
     identity: &Zeroizing<String>,
     timeout: Duration,
 ) -> Result<Status> {
-    stop(vault_dir);
-    let socket = socket_path(vault_dir)?;
-    fsio::ensure_dir(&fsio::parent(&socket))?;
+    if timeout.is_zero() || timeout > MAX_TIMEOUT {
+        return Err(Error::usage("--timeout must be between 1 s and 7 days"));
+    }
+    let place = place(vault_dir)?;
+    fsio::ensure_dir(&fsio::parent(&place.socket))?;
+    check_dir(&place)?;
+    let _serial = serialize(&place)?;
+    match stop_at(&place.socket) {
+        // Stopped, none there, or one that did not answer and whose socket
+        // is now removed: the new agent takes the place.
+        Ok(_) | Err(Silence::Gone) | Err(Silence::Mute(_)) => {}
+        Err(Silence::Foreign(why)) => {
+            return Err(
+                Error::new(format!("{why}: not an agent of yours")).hint(format!(
+                    "remove it (`rm {}`) and unlock again",
+                    place.socket.display()
+                )),
+            );
+        }
+    }
     let exe = std::env::current_exe().map_err(|e| Error::io("find", Path::new("vault"), e))?;
+    // Descriptors this process inherited without close-on-exec (a script's
+    // `flock` on fd 9, say) would otherwise stay open, and locked, for the
+    // agent's whole life. Marking them close-on-exec is I/O-safe (nothing
+    // here uses them); closing raw descriptors is not, so the agent gets
+    // only stdin, stdout and stderr.
+    close_fds::CloseFdsBuilder::new().cloexecfrom(3);
     let mut child = Command::new(exe)
         .arg("__agent")
         .arg("--socket")
-        .arg(&socket)
+        .arg(&place.socket)
         .arg("--seconds")
         .arg(timeout.as_secs().to_string())
         .env_remove("VAULT_PASSPHRASE")
+        // Hold no directory: one on a removable disk stays busy otherwise.
+        .current_dir("/")
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -327,7 +680,10 @@ pub(crate) fn start(
     }
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
-        if let Some(s) = status(vault_dir).filter(|s| s.pid == child.id()) {
+        if let Ok(a) = ask(&place.socket, &json!({"op": "status"}))
+            && let Some(s) = parse_status(&a.body, place.socket.clone())
+            && s.pid == child.id()
+        {
             return Ok(s);
         }
         if let Ok(Some(code)) = child.try_wait() {
@@ -344,19 +700,29 @@ pub(crate) fn start(
 
 // ---------------------------------------------------------------- serving
 
-/// What the agent holds.
+/// What the agent knows while it answers one request.
 pub struct AgentState {
     keys: Keys,
     expires_at: u64,
+    memory_locked: bool,
 }
 
 impl AgentState {
     pub fn new(keys: Keys, expires_at: u64) -> Self {
-        AgentState { keys, expires_at }
+        AgentState {
+            keys,
+            expires_at,
+            memory_locked: false,
+        }
+    }
+
+    fn memory_locked(mut self, locked: bool) -> Self {
+        self.memory_locked = locked;
+        self
     }
 }
 
-/// What the agent does with one request. `None` means "stop the agent".
+/// What the agent does with one request; `true` means "stop the agent".
 /// Pure, so that malformed requests can be tested and fuzzed.
 pub fn respond(state: &AgentState, request: &[u8]) -> (Zeroizing<Vec<u8>>, bool) {
     let error = |msg: &str| {
@@ -373,6 +739,7 @@ pub fn respond(state: &AgentState, request: &[u8]) -> (Zeroizing<Vec<u8>>, bool)
                 "pid": std::process::id(),
                 "expires_at": state.expires_at,
                 "recipients": state.keys.recipients(),
+                "memory_locked": state.memory_locked,
             });
             let mut out = Zeroizing::new(b"S".to_vec());
             out.extend_from_slice(body.to_string().as_bytes());
@@ -415,24 +782,163 @@ pub fn respond(state: &AgentState, request: &[u8]) -> (Zeroizing<Vec<u8>>, bool)
     }
 }
 
+/// The identity file text, in a buffer of its own: an anonymous mapping
+/// that is `mlock`ed (never swapped out, where `RLIMIT_MEMLOCK` allows; the
+/// default 8 MiB is far more than 16 KiB, while an all-process `mlockall`
+/// does not fit in it) and `MADV_DONTDUMP` (left out of core dumps, should
+/// one ever be written). Wiped when dropped. Read straight from the pipe
+/// into it, so no other buffer ever holds the identity for long.
+struct Held {
+    buf: memmap2::MmapMut,
+    len: usize,
+    locked: bool,
+}
+
+impl Held {
+    fn read_from(input: impl std::os::fd::AsFd) -> Result<Held> {
+        let fail = |what: &str, e: io::Error| {
+            Error::new(format!(
+                "cannot {what} the identity: {}",
+                crate::error::describe_io(&e)
+            ))
+        };
+        let mut buf = memmap2::MmapMut::map_anon(MAX_IDENTITY).map_err(|e| fail("map", e))?;
+        buf.advise(memmap2::Advice::DontDump)
+            .map_err(|e| fail("protect", e))?;
+        let locked = buf.lock().is_ok();
+        let mut len = 0;
+        loop {
+            if len == buf.len() {
+                return Err(Error::new("the identity is larger than 16 KiB"));
+            }
+            match rustix::io::read(&input, &mut buf[len..]) {
+                Ok(0) => break,
+                Ok(n) => len += n,
+                Err(rustix::io::Errno::INTR) => {}
+                Err(e) => return Err(fail("read", e.into())),
+            }
+        }
+        Ok(Held { buf, len, locked })
+    }
+
+    fn text(&self) -> &[u8] {
+        &self.buf[..self.len]
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        self.buf[..].zeroize();
+    }
+}
+
+/// What the agent's threads share.
+struct Shared {
+    /// The identity while the agent is open; `None` once it is locked or
+    /// expired. Every answer is computed and sent under the read lock, and
+    /// the identity is taken away under the write lock, so no answer
+    /// leaves after that.
+    held: RwLock<Option<Held>>,
+    /// The end of its life, by both clocks: the monotonic one cannot be set
+    /// back, the wall clock counts a suspend.
+    until: Instant,
+    until_wall: SystemTime,
+    expires_at: u64,
+    memory_locked: bool,
+    clients: AtomicUsize,
+    /// Written to by the thread that answers `lock`, to wake the main loop.
+    wake: UnixStream,
+}
+
+impl Shared {
+    fn left(&self) -> Duration {
+        let wall = self
+            .until_wall
+            .duration_since(SystemTime::now())
+            .unwrap_or(Duration::ZERO);
+        self.until
+            .saturating_duration_since(Instant::now())
+            .min(wall)
+    }
+
+    /// Takes the identity away (and wipes it), once in-flight answers are
+    /// out.
+    fn close(&self) {
+        let mut held = self.held.write().unwrap_or_else(|e| e.into_inner());
+        *held = None;
+    }
+}
+
+/// Counts a connection for as long as its thread serves it.
+struct Client(Arc<Shared>);
+
+impl Drop for Client {
+    fn drop(&mut self) {
+        self.0.clients.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// One connection: its whole request within `REQUEST_DEADLINE`, then the
+/// answer, sent only while the agent is open and not expired.
+fn serve_one(client: &Client, stream: &UnixStream) {
+    let shared = &client.0;
+    let Ok(request) = read_frame(&mut Timed::new(stream, REQUEST_DEADLINE)) else {
+        return;
+    };
+    let held = shared.held.read().unwrap_or_else(|e| e.into_inner());
+    let Some(identity) = held.as_ref() else {
+        return;
+    };
+    let Ok(keys) =
+        crypto::parse_identity_file(identity.text(), "the agent's identity", &crypto::never_ask)
+    else {
+        return;
+    };
+    let state = AgentState::new(keys, shared.expires_at).memory_locked(shared.memory_locked);
+    let (answer, stop) = respond(&state, &request);
+    drop(state);
+    if stop {
+        drop(held);
+        shared.close();
+        let _ = send_now(stream, &answer);
+        let _ = (&shared.wake).write_all(b"L");
+        return;
+    }
+    if shared.left().is_zero() {
+        return;
+    }
+    let _ = send_now(stream, &answer);
+    drop(held);
+}
+
+/// Sends without waiting: an answer is far smaller than a socket's buffer,
+/// and the read lock it is sent under must not be held for a slow peer.
+fn send_now(stream: &UnixStream, answer: &[u8]) -> io::Result<()> {
+    stream.set_nonblocking(true)?;
+    write_frame(&mut &*stream, answer)
+}
+
 /// The agent process itself (`vault __agent`). Reads the identity from
 /// stdin, serves until its time is up, `lock`, or its socket disappears.
 pub(crate) fn serve(socket: &Path, seconds: u64) -> Result<()> {
+    let life = Duration::from_secs(seconds);
+    if life.is_zero() || life > MAX_TIMEOUT {
+        return Err(Error::usage(format!(
+            "--seconds must be between 1 and {}",
+            MAX_TIMEOUT.as_secs()
+        )));
+    }
+    if !socket.is_absolute() {
+        return Err(Error::usage("--socket must be an absolute path"));
+    }
     // A session of its own: the terminal that started it may close.
     let _ = rustix::process::setsid();
-    // Keep the identity out of swap where the limit allows; carry on if not.
-    let _ = rustix::mm::mlockall(
-        rustix::mm::MlockAllFlags::CURRENT | rustix::mm::MlockAllFlags::FUTURE,
-    );
-    let mut text = Zeroizing::new(Vec::new());
-    std::io::stdin().read_to_end(&mut text).map_err(|e| {
-        Error::new(format!(
-            "cannot read the identity: {}",
-            crate::error::describe_io(&e)
-        ))
-    })?;
-    let keys = crypto::parse_identity_file(&text, "the agent's identity", &crypto::never_ask)?;
-    drop(text);
+    // Hold no directory (`vault unlock` starts it in `/` already).
+    std::env::set_current_dir("/").map_err(|e| Error::io("enter", Path::new("/"), e))?;
+    let held = Held::read_from(std::io::stdin())?;
+    // Check it once here, so that `unlock` reports a bad identity.
+    crypto::parse_identity_file(held.text(), "the agent's identity", &crypto::never_ask)?;
+    let memory_locked = held.locked;
     if std::fs::symlink_metadata(socket).is_ok() {
         if UnixStream::connect(socket).is_ok() {
             return Err(Error::new("another agent is already listening"));
@@ -442,57 +948,79 @@ pub(crate) fn serve(socket: &Path, seconds: u64) -> Result<()> {
     let listener = UnixListener::bind(socket).map_err(|e| Error::io("listen on", socket, e))?;
     std::fs::set_permissions(socket, std::fs::Permissions::from_mode(0o600))
         .map_err(|e| Error::io("protect", socket, e))?;
+    listener
+        .set_nonblocking(true)
+        .map_err(|e| Error::io("listen on", socket, e))?;
     let ino = std::fs::metadata(socket).map(|m| m.ino()).unwrap_or(0);
+    let (wake_rx, wake_tx) = UnixStream::pair().map_err(|e| Error::io("listen on", socket, e))?;
     let me = rustix::process::geteuid();
     // The time counts from when clients can reach us, so a slow start on a
-    // busy machine does not eat into it.
-    let state = AgentState::new(keys, unix_now() + seconds);
-    let deadline = Instant::now() + Duration::from_secs(seconds);
+    // busy machine does not eat into it. Checked: `life` is at most a week.
+    let too_long = || Error::usage("--seconds is too large");
+    let until = Instant::now().checked_add(life).ok_or_else(too_long)?;
+    let until_wall = SystemTime::now().checked_add(life).ok_or_else(too_long)?;
+    let expires_at = until_wall
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let shared = Arc::new(Shared {
+        held: RwLock::new(Some(held)),
+        until,
+        until_wall,
+        expires_at,
+        memory_locked,
+        clients: AtomicUsize::new(0),
+        wake: wake_tx,
+    });
 
     loop {
-        let left = deadline.saturating_duration_since(Instant::now());
+        let left = shared.left();
         if left.is_zero() {
             break;
         }
         // Gone or replaced: someone removed our socket, so nobody can reach us.
         if std::fs::metadata(socket).map(|m| m.ino()).ok() != Some(ino) {
+            shared.close();
             return Ok(());
         }
+        let wait = left.min(Duration::from_secs(1));
         let wait = rustix::event::Timespec {
-            tv_sec: left.min(Duration::from_secs(1)).as_secs().max(1) as i64,
-            tv_nsec: 0,
+            tv_sec: i64::try_from(wait.as_secs()).unwrap_or(1),
+            tv_nsec: i64::from(wait.subsec_nanos()),
         };
-        let mut fds = [rustix::event::PollFd::new(
-            &listener,
-            rustix::event::PollFlags::IN,
-        )];
+        let mut fds = [
+            rustix::event::PollFd::new(&listener, rustix::event::PollFlags::IN),
+            rustix::event::PollFd::new(&wake_rx, rustix::event::PollFlags::IN),
+        ];
         if rustix::event::poll(&mut fds, Some(&wait)).unwrap_or(0) == 0 {
             continue;
         }
-        let Ok((mut stream, _)) = listener.accept() else {
-            continue;
-        };
-        // Only our own uid; root passes the socket's mode, not this check.
-        match rustix::net::sockopt::socket_peercred(&stream) {
-            Ok(cred) if cred.uid == me => {}
-            _ => continue,
-        }
-        let _ = stream.set_read_timeout(Some(IO_TIMEOUT));
-        let _ = stream.set_write_timeout(Some(IO_TIMEOUT));
-        let Ok(req) = read_frame(&mut stream) else {
-            continue;
-        };
-        let (answer, stop) = respond(&state, &req);
-        let _ = write_frame(&mut stream, &answer);
-        if stop {
+        if !fds[1].revents().is_empty() {
             break;
         }
+        while let Ok((stream, _)) = listener.accept() {
+            // Only our own uid; root passes the socket's mode, not this check.
+            match rustix::net::sockopt::socket_peercred(&stream) {
+                Ok(cred) if cred.uid == me => {}
+                _ => continue,
+            }
+            if shared.clients.fetch_add(1, Ordering::SeqCst) >= MAX_CLIENTS {
+                shared.clients.fetch_sub(1, Ordering::SeqCst);
+                continue;
+            }
+            let client = Client(Arc::clone(&shared));
+            // A connection accepted from a non-blocking listener blocks
+            // (accept4 without SOCK_NONBLOCK); its reads are timed.
+            let _ = std::thread::Builder::new()
+                .name("client".into())
+                .spawn(move || serve_one(&client, &stream));
+        }
     }
+    shared.close();
     // Remove the socket only if it is still ours.
     if std::fs::metadata(socket).map(|m| m.ino()).ok() == Some(ino) {
         let _ = std::fs::remove_file(socket);
     }
-    drop(state);
     Ok(())
 }
 
@@ -586,12 +1114,12 @@ mod tests {
 
     #[test]
     fn socket_paths_fit_and_differ_per_vault() {
-        let a = socket_path(Path::new("/home/a/.config/vault")).unwrap();
-        let b = socket_path(Path::new("/home/b/.config/vault")).unwrap();
+        let a = place(Path::new("/home/a/.config/vault")).unwrap().socket;
+        let b = place(Path::new("/home/b/.config/vault")).unwrap().socket;
         assert_ne!(a, b);
         let long = PathBuf::from(format!("/{}", "x".repeat(200)));
         // SAFETY of the test: environment changes are confined to this check.
-        let r = socket_path(&long);
+        let r = place(&long);
         if std::env::var_os("XDG_RUNTIME_DIR").is_none() {
             assert!(r.is_err());
         }

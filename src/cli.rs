@@ -529,43 +529,51 @@ const EX_DELETE: &str = "Examples:\n  vault secret delete db\n  vault secret del
 const EX_COMPLETIONS: &str = "Examples:\n  vault completions bash > ~/.local/share/bash-completion/completions/vault\n  vault completions zsh > ~/.zfunc/_vault\n  vault completions fish > ~/.config/fish/completions/vault.fish\n";
 const EX_VAULT: &str = "Examples:\n  vault init\n  vault secret create db PGHOST=localhost PGUSER=app PGPASSWORD\n  vault run -s db -- psql\n  vault import --all\n  vault unlock --timeout 2h\n";
 
-/// `90s`, `15m`, `2h`, `1h30m`; a bare number is seconds.
+/// `90s`, `15m`, `2h`, `1h30m`, `7d`; a bare number is seconds. At most
+/// `agent::MAX_TIMEOUT` (7 days), in checked arithmetic.
 pub(crate) fn parse_duration(text: &str) -> std::result::Result<Duration, String> {
     let bad = || format!("`{text}` is not a duration (use 90s, 15m, 2h or 1h30m)");
     let t = text.trim();
     if t.is_empty() {
         return Err(bad());
     }
-    if let Ok(n) = t.parse::<u64>() {
-        return if n == 0 {
-            Err(bad())
-        } else {
-            Ok(Duration::from_secs(n))
-        };
-    }
-    let mut total = 0u64;
-    let mut digits = String::new();
-    for c in t.chars() {
-        if c.is_ascii_digit() {
-            digits.push(c);
-            continue;
+    let total = match t.parse::<u64>() {
+        Ok(n) => n,
+        Err(_) => {
+            let mut total = 0u64;
+            let mut digits = String::new();
+            for c in t.chars() {
+                if c.is_ascii_digit() {
+                    digits.push(c);
+                    continue;
+                }
+                let n: u64 = digits.parse().map_err(|_| bad())?;
+                digits.clear();
+                let unit = match c {
+                    's' => 1,
+                    'm' => 60,
+                    'h' => 3600,
+                    'd' => 86400,
+                    _ => return Err(bad()),
+                };
+                total = n
+                    .checked_mul(unit)
+                    .and_then(|v| total.checked_add(v))
+                    .ok_or_else(bad)?;
+            }
+            if !digits.is_empty() {
+                return Err(bad());
+            }
+            total
         }
-        let n: u64 = digits.parse().map_err(|_| bad())?;
-        digits.clear();
-        let unit = match c {
-            's' => 1,
-            'm' => 60,
-            'h' => 3600,
-            'd' => 86400,
-            _ => return Err(bad()),
-        };
-        total = n
-            .checked_mul(unit)
-            .and_then(|v| total.checked_add(v))
-            .ok_or_else(bad)?;
-    }
-    if !digits.is_empty() || total == 0 {
+    };
+    if total == 0 {
         return Err(bad());
+    }
+    if total > crate::agent::MAX_TIMEOUT.as_secs() {
+        return Err(format!(
+            "`{text}` is longer than 7 days, the longest an agent may live"
+        ));
     }
     Ok(Duration::from_secs(total))
 }
@@ -607,5 +615,32 @@ mod tests {
         for bad in ["", "0", "0s", "m", "15x", "-1m", "1.5h", "15m3"] {
             assert!(parse_duration(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn durations_stop_at_seven_days_without_overflow() {
+        assert_eq!(parse_duration("7d").unwrap(), crate::agent::MAX_TIMEOUT);
+        assert_eq!(parse_duration("604800").unwrap(), crate::agent::MAX_TIMEOUT);
+        assert_eq!(
+            parse_duration("6d23h59m60s").unwrap(),
+            crate::agent::MAX_TIMEOUT
+        );
+        for long in [
+            "8d",
+            "604801",
+            "7d1s",
+            "18446744073709551615",
+            "18446744073709551615d",
+            "213503982334601d",
+            "99999999999999999999999",
+            "99999999999999999999999s",
+        ] {
+            assert!(parse_duration(long).is_err(), "{long}");
+        }
+        assert!(
+            parse_duration("8d")
+                .unwrap_err()
+                .contains("longer than 7 days")
+        );
     }
 }

@@ -26,7 +26,7 @@ pub(crate) fn unlock(ctx: &Context) -> Result<Keys> {
     if let Some(path) = &ctx.sources.identity {
         return identity_file(path);
     }
-    if let Some(keys) = agent::keys(&ctx.paths.dir) {
+    if let Some(keys) = agent::keys(&ctx.paths.dir)? {
         return Ok(keys);
     }
     let text = identity_text(ctx)?;

@@ -23,6 +23,11 @@ pub(crate) fn unlock(ctx: &Context, timeout: Duration) -> Result<()> {
     }
     let text = unlock::identity_text(ctx)?;
     let status = agent::start(&ctx.paths.dir, &text, timeout)?;
+    if !status.memory_locked {
+        crate::term::warn(
+            "the agent could not lock its memory (RLIMIT_MEMLOCK): the identity may be swapped to disk",
+        );
+    }
     eprintln!(
         "Unlocked for {} (agent pid {}); `vault lock` locks again",
         human(status.seconds_left()),
@@ -32,7 +37,7 @@ pub(crate) fn unlock(ctx: &Context, timeout: Duration) -> Result<()> {
 }
 
 pub(crate) fn lock(ctx: &Context) -> Result<()> {
-    if agent::stop(&ctx.paths.dir) {
+    if agent::stop(&ctx.paths.dir)? {
         eprintln!("Locked");
     } else {
         eprintln!(
@@ -46,7 +51,7 @@ pub(crate) fn lock(ctx: &Context) -> Result<()> {
 pub(crate) fn status(ctx: &Context, as_json: bool) -> Result<()> {
     let file = &ctx.paths.file;
     let exists = file.exists();
-    let agent = agent::status(&ctx.paths.dir);
+    let agent = agent::status(&ctx.paths.dir)?;
     // Count secrets only when that needs no passphrase.
     let secrets = if exists && (agent.is_some() || ctx.sources.identity.is_some()) {
         unlock::unlock(ctx)

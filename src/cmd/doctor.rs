@@ -89,12 +89,13 @@ pub(crate) fn run(ctx: &Context) -> Result<()> {
 
     // 3. The agent.
     match agent::status(&p.dir) {
-        Some(a) => r.ok(&format!(
+        Ok(Some(a)) => r.ok(&format!(
             "the agent (pid {}) holds the identity for {} s more",
             a.pid,
             a.seconds_left()
         )),
-        None => r.note("no agent is running (`vault unlock` starts one)"),
+        Ok(None) => r.note("no agent is running (`vault unlock` starts one)"),
+        Err(e) => r.problem(e.message(), e.hint_text().unwrap_or_default()),
     }
 
     // 4 and 5. Decrypts, passes integrity_check, and has a known schema.

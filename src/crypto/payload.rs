@@ -171,6 +171,12 @@ impl age::Identity for Remembering<'_> {
 }
 
 fn decrypt_error(e: age::DecryptError, keys: &Keys, source: &str) -> Error {
+    // The agent's silence is not the file's fault (issue 14).
+    if let age::DecryptError::Io(ref io) = e
+        && let Some(silent) = crate::agent::no_answer(io)
+    {
+        return silent;
+    }
     match e {
         age::DecryptError::NoMatchingKeys => {
             let key = keys.recipients().first().cloned().unwrap_or_default();
