@@ -3,10 +3,18 @@
 use std::{
     fs,
     io::{Read, Write},
-    os::unix::{fs::PermissionsExt, net::UnixStream},
+    os::unix::{
+        fs::PermissionsExt,
+        net::{UnixListener, UnixStream},
+    },
+    path::{Path, PathBuf},
     process::Command,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, AtomicUsize, Ordering},
+    },
     thread,
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use crate::support::*;
@@ -283,10 +291,10 @@ fn a_peer_with_another_uid_is_refused() {
     assert!(o.status.success(), "{o:?}");
     let socket = fs::read_dir(home.join("run/vault"))
         .unwrap()
-        .next()
-        .unwrap()
-        .unwrap()
-        .path();
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.extension().is_some_and(|x| x == "sock"))
+        .unwrap();
     // As root: connecting works (root ignores the mode), answering does not.
     let mut stream = UnixStream::connect(&socket).unwrap();
     stream
@@ -300,9 +308,434 @@ fn a_peer_with_another_uid_is_refused() {
     assert!(answer.is_empty(), "the agent answered another uid");
     // And nobody's own commands still get answers.
     let o = as_nobody(&["status", "--json"]);
-    assert!(
-        String::from_utf8_lossy(&o.stdout).contains("\"unlocked\": true"),
-        "{o:?}"
+    let s: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(s["unlocked"], true, "{o:?}");
+    // Without CAP_IPC_LOCK, under the default RLIMIT_MEMLOCK, the identity's
+    // buffer is locked all the same (an mlockall would not fit).
+    let pid = s["agent_pid"].as_u64().unwrap();
+    assert_eq!(
+        mappings_with(pid, &["lo", "dd"]),
+        1,
+        "agent {pid} as nobody"
     );
     assert!(as_nobody(&["lock"]).status.success());
+}
+
+// ------------------------------------------------ issue 14: the agent, hardened
+
+fn socket_of(env: &Env) -> PathBuf {
+    PathBuf::from(status(env)["socket"].as_str().unwrap())
+}
+
+fn pid_of(env: &Env) -> u64 {
+    status(env)["agent_pid"].as_u64().unwrap()
+}
+
+/// A status request as a client sends it: the length, then the body.
+fn status_frame() -> Vec<u8> {
+    let body = br#"{"op":"status"}"#;
+    let mut frame = (body.len() as u32).to_be_bytes().to_vec();
+    frame.extend_from_slice(body);
+    frame
+}
+
+/// Everything the peer sends until it closes (or 5 s pass): what a client
+/// that connected at some point gets.
+fn answer_to(mut stream: UnixStream) -> Vec<u8> {
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let mut got = vec![];
+    let mut buf = [0u8; 256];
+    loop {
+        match stream.read(&mut buf) {
+            Ok(0) | Err(_) => return got,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+        }
+    }
+}
+
+/// The agents serving `socket` that are alive (not zombies).
+fn agents_on(socket: &Path) -> Vec<u64> {
+    let want = socket.as_os_str().as_encoded_bytes();
+    fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u64>().ok())
+        .filter(|pid| {
+            fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| {
+                let args: Vec<&[u8]> = c.split(|b| *b == 0).collect();
+                args.contains(&&b"__agent"[..]) && args.contains(&want)
+            })
+        })
+        .filter(|pid| alive(*pid))
+        .collect()
+}
+
+/// Stops (SIGSTOP) an agent, and continues and kills it when dropped.
+struct Frozen(u64);
+
+impl Frozen {
+    fn new(pid: u64) -> Self {
+        signal("STOP", pid);
+        Frozen(pid)
+    }
+}
+
+impl Drop for Frozen {
+    fn drop(&mut self) {
+        signal("CONT", self.0);
+        signal("KILL", self.0);
+    }
+}
+
+fn signal(sig: &str, pid: u64) {
+    Command::new("kill")
+        .args([&format!("-{sig}"), &pid.to_string()])
+        .stderr(std::process::Stdio::null())
+        .status()
+        .unwrap();
+}
+
+#[test]
+fn a_trickling_client_delays_nobody_and_is_cut_off_after_a_second() {
+    let u = unlocked("5m");
+    let env = &u.0;
+    let trickler = UnixStream::connect(socket_of(env)).unwrap();
+    let connected = Instant::now();
+    // One byte every 3 s: under a per-read timeout it never times out.
+    let writer = trickler.try_clone().unwrap();
+    let trickling = thread::spawn(move || {
+        for _ in 0..3 {
+            if (&writer).write_all(&[0]).is_err() {
+                return false;
+            }
+            thread::sleep(Duration::from_secs(3));
+        }
+        true
+    });
+    thread::sleep(Duration::from_millis(100));
+    let started = Instant::now();
+    env.vault(["secret", "show", "db", "--reveal"])
+        .env_remove("VAULT_PASSPHRASE_FILE")
+        .run()
+        .success()
+        .stdout_has("pw-in-vault");
+    let took = started.elapsed();
+    assert!(
+        took < Duration::from_millis(1500),
+        "another client waited {took:?}"
+    );
+    // The agent hangs up on the trickler at its deadline, unanswered.
+    let answer = answer_to(trickler);
+    let cut = connected.elapsed();
+    assert!(answer.is_empty(), "the trickler got {answer:?}");
+    assert!(
+        cut >= Duration::from_millis(900) && cut < Duration::from_millis(2500),
+        "cut off after {cut:?}"
+    );
+    assert!(!trickling.join().unwrap(), "the trickler's next byte fails");
+}
+
+#[test]
+fn nothing_is_answered_after_a_lock_and_lock_is_not_kept_waiting() {
+    let u = unlocked("5m");
+    let env = &u.0;
+    let pid = pid_of(env);
+    // A client that has connected (the agent is busy with it) and not yet
+    // asked anything.
+    let early = UnixStream::connect(socket_of(env)).unwrap();
+    let started = Instant::now();
+    env.vault(["lock"])
+        .env_remove("VAULT_PASSPHRASE_FILE")
+        .run()
+        .success()
+        .stderr_has("Locked");
+    let took = started.elapsed();
+    assert!(took < Duration::from_millis(1500), "lock took {took:?}");
+    let _ = (&early).write_all(&status_frame());
+    assert!(answer_to(early).is_empty(), "answered after the lock");
+    thread::sleep(Duration::from_millis(300));
+    assert!(!alive(pid), "the agent {pid} still runs after `lock`");
+}
+
+#[test]
+fn nothing_is_answered_after_the_agent_expires() {
+    let u = unlocked("2s");
+    let returned = Instant::now();
+    let socket = socket_of(&u.0);
+    // Connect before the expiry (the agent started listening before
+    // `unlock` returned), ask after it, within the request deadline.
+    thread::sleep(Duration::from_millis(1500).saturating_sub(returned.elapsed()));
+    let late = UnixStream::connect(&socket).unwrap();
+    thread::sleep(Duration::from_millis(2300).saturating_sub(returned.elapsed()));
+    let _ = (&late).write_all(&status_frame());
+    let answer = answer_to(late);
+    assert!(
+        answer.is_empty(),
+        "answered after its expiry: {:?}",
+        String::from_utf8_lossy(&answer)
+    );
+}
+
+#[test]
+fn lock_status_and_reads_say_the_agent_did_not_answer() {
+    let u = unlocked("5m");
+    let env = &u.0;
+    let socket = socket_of(env);
+    let frozen = Frozen::new(pid_of(env));
+    // A read: not "damaged", not "locked".
+    env.vault(["secret", "list"])
+        .env_remove("VAULT_PASSPHRASE_FILE")
+        .run()
+        .fails(1)
+        .stderr_has("the agent did not answer")
+        .lacks("damaged");
+    env.vault(["status"])
+        .run()
+        .fails(1)
+        .stderr_has("the agent did not answer")
+        .lacks("locked");
+    env.vault(["lock"])
+        .run()
+        .fails(1)
+        .stderr_has("the agent did not answer")
+        .lacks("no agent is running");
+    // `lock` put it out of reach: its socket is gone, and once it runs
+    // again it exits.
+    assert!(
+        !socket.exists(),
+        "the socket of the silent agent is removed"
+    );
+    signal("CONT", frozen.0);
+    thread::sleep(Duration::from_millis(2500));
+    assert!(!alive(frozen.0), "the agent exits once it runs again");
+    env.vault(["status", "--json"])
+        .run()
+        .success()
+        .stdout_has("\"unlocked\": false");
+}
+
+#[test]
+fn timeouts_are_at_most_seven_days_and_huge_ones_do_not_panic() {
+    let u = Unlocked(Env::with_passphrase("pw").init());
+    let env = &u.0;
+    for long in [
+        "8d",
+        "604801",
+        "18446744073709551615",
+        "99999999999999999999d",
+    ] {
+        let o = env.vault(["unlock", "--timeout", long]).run().fails(2);
+        assert!(!o.stderr.contains("panicked"), "{o:#?}");
+    }
+    env.vault(["unlock", "--timeout", "8d"])
+        .run()
+        .fails(2)
+        .stderr_has("longer than 7 days");
+    assert_eq!(status(env)["unlocked"], false);
+    // The agent itself, asked directly for an overflowing lifetime.
+    let socket = env.path("direct.sock");
+    env.vault(["__agent", "--socket"])
+        .arg_path(&socket)
+        .args(["--seconds", "18446744073709551615"])
+        .stdin("AGE-SECRET-KEY-1NOTAKEY\n")
+        .run()
+        .fails(2)
+        .lacks("panicked");
+    assert!(!socket.exists());
+    env.vault(["unlock", "--timeout", "7d"]).run().success();
+    assert!(status(env)["seconds_left"].as_u64().unwrap() > 6 * 86400);
+    env.vault(["lock"]).run().success();
+}
+
+/// A script that holds a `flock` on fd 9 while it runs `vault unlock`
+/// (issue 14): the agent must not keep the lock, nor the script's working
+/// directory, for its whole life.
+#[test]
+fn the_agent_keeps_no_inherited_descriptor_and_no_working_directory() {
+    if !have("flock") {
+        return;
+    }
+    let u = Unlocked(Env::with_passphrase("pw").init());
+    let env = &u.0;
+    let lock = env.path("script.lock");
+    let template = env.vault(["unlock"]).cmd;
+    let mut script = Command::new("sh");
+    script
+        .args([
+            "-c",
+            r#"exec 9>>"$1" && flock 9 && exec "$2" unlock --timeout 5m"#,
+            "sh",
+        ])
+        .arg(&lock)
+        .arg(BIN)
+        .current_dir(env.tmp.path());
+    for (k, v) in template.get_envs() {
+        match v {
+            Some(v) => script.env(k, v),
+            None => script.env_remove(k),
+        };
+    }
+    let o = script.output().unwrap();
+    assert!(o.status.success(), "{o:?}");
+    let pid = pid_of(env);
+    let held = fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .flatten()
+        .filter_map(|e| fs::read_link(e.path()).ok())
+        .filter(|target| target == &lock)
+        .count();
+    assert_eq!(held, 0, "the agent {pid} holds the script's lock file");
+    let free = Command::new("flock")
+        .args(["-n"])
+        .arg(&lock)
+        .arg("true")
+        .status()
+        .unwrap();
+    assert!(free.success(), "the script's flock is still held");
+    assert_eq!(
+        fs::read_link(format!("/proc/{pid}/cwd")).unwrap(),
+        Path::new("/")
+    );
+    env.vault(["lock"]).run().success();
+}
+
+/// The mappings of `pid` whose VmFlags include all of `flags`.
+fn mappings_with(pid: u64, flags: &[&str]) -> usize {
+    let smaps = fs::read_to_string(format!("/proc/{pid}/smaps")).unwrap();
+    smaps
+        .lines()
+        .filter_map(|l| l.strip_prefix("VmFlags:"))
+        .filter(|f| {
+            let have: Vec<&str> = f.split_whitespace().collect();
+            flags.iter().all(|w| have.contains(w))
+        })
+        .count()
+}
+
+#[test]
+fn the_identity_lives_in_locked_memory_left_out_of_core_dumps() {
+    let u = unlocked("5m");
+    let pid = pid_of(&u.0);
+    assert_eq!(
+        mappings_with(pid, &["lo", "dd"]),
+        1,
+        "one mapping of agent {pid} is mlocked (lo) and MADV_DONTDUMP (dd)"
+    );
+    // Only that one: not the whole process (an mlockall).
+    assert_eq!(mappings_with(pid, &["lo"]), 1);
+}
+
+#[test]
+fn a_runtime_directory_that_is_not_private_is_refused() {
+    let u = Unlocked(Env::with_passphrase("pw").init());
+    let env = &u.0;
+    let dir = env.path("run/vault");
+    fs::create_dir_all(&dir).unwrap();
+    fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).unwrap();
+    for args in [&["unlock"][..], &["status"], &["lock"], &["secret", "list"]] {
+        env.vault(args)
+            .run()
+            .fails(1)
+            .stderr_has("has mode 0755: the agent's directory must be 0700")
+            .stderr_has(&format!("hint: chmod 700 {}", dir.display()));
+    }
+    fs::set_permissions(&dir, fs::Permissions::from_mode(0o700)).unwrap();
+    if is_root() {
+        std::os::unix::fs::chown(&dir, Some(65534), None).unwrap();
+        env.vault(["unlock"])
+            .run()
+            .fails(1)
+            .stderr_has("belongs to uid 65534, not to you")
+            .stderr_has("hint: remove it");
+        env.vault(["status"])
+            .run()
+            .fails(1)
+            .stderr_has("belongs to uid 65534");
+        std::os::unix::fs::chown(&dir, Some(0), None).unwrap();
+    }
+    env.vault(["unlock"]).run().success();
+    env.vault(["lock"]).run().success().stderr_has("Locked");
+}
+
+/// A listener put where the agent's socket belongs, on a socket owned by
+/// another user (`nobody`), answers every request with a status that says
+/// "unlocked": clients must not believe it, nor send it anything.
+#[test]
+fn a_socket_of_another_user_is_not_trusted() {
+    if !is_root() {
+        return;
+    }
+    let u = unlocked("5m");
+    let env = &u.0;
+    let socket = socket_of(env);
+    env.vault(["lock"]).run().success();
+    let listener = UnixListener::bind(&socket).unwrap();
+    std::os::unix::fs::chown(&socket, Some(65534), Some(65534)).unwrap();
+    let asked = Arc::new(AtomicUsize::new(0));
+    let done = Arc::new(AtomicBool::new(false));
+    let (counter, stop) = (Arc::clone(&asked), Arc::clone(&done));
+    listener.set_nonblocking(true).unwrap();
+    let spoofer = thread::spawn(move || {
+        while !stop.load(Ordering::SeqCst) {
+            let Ok((mut s, _)) = listener.accept() else {
+                thread::sleep(Duration::from_millis(5));
+                continue;
+            };
+            counter.fetch_add(1, Ordering::SeqCst);
+            let _ = s.set_nonblocking(false);
+            let body = br#"S{"pid":1,"expires_at":99999999999,"recipients":[]}"#;
+            let _ = s.write_all(&(body.len() as u32).to_be_bytes());
+            let _ = s.write_all(body);
+        }
+    });
+    let o = env.vault(["status", "--json"]).run().success();
+    assert!(o.stdout.contains("\"unlocked\": false"), "{o:#?}");
+    assert!(o.stderr.contains("belongs to uid 65534"), "{o:#?}");
+    let o = env.vault(["lock"]).run().success();
+    assert!(o.stderr.contains("Already locked"), "{o:#?}");
+    env.vault(["secret", "list"])
+        .env_remove("VAULT_PASSPHRASE_FILE")
+        .run()
+        .fails(1)
+        .stderr_has("no terminal");
+    env.vault(["unlock"])
+        .run()
+        .fails(1)
+        .stderr_has("not an agent of yours");
+    assert_eq!(asked.load(Ordering::SeqCst), 0, "a client talked to it");
+    done.store(true, Ordering::SeqCst);
+    spoofer.join().unwrap();
+    fs::remove_file(&socket).unwrap();
+}
+
+#[test]
+fn six_concurrent_unlocks_all_succeed_and_leave_one_working_agent() {
+    let u = Unlocked(Env::with_passphrase("pw").init());
+    let env = &u.0;
+    env.create("db", &["K=concurrent-value"]);
+    let children: Vec<_> = (0..6)
+        .map(|_| env.vault(["unlock", "--timeout", "5m"]).spawn())
+        .collect();
+    for child in children {
+        let o = child.wait_with_output().unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+    let s = status(env);
+    assert_eq!(s["unlocked"], true);
+    let socket = PathBuf::from(s["socket"].as_str().unwrap());
+    let pid = s["agent_pid"].as_u64().unwrap();
+    // Replaced agents remove their socket and then exit: give them a moment.
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while agents_on(&socket).len() > 1 && Instant::now() < deadline {
+        thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(agents_on(&socket), [pid]);
+    env.vault(["secret", "show", "db", "--reveal"])
+        .env_remove("VAULT_PASSPHRASE_FILE")
+        .run()
+        .success()
+        .stdout_has("concurrent-value");
+    env.vault(["lock"]).run().success();
 }
