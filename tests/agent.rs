@@ -435,6 +435,9 @@ fn a_trickling_client_delays_nobody_and_is_cut_off_after_a_second() {
         "cut off after {cut:?}"
     );
     assert!(!trickling.join().unwrap(), "the trickler's next byte fails");
+    eprintln!(
+        "agent, a client trickling a byte every 3 s: another client's `secret show` took {took:.2?}; the trickler was cut off after {cut:.2?}"
+    );
 }
 
 #[test]
@@ -453,6 +456,7 @@ fn nothing_is_answered_after_a_lock_and_lock_is_not_kept_waiting() {
         .stderr_has("Locked");
     let took = started.elapsed();
     assert!(took < Duration::from_millis(1500), "lock took {took:?}");
+    eprintln!("agent, `vault lock` while a client is connected: {took:.2?}");
     let _ = (&early).write_all(&status_frame());
     assert!(answer_to(early).is_empty(), "answered after the lock");
     thread::sleep(Duration::from_millis(300));
@@ -484,6 +488,7 @@ fn lock_status_and_reads_say_the_agent_did_not_answer() {
     let env = &u.0;
     let socket = socket_of(env);
     let frozen = Frozen::new(pid_of(env));
+    let started = Instant::now();
     // A read: not "damaged", not "locked".
     env.vault(["secret", "list"])
         .env_remove("VAULT_PASSPHRASE_FILE")
@@ -501,6 +506,10 @@ fn lock_status_and_reads_say_the_agent_did_not_answer() {
         .fails(1)
         .stderr_has("the agent did not answer")
         .lacks("no agent is running");
+    eprintln!(
+        "agent, stopped with SIGSTOP: a read, `status` and `lock` each said \"the agent did not answer\", {:.2?} for the three",
+        started.elapsed()
+    );
     // `lock` put it out of reach: its socket is gone, and once it runs
     // again it exits.
     assert!(
@@ -715,6 +724,7 @@ fn six_concurrent_unlocks_all_succeed_and_leave_one_working_agent() {
     let u = Unlocked(Env::with_passphrase("pw").init());
     let env = &u.0;
     env.create("db", &["K=concurrent-value"]);
+    let started = Instant::now();
     let children: Vec<_> = (0..6)
         .map(|_| env.vault(["unlock", "--timeout", "5m"]).spawn())
         .collect();
@@ -732,6 +742,10 @@ fn six_concurrent_unlocks_all_succeed_and_leave_one_working_agent() {
         thread::sleep(Duration::from_millis(20));
     }
     assert_eq!(agents_on(&socket), [pid]);
+    eprintln!(
+        "agent, 6 concurrent `vault unlock`s: all exit 0, one agent left, in {:.2?}",
+        started.elapsed()
+    );
     env.vault(["secret", "show", "db", "--reveal"])
         .env_remove("VAULT_PASSPHRASE_FILE")
         .run()
