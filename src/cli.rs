@@ -74,7 +74,7 @@ pub(crate) enum Command {
     /// hands the identity out, like ssh-agent. Unlocking again replaces it.
     #[command(after_long_help = EX_UNLOCK)]
     Unlock {
-        /// How long the agent lives: 90s, 15m, 2h, 1h30m
+        /// How long the agent lives: 90s, 15m, 2h, 1h30m; at most 7d
         #[arg(long, default_value = "15m", value_parser = parse_duration)]
         timeout: std::time::Duration,
     },
