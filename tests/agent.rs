@@ -753,3 +753,68 @@ fn six_concurrent_unlocks_all_succeed_and_leave_one_working_agent() {
         .stdout_has("concurrent-value");
     env.vault(["lock"]).run().success();
 }
+
+/// The socket file is yours but the process listening on it is not (a
+/// socket of `nobody`'s agent, moved into your runtime directory and given
+/// to you): clients ask the kernel who listens (`SO_PEERCRED`) and ignore
+/// it, instead of waiting on an agent that would never answer them.
+#[test]
+fn a_listener_of_another_user_is_not_trusted() {
+    if !is_root() || !have("setpriv") {
+        return;
+    }
+    let theirs = Env::bare_for_tests();
+    fs::set_permissions(theirs.tmp.path(), fs::Permissions::from_mode(0o755)).unwrap();
+    let home = theirs.path("nobody");
+    fs::create_dir_all(&home).unwrap();
+    let pass = home.join("pass.txt");
+    write_private(&pass, b"pw\n");
+    Command::new("chown")
+        .args(["-R", "nobody:nogroup"])
+        .arg(&home)
+        .status()
+        .unwrap();
+    let as_nobody = |args: &[&str]| {
+        Command::new("setpriv")
+            .args(["--reuid=nobody", "--regid=nogroup", "--clear-groups", "--"])
+            .arg(BIN)
+            .args(args)
+            .env_clear()
+            .env("HOME", &home)
+            .env("VAULT_DIR", home.join("vault"))
+            .env("XDG_RUNTIME_DIR", home.join("run"))
+            .env("VAULT_PASSPHRASE_FILE", &pass)
+            .env("VAULT_SCRYPT_WORK_FACTOR", "10")
+            .output()
+            .unwrap()
+    };
+    assert!(as_nobody(&["init"]).status.success());
+    assert!(as_nobody(&["unlock", "--timeout", "2m"]).status.success());
+    let s: serde_json::Value =
+        serde_json::from_slice(&as_nobody(&["status", "--json"]).stdout).unwrap();
+    let their_socket = PathBuf::from(s["socket"].as_str().unwrap());
+    // Stopped, it keeps listening (connections queue) but never answers,
+    // and does not notice its socket moving.
+    let _frozen = Frozen::new(s["agent_pid"].as_u64().unwrap());
+
+    let u = unlocked("5m");
+    let env = &u.0;
+    let socket = socket_of(env);
+    env.vault(["lock"]).run().success();
+    fs::rename(&their_socket, &socket).unwrap();
+    std::os::unix::fs::chown(&socket, Some(0), Some(0)).unwrap();
+    let started = Instant::now();
+    let o = env.vault(["status", "--json"]).run().success();
+    assert!(o.stdout.contains("\"unlocked\": false"), "{o:#?}");
+    assert!(o.stderr.contains("runs as uid 65534"), "{o:#?}");
+    env.vault(["secret", "list"])
+        .env_remove("VAULT_PASSPHRASE_FILE")
+        .run()
+        .fails(1)
+        .stderr_has("no terminal");
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "a client waited on the foreign listener"
+    );
+    fs::remove_file(&socket).unwrap();
+}
