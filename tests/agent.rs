@@ -254,6 +254,55 @@ fn unlock_and_passwd_prompt_on_a_terminal() {
     env.vault(["lock"]).run().success();
 }
 
+/// The unprivileged user `nobody`, with a vault and a passphrase file of
+/// its own, for what root's privileges would hide. Its agent is stopped
+/// when this is dropped.
+struct Nobody {
+    env: Env,
+    home: PathBuf,
+}
+
+impl Nobody {
+    fn new() -> Nobody {
+        let env = Env::bare_for_tests();
+        fs::set_permissions(env.tmp.path(), fs::Permissions::from_mode(0o755)).unwrap();
+        let home = env.path("nobody");
+        fs::create_dir_all(&home).unwrap();
+        write_private(&home.join("pass.txt"), b"pw\n");
+        Command::new("chown")
+            .args(["-R", "nobody:nogroup"])
+            .arg(&home)
+            .status()
+            .unwrap();
+        Nobody { env, home }
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let mut c = Command::new("setpriv");
+        c.args(["--reuid=nobody", "--regid=nogroup", "--clear-groups", "--"])
+            .arg(BIN)
+            .args(args)
+            .env_clear()
+            .env("HOME", &self.home)
+            .env("VAULT_DIR", self.home.join("vault"))
+            .env("XDG_RUNTIME_DIR", self.home.join("run"))
+            .env("VAULT_PASSPHRASE_FILE", self.home.join("pass.txt"))
+            .env("VAULT_SCRYPT_WORK_FACTOR", "10")
+            .current_dir(self.env.tmp.path());
+        c
+    }
+
+    fn run(&self, args: &[&str]) -> std::process::Output {
+        self.command(args).output().unwrap()
+    }
+}
+
+impl Drop for Nobody {
+    fn drop(&mut self) {
+        let _ = self.run(&["lock"]);
+    }
+}
+
 /// Root passes a 0600 socket's mode, so only the agent's uid check can turn
 /// it away: start the agent as `nobody` and knock as root.
 #[test]
@@ -261,35 +310,12 @@ fn a_peer_with_another_uid_is_refused() {
     if !is_root() || !have("setpriv") {
         return;
     }
-    let env = Env::bare_for_tests();
-    fs::set_permissions(env.tmp.path(), fs::Permissions::from_mode(0o755)).unwrap();
-    let home = env.path("nobody");
-    fs::create_dir_all(&home).unwrap();
-    let pass = home.join("pass.txt");
-    write_private(&pass, b"pw\n");
-    Command::new("chown")
-        .args(["-R", "nobody:nogroup"])
-        .arg(&home)
-        .status()
-        .unwrap();
-    let as_nobody = |args: &[&str]| {
-        Command::new("setpriv")
-            .args(["--reuid=nobody", "--regid=nogroup", "--clear-groups", "--"])
-            .arg(BIN)
-            .args(args)
-            .env_clear()
-            .env("HOME", &home)
-            .env("VAULT_DIR", home.join("vault"))
-            .env("XDG_RUNTIME_DIR", home.join("run"))
-            .env("VAULT_PASSPHRASE_FILE", &pass)
-            .env("VAULT_SCRYPT_WORK_FACTOR", "10")
-            .output()
-            .unwrap()
-    };
+    let nobody = Nobody::new();
+    let as_nobody = |args: &[&str]| nobody.run(args);
     assert!(as_nobody(&["init"]).status.success());
     let o = as_nobody(&["unlock", "--timeout", "2m"]);
     assert!(o.status.success(), "{o:?}");
-    let socket = fs::read_dir(home.join("run/vault"))
+    let socket = fs::read_dir(nobody.home.join("run/vault"))
         .unwrap()
         .flatten()
         .map(|e| e.path())
@@ -763,31 +789,8 @@ fn a_listener_of_another_user_is_not_trusted() {
     if !is_root() || !have("setpriv") {
         return;
     }
-    let theirs = Env::bare_for_tests();
-    fs::set_permissions(theirs.tmp.path(), fs::Permissions::from_mode(0o755)).unwrap();
-    let home = theirs.path("nobody");
-    fs::create_dir_all(&home).unwrap();
-    let pass = home.join("pass.txt");
-    write_private(&pass, b"pw\n");
-    Command::new("chown")
-        .args(["-R", "nobody:nogroup"])
-        .arg(&home)
-        .status()
-        .unwrap();
-    let as_nobody = |args: &[&str]| {
-        Command::new("setpriv")
-            .args(["--reuid=nobody", "--regid=nogroup", "--clear-groups", "--"])
-            .arg(BIN)
-            .args(args)
-            .env_clear()
-            .env("HOME", &home)
-            .env("VAULT_DIR", home.join("vault"))
-            .env("XDG_RUNTIME_DIR", home.join("run"))
-            .env("VAULT_PASSPHRASE_FILE", &pass)
-            .env("VAULT_SCRYPT_WORK_FACTOR", "10")
-            .output()
-            .unwrap()
-    };
+    let nobody = Nobody::new();
+    let as_nobody = |args: &[&str]| nobody.run(args);
     assert!(as_nobody(&["init"]).status.success());
     assert!(as_nobody(&["unlock", "--timeout", "2m"]).status.success());
     let s: serde_json::Value =
@@ -817,4 +820,38 @@ fn a_listener_of_another_user_is_not_trusted() {
         "a client waited on the foreign listener"
     );
     fs::remove_file(&socket).unwrap();
+}
+
+/// Without CAP_IPC_LOCK and with no locked memory allowed at all, the
+/// agent still runs, and `unlock` says the identity may be swapped.
+#[test]
+fn unlock_warns_when_the_identity_cannot_be_locked_in_memory() {
+    if !is_root() || !have("setpriv") || !have("prlimit") {
+        return;
+    }
+    let nobody = Nobody::new();
+    assert!(nobody.run(&["init"]).status.success());
+    let mut unlock = Command::new("prlimit");
+    unlock.args(["--memlock=0:0", "--"]);
+    let inner = nobody.command(&["unlock", "--timeout", "2m"]);
+    unlock.arg(inner.get_program()).args(inner.get_args());
+    unlock
+        .env_clear()
+        .envs(inner.get_envs().filter_map(|(k, v)| Some((k, v?))));
+    unlock.current_dir(nobody.env.tmp.path());
+    let o = unlock.output().unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{o:?}");
+    assert!(
+        stderr.contains("vault: warning: the agent could not lock its memory"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("Unlocked for"), "{stderr}");
+    // And with the default limit, no warning.
+    let o = nobody.run(&["unlock", "--timeout", "2m"]);
+    assert!(o.status.success(), "{o:?}");
+    assert!(
+        !String::from_utf8_lossy(&o.stderr).contains("warning"),
+        "{o:?}"
+    );
 }
