@@ -276,8 +276,24 @@ enum Silence {
     Mute(NoAnswer),
 }
 
-/// The socket's inode if it is a socket of our own uid.
-fn our_socket(socket: &Path) -> std::result::Result<u64, Silence> {
+/// Which file a path named when we looked: device, inode and change time,
+/// so that a new socket on a reused inode number is not taken for the old
+/// one (the kernel hands a freed inode number out again at once).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Stamp(u64, u64, i64, i64);
+
+impl Stamp {
+    fn of(meta: &std::fs::Metadata) -> Stamp {
+        Stamp(meta.dev(), meta.ino(), meta.ctime(), meta.ctime_nsec())
+    }
+
+    fn at(path: &Path) -> Option<Stamp> {
+        std::fs::symlink_metadata(path).ok().map(|m| Stamp::of(&m))
+    }
+}
+
+/// The socket's stamp if it is a socket of our own uid.
+fn our_socket(socket: &Path) -> std::result::Result<Stamp, Silence> {
     let meta = match std::fs::symlink_metadata(socket) {
         Ok(m) => m,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(Silence::Gone),
@@ -296,24 +312,24 @@ fn our_socket(socket: &Path) -> std::result::Result<u64, Silence> {
             meta.uid()
         )));
     }
-    Ok(meta.ino())
+    Ok(Stamp::of(&meta))
 }
 
 /// Connects to an agent of ours: the socket is ours, and so is whoever
 /// listens on it (a socket renamed into place keeps its owner's uid on the
 /// inode, but the listener's credentials are the kernel's word).
-fn connect(socket: &Path) -> std::result::Result<(UnixStream, u64), Silence> {
-    let ino = our_socket(socket)?;
+fn connect(socket: &Path) -> std::result::Result<(UnixStream, Stamp), Silence> {
+    let stamp = our_socket(socket)?;
     let stream = match UnixStream::connect(socket) {
         Ok(s) => s,
         Err(e) if is_stale(&e) => {
-            remove_if_same(socket, ino);
+            remove_if_same(socket, stamp);
             return Err(Silence::Gone);
         }
         Err(e) => return Err(Silence::Mute(NoAnswer::from_io(socket, &e))),
     };
     match rustix::net::sockopt::socket_peercred(&stream) {
-        Ok(cred) if cred.uid.as_raw() == my_uid() => Ok((stream, ino)),
+        Ok(cred) if cred.uid.as_raw() == my_uid() => Ok((stream, stamp)),
         Ok(cred) => Err(Silence::Foreign(format!(
             "the process listening on {} runs as uid {}, not as you",
             socket.display(),
@@ -325,24 +341,24 @@ fn connect(socket: &Path) -> std::result::Result<(UnixStream, u64), Silence> {
 
 /// One request, one answer, within `CLIENT_DEADLINE` in all.
 fn ask(socket: &Path, req: &serde_json::Value) -> std::result::Result<Answer, Silence> {
-    let (stream, ino) = connect(socket)?;
+    let (stream, stamp) = connect(socket)?;
     let mut timed = Timed::new(&stream, CLIENT_DEADLINE);
     write_frame(&mut timed, req.to_string().as_bytes())
         .and_then(|()| read_frame(&mut timed))
-        .map(|body| Answer { body, ino })
+        .map(|body| Answer { body, stamp })
         .map_err(|e| Silence::Mute(NoAnswer::from_io(socket, &e)))
 }
 
 struct Answer {
     body: Zeroizing<Vec<u8>>,
-    /// The socket's inode when we asked: what `lock` may remove.
-    ino: u64,
+    /// The socket when we asked: what `lock` may remove.
+    stamp: Stamp,
 }
 
-/// Removes `socket` only if it is still the inode we saw, so that a new
+/// Removes `socket` only if it is still the file we saw, so that a new
 /// agent's socket that took its place in between is left alone.
-fn remove_if_same(socket: &Path, ino: u64) {
-    if std::fs::symlink_metadata(socket).is_ok_and(|m| m.ino() == ino) {
+fn remove_if_same(socket: &Path, stamp: Stamp) {
+    if Stamp::at(socket) == Some(stamp) {
         let _ = std::fs::remove_file(socket);
     }
 }
@@ -459,30 +475,24 @@ pub(crate) fn stop(vault_dir: &Path) -> Result<bool> {
 }
 
 fn stop_at(socket: &Path) -> std::result::Result<bool, Silence> {
-    let ino = our_socket(socket)?;
+    let stamp = our_socket(socket)?;
     let answer = match ask(socket, &json!({"op": "lock"})) {
         Ok(a) => a,
         Err(Silence::Mute(n)) => {
-            remove_if_same(socket, ino);
+            remove_if_same(socket, stamp);
             return Err(Silence::Mute(n));
         }
         Err(other) => return Err(other),
     };
     if answer.body[..] != *b"L" {
-        remove_if_same(socket, answer.ino);
+        remove_if_same(socket, answer.stamp);
         return Err(Silence::Mute(NoAnswer::new(
             socket,
             "it did not confirm the lock",
         )));
     }
-    // It removes its socket, then exits: wait for that, so that a
-    // following `unlock` can take its place.
-    let deadline = Instant::now() + Duration::from_secs(3);
-    while std::fs::symlink_metadata(socket).is_ok_and(|m| m.ino() == answer.ino)
-        && Instant::now() < deadline
-    {
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    // It removed its socket before it said so, so a following `unlock`
+    // can take the place at once; the process itself exits right after.
     Ok(true)
 }
 
@@ -850,6 +860,9 @@ struct Shared {
     clients: AtomicUsize,
     /// Written to by the thread that answers `lock`, to wake the main loop.
     wake: UnixStream,
+    socket: PathBuf,
+    /// Our socket file, as bound; `None` once we removed it.
+    stamp: std::sync::Mutex<Option<Stamp>>,
 }
 
 impl Shared {
@@ -868,6 +881,21 @@ impl Shared {
     fn close(&self) {
         let mut held = self.held.write().unwrap_or_else(|e| e.into_inner());
         *held = None;
+    }
+
+    /// Whether our socket is still in place: someone who removes or
+    /// replaces it takes us out of reach, and we leave.
+    fn reachable(&self) -> bool {
+        let stamp = self.stamp.lock().unwrap_or_else(|e| e.into_inner());
+        stamp.is_some() && Stamp::at(&self.socket) == *stamp
+    }
+
+    /// Removes our socket, once, and only if it is still ours.
+    fn unlink(&self) {
+        let mut stamp = self.stamp.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(ours) = stamp.take() {
+            remove_if_same(&self.socket, ours);
+        }
     }
 }
 
@@ -902,6 +930,9 @@ fn serve_one(client: &Client, stream: &UnixStream) {
     if stop {
         drop(held);
         shared.close();
+        // Out of reach before `lock` hears so: the `unlock` that may follow
+        // binds at once, and never meets this agent still listening.
+        shared.unlink();
         let _ = send_now(stream, &answer);
         let _ = (&shared.wake).write_all(b"L");
         return;
@@ -953,7 +984,7 @@ pub(crate) fn serve(socket: &Path, seconds: u64) -> Result<()> {
     listener
         .set_nonblocking(true)
         .map_err(|e| Error::io("listen on", socket, e))?;
-    let ino = std::fs::metadata(socket).map(|m| m.ino()).unwrap_or(0);
+    let stamp = Stamp::at(socket);
     let (wake_rx, wake_tx) = UnixStream::pair().map_err(|e| Error::io("listen on", socket, e))?;
     let me = rustix::process::geteuid();
     // The time counts from when clients can reach us, so a slow start on a
@@ -973,6 +1004,8 @@ pub(crate) fn serve(socket: &Path, seconds: u64) -> Result<()> {
         memory_locked,
         clients: AtomicUsize::new(0),
         wake: wake_tx,
+        socket: socket.to_path_buf(),
+        stamp: std::sync::Mutex::new(stamp),
     });
 
     loop {
@@ -981,9 +1014,8 @@ pub(crate) fn serve(socket: &Path, seconds: u64) -> Result<()> {
             break;
         }
         // Gone or replaced: someone removed our socket, so nobody can reach us.
-        if std::fs::metadata(socket).map(|m| m.ino()).ok() != Some(ino) {
-            shared.close();
-            return Ok(());
+        if !shared.reachable() {
+            break;
         }
         let wait = left.min(Duration::from_secs(1));
         let wait = rustix::event::Timespec {
@@ -1019,10 +1051,7 @@ pub(crate) fn serve(socket: &Path, seconds: u64) -> Result<()> {
         }
     }
     shared.close();
-    // Remove the socket only if it is still ours.
-    if std::fs::metadata(socket).map(|m| m.ino()).ok() == Some(ino) {
-        let _ = std::fs::remove_file(socket);
-    }
+    shared.unlink();
     Ok(())
 }
 
