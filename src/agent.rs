@@ -76,6 +76,9 @@ pub(crate) const REQUEST_DEADLINE: Duration = Duration::from_secs(1);
 /// "the agent did not answer".
 const CLIENT_DEADLINE: Duration = Duration::from_secs(3);
 
+/// How long `unlock` waits for the agent it started to answer.
+const START_DEADLINE: Duration = Duration::from_secs(10);
+
 /// Connections served at once; more are closed unanswered. With the
 /// request deadline, a flood of idle connections costs at most a second.
 const MAX_CLIENTS: usize = 64;
@@ -690,7 +693,9 @@ pub(crate) fn start(
             ))
         })?;
     }
-    let deadline = Instant::now() + Duration::from_secs(5);
+    // Generous: a loaded machine can take seconds to schedule a new
+    // process, and a wait only ends early or in an error.
+    let deadline = Instant::now() + START_DEADLINE;
     loop {
         if let Ok(a) = ask(&place.socket, &json!({"op": "status"}))
             && let Some(s) = parse_status(&a.body, place.socket.clone())
@@ -704,7 +709,10 @@ pub(crate) fn start(
         }
         if Instant::now() > deadline {
             let _ = child.kill();
-            return Err(Error::new("the agent did not start within 5 s"));
+            return Err(Error::new(format!(
+                "the agent did not start within {} s",
+                START_DEADLINE.as_secs()
+            )));
         }
         std::thread::sleep(Duration::from_millis(5));
     }
