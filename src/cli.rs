@@ -112,7 +112,11 @@ pub(crate) enum Command {
 
     /// Print the names of secrets for shell completion, if that needs no prompt
     #[command(name = "__complete-secrets", hide = true)]
-    CompleteSecrets,
+    CompleteSecrets {
+        /// Only the names that start with PREFIX (the word being completed)
+        #[arg(allow_hyphen_values = true)]
+        prefix: Option<String>,
+    },
 
     /// The agent process itself (started by `vault unlock`)
     #[command(name = "__agent", hide = true)]

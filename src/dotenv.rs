@@ -22,10 +22,18 @@
 //!   default text is expanded once, as `sh` does. Names resolve against keys
 //!   defined earlier in the file, then the caller's lookup; an unresolved
 //!   name becomes empty with a warning. A `$` that starts no name, `$(…)` and
-//!   backticks are literal text: nothing is ever executed. In unquoted
-//!   values `\$` is kept as written and its `$` is not expanded.
-//!   `${…}` without a closing brace is literal; other `${…}` forms
-//!   (`${1}`, `${A:+x}`) become empty with a warning.
+//!   backticks are literal text: nothing is ever executed (a value that a
+//!   shell would have run is listed in `Parsed::commands`, for import to
+//!   warn about). `\$` is a literal `$`, in unquoted values as in double
+//!   quotes. `${A:+alt}`, `${A+alt}`, `${A:?msg}` and `${A?msg}` follow
+//!   POSIX sh; the `?` forms are errors naming the key and the message
+//!   (shown as written, never expanded). `${…}` without a closing brace is
+//!   literal; other `${…}` forms (`${1}`, `${A#x}`) become empty with a
+//!   warning.
+//! - Expansion stops as soon as a value passes the pair limit
+//!   (`names::MAX_PAIR_LEN`), and once substitutions have produced
+//!   `MAX_SUBSTITUTED` bytes in one file: a chain `K2=${K1}${K1}` doubles
+//!   per line, and must fail at its 18th line, not eat all memory.
 //! - A repeated key keeps the position of its first definition and takes the
 //!   last value (warning if the values differ); `Entry::line` is the line of
 //!   the definition that won.
@@ -44,6 +52,8 @@ use std::collections::{HashMap, HashSet};
 use std::fmt;
 
 use zeroize::Zeroizing;
+
+use crate::names::MAX_PAIR_LEN;
 
 /// How [`parse`] reads a file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -87,6 +97,10 @@ impl fmt::Debug for Entry {
 pub struct Parsed {
     pub entries: Vec<Entry>,
     pub(crate) warnings: Vec<String>,
+    /// `line N: KEY: …` for unquoted or double-quoted values holding `$(`
+    /// or a backtick, which a shell would have run and `vault` keeps as
+    /// text. `import` warns about them; `run --dotenv` need not.
+    pub(crate) commands: Vec<String>,
 }
 
 impl fmt::Debug for Parsed {
@@ -94,6 +108,7 @@ impl fmt::Debug for Parsed {
         f.debug_struct("Parsed")
             .field("entries", &self.entries)
             .field("warnings", &self.warnings)
+            .field("commands", &self.commands)
             .finish()
     }
 }
@@ -115,6 +130,12 @@ impl std::error::Error for ParseError {}
 /// Bounds the recursion of `${A:-${B:-…}}` so hostile input cannot exhaust the stack.
 const MAX_DEFAULT_DEPTH: usize = 16;
 
+/// The most bytes substitutions may produce in one file, over all its
+/// values. Each value is also held to the pair limit, but 5,000 lines of
+/// `K=${BIG}` (100 KiB each) would still be 500 MB from a 100 KB file; no
+/// real `.env` comes near this.
+pub(crate) const MAX_SUBSTITUTED: usize = 64 << 20;
+
 /// Parses a `.env` file. `lookup` answers names the file has not defined
 /// (yet); it is never consulted for a name the file defined earlier.
 pub fn parse(
@@ -130,6 +151,7 @@ pub fn parse(
     };
     let mut out = Parsed::default();
     let mut index: HashMap<String, usize> = HashMap::new();
+    let mut budget = MAX_SUBSTITUTED;
 
     while sc.pos < sc.s.len() {
         let (start_pos, start_line) = (sc.pos, sc.line);
@@ -145,7 +167,16 @@ pub fn parse(
             });
         }
         let outcome = result.and_then(|statement| match statement {
-            Some((key, raw)) => define(key, raw, start_line, opts, lookup, &mut out, &mut index),
+            Some((key, raw)) => define(
+                key,
+                raw,
+                start_line,
+                opts,
+                lookup,
+                &mut out,
+                &mut index,
+                &mut budget,
+            ),
             None => Ok(()),
         });
         if outcome.is_err() {
@@ -440,20 +471,39 @@ fn unquoted(sc: &mut Scanner, spaced: bool) -> RawValue {
         prev_ws = c.is_whitespace();
     }
     let value = line[..cut].trim_end();
-    let literal_dollars = value
-        .match_indices('$')
-        .map(|(i, _)| i)
-        .filter(|&i| i > 0 && value.as_bytes()[i - 1] == b'\\')
-        .collect();
+    // `\$` is a literal `$` (the backslash goes); every other backslash is
+    // kept as written.
+    let mut text = Zeroizing::new(String::with_capacity(value.len()));
+    let mut literal_dollars = Vec::new();
+    let mut rest = value;
+    while let Some(i) = rest.find("\\$") {
+        text.push_str(&rest[..i]);
+        literal_dollars.push(text.len());
+        text.push('$');
+        rest = &rest[i + 2..];
+    }
+    text.push_str(rest);
     sc.pos = end;
     RawValue {
-        text: Zeroizing::new(value.to_owned()),
+        text,
         literal_dollars,
         expandable: true,
     }
 }
 
+/// Whether a shell would run part of this text: `$(` at a `$` that is not
+/// escaped, or a backtick.
+fn runs_a_command(raw: &RawValue) -> bool {
+    raw.expandable
+        && (raw.text.contains('`')
+            || raw
+                .text
+                .match_indices("$(")
+                .any(|(i, _)| raw.literal_dollars.binary_search(&i).is_err()))
+}
+
 /// Expands (unless disabled) and records one definition.
+#[allow(clippy::too_many_arguments)]
 fn define(
     key: &str,
     raw: RawValue,
@@ -462,7 +512,9 @@ fn define(
     lookup: &dyn Fn(&str) -> Option<String>,
     out: &mut Parsed,
     index: &mut HashMap<String, usize>,
+    budget: &mut usize,
 ) -> Result<(), String> {
+    let command = runs_a_command(&raw);
     let (value, mut warnings) = if opts.expand && raw.expandable {
         let mut ex = Expander {
             text: &raw.text,
@@ -475,9 +527,12 @@ fn define(
             seen: HashSet::new(),
             warnings: Vec::new(),
             prefix: format!("line {line}: {key}"),
+            limit: MAX_PAIR_LEN.saturating_sub(key.len() + 1),
+            budget: *budget,
         };
         ex.expand(0, raw.text.len(), 0)
             .map_err(|reason| format!("{key}: {reason}"))?;
+        *budget = ex.budget;
         (ex.out, ex.warnings)
     } else {
         (raw.text, Vec::new())
@@ -487,6 +542,11 @@ fn define(
     }
 
     out.warnings.append(&mut warnings);
+    if command {
+        out.commands.push(format!(
+            "line {line}: {key}: `$(…)` and backticks are not run: the value keeps them as text (single-quote it to say that is meant)"
+        ));
+    }
     if let Some(&i) = index.get(key) {
         let entry = &mut out.entries[i];
         if entry.value != value {
@@ -540,6 +600,10 @@ struct Expander<'a> {
     warnings: Vec<String>,
     /// `line N: KEY`, for warnings.
     prefix: String,
+    /// The longest value `out` may become: the pair limit less `KEY=`.
+    limit: usize,
+    /// What substitutions may still add in this file (`MAX_SUBSTITUTED`).
+    budget: usize,
 }
 
 impl<'a> Expander<'a> {
@@ -566,6 +630,26 @@ impl<'a> Expander<'a> {
         }
     }
 
+    /// Appends text to the value, failing as soon as the value passes the
+    /// pair limit (or substitutions their budget), before it can grow more.
+    fn push(&mut self, s: &str, substituted: bool) -> Result<(), String> {
+        if self.out.len() + s.len() > self.limit {
+            return Err(format!(
+                "the value is too large: more than {MAX_PAIR_LEN} bytes with its key, the most one environment variable holds"
+            ));
+        }
+        if substituted {
+            self.budget = self.budget.checked_sub(s.len()).ok_or_else(|| {
+                format!(
+                    "expanding the file's values produces more than {} MiB in total",
+                    MAX_SUBSTITUTED >> 20
+                )
+            })?;
+        }
+        self.out.push_str(s);
+        Ok(())
+    }
+
     /// Expands `text[start..end]` into `out`. Substituted values are copied,
     /// never rescanned: that is what makes expansion happen once.
     fn expand(&mut self, start: usize, end: usize, depth: usize) -> Result<(), String> {
@@ -583,7 +667,7 @@ impl<'a> Expander<'a> {
             }
             if b[i + 1] == b'{' {
                 if let Some(&close) = self.closes.get(&i).filter(|&&c| c < end) {
-                    self.out.push_str(&text[literal_from..i]);
+                    self.push(&text[literal_from..i], false)?;
                     self.braced(i + 2, close, depth)?;
                     i = close + 1;
                     literal_from = i;
@@ -591,10 +675,10 @@ impl<'a> Expander<'a> {
                 }
             } else if is_name_start(b[i + 1]) {
                 let name_end = i + 1 + name_len(&text[i + 1..end]);
-                self.out.push_str(&text[literal_from..i]);
+                self.push(&text[literal_from..i], false)?;
                 let name = &text[i + 1..name_end];
                 match self.resolve(name) {
-                    Some(v) => self.out.push_str(&v),
+                    Some(v) => self.push(&v, true)?,
                     None => self.unresolved(name, false),
                 }
                 i = name_end;
@@ -603,40 +687,64 @@ impl<'a> Expander<'a> {
             }
             i += 1;
         }
-        self.out.push_str(&text[literal_from..end]);
-        Ok(())
+        self.push(&text[literal_from..end], false)
     }
 
-    /// Expands the inside of `${…}`, `text[start..close]`.
+    /// Expands the inside of `${…}`, `text[start..close]`, as POSIX sh does
+    /// for the forms below (`:` makes an empty value count as unset):
+    /// `${A}`, `${A:-word}`/`${A-word}` (word if unset), `${A:+word}`/
+    /// `${A+word}` (word if set), `${A:?msg}`/`${A?msg}` (an error if unset).
     fn braced(&mut self, start: usize, close: usize, depth: usize) -> Result<(), String> {
         let inner = &self.text[start..close];
         let n = name_len(inner);
         let name = &inner[..n];
         let rest = &inner[n..];
-        let (only_if_unset, word) = if n == 0 {
-            (true, None)
-        } else if rest.is_empty() {
-            (true, Some(close..close))
-        } else if rest.starts_with(":-") {
-            (false, Some(start + n + 2..close))
-        } else if rest.starts_with('-') {
-            (true, Some(start + n + 1..close))
-        } else {
-            (true, None)
+        let colon = rest.starts_with(':');
+        let op = rest[usize::from(colon)..].chars().next();
+        let word = start + n + usize::from(colon) + 1..close;
+        let form = match (n, rest.is_empty(), op) {
+            (0, _, _) => None,
+            (_, true, _) => Some('='),
+            (_, false, Some(c @ ('-' | '+' | '?'))) => Some(c),
+            _ => None,
         };
-        // Anything else (`${1}`, `${A:+x}`, `${}`) names no key we could
-        // hold; both references also turn the common ones into "".
-        let Some(word) = word else {
+        // Anything else (`${1}`, `${A#x}`, `${A:=x}`, `${}`) names no key we
+        // could hold or changes one; both references also turn the common
+        // ones into "".
+        let Some(form) = form else {
             let prefix = &self.prefix;
             self.warnings.push(format!(
                 "{prefix}: unsupported ${{...}} form; it was replaced by an empty string"
             ));
             return Ok(());
         };
-        match self.resolve(name) {
-            Some(v) if only_if_unset || !v.is_empty() => self.out.push_str(&v),
-            None if rest.is_empty() => self.unresolved(name, true),
-            _ => self.expand(word.start, word.end, depth + 1)?,
+        let value = self.resolve(name);
+        let set = match &value {
+            Some(v) => !(colon && v.is_empty()),
+            None => false,
+        };
+        match (form, value) {
+            ('=', Some(v)) => self.push(&v, true)?,
+            ('=', None) => self.unresolved(name, true),
+            ('-', Some(v)) if set => self.push(&v, true)?,
+            ('-', _) => self.expand(word.start, word.end, depth + 1)?,
+            ('+', _) if set => self.expand(word.start, word.end, depth + 1)?,
+            ('+', _) => {}
+            ('?', Some(v)) if set => self.push(&v, true)?,
+            _ => {
+                // The message is the file's own text, shown as written:
+                // expanding it could put a value into an error.
+                let msg = &self.text[word];
+                let unset = if colon { "not set or empty" } else { "not set" };
+                return Err(if msg.trim().is_empty() {
+                    format!("`{name}` is {unset}")
+                } else {
+                    format!(
+                        "`{name}` is {unset}: {}",
+                        crate::names::printable(msg.trim())
+                    )
+                });
+            }
         }
         Ok(())
     }
@@ -659,10 +767,11 @@ pub fn render_dotenv(entries: &[(&str, &str)]) -> String {
         out.push('=');
         if is_plain(value) {
             out.push_str(value);
-        } else if !value.contains(['\'', '\r', '\n']) {
+        } else if !value.contains(['\'', '\r', '\n']) && !value.ends_with('\\') {
             // Single quotes hold everything else literally; CR and LF are
             // left to double quotes, where they can be escaped and so survive
-            // line-end normalisation.
+            // line-end normalisation. So is a final backslash: `'a\'` reads
+            // back as an escaped quote in python-dotenv, docker and others.
             out.push('\'');
             out.push_str(value);
             out.push('\'');
@@ -822,13 +931,22 @@ mod tests {
         ("A=$\nB=a$ b\nC=$$\nD=$1\nE=\"$\"", Strict, Ok(&[("A", "$"), ("B", "a$ b"), ("C", "$$"), ("D", "$1"), ("E", "$")]), &[]),
         ("C=$(rm -rf x)\nD=`id`\nE=\"$(id) `id`\"", Strict, Ok(&[("C", "$(rm -rf x)"), ("D", "`id`"), ("E", "$(id) `id`")]), &[]),
         ("B=1\nA=\"\\$B\"\nC=\"\\${B}\"", Strict, Ok(&[("B", "1"), ("A", "$B"), ("C", "${B}")]), &[]),
-        ("B=1\nA=x\\$B", Strict, Ok(&[("B", "1"), ("A", "x\\$B")]), &[]),
+        ("B=1\nA=x\\$B\nC=\\${B}\\\\$B", Strict, Ok(&[("B", "1"), ("A", "x$B"), ("C", "${B}\\$B")]), &[]),
+        ("A=C:\\dir\\ x\\", Strict, Ok(&[("A", "C:\\dir\\ x\\")]), &[]),
         ("A=$FROM_ENV", Strict, Ok(&[("A", "env")]), &[]),
         ("FROM_ENV=file\nA=${FROM_ENV}", Strict, Ok(&[("FROM_ENV", "file"), ("A", "file")]), &[]),
         ("A=$B\nB=s3cr3t", Strict, Ok(&[("A", ""), ("B", "s3cr3t")]), &["line 1: A: a `$` reference to an unset variable"]),
         ("A=${MISSING}x${MISSING}", Strict, Ok(&[("A", "x")]), &["line 1: A: ${MISSING} is not set"]),
         ("A=x\nB=${A}${A\nC=${A", Strict, Ok(&[("A", "x"), ("B", "x${A"), ("C", "${A")]), &[]),
-        ("A=${1}\nB=${X:+s3cr3t}\nC=${}", Strict, Ok(&[("A", ""), ("B", ""), ("C", "")]), &["line 1: A: unsupported", "line 2: B: unsupported", "line 3: C: unsupported"]),
+        ("A=${1}\nB=${X:=s3cr3t}\nC=${}\nD=${X#s3cr3t}", Strict, Ok(&[("A", ""), ("B", ""), ("C", ""), ("D", "")]), &["line 1: A: unsupported", "line 2: B: unsupported", "line 3: C: unsupported", "line 4: D: unsupported"]),
+        // POSIX `+` and `?` forms (`:` counts an empty value as unset).
+        ("E=\nS=x\nA=${S:+alt}\nB=${E:+alt}\nC=${U:+alt}\nD=${S+alt}\nF=${E+alt}\nG=${U+alt}", Strict, Ok(&[("E", ""), ("S", "x"), ("A", "alt"), ("B", ""), ("C", ""), ("D", "alt"), ("F", "alt"), ("G", "")]), &[]),
+        ("S=x\nA=${S:+<$S>}\nB=${S:+${U:-d}}", Strict, Ok(&[("S", "x"), ("A", "<x>"), ("B", "d")]), &[]),
+        ("E=\nS=x\nA=${S:?must be set}\nB=${E?unused}\nC=${S?m}", Strict, Ok(&[("E", ""), ("S", "x"), ("A", "x"), ("B", ""), ("C", "x")]), &[]),
+        ("A=${U:?set U first}", Strict, Err(1), &[]),
+        ("E=\nA=${E:?}", Strict, Err(2), &[]),
+        ("A=${U?}\nB=2", Skip, Ok(&[("B", "2")]), &["line 1: A: `U` is not set; skipped"]),
+        ("E=\nA=\"${E:?E is empty}\"", Skip, Ok(&[("E", "")]), &["line 2: A: `E` is not set or empty: E is empty; skipped"]),
         ("A=1\nA=${A}2", Strict, Ok(&[("A", "12")]), &["line 2: A: repeated key"]),
         ("A=x\nB=$A\nC=\"${A}\\$\\n\"\nD='$A'", NoExpand, Ok(&[("A", "x"), ("B", "$A"), ("C", "${A}$\n"), ("D", "$A")]), &[]),
         // Repeated keys: first position, last value, warning only when the value changes.
@@ -962,6 +1080,83 @@ mod tests {
         let ok = format!("A={}x{}", "${U:-".repeat(16), "}".repeat(16));
         let p = parse(ok.as_bytes(), &Options::default(), &no_lookup).unwrap();
         assert_eq!(pairs(&p), [("A", "x")]);
+    }
+
+    /// A chain `K{n+1}=${Kn}${Kn}` doubles per line: 30 lines took 2.6 GB
+    /// and 5,000 got vault killed, because the size was checked after
+    /// expansion (issue 14). Now the line that passes the pair limit fails.
+    #[test]
+    fn doubling_chains_stop_at_the_pair_limit() {
+        let mut chain = String::from("K0=x\n");
+        for i in 0..5000 {
+            chain.push_str(&format!("K{}=${{K{i}}}${{K{i}}}\n", i + 1));
+        }
+        let err = parse(chain.as_bytes(), &Options::default(), &no_lookup).unwrap_err();
+        // K17 would be 2^17 = 131,072 bytes, one past the limit.
+        assert_eq!(err.line, 18, "{err}");
+        assert!(
+            err.reason
+                .starts_with("K17: the value is too large: more than 131071 bytes"),
+            "{err}"
+        );
+        let p = parse(chain.as_bytes(), &opts(Skip), &no_lookup).unwrap();
+        assert_eq!(p.entries.len(), 5000, "K17 skipped, the rest defined");
+        assert!(p.entries.iter().all(|e| e.value.len() <= MAX_PAIR_LEN));
+        // The limit counts the key: `K=` plus the value must fit.
+        let fits = format!("A={}\nK=$A", "v".repeat(MAX_PAIR_LEN - 2));
+        let p = parse(fits.as_bytes(), &Options::default(), &no_lookup).unwrap();
+        assert_eq!(p.entries[1].value.len(), MAX_PAIR_LEN - 2);
+        let over = format!("A={}\nKK=$A", "v".repeat(MAX_PAIR_LEN - 2));
+        assert_eq!(
+            parse(over.as_bytes(), &Options::default(), &no_lookup)
+                .unwrap_err()
+                .line,
+            2
+        );
+    }
+
+    /// Each value under the limit, many of them: the file's total is capped.
+    #[test]
+    fn substitutions_have_a_budget_per_file() {
+        let big = "v".repeat(100_000);
+        let mut file = format!("B={big}\n");
+        for i in 0..1000 {
+            file.push_str(&format!("K{i}=$B\n"));
+        }
+        let err = parse(file.as_bytes(), &Options::default(), &no_lookup).unwrap_err();
+        let first_over = MAX_SUBSTITUTED / 100_000; // K0 .. this one fit
+        assert_eq!(err.line, first_over + 2, "{err}");
+        assert!(err.reason.contains("more than 64 MiB in total"), "{err}");
+        // Literal text is bounded by the input and does not count.
+        let literal = format!("A={big}\n").repeat(1000);
+        assert!(parse(literal.as_bytes(), &Options::default(), &no_lookup).is_ok());
+    }
+
+    #[test]
+    fn command_substitutions_are_listed_for_import_to_warn() {
+        let input =
+            "A=$(id)\nB=\"x `id`\"\nC='$(id)'\nD=\\$(id)\nE=\"\\$(id)\"\nF=$ (id)\nG=s3cr3t$(x)";
+        let p = parse(input.as_bytes(), &Options::default(), &no_lookup).unwrap();
+        assert_eq!(
+            pairs(&p),
+            [
+                ("A", "$(id)"),
+                ("B", "x `id`"),
+                ("C", "$(id)"),
+                ("D", "$(id)"),
+                ("E", "$(id)"),
+                ("F", "$ (id)"),
+                ("G", "s3cr3t$(x)")
+            ]
+        );
+        let lines: Vec<&str> = p
+            .commands
+            .iter()
+            .map(|c| &c[..c.find(": `").unwrap()])
+            .collect();
+        assert_eq!(lines, ["line 1: A", "line 2: B", "line 7: G"]);
+        assert!(p.commands.iter().all(|c| !c.contains(SECRET)));
+        assert!(p.warnings.is_empty());
     }
 
     /// Hostile shapes (deep `${`, runs of `$`, unterminated quotes) parse
@@ -1136,10 +1331,11 @@ mod tests {
             ("C", "a b $x #y"),
             ("D", "it's\n"),
             ("E", "\\$\"\r"),
+            ("F", "C:\\dir\\"),
         ];
         assert_eq!(
             render_dotenv(&entries),
-            "A=plain-1.2/x@y:z\nB=''\nC='a b $x #y'\nD=\"it's\\n\"\nE=\"\\\\\\$\\\"\\r\"\n"
+            "A=plain-1.2/x@y:z\nB=''\nC='a b $x #y'\nD=\"it's\\n\"\nE=\"\\\\\\$\\\"\\r\"\nF=\"C:\\\\dir\\\\\"\n"
         );
     }
 

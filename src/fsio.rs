@@ -5,7 +5,7 @@
 use std::{
     fs::{self, DirBuilder, File, OpenOptions, TryLockError},
     io::{self, Read, Write},
-    os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt},
+    os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt},
     path::{Path, PathBuf},
     thread,
     time::{Duration, Instant},
@@ -37,16 +37,8 @@ impl WriteLock {
         Self::acquire_within(path, LOCK_TIMEOUT)
     }
 
-    #[allow(clippy::disallowed_methods, reason = "fsio owns the lock file")]
     pub(crate) fn acquire_within(path: &Path, timeout: Duration) -> Result<Self> {
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .mode(0o600)
-            .open(path)
-            .map_err(|e| Error::io("open lock file", path, e))?;
+        let file = open_lock(path)?;
         let deadline = Instant::now() + timeout;
         let mut pause = Duration::from_millis(1);
         loop {
@@ -66,6 +58,242 @@ impl WriteLock {
                 }
                 Err(TryLockError::Error(e)) => return Err(Error::io("lock", path, e)),
             }
+        }
+    }
+}
+
+/// Opens (creating if needed) a lock file, never through a symlink
+/// (`O_NOFOLLOW`): with `--vault /tmp/shared/x`, another user could plant
+/// `x.lock -> /etc/something` and have our `O_CREAT` make or open that
+/// file. What is opened must be a regular file of our own (a FIFO or a
+/// device there is refused, and `O_NONBLOCK` keeps the open itself from
+/// waiting on one).
+#[allow(clippy::disallowed_methods, reason = "fsio owns the lock file")]
+fn open_lock(path: &Path) -> Result<File> {
+    use rustix::fs::OFlags;
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .custom_flags((OFlags::NOFOLLOW | OFlags::NONBLOCK).bits() as i32)
+        .open(path)
+        .map_err(|e| {
+            if e.raw_os_error() == Some(rustix::io::Errno::LOOP.raw_os_error()) {
+                Error::new(format!(
+                    "the lock file {} is a symbolic link, which vault does not follow",
+                    path.display()
+                ))
+                .hint(format!(
+                    "remove it (`rm {}`); vault creates the lock itself",
+                    path.display()
+                ))
+            } else {
+                Error::io("open lock file", path, e)
+            }
+        })?;
+    let meta = file
+        .metadata()
+        .map_err(|e| Error::io("open lock file", path, e))?;
+    if !meta.is_file() {
+        return Err(Error::new(format!(
+            "the lock file {} is not a regular file",
+            path.display()
+        ))
+        .hint("move it aside; vault creates the lock itself"));
+    }
+    let me = rustix::process::geteuid().as_raw();
+    if meta.uid() != me {
+        return Err(Error::new(format!(
+            "the lock file {} belongs to uid {}, not to you ({me})",
+            path.display(),
+            meta.uid()
+        ))
+        .hint("another user made it: remove it if you own the directory, or keep the vault in a directory of your own"));
+    }
+    Ok(file)
+}
+
+/// What `doctor` finds at a lock file: free, held by a writer, or not
+/// usable at all (read-only file system, permissions, a symlink), which a
+/// writer would fail on too.
+#[derive(Debug)]
+pub(crate) enum LockState {
+    Free,
+    Held,
+    Unusable(Error),
+}
+
+/// Looks at the lock without waiting and without keeping it.
+pub(crate) fn probe_lock(path: &Path) -> LockState {
+    let file = match open_lock(path) {
+        Ok(f) => f,
+        Err(e) => return LockState::Unusable(e),
+    };
+    match file.try_lock() {
+        Ok(()) => LockState::Free,
+        Err(TryLockError::WouldBlock) => LockState::Held,
+        Err(TryLockError::Error(e)) => LockState::Unusable(Error::io("lock", path, e)),
+    }
+}
+
+/// The file a vault or identity path stands for: a symlink is followed
+/// (to its final target, which need not exist yet), so that reads, the
+/// temporary file, the rename and the lock all happen beside the real
+/// file, and a dotfile or sync-folder symlink keeps receiving updates
+/// instead of being replaced by a regular file on the first write. Any
+/// other path is returned as it is.
+pub(crate) fn resolve(path: &Path) -> Result<PathBuf> {
+    let mut current = path.to_path_buf();
+    // The kernel's own limit on a chain of links (MAXSYMLINKS).
+    for _ in 0..40 {
+        match fs::symlink_metadata(&current) {
+            Ok(m) if m.file_type().is_symlink() => {
+                let target =
+                    fs::read_link(&current).map_err(|e| Error::io("resolve", &current, e))?;
+                current = parent(&current).join(target);
+            }
+            _ => return Ok(current),
+        }
+    }
+    Err(Error::new(format!(
+        "{} is a chain of more than 40 symbolic links",
+        path.display()
+    ))
+    .hint("point it at the vault file directly"))
+}
+
+/// Refuses a vault path that exists and is not a regular file (a device,
+/// a FIFO, a directory): a write would rename a file over it, or read
+/// from it.
+pub(crate) fn refuse_non_regular(path: &Path) -> Result<()> {
+    match fs::metadata(path) {
+        Ok(m) if !m.is_file() => Err(Error::new(format!(
+            "{} is not a regular file",
+            path.display()
+        ))
+        .hint("a vault file is a regular file; pass another path with --vault")),
+        _ => Ok(()),
+    }
+}
+
+/// Refuses a `VAULT_DIR` that another user owns or that group or others
+/// may write to: whoever can write there can swap `identity.age` or
+/// `vault.age` for files of their own. A directory that does not exist yet
+/// passes (`ensure_dir` creates it 0700).
+pub(crate) fn check_vault_dir(dir: &Path) -> Result<()> {
+    let meta = match fs::metadata(dir) {
+        Ok(m) => m,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(Error::io("read", dir, e)),
+    };
+    let me = rustix::process::geteuid().as_raw();
+    if meta.uid() != me {
+        return Err(Error::new(format!(
+            "the vault directory {} belongs to uid {}, not to you ({me})",
+            dir.display(),
+            meta.uid()
+        ))
+        .hint("use a vault directory of your own (VAULT_DIR / --vault-dir)"));
+    }
+    let mode = meta.mode() & 0o7777;
+    if mode & 0o022 != 0 {
+        return Err(Error::new(format!(
+            "the vault directory {} may be written by other users (mode {:04o})",
+            dir.display(),
+            mode & 0o777
+        ))
+        .hint(format!("chmod 700 {}", dir.display())));
+    }
+    Ok(())
+}
+
+/// Finds `name` (`.env`, later `vault.toml`) in `start` or the nearest
+/// folder above it, searching only where a file cannot have been planted
+/// by another user (DESIGN "v2: Hardening", upward searches). It looks in
+/// each folder from `start` up and stops:
+///
+/// - after the folder that holds `.git` (the top of a project), after
+///   `$HOME`, and at `/`;
+/// - *before* a folder not owned by the user or root, or writable by group
+///   or others unless it is sticky and the user's own (so `/tmp` and
+///   `/tmp/shared` stop it);
+/// - at a file found but owned by another user: not used, with a warning
+///   naming it.
+///
+/// `Err` says where the search stopped, for the caller's "not found";
+/// `warn` gets the warnings (the caller owns the terminal).
+pub(crate) fn find_upward(
+    start: &Path,
+    name: &str,
+    warn: &mut dyn FnMut(&str),
+) -> std::result::Result<PathBuf, String> {
+    let home = std::env::var_os("HOME")
+        .filter(|h| !h.is_empty())
+        .map(|h| fs::canonicalize(&h).unwrap_or_else(|_| PathBuf::from(h)));
+    let me = rustix::process::geteuid().as_raw();
+    search_upward(start, name, home.as_deref(), me, warn)
+}
+
+fn search_upward(
+    start: &Path,
+    name: &str,
+    home: Option<&Path>,
+    me: u32,
+    warn: &mut dyn FnMut(&str),
+) -> std::result::Result<PathBuf, String> {
+    let start = fs::canonicalize(start)
+        .or_else(|_| std::path::absolute(start))
+        .unwrap_or_else(|_| start.to_path_buf());
+    let mut dir = start.as_path();
+    loop {
+        let Ok(meta) = fs::metadata(dir) else {
+            return Err(format!("{} cannot be read", dir.display()));
+        };
+        let owner_ok = meta.uid() == me || meta.uid() == 0;
+        let mode = meta.mode();
+        let shared = mode & 0o022 != 0 && !(mode & 0o1000 != 0 && meta.uid() == me);
+        if !owner_ok || shared {
+            let why = if owner_ok {
+                "other users may write to it"
+            } else {
+                "another user owns it"
+            };
+            return Err(format!("the search stops before {}: {why}", dir.display()));
+        }
+        let candidate = dir.join(name);
+        if let Ok(m) = fs::metadata(&candidate)
+            && m.is_file()
+        {
+            if m.uid() != me {
+                warn(&format!(
+                    "{} belongs to uid {}, not to you ({me}), so it is not used",
+                    candidate.display(),
+                    m.uid()
+                ));
+                return Err(format!(
+                    "the search stops at {}, which another user wrote",
+                    candidate.display()
+                ));
+            }
+            return Ok(candidate);
+        }
+        if dir.join(".git").exists() {
+            return Err(format!(
+                "the search stops at the top of the repository, {}",
+                dir.display()
+            ));
+        }
+        if Some(dir) == home {
+            return Err(format!(
+                "the search stops at your home directory, {}",
+                dir.display()
+            ));
+        }
+        match dir.parent() {
+            Some(up) => dir = up,
+            None => return Err("the search stops at /".to_string()),
         }
     }
 }
@@ -275,10 +503,27 @@ pub(crate) fn read_all(
     Ok(out)
 }
 
-/// Refuses a file that group or others may read: a passphrase file must be
-/// as private as the key it unlocks (ssh refuses such keys the same way).
+/// Refuses a file that group or others may read: a passphrase file or an
+/// identity must be as private as the key it is (ssh refuses such keys the
+/// same way). A device (`/dev/null`) is no such file at all, and `chmod`
+/// would be the wrong advice; a pipe (`<(pass show vault)`) is checked like
+/// a file (an anonymous one is 0600).
 pub(crate) fn check_private(path: &Path) -> Result<()> {
+    use std::os::unix::fs::FileTypeExt;
     let meta = fs::metadata(path).map_err(|e| Error::io("read", path, e))?;
+    let kind = meta.file_type();
+    if kind.is_char_device() || kind.is_block_device() || kind.is_socket() || kind.is_dir() {
+        return Err(Error::new(format!(
+            "{} is {}, not a file holding a key or passphrase",
+            path.display(),
+            if kind.is_dir() {
+                "a directory"
+            } else {
+                "a device"
+            }
+        ))
+        .hint("put it in a file of its own, readable only by you (chmod 600 FILE)"));
+    }
     let mode = meta.permissions().mode() & 0o777;
     if mode & 0o077 != 0 {
         return Err(Error::new(format!(
@@ -343,6 +588,150 @@ mod tests {
         remove_stale_temps(&target);
         assert!(!stale.exists());
         assert!(dir.path().join("other.tmp").exists());
+    }
+
+    #[test]
+    fn lock_is_never_opened_through_a_symlink() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("elsewhere");
+        let lock = dir.path().join("x.lock");
+        std::os::unix::fs::symlink(&target, &lock).unwrap();
+        let err = WriteLock::acquire(&lock).unwrap_err();
+        assert!(err.message().contains("is a symbolic link"), "{err:?}");
+        assert!(!target.exists(), "O_CREAT followed the link");
+        assert!(matches!(probe_lock(&lock), LockState::Unusable(_)));
+    }
+
+    #[test]
+    fn lock_must_be_a_regular_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let lock = dir.path().join("x.lock");
+        fs::create_dir(&lock).unwrap();
+        assert!(WriteLock::acquire(&lock).is_err());
+        assert!(matches!(
+            probe_lock(&dir.path().join("free.lock")),
+            LockState::Free
+        ));
+    }
+
+    #[test]
+    fn resolve_follows_chains_to_targets_that_need_not_exist() {
+        let dir = tempfile::tempdir().unwrap();
+        let real = dir.path().join("sync/vault.age");
+        fs::create_dir(dir.path().join("sync")).unwrap();
+        let a = dir.path().join("a");
+        let b = dir.path().join("b");
+        std::os::unix::fs::symlink("sync/vault.age", &b).unwrap();
+        std::os::unix::fs::symlink(&b, &a).unwrap();
+        assert_eq!(resolve(&a).unwrap(), dir.path().join("sync/vault.age"));
+        assert_eq!(resolve(&real).unwrap(), real);
+        let lp = dir.path().join("loop");
+        std::os::unix::fs::symlink(&lp, &lp).unwrap();
+        assert!(resolve(&lp).unwrap_err().message().contains("chain"));
+    }
+
+    #[test]
+    fn vault_dir_must_be_private() {
+        let dir = tempfile::tempdir().unwrap();
+        check_vault_dir(dir.path()).unwrap();
+        check_vault_dir(&dir.path().join("missing")).unwrap();
+        for mode in [0o777, 0o720, 0o702, 0o1777] {
+            fs::set_permissions(dir.path(), fs::Permissions::from_mode(mode)).unwrap();
+            let err = check_vault_dir(dir.path()).unwrap_err();
+            assert!(
+                err.message().contains("may be written by other users"),
+                "{mode:o}"
+            );
+        }
+        fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
+        check_vault_dir(dir.path()).unwrap();
+    }
+
+    #[test]
+    fn a_device_is_not_a_private_file() {
+        let err = check_private(Path::new("/dev/null")).unwrap_err();
+        assert!(err.message().contains("is a device"), "{err:?}");
+        assert!(!err.hint_text().unwrap().contains("/dev/null"));
+    }
+
+    fn search(
+        start: &Path,
+        home: Option<&Path>,
+    ) -> (std::result::Result<PathBuf, String>, Vec<String>) {
+        let mut warnings = vec![];
+        let me = rustix::process::geteuid().as_raw();
+        let found = search_upward(start, ".env", home, me, &mut |w| {
+            warnings.push(w.to_string())
+        });
+        (found, warnings)
+    }
+
+    fn mode(p: &Path, m: u32) {
+        fs::set_permissions(p, fs::Permissions::from_mode(m)).unwrap();
+    }
+
+    #[test]
+    fn upward_search_finds_the_nearest_and_stops_where_design_says() {
+        let t = tempfile::tempdir().unwrap();
+        let root = fs::canonicalize(t.path()).unwrap();
+        let deep = root.join("a/b/c");
+        fs::create_dir_all(&deep).unwrap();
+        for d in ["a", "a/b", "a/b/c"] {
+            mode(&root.join(d), 0o755);
+        }
+        fs::write(root.join(".env"), "A=1").unwrap();
+        fs::write(root.join("a/.env"), "A=2").unwrap();
+        // The nearest one, from any depth.
+        assert_eq!(search(&deep, None).0.unwrap(), root.join("a/.env"));
+        // Not above a repository's top...
+        fs::create_dir(root.join("a/b/.git")).unwrap();
+        let (found, _) = search(&deep, None);
+        assert!(found.unwrap_err().contains("top of the repository"));
+        fs::remove_dir(root.join("a/b/.git")).unwrap();
+        // ... nor above $HOME.
+        let (found, _) = search(&deep, Some(&root.join("a/b")));
+        assert!(found.unwrap_err().contains("home directory"));
+        // Not into a folder others may write to (the found one's folder
+        // included), unless sticky and ours.
+        mode(&root.join("a"), 0o777);
+        let (found, _) = search(&deep, None);
+        assert!(
+            found.unwrap_err().contains("stops before"),
+            "group/other-writable"
+        );
+        mode(&root.join("a"), 0o1777);
+        assert_eq!(search(&deep, None).0.unwrap(), root.join("a/.env"));
+        mode(&root.join("a"), 0o775);
+        assert!(search(&deep, None).0.is_err());
+    }
+
+    /// As root, a folder or file can be given to another user to check the
+    /// ownership rules; as anyone else this test has nothing to prove.
+    #[test]
+    fn upward_search_refuses_other_users_folders_and_files() {
+        if rustix::process::geteuid().as_raw() != 0 {
+            return;
+        }
+        let nobody = rustix::process::Uid::from_raw(65534);
+        let t = tempfile::tempdir().unwrap();
+        let root = fs::canonicalize(t.path()).unwrap();
+        let shared = root.join("shared");
+        let proj = shared.join("proj");
+        fs::create_dir_all(&proj).unwrap();
+        mode(&shared, 0o755);
+        mode(&proj, 0o755);
+        fs::write(shared.join(".env"), "A=planted").unwrap();
+        rustix::fs::chown(&shared, Some(nobody), None).unwrap();
+        let (found, warnings) = search(&proj, None);
+        assert!(found.unwrap_err().contains("another user owns it"));
+        assert!(warnings.is_empty());
+        // A file of another user's in a folder of ours: named, not used.
+        fs::write(proj.join(".env"), "A=planted").unwrap();
+        rustix::fs::chown(proj.join(".env"), Some(nobody), None).unwrap();
+        let (found, warnings) = search(&proj, None);
+        assert!(found.is_err());
+        assert_eq!(warnings.len(), 1);
+        assert!(warnings[0].contains("belongs to uid 65534"), "{warnings:?}");
     }
 
     #[test]

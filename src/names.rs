@@ -122,9 +122,18 @@ impl fmt::Debug for SecretValue {
 }
 
 /// Variables that change how the child or its loader behaves rather than
-/// configuring it: setting one from a shared vault is a code-execution path.
+/// configuring it: setting one from a shared vault or a cloned project's
+/// `.env` is a code-execution path (DESIGN "v2: Hardening" lists them).
+/// `SHELL` is one only for `vault shell`, which runs it: see
+/// [`warn_dangerous_at_run`].
 pub(crate) fn is_dangerous_key(key: &str) -> bool {
     const EXACT: &[&str] = &[
+        "PERL5DB",
+        "LESSOPEN",
+        "LESSCLOSE",
+        "ZDOTDIR",
+        "GCONV_PATH",
+        "GIT_CONFIG",
         "LD_PRELOAD",
         "LD_LIBRARY_PATH",
         "LD_AUDIT",
@@ -150,7 +159,13 @@ pub(crate) fn is_dangerous_key(key: &str) -> bool {
         "_JAVA_OPTIONS",
         "LUA_INIT",
     ];
-    EXACT.contains(&key) || key.starts_with("DYLD_") || key.starts_with("LD_")
+    EXACT.contains(&key)
+        || key.starts_with("DYLD_")
+        || key.starts_with("LD_")
+        || key.starts_with("GIT_CONFIG_")
+        // curl, git, pip and npm read `http_proxy` as well as `HTTP_PROXY`:
+        // a proxy sees (and may change) every request the command makes.
+        || key.to_ascii_uppercase().ends_with("_PROXY")
 }
 
 /// Prints the warning secret writes give for dangerous keys.
@@ -164,9 +179,39 @@ pub(crate) fn warn_dangerous<'a>(keys: impl IntoIterator<Item = &'a str>) {
     }
 }
 
+/// Warns, before `run` or `shell` execs, about each dangerous key a stored
+/// secret or a dotenv file sets (`--set` and `--local-env` are the user's
+/// own command line). A write warns its writer; this warns the one who
+/// runs, who may not be the same person (a teammate's vault, a cloned
+/// repository's `.env`). `shell` also runs `SHELL`.
+pub(crate) fn warn_dangerous_at_run<'a>(
+    source: &str,
+    keys: impl IntoIterator<Item = &'a str>,
+    shell: bool,
+) {
+    for key in keys {
+        if is_dangerous_key(key) || (shell && key == "SHELL") {
+            crate::term::warn(&format!(
+                "{source} sets `{key}`, which changes how programs start: the command will load or run what it names"
+            ));
+        }
+    }
+}
+
+/// Whether text looks like key material (an age secret key, a PEM or
+/// OpenSSH private key): never echoed, wherever it turns up.
+pub(crate) fn looks_like_key_material(s: &str) -> bool {
+    let upper = s.to_ascii_uppercase();
+    upper.contains("AGE-SECRET-KEY-") || upper.contains("-----BEGIN")
+}
+
 /// User input echoed in an error: control characters escaped, length capped.
-/// Only for names and keys, which are not secret.
+/// Only for names and keys, which are not secret; text that looks like key
+/// material is not shown at all.
 pub(crate) fn printable(s: &str) -> String {
+    if looks_like_key_material(s) {
+        return "(text that looks like a private key, not shown)".to_string();
+    }
     let mut out: String = s.chars().take(80).flat_map(char::escape_debug).collect();
     if s.chars().count() > 80 {
         out.push('…');
@@ -263,8 +308,56 @@ mod tests {
 
     #[test]
     fn dangerous() {
-        assert!(is_dangerous_key("LD_PRELOAD"));
-        assert!(is_dangerous_key("DYLD_INSERT_LIBRARIES"));
-        assert!(!is_dangerous_key("PGHOST"));
+        // DESIGN "v2: Hardening", every name and pattern it lists.
+        for k in [
+            "LD_PRELOAD",
+            "LD_AUDIT",
+            "DYLD_INSERT_LIBRARIES",
+            "BASH_ENV",
+            "ENV",
+            "PROMPT_COMMAND",
+            "NODE_OPTIONS",
+            "PYTHONSTARTUP",
+            "PERL5OPT",
+            "PERL5DB",
+            "RUBYOPT",
+            "JAVA_TOOL_OPTIONS",
+            "GIT_CONFIG_COUNT",
+            "GIT_CONFIG_KEY_0",
+            "GIT_CONFIG_GLOBAL",
+            "LESSOPEN",
+            "LESSCLOSE",
+            "ZDOTDIR",
+            "GCONV_PATH",
+            "HTTP_PROXY",
+            "https_proxy",
+            "ALL_PROXY",
+        ] {
+            assert!(is_dangerous_key(k), "{k}");
+        }
+        for k in [
+            "PGHOST",
+            "SHELL",
+            "PROXY",
+            "GIT_AUTHOR_NAME",
+            "DATABASE_URL",
+        ] {
+            assert!(!is_dangerous_key(k), "{k}");
+        }
+    }
+
+    #[test]
+    fn key_material_is_never_printable() {
+        for s in [
+            "AGE-SECRET-KEY-1QQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQ",
+            "age-secret-key-1qqqq",
+            "-----BEGIN OPENSSH PRIVATE KEY-----",
+            "x -----begin rsa private key",
+        ] {
+            let shown = printable(s);
+            assert!(!shown.to_lowercase().contains("key-1"), "{shown}");
+            assert!(!shown.contains("-----"), "{shown}");
+        }
+        assert_eq!(printable("db\u{1b}[2J"), "db\\u{1b}[2J");
     }
 }

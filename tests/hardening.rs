@@ -1,9 +1,82 @@
-//! The running process is hardened (DESIGN.md invariant 7): umask, core
-//! limit, not dumpable, as /proc shows them.
+//! Hardening. First the running process (DESIGN.md invariant 7): umask,
+//! core limit, not dumpable, as /proc shows them. Then issue 14, DESIGN
+//! "v2: Hardening": each test performs the attack or the mistake an
+//! adversarial review found and shows it refused, named, or harmless,
+//! grouped as the issue numbers them.
 
-use std::{fs, os::unix::process::CommandExt, thread, time::Duration};
+use std::{
+    fs,
+    os::unix::fs::{PermissionsExt, symlink},
+    path::Path,
+    process::Command,
+};
 
 use crate::support::*;
+
+use std::{os::unix::process::CommandExt, thread, time::Duration};
+
+trait StdoutIs {
+    fn stdout_is(self, want: &str) -> Out;
+}
+
+impl StdoutIs for Out {
+    #[track_caller]
+    fn stdout_is(self, want: &str) -> Out {
+        assert_eq!(self.stdout, want, "{self:#?}");
+        self
+    }
+}
+
+/// Replaces `env`'s vault with its own database changed by `sql`, run
+/// directly on the plaintext (no validation on the way), encrypted to the
+/// same recipient: what a teammate, or anyone who knows a public
+/// recipient, can write.
+fn forge(env: &Env, sql: &str) {
+    let plain = env.plaintext();
+    let mut conn = rusqlite::Connection::open_in_memory().unwrap();
+    conn.deserialize_read_exact(rusqlite::MAIN_DB, &plain[..], plain.len(), false)
+        .unwrap();
+    conn.execute_batch(sql).unwrap();
+    let hostile = conn.serialize(rusqlite::MAIN_DB).unwrap().to_vec();
+    let recipient = env.vault(["recipient"]).run().success().stdout;
+    let sealed = vault::testing::encrypt_vec(&[recipient.trim().to_string()], &hostile).unwrap();
+    fs::write(env.file(), sealed).unwrap();
+}
+
+/// The directory of the binary under test, for scripts that call `vault`.
+fn path_with_vault() -> String {
+    let bin_dir = Path::new(BIN).parent().unwrap();
+    format!("{}:{}", bin_dir.display(), std::env::var("PATH").unwrap())
+}
+
+/// `COMPREPLY` after bash completes `words` (the last one being typed).
+fn bash_complete(env: &Env, words: &str, cword: usize) -> (Vec<String>, std::process::Output) {
+    let script = env.vault(["completions", "bash"]).run().success().stdout;
+    let script = env.write("vault.bash", script);
+    let probe = format!(
+        "source {}; COMP_WORDS=({words}); COMP_CWORD={cword}; _vault_with_secrets; printf '%s\\n' \"${{COMPREPLY[@]}}\"",
+        script.display()
+    );
+    let out = Command::new("bash")
+        .arg("-c")
+        .arg(probe)
+        .current_dir(env.tmp.path())
+        .env("PATH", path_with_vault())
+        .env("HOME", &env.home)
+        .env("VAULT_DIR", &env.dir)
+        .env("VAULT_IDENTITY", env.identity.as_ref().unwrap())
+        .env_remove("RUST_BACKTRACE")
+        .output()
+        .unwrap();
+    let words = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| !l.is_empty())
+        .map(str::to_string)
+        .collect();
+    (words, out)
+}
+
+// ---- The process
 
 /// Invariant 7: The process is hardened: a `vault` waiting on stdin shows umask 077,
 /// a soft core limit of 0 (hard limit untouched) and is not dumpable.
@@ -43,4 +116,482 @@ fn running_process_is_hardened() {
     let fields: Vec<&str> = core.split_whitespace().collect();
     assert_eq!(fields[4], "0", "soft limit: {core}");
     assert_eq!(fields[5], "unlimited", "hard limit untouched: {core}");
+}
+
+// ---- 1. Completion never lets the shell expand stored names
+
+/// A stored name `d$(touch${IFS}PWNED)` created the file on TAB: the bash
+/// script passed names to `compgen -W`, which expands `$(…)`.
+#[test]
+fn bash_completion_never_runs_a_stored_name() {
+    if !have("bash") {
+        return;
+    }
+    let env = Env::new().init();
+    env.create("db", &["K=v"]);
+    env.create("dx", &["K=v"]);
+    forge(
+        &env,
+        "UPDATE secrets SET name = 'd$(touch${IFS}PWNED)' WHERE name = 'dx';
+         INSERT INTO secrets (name, created_at, updated_at)
+             VALUES ('d`touch PWNED2`', '2024-01-01T00:00:00Z', '2024-01-01T00:00:00Z');",
+    );
+    for (words, cword) in [
+        ("vault run -s d", 3),
+        ("vault export d", 2),
+        ("vault secret show d", 3),
+    ] {
+        let (got, out) = bash_complete(&env, words, cword);
+        assert!(!env.path("PWNED").exists(), "{words}: $(…) ran");
+        assert!(!env.path("PWNED2").exists(), "{words}: backticks ran");
+        // A vault that refuses the forged rows as a whole completes nothing;
+        // otherwise only the valid name.
+        assert!(got.is_empty() || got == ["db"], "{words}: {got:?} {out:?}");
+    }
+    // The helper itself never prints an invalid name.
+    let out = env.vault(["__complete-secrets"]).run().success();
+    assert!(
+        !out.stdout.contains('$') && !out.stdout.contains('`'),
+        "{out:?}"
+    );
+}
+
+/// Prefixes are matched by `vault`, so the shell gets only the candidates.
+#[test]
+fn completion_helper_matches_the_prefix_itself() {
+    let env = Env::new().init();
+    for n in ["db", "db-prod", "dz", "web"] {
+        env.create(n, &["K=v"]);
+    }
+    env.vault(["__complete-secrets", "--", "db"])
+        .run()
+        .success()
+        .stdout_is("db\ndb-prod\n");
+    env.vault(["__complete-secrets", "--", "-x"])
+        .run()
+        .success()
+        .stdout_is("");
+    if have("bash") {
+        let (got, out) = bash_complete(&env, "vault secret delete web d", 4);
+        assert_eq!(got, ["db", "db-prod", "dz"], "{out:?}");
+    }
+}
+
+// ---- 4. Symlinks: the lock, the vault, the identity
+
+/// With `--vault /tmp/shared/x`, another user could plant `x.lock` as a
+/// symlink and have `vault`'s O_CREAT create (as root: anywhere) the file
+/// it points to.
+#[test]
+fn lock_file_symlink_is_not_followed() {
+    let env = Env::new().init();
+    let team = env.path("shared/x.vault");
+    fs::create_dir_all(team.parent().unwrap()).unwrap();
+    let victim = env.path("victim-file");
+    symlink(&victim, env.path("shared/x.vault.lock")).unwrap();
+    env.vault(["init", "--vault"])
+        .arg_path(&team)
+        .run()
+        .fails(1)
+        .stderr_has("is a symbolic link");
+    assert!(!victim.exists(), "the lock's O_CREAT followed the symlink");
+    assert!(!team.exists());
+}
+
+/// A lock file that belongs to another user is refused: whoever owns it
+/// can hold it (or be it, as a FIFO or a device).
+#[test]
+fn lock_file_of_another_user_is_refused() {
+    if !is_root() {
+        return;
+    }
+    let env = Env::new().init();
+    let lock = env.dir.join("vault.lock");
+    fs::write(&lock, "").unwrap();
+    Command::new("chown")
+        .arg("nobody")
+        .arg(&lock)
+        .status()
+        .unwrap();
+    env.vault(["secret", "create", "a", "K=v"])
+        .run()
+        .fails(1)
+        .stderr_has("belongs to uid 65534");
+}
+
+// ---- 5. Upward searches stop at other users' folders
+
+/// A bare `--dotenv` and `vault import` used `/tmp/shared/.env`, written by
+/// another user, when run below it.
+#[test]
+fn upward_search_does_not_enter_another_users_folder() {
+    if !is_root() {
+        return;
+    }
+    let env = Env::new().init();
+    let shared = env.path("shared");
+    let proj = shared.join("proj");
+    fs::create_dir_all(&proj).unwrap();
+    fs::set_permissions(&shared, fs::Permissions::from_mode(0o755)).unwrap();
+    fs::write(shared.join(".env"), "LD_PRELOAD=/tmp/evil.so\n").unwrap();
+    Command::new("chown")
+        .arg("nobody")
+        .arg(&shared)
+        .status()
+        .unwrap();
+    env.vault(["import", "--dry-run"])
+        .current_dir(&proj)
+        .run()
+        .fails(1)
+        .stderr_has("no .env file")
+        .stderr_has("another user owns it")
+        .lacks("LD_PRELOAD");
+    env.vault(["run", "--dotenv", "--explain"])
+        .current_dir(&proj)
+        .run()
+        .fails(1)
+        .stderr_has("no .env file");
+}
+
+/// A `.env` that another user owns is named in a warning and not used,
+/// even in a folder of the user's own.
+#[test]
+fn upward_search_skips_a_file_another_user_owns() {
+    if !is_root() {
+        return;
+    }
+    let env = Env::new().init();
+    let proj = env.path("proj/sub");
+    fs::create_dir_all(&proj).unwrap();
+    let planted = env.path("proj/.env");
+    fs::write(&planted, "A=planted\n").unwrap();
+    Command::new("chown")
+        .arg("nobody")
+        .arg(&planted)
+        .status()
+        .unwrap();
+    env.vault(["run", "--dotenv", "--explain"])
+        .current_dir(&proj)
+        .run()
+        .fails(1)
+        .stderr_has("vault: warning: ")
+        .stderr_has("belongs to uid 65534")
+        .lacks("dotenv:");
+    // The user's own file is found as before.
+    fs::write(env.path("proj/sub/.env"), "A=mine\n").unwrap();
+    env.vault(["run", "--dotenv", "--explain"])
+        .current_dir(&proj)
+        .run()
+        .success()
+        .stdout_has("proj/sub/.env");
+}
+
+// ---- 6. Key material and values never appear in errors
+
+#[test]
+fn a_private_key_given_as_a_recipient_is_not_printed() {
+    let env = Env::new().init();
+    let key = env.path("key.txt");
+    write_identity(&key);
+    let secret_line = fs::read_to_string(&key)
+        .unwrap()
+        .lines()
+        .find(|l| l.starts_with("AGE-SECRET-KEY-"))
+        .unwrap()
+        .to_string();
+    let out = env
+        .vault(["recipients", "add", "-R"])
+        .arg_path(&key)
+        .run()
+        .fails(1)
+        .stderr_has(", line ")
+        .stderr_has("private key");
+    assert!(!out.stderr.contains("AGE-SECRET-KEY"), "{out:?}");
+    let out = env
+        .vault(["recipients", "add", "age1ok", &secret_line])
+        .run()
+        .fails(1)
+        .stderr_has("recipient argument 1");
+    assert!(!out.stderr.contains("AGE-SECRET-KEY"), "{out:?}");
+    let out = env
+        .vault(["recipients", "add", &secret_line])
+        .run()
+        .fails(1)
+        .stderr_has("recipient argument 1")
+        .stderr_has("private key");
+    assert!(!out.stderr.contains("AGE-SECRET-KEY"), "{out:?}");
+    // Anywhere a name is echoed, key material is not.
+    let out = env.vault(["secret", "show", &secret_line]).run().fails(1);
+    assert!(!out.stderr.contains("AGE-SECRET-KEY"), "{out:?}");
+}
+
+/// `vault secret create n K=v 'p@ssVALUE'` echoed the value as "invalid key".
+#[test]
+fn a_value_in_a_key_position_is_named_by_position() {
+    let env = Env::new().init();
+    for args in [
+        &["secret", "create", "n", "K=v", "p@ssw0rd"][..],
+        &["secret", "create", "n", "K=v", "p@ss=w0rd"],
+        &["secret", "set", "n", "K=v", "1w0rd"],
+    ] {
+        env.vault(args)
+            .run()
+            .fails(1)
+            .stderr_has("argument 2")
+            .lacks("w0rd");
+    }
+    env.vault(["run", "--set", "A=1", "--set", "p@ss=w0rd", "--", "true"])
+        .run()
+        .fails(1)
+        .stderr_has("--set argument 2")
+        .lacks("w0rd");
+}
+
+// ---- 8. Terminal escapes from the database are escaped in tables
+
+#[test]
+fn control_characters_from_the_database_never_reach_the_terminal() {
+    let env = Env::new().init();
+    env.create("db", &["K=v"]);
+    forge(
+        &env,
+        "UPDATE secrets SET name = 'x' || char(27) || ']0;pwned' || char(7),
+                            created_at = char(27) || '[2J', updated_at = char(155) || '31m';
+         UPDATE recipients SET added_at = char(27) || '[5m';",
+    );
+    for args in [&["secret", "list"][..], &["recipients", "list"]] {
+        let out = env.vault(args).run();
+        // A vault that refuses forged rows outright is fine too; what must
+        // never happen is the raw byte on either stream.
+        assert!(
+            !out.raw_stdout.contains(&0x1b) && !out.stderr.contains('\u{1b}'),
+            "{args:?}: {out:?}"
+        );
+        assert!(!out.stdout.contains('\u{9b}') && !out.stdout.contains('\u{7}'));
+        if out.code == Some(0) {
+            assert!(out.stdout.contains("\\x1b"), "{out:?}");
+        }
+    }
+}
+
+// ---- 9. Dangerous keys are warned about at run and shell
+
+#[test]
+fn dangerous_keys_are_warned_about_when_run() {
+    let env = Env::new().init();
+    env.create(
+        "team",
+        &[
+            "GIT_CONFIG_COUNT=0",
+            "LESSOPEN=x",
+            "https_proxy=http://127.0.0.1:9",
+            "OK=1",
+        ],
+    );
+    let dotenv = env.write("proj/.env", "ZDOTDIR=/tmp/x\nSHELL=/bin/sh\n");
+    let out = env
+        .vault(["run", "-s", "team", "--dotenv"])
+        .arg_path(&dotenv)
+        .args(["--", "true"])
+        .run()
+        .success();
+    for key in ["GIT_CONFIG_COUNT", "LESSOPEN", "https_proxy", "ZDOTDIR"] {
+        assert!(out.stderr.contains(&format!("`{key}`")), "{key}: {out:?}");
+    }
+    assert!(out.stderr.contains("secret `team` sets"), "{out:?}");
+    assert!(!out.stderr.contains("`OK`") && !out.stderr.contains("`SHELL`"));
+    // `vault shell` runs SHELL itself: there it is dangerous.
+    env.vault(["shell", "--dotenv"])
+        .arg_path(&dotenv)
+        .run()
+        .success()
+        .stderr_has("`SHELL`");
+    // --set is the user's own command line: no warning.
+    let out = env
+        .vault(["run", "--set", "LD_PRELOAD=", "--", "true"])
+        .run()
+        .success();
+    assert!(!out.stderr.contains("warning"), "{out:?}");
+}
+
+// ---- 11. dotenv
+
+/// Runs `cmd` with its address space capped at `mib`, so that a blow-up
+/// fails the test instead of the machine.
+fn capped(mut cmd: Cmd, mib: u64) -> Out {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: setrlimit is async-signal-safe and touches no memory.
+    unsafe {
+        cmd.cmd.pre_exec(move || {
+            let lim = rustix::process::Rlimit {
+                current: Some(mib << 20),
+                maximum: Some(mib << 20),
+            };
+            rustix::process::setrlimit(rustix::process::Resource::As, lim)?;
+            Ok(())
+        });
+    }
+    cmd.run()
+}
+
+/// `K1=${K0}${K0}`, `K2=${K1}${K1}`, …: 30 lines took 2.6 GB and 5,000 got
+/// vault killed, on every path that reads a dotenv file.
+#[test]
+fn doubling_dotenv_chains_fail_at_the_limit_in_bounded_memory() {
+    let env = Env::new().init();
+    let mut chain = String::from("K0=x\n");
+    for i in 0..5000 {
+        chain.push_str(&format!("K{}=${{K{i}}}${{K{i}}}\n", i + 1));
+    }
+    let file = env.write("proj/.env", &chain);
+    for args in [&["import"][..], &["import", "--dry-run"]] {
+        capped(env.vault(args).arg_path(&file), 1024)
+            .fails(1)
+            .stderr_has("line 18: K17: the value is too large: more than 131071 bytes");
+    }
+    let out = capped(
+        env.vault(["import", "--skip-invalid", "--dry-run"])
+            .arg_path(&file),
+        1024,
+    )
+    .success()
+    .stderr_has("line 18: K17: the value is too large");
+    assert!(out.stdout.contains("(5000 keys)"), "{}", &out.stdout[..200]);
+    capped(
+        env.vault(["run", "--dotenv"])
+            .arg_path(&file)
+            .args(["--", "true"]),
+        1024,
+    )
+    .fails(1)
+    .stderr_has("line 18: K17");
+    env.vault(["secret", "list"]).run().success().lacks("proj");
+}
+
+/// POSIX `${X:?msg}` fails before anything runs, naming key and message;
+/// `${X:+alt}` gives alt; `\$` is a literal `$` unquoted too.
+#[test]
+fn dotenv_posix_forms_and_escaped_dollars() {
+    let env = Env::new().init();
+    let file = env.write(
+        "p/.env",
+        "A=1\nB=${A:+set}\nC=${U+x}\nD=x\\$A\nE=${U:?U must be set}\n",
+    );
+    env.vault(["run", "--dotenv"])
+        .arg_path(&file)
+        .args(["--", "true"])
+        .run()
+        .fails(1)
+        .stderr_has("line 5: E: `U` is not set or empty: U must be set");
+    let file = env.write("p/.env", "A=1\nB=${A:+set}\nC=${U+x}\nD=x\\$A\n");
+    env.vault(["import", "--name", "p"])
+        .arg_path(&file)
+        .run()
+        .success();
+    env.vault(["export", "p", "--format", "json"])
+        .run()
+        .success()
+        .stdout_is("{\n  \"A\": \"1\",\n  \"B\": \"set\",\n  \"C\": \"\",\n  \"D\": \"x$A\"\n}\n");
+}
+
+#[test]
+fn import_warns_about_command_substitutions_it_does_not_run() {
+    let env = Env::new().init();
+    let file = env.write("p/.env", "A=$(id)\nB='$(id)'\nC=\"`id`\"\n");
+    let out = env
+        .vault(["import", "--dry-run", "--name", "p"])
+        .arg_path(&file)
+        .run()
+        .success()
+        .stderr_has("line 1: A: `$(…)` and backticks are not run")
+        .stderr_has("line 3: C:");
+    assert!(!out.stderr.contains("line 2"), "{out:?}");
+}
+
+/// `export UID=…` aborts an `eval` under `bash --posix` (readonly), so
+/// every key after it was silently missing.
+#[test]
+fn export_shell_refuses_keys_the_shell_treats_as_special() {
+    let env = Env::new().init();
+    env.create("s", &["A=1", "UID=5", "status=x"]);
+    env.vault(["export", "s", "--format", "shell"])
+        .run()
+        .fails(1)
+        .stderr_has("cannot set `UID`, `status`")
+        .lacks("export A");
+    env.vault(["export", "s"])
+        .run()
+        .success()
+        .stdout_has("UID=5");
+    // Without them, the script evaluates in bash --posix to the end.
+    env.vault(["secret", "unset", "s", "UID", "status"])
+        .run()
+        .success();
+    let script = env
+        .vault(["export", "s", "--format", "shell"])
+        .run()
+        .success()
+        .stdout;
+    if have("bash") {
+        let out = Command::new("bash")
+            .args([
+                "--posix",
+                "-c",
+                "eval \"$1\" && printf %s \"$A\"",
+                "sh",
+                &script,
+            ])
+            .output()
+            .unwrap();
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "1", "{out:?}");
+    }
+}
+
+/// A value that ends in a backslash is double-quoted by `--format dotenv`:
+/// `'C:\dir\'` is an escaped quote to python-dotenv and docker.
+#[test]
+fn export_dotenv_double_quotes_a_trailing_backslash() {
+    let env = Env::new().init();
+    env.create("s", &["P=C:\\dir\\"]);
+    let out = env.vault(["export", "s"]).run().success();
+    assert_eq!(out.stdout, "P=\"C:\\\\dir\\\\\"\n");
+    let file = env.write("back.env", &out.stdout);
+    env.vault(["import", "--name", "t"])
+        .arg_path(&file)
+        .run()
+        .success();
+    env.vault(["export", "t", "--format", "json"])
+        .run()
+        .success()
+        .stdout_is("{\n  \"P\": \"C:\\\\dir\\\\\"\n}\n");
+}
+
+// ---- 12. Smaller ones
+
+#[test]
+fn an_empty_value_from_stdin_is_a_warning() {
+    let env = Env::new().init();
+    env.vault(["secret", "create", "x", "K"])
+        .stdin("")
+        .run()
+        .success()
+        .stderr_has("vault: warning: the value of `K` read from stdin is empty");
+    let out = env
+        .vault(["secret", "set", "x", "K"])
+        .stdin("v\n")
+        .run()
+        .success();
+    assert!(!out.stderr.contains("warning"), "{out:?}");
+}
+
+#[test]
+fn a_device_as_passphrase_file_is_not_told_to_chmod() {
+    let env = Env::with_passphrase("pw").init();
+    let out = env
+        .vault(["secret", "list"])
+        .env("VAULT_PASSPHRASE_FILE", "/dev/null")
+        .run()
+        .fails(1)
+        .stderr_has("/dev/null is a device");
+    assert!(!out.stderr.contains("chmod 600 /dev/null"), "{out:?}");
 }

@@ -6,11 +6,17 @@ use std::io::Write;
 use clap::CommandFactory;
 use clap_complete::Shell;
 
-use crate::{agent, cli::Cli, context::Context, error::Result, store, unlock, vault::Vault};
+use crate::{agent, cli::Cli, context::Context, error::Result, names, store, unlock, vault::Vault};
 
 /// Completes secret names after `-s`/`--secret` and for the `secret`
 /// subcommands and `export`, by asking `vault __complete-secrets`, which
 /// answers only when it needs no prompt (identity file or agent).
+///
+/// The names come from a database someone else may have written, so the
+/// shell never expands them: `vault` matches the prefix itself and prints
+/// only valid names, and each line goes into COMPREPLY as it is. (With
+/// `compgen -W "$(…)"`, bash expanded `$(…)` inside a stored name on TAB.)
+/// `read` in a loop rather than `mapfile`: bash 3.2 (macOS) has none.
 const BASH_SECRETS: &str = r#"
 _vault_with_secrets() {
     local cur="${COMP_WORDS[COMP_CWORD]}" prev="${COMP_WORDS[COMP_CWORD-1]}"
@@ -27,7 +33,11 @@ _vault_with_secrets() {
         names=1
     fi
     if [[ $names -eq 1 ]]; then
-        COMPREPLY=($(compgen -W "$(vault __complete-secrets 2>/dev/null)" -- "$cur"))
+        COMPREPLY=()
+        local _vault_name
+        while IFS= read -r _vault_name; do
+            COMPREPLY+=("$_vault_name")
+        done < <(vault __complete-secrets -- "$cur" 2>/dev/null)
         return 0
     fi
     _vault "$@"
@@ -46,8 +56,10 @@ pub(crate) fn run(shell: Shell) -> Result<()> {
     Ok(())
 }
 
-/// Secret names, one per line, only when they can be read without asking.
-pub(crate) fn secret_names(ctx: &Context) -> Result<()> {
+/// Secret names that start with `prefix`, one per line, only when they
+/// can be read without asking. A stored name that is not a valid name
+/// (a forged or damaged database) is never printed: a shell reads this.
+pub(crate) fn secret_names(ctx: &Context, prefix: &str) -> Result<()> {
     if ctx.sources.identity.is_none() && agent::status(&ctx.paths.dir).ok().flatten().is_none() {
         return Ok(());
     }
@@ -59,7 +71,9 @@ pub(crate) fn secret_names(ctx: &Context) -> Result<()> {
     };
     let mut out = std::io::stdout().lock();
     for name in store::names(v.conn())? {
-        let _ = writeln!(out, "{name}");
+        if names::is_secret_name(&name) && name.starts_with(prefix) {
+            let _ = writeln!(out, "{name}");
+        }
     }
     Ok(())
 }

@@ -30,6 +30,9 @@ pub(crate) fn run(ctx: &Context, names: &[String], format: ExportFormat) -> Resu
         .iter()
         .map(|(k, v)| (k.as_str(), v.expose()))
         .collect();
+    if format == ExportFormat::Shell {
+        refuse_shell_special(pairs.iter().map(|(k, _)| *k))?;
+    }
     let text = Zeroizing::new(match format {
         ExportFormat::Dotenv => dotenv::render_dotenv(&pairs),
         ExportFormat::Json => render_json(&pairs),
@@ -75,6 +78,106 @@ pub fn render_json(entries: &[(&str, &str)]) -> String {
     }
     out.push_str("}\n");
     out
+}
+
+/// Keys that sh, bash or zsh treat as special or read-only: assigning one
+/// aborts an `eval` (`UID` under `bash --posix`, `status` in zsh), is
+/// ignored, or changes the shell itself (`path` is zsh's `PATH`,
+/// `SHELLOPTS` turns on options). `--format shell` refuses them.
+pub(crate) fn is_shell_special(key: &str) -> bool {
+    const EXACT: &[&str] = &[
+        // bash (and ksh, dash for some)
+        "UID",
+        "EUID",
+        "PPID",
+        "SHELLOPTS",
+        "BASHOPTS",
+        "BASHPID",
+        "GROUPS",
+        "FUNCNAME",
+        "DIRSTACK",
+        "HISTCMD",
+        "LINENO",
+        "RANDOM",
+        "SRANDOM",
+        "SECONDS",
+        "EPOCHSECONDS",
+        "EPOCHREALTIME",
+        "OPTIND",
+        "OPTARG",
+        "PIPESTATUS",
+        "IFS",
+        "COMP_WORDBREAKS",
+        "_",
+        // zsh: read-only or special parameters, and arrays tied to scalars
+        "GID",
+        "EGID",
+        "USERNAME",
+        "ARGC",
+        "ERRNO",
+        "TTYIDLE",
+        "status",
+        "pipestatus",
+        "argv",
+        "path",
+        "fpath",
+        "cdpath",
+        "manpath",
+        "mailpath",
+        "module_path",
+        "psvar",
+        "fignore",
+        "watch",
+        "options",
+        "parameters",
+        "commands",
+        "functions",
+        "aliases",
+        "galiases",
+        "saliases",
+        "builtins",
+        "modules",
+        "jobdirs",
+        "jobstates",
+        "jobtexts",
+        "nameddirs",
+        "userdirs",
+        "history",
+        "historywords",
+        "dirstack",
+        "funcstack",
+        "functrace",
+        "funcfiletrace",
+        "funcsourcetrace",
+        "widgets",
+        "keymaps",
+        "reswords",
+        "mapfile",
+        "sysparams",
+        "signals",
+        "termcap",
+        "terminfo",
+        "zsh_eval_context",
+    ];
+    EXACT.contains(&key) || key.starts_with("BASH_") || key.starts_with("ZSH_")
+}
+
+/// `eval` of `export UID=…` aborts under `bash --posix` (and `status=…` in
+/// zsh), leaving the keys after it unset: refuse before printing anything.
+fn refuse_shell_special<'a>(keys: impl Iterator<Item = &'a str>) -> Result<()> {
+    let special: Vec<String> = keys
+        .filter(|k| is_shell_special(k))
+        .map(|k| format!("`{k}`"))
+        .collect();
+    if special.is_empty() {
+        return Ok(());
+    }
+    Err(crate::error::Error::new(format!(
+        "--format shell cannot set {}: sh, bash or zsh treat {} as special or read-only",
+        special.join(", "),
+        if special.len() == 1 { "it" } else { "them" }
+    ))
+    .hint("use --format dotenv or json, or move the value to another key (`vault secret set NAME NEW_KEY`, then `vault secret unset NAME OLD_KEY`)"))
 }
 
 #[cfg(test)]
@@ -127,6 +230,29 @@ mod tests {
             }
             let pretty = serde_json::to_string_pretty(&serde_json::Value::Object(map)).unwrap();
             prop_assert_eq!(text.trim_end(), pretty);
+        }
+    }
+
+    #[test]
+    fn shell_special_keys() {
+        for k in [
+            "UID",
+            "EUID",
+            "PPID",
+            "SHELLOPTS",
+            "BASHOPTS",
+            "BASH_ENV",
+            "BASH_VERSINFO",
+            "status",
+            "path",
+            "argv",
+            "ZSH_SUBSHELL",
+            "_",
+        ] {
+            assert!(is_shell_special(k), "{k}");
+        }
+        for k in ["PATH", "HOME", "PGHOST", "Status", "STATUS", "UID_X", "_A"] {
+            assert!(!is_shell_special(k), "{k}");
         }
     }
 

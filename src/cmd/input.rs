@@ -53,11 +53,11 @@ pub(crate) fn from_args(args: &[SetArg]) -> Result<Pairs> {
         ))
         .hint("give the others as KEY=VALUE, or run in a terminal to be prompted for each"));
     }
-    for arg in args {
+    for (i, arg) in args.iter().enumerate() {
         let (key, value) = match arg.split() {
-            Some((k, v)) => (EnvKey::parse(k)?, Zeroizing::new(v.to_string())),
+            Some((k, v)) => (positional_key(k, i)?, Zeroizing::new(v.to_string())),
             None => {
-                let key = EnvKey::parse(arg.text())?;
+                let key = positional_key(arg.text(), i)?;
                 let value = if stdin_is_terminal {
                     prompt_value(&key)?
                 } else {
@@ -72,21 +72,32 @@ pub(crate) fn from_args(args: &[SetArg]) -> Result<Pairs> {
     Ok(pairs)
 }
 
+/// The key of the `n`th (from 0) `KEY[=VALUE]` argument. A rejected one is
+/// named by its position, never shown: `create db K=v p@ssw0rd` puts a
+/// value where a key goes, and `p@ss=w0rd` has a value on both sides.
+fn positional_key(text: &str, n: usize) -> Result<EnvKey> {
+    EnvKey::parse(text).map_err(|_| {
+        Error::new(format!(
+            "KEY[=VALUE] argument {}: invalid key (not shown, as it may hold a value)",
+            n + 1
+        ))
+        .hint("a key is a portable environment variable name: letters, digits and `_`, not starting with a digit; give each pair as KEY=VALUE")
+    })
+}
+
 /// The nearest `.env` from the folder `start` upward (absolute), for
-/// `vault import` and `run --dotenv`; `hint` says how to name one instead.
+/// `vault import` and `run --dotenv`, by the one upward search
+/// (`fsio::find_upward`: never into another user's folders); `hint` says
+/// how to name one instead.
 pub(crate) fn nearest_env(start: &Path, hint: &str) -> Result<std::path::PathBuf> {
     let start = std::path::absolute(start).map_err(|e| Error::io("resolve", start, e))?;
-    start
-        .ancestors()
-        .map(|d| d.join(".env"))
-        .find(|f| f.is_file())
-        .ok_or_else(|| {
-            Error::new(format!(
-                "no .env file in {} or any folder above it",
-                start.display()
-            ))
-            .hint(hint)
-        })
+    fsio::find_upward(&start, ".env", &mut |w| crate::term::warn(w)).map_err(|stop| {
+        Error::new(format!(
+            "no .env file in {} or the folders above it ({stop})",
+            start.display()
+        ))
+        .hint(hint)
+    })
 }
 
 pub(crate) fn prompt_value(key: &EnvKey) -> Result<Zeroizing<String>> {
@@ -111,6 +122,13 @@ fn read_stdin_value(key: &EnvKey) -> Result<Zeroizing<String>> {
     })?);
     if bytes.last() == Some(&b'\n') {
         bytes.pop();
+    }
+    if bytes.is_empty() {
+        // `vault secret create x K < /dev/null` or a pipe whose writer
+        // failed: store it (an empty value is a value), but say so.
+        crate::term::warn(&format!(
+            "the value of `{key}` read from stdin is empty; it is stored as an empty string"
+        ));
     }
     let text = std::str::from_utf8(&bytes).map_err(|_| {
         Error::new(format!("the value of `{key}` on stdin is not UTF-8 text"))
@@ -170,7 +188,7 @@ pub(crate) fn from_dotenv(path: &Path, opts: &dotenv::Options) -> Result<Pairs> 
         Error::new(format!("{source}, {e}"))
             .hint("fix that line, or pass --skip-invalid to import the rest")
     })?;
-    for w in &parsed.warnings {
+    for w in parsed.warnings.iter().chain(&parsed.commands) {
         crate::term::warn(&format!("{source}, {w}"));
     }
     let mut pairs = Pairs::default();

@@ -23,7 +23,9 @@ pub(crate) fn dispatch(ctx: &Context, command: Command) -> Result<()> {
         Command::Lock => agent::lock(ctx),
         Command::Doctor => doctor::run(ctx),
         Command::Completions { shell } => completions::run(shell),
-        Command::CompleteSecrets => completions::secret_names(ctx),
+        Command::CompleteSecrets { prefix } => {
+            completions::secret_names(ctx, prefix.as_deref().unwrap_or(""))
+        }
         Command::Status { json } => agent::status(ctx, json),
         Command::Passwd {
             new_passphrase_file,

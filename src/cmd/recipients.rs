@@ -110,10 +110,16 @@ fn list(ctx: &Context, as_json: bool) -> Result<()> {
 
 /// Recipients from arguments and `-R` files (one per line; `#` comments
 /// and blank lines skipped), validated and in canonical form.
+///
+/// A rejected one is named by its position or line, never shown: it may
+/// be a private key given by mistake (`-R key.txt` printed the whole
+/// `AGE-SECRET-KEY-1…`).
 fn collect(args: &[String], files: &[PathBuf]) -> Result<Vec<String>> {
     let mut out: Vec<String> = vec![];
-    for a in args {
-        out.push(crypto::canonical_recipient(a)?);
+    for (i, a) in args.iter().enumerate() {
+        let r = crypto::canonical_recipient(a)
+            .map_err(|_| not_a_recipient(format!("recipient argument {}", i + 1), a))?;
+        out.push(r);
     }
     for f in files {
         let (bytes, source) = input::read_source(f)?;
@@ -125,12 +131,24 @@ fn collect(args: &[String], files: &[PathBuf]) -> Result<Vec<String>> {
                 continue;
             }
             let r = crypto::canonical_recipient(line)
-                .map_err(|e| e.context(format_args!("{source}, line {}", n + 1)))?;
+                .map_err(|_| not_a_recipient(format!("{source}, line {}", n + 1), line))?;
             out.push(r);
         }
     }
     out.dedup();
     Ok(out)
+}
+
+/// `where_` is not an age or ssh recipient; `text` only picks the hint.
+fn not_a_recipient(where_: String, text: &str) -> Error {
+    let e = Error::new(format!(
+        "{where_} is not an age or ssh recipient (not shown: it may be a private key)"
+    ));
+    if crate::names::looks_like_key_material(text) {
+        e.hint("that is a private key: give its public recipient instead (`age-keygen -y key.txt`, `ssh-keygen -y -f id_ed25519`, or `vault recipient`), and keep the key file to yourself")
+    } else {
+        e.hint("a recipient is `age1…` (from `vault recipient` or age-keygen) or an ssh-ed25519/ssh-rsa public key")
+    }
 }
 
 /// Prints the user's own public recipient(s).

@@ -33,7 +33,7 @@ use crate::{
 };
 
 pub(crate) fn run(ctx: &Context, args: RunArgs) -> Result<()> {
-    let env = build(ctx, &args.env)?;
+    let env = build(ctx, &args.env, false)?;
     if args.env.explain {
         return explain(&env, &args.env);
     }
@@ -43,7 +43,7 @@ pub(crate) fn run(ctx: &Context, args: RunArgs) -> Result<()> {
 
 /// `$SHELL` (from the merged environment, else `/bin/sh`), with no arguments.
 pub(crate) fn shell(ctx: &Context, args: ShellArgs) -> Result<()> {
-    let env = build(ctx, &args.env)?;
+    let env = build(ctx, &args.env, true)?;
     if args.env.explain {
         return explain(&env, &args.env);
     }
@@ -62,13 +62,22 @@ enum Ready {
     Pairs(Origin, Vec<(EnvKey, SecretValue)>),
 }
 
+fn warn_dangerous(source: &str, pairs: &[(EnvKey, SecretValue)], shell: bool) {
+    crate::names::warn_dangerous_at_run(source, pairs.iter().map(|(k, _)| k.as_str()), shell);
+}
+
 /// The child's environment from the base and every source, in order.
-fn build(ctx: &Context, args: &EnvArgs) -> Result<ChildEnv> {
+/// `shell` is true for `vault shell`, which runs `SHELL` itself.
+fn build(ctx: &Context, args: &EnvArgs, shell: bool) -> Result<ChildEnv> {
     let invoking: Vec<(OsString, OsString)> = std::env::vars_os().collect();
+    let mut sets = 0;
     let ready = args
         .sources
         .iter()
-        .map(|s| prepare(s, &invoking))
+        .map(|s| {
+            sets += usize::from(matches!(s, Source::Set(_)));
+            prepare(s, &invoking, sets)
+        })
         .collect::<Result<Vec<_>>>()?;
     required(args)?;
 
@@ -85,10 +94,12 @@ fn build(ctx: &Context, args: &EnvArgs) -> Result<ChildEnv> {
             Ready::Secret(name) => {
                 let conn = vault.as_ref().expect("opened for secrets").conn();
                 let entries = store::entries(conn, &name)?;
+                warn_dangerous(&format!("secret `{name}`"), &entries, shell);
                 env.apply(Origin::Secret(name), entries);
             }
             Ready::Dotenv(path) => {
                 let pairs = read_dotenv(&path, &env)?;
+                warn_dangerous(&path.display().to_string(), &pairs, shell);
                 env.apply(Origin::Dotenv(path), pairs);
             }
             Ready::Pairs(origin, pairs) => env.apply(origin, pairs),
@@ -106,7 +117,8 @@ fn build(ctx: &Context, args: &EnvArgs) -> Result<ChildEnv> {
 }
 
 /// Checks one source that needs no vault; secrets are only named here.
-fn prepare(source: &Source, invoking: &[(OsString, OsString)]) -> Result<Ready> {
+/// `set` counts the `--set` arguments so far, to name a bad one by position.
+fn prepare(source: &Source, invoking: &[(OsString, OsString)], set: usize) -> Result<Ready> {
     match source {
         Source::Secret(name) => Ok(Ready::Secret(SecretName::parse(name)?)),
         Source::Dotenv(path) => Ok(Ready::Dotenv(find_dotenv(path)?)),
@@ -117,7 +129,13 @@ fn prepare(source: &Source, invoking: &[(OsString, OsString)]) -> Result<Ready> 
                     "give each as --set KEY=VALUE (or --local-env KEY for a variable you have)",
                 ));
             };
-            let key = EnvKey::parse(key)?;
+            // Not echoed either: in `--set p@ss=w0rd` both sides are a value.
+            let key = EnvKey::parse(key).map_err(|_| {
+                Error::new(format!(
+                    "--set argument {set}: invalid key (not shown, as it may hold a value)"
+                ))
+                .hint("give each as --set KEY=VALUE, KEY a portable environment variable name")
+            })?;
             let value = SecretValue::new(&key, Zeroizing::new(value.to_string()))?;
             Ok(Ready::Pairs(Origin::Set, vec![(key, value)]))
         }

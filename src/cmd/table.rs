@@ -1,9 +1,17 @@
 //! Human output: aligned tables and local times.
 
-use std::fmt::Write;
+use std::{borrow::Cow, fmt::Write};
 
 /// Left-aligned columns separated by two spaces; the header row first.
+/// Every cell has its control characters escaped (`escape_controls`):
+/// names, timestamps and recipients come from a database that someone else
+/// may have written, and a terminal obeys what it is sent.
 pub(crate) fn render(header: &[&str], rows: &[Vec<String>]) -> String {
+    let rows: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| r.iter().map(|c| escape_controls(c).into_owned()).collect())
+        .collect();
+    let rows = &rows[..];
     let mut widths: Vec<usize> = header.iter().map(|h| width(h)).collect();
     for row in rows {
         for (i, cell) in row.iter().enumerate() {
@@ -25,6 +33,33 @@ pub(crate) fn render(header: &[&str], rows: &[Vec<String>]) -> String {
         out.push('\n');
     }
     out
+}
+
+/// Text with every control character (C0, DEL, C1) and every bidirectional
+/// override or isolate (which reorder what a terminal shows) written as an
+/// escape, `\x1b` or `\u{202e}`, terminal or not: output piped to `less -R`
+/// or a log viewer reaches a terminal later.
+pub(crate) fn escape_controls(s: &str) -> Cow<'_, str> {
+    let bad = |c: char| {
+        c.is_control()
+            || matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+    };
+    if !s.chars().any(bad) {
+        return Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        match c {
+            c if !bad(c) => out.push(c),
+            c if (c as u32) < 0x80 => {
+                let _ = write!(out, "\\x{:02x}", c as u32);
+            }
+            c => {
+                let _ = write!(out, "\\u{{{:x}}}", c as u32);
+            }
+        }
+    }
+    Cow::Owned(out)
 }
 
 /// Display width in terminal columns (wide East Asian characters count two).
@@ -70,5 +105,19 @@ mod tests {
         assert_eq!(lines[0], "NAME    KEYS");
         assert_eq!(lines[1], "数据库  3");
         assert_eq!(lines[2], "db      10");
+    }
+
+    #[test]
+    fn control_characters_are_escaped_in_every_cell() {
+        let t = render(
+            &["NAME", "WHEN"],
+            &[vec!["a\x1b[2Jb".into(), "\u{202e}x\u{9b}\ty\n".into()]],
+        );
+        assert_eq!(
+            t,
+            "NAME       WHEN\na\\x1b[2Jb  \\u{202e}x\\u{9b}\\x09y\\x0a\n"
+        );
+        assert!(!t.chars().any(|c| c.is_control() && c != '\n'));
+        assert_eq!(escape_controls("plain é 日"), "plain é 日");
     }
 }
