@@ -23,6 +23,7 @@ use crate::{
 
 /// The keys for an existing identity, from the first source that applies.
 pub(crate) fn unlock(ctx: &Context) -> Result<Keys> {
+    fsio::check_vault_dir(&ctx.paths.dir)?;
     if let Some(path) = &ctx.sources.identity {
         return identity_file(path);
     }
@@ -40,6 +41,7 @@ pub(crate) fn unlock(ctx: &Context) -> Result<Keys> {
 /// The text of `identity.age`, opened with a passphrase (sources 3-5; the
 /// agent cannot help, since it never hands the identity out).
 pub(crate) fn identity_text(ctx: &Context) -> Result<Zeroizing<String>> {
+    fsio::check_vault_dir(&ctx.paths.dir)?;
     let sealed_path = &ctx.paths.identity;
     if !sealed_path.exists() {
         return Err(Error::new(format!("no identity at {}", sealed_path.display())).hint(
@@ -62,6 +64,7 @@ pub(crate) fn for_read(ctx: &Context) -> Result<Keys> {
 /// new identity is generated and sealed with a new passphrase, ready for
 /// `vault` to write once it holds the lock (and has re-checked).
 pub(crate) fn for_write(ctx: &Context) -> Result<WriteKeys<'_>> {
+    fsio::check_vault_dir(&ctx.paths.dir)?;
     if ctx.sources.identity.is_some() || ctx.paths.identity.exists() {
         // (An agent only runs for an existing identity.age.)
         return unlock(ctx).map(WriteKeys::Existing);
@@ -79,7 +82,12 @@ pub(crate) fn for_write(ctx: &Context) -> Result<WriteKeys<'_>> {
     })
 }
 
+/// `--identity` / `VAULT_IDENTITY`: a key file must be as private as ssh
+/// demands of its keys (a world-readable one was used silently).
 fn identity_file(path: &std::path::Path) -> Result<Keys> {
+    if path.exists() {
+        fsio::check_private(path)?;
+    }
     let text = Zeroizing::new(fsio::read(path).map_err(|e| {
         e.hint(
             "--identity / VAULT_IDENTITY must name an age identity file (`age-keygen -o key.txt`)",

@@ -414,6 +414,71 @@ fn dangerous_keys_are_warned_about_when_run() {
     assert!(!out.stderr.contains("warning"), "{out:?}");
 }
 
+// ---- 10. Permissions are checked where they are used
+
+#[test]
+fn a_world_readable_identity_file_is_refused() {
+    let env = Env::new().init();
+    env.create("db", &["K=v"]);
+    let key = env.identity.clone().unwrap();
+    for mode in [0o644, 0o640, 0o604] {
+        fs::set_permissions(&key, fs::Permissions::from_mode(mode)).unwrap();
+        env.vault(["secret", "list"])
+            .run()
+            .fails(1)
+            .stderr_has("is readable by other users")
+            .stderr_has(&format!("hint: chmod 600 {}", key.display()));
+    }
+    fs::set_permissions(&key, fs::Permissions::from_mode(0o400)).unwrap();
+    env.vault(["secret", "list"]).run().success();
+}
+
+#[test]
+fn a_vault_dir_others_may_write_is_refused() {
+    let env = Env::new().init();
+    env.create("db", &["K=v"]);
+    let before = fs::read(env.file()).unwrap();
+    for mode in [0o777, 0o770, 0o1777] {
+        fs::set_permissions(&env.dir, fs::Permissions::from_mode(mode)).unwrap();
+        for args in [
+            &["secret", "list"][..],
+            &["secret", "set", "db", "K=w"],
+            &["run", "-s", "db", "--", "true"],
+        ] {
+            env.vault(args)
+                .run()
+                .fails(1)
+                .stderr_has("may be written by other users")
+                .stderr_has("hint: chmod 700");
+        }
+    }
+    assert_eq!(fs::read(env.file()).unwrap(), before);
+    fs::set_permissions(&env.dir, fs::Permissions::from_mode(0o755)).unwrap();
+    env.vault(["secret", "list"]).run().success();
+}
+
+#[test]
+fn a_vault_dir_another_user_owns_is_refused() {
+    if !is_root() {
+        return;
+    }
+    let env = Env::new().init();
+    env.create("db", &["K=v"]);
+    Command::new("chown")
+        .arg("nobody")
+        .arg(&env.dir)
+        .status()
+        .unwrap();
+    env.vault(["secret", "list"])
+        .run()
+        .fails(1)
+        .stderr_has("belongs to uid 65534, not to you");
+    env.vault(["secret", "create", "x", "K=v"])
+        .run()
+        .fails(1)
+        .stderr_has("belongs to uid 65534");
+}
+
 // ---- 11. dotenv
 
 /// Runs `cmd` with its address space capped at `mib`, so that a blow-up
@@ -582,6 +647,53 @@ fn an_empty_value_from_stdin_is_a_warning() {
         .run()
         .success();
     assert!(!out.stderr.contains("warning"), "{out:?}");
+}
+
+/// `doctor` said "a writer holds the lock" when the lock could not even be
+/// opened (read-only file system, permissions). As `nobody`, with the lock
+/// left root's, opening it fails with EACCES.
+#[test]
+fn doctor_tells_an_unusable_lock_from_a_held_one() {
+    if !is_root() || !have("setpriv") {
+        return;
+    }
+    let env = Env::new().init();
+    fs::set_permissions(env.tmp.path(), fs::Permissions::from_mode(0o755)).unwrap();
+    Command::new("chown")
+        .args(["-R", "nobody:nogroup"])
+        .arg(&env.home)
+        .status()
+        .unwrap();
+    Command::new("chown")
+        .args(["root:root"])
+        .arg(env.dir.join("vault.lock"))
+        .status()
+        .unwrap();
+    let out = Command::new("setpriv")
+        .args(["--reuid=nobody", "--regid=nogroup", "--clear-groups", "--"])
+        .arg(BIN)
+        .arg("doctor")
+        .env_clear()
+        .env("HOME", &env.home)
+        .env("VAULT_DIR", &env.dir)
+        .env("VAULT_IDENTITY", env.identity.as_ref().unwrap())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(!stdout.contains("a writer holds the lock"), "{out:?}");
+    assert!(
+        stdout.contains("cannot open the lock, so no write can succeed"),
+        "{out:?}"
+    );
+    assert!(stdout.contains("permission denied"), "{out:?}");
+    assert_eq!(out.status.code(), Some(1));
+    // And a lock that is held is still told as such.
+    let held = fs::File::open(env.dir.join("vault.lock")).unwrap();
+    held.lock().unwrap();
+    env.vault(["doctor"])
+        .run()
+        .fails(1)
+        .stdout_has("a writer holds the lock");
 }
 
 #[test]

@@ -73,15 +73,26 @@ pub(crate) fn run(ctx: &Context) -> Result<()> {
         r.problem(&format!("{} does not exist", p.dir.display()), "vault init");
     }
 
-    // 2. The lock.
-    if p.lock.exists() {
-        match fsio::WriteLock::acquire_within(&p.lock, std::time::Duration::ZERO) {
-            Ok(_) => r.ok("no writer holds the lock"),
-            Err(_) => r.problem(
+    // 2. The lock. A lock that cannot be opened (a read-only file system,
+    // permissions, a symlink) is not "a writer holds it": every write
+    // would fail on it, and waiting would not help.
+    if fs::symlink_metadata(&p.lock).is_ok() {
+        match fsio::probe_lock(&p.lock) {
+            fsio::LockState::Free => r.ok("no writer holds the lock"),
+            fsio::LockState::Held => r.problem(
                 &format!("a writer holds the lock on {}", p.lock.display()),
                 &format!(
                     "wait for it to finish; `fuser -v {}` shows which process it is",
                     p.lock.display()
+                ),
+            ),
+            fsio::LockState::Unusable(e) => r.problem(
+                &format!(
+                    "cannot open the lock, so no write can succeed: {}",
+                    e.message()
+                ),
+                e.hint_text().unwrap_or(
+                    "make the directory writable (or mount it read-write), or move the vault to one that is",
                 ),
             ),
         }
