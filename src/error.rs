@@ -17,6 +17,8 @@ pub(crate) enum Kind {
     NotExecutable,
     /// `run` could not find the command: exit 127.
     NotFound,
+    /// stdout was closed by its reader (EPIPE): stop, say nothing, exit 0.
+    Quiet,
 }
 
 pub struct Error {
@@ -36,6 +38,16 @@ impl Error {
 
     pub(crate) fn usage(message: impl Into<String>) -> Self {
         Error::new(message).kind(Kind::Usage)
+    }
+
+    /// The reader of stdout went away (`vault secret list | head -1`).
+    pub(crate) fn closed_stdout() -> Self {
+        Error::new("stdout was closed").kind(Kind::Quiet)
+    }
+
+    /// Whether this ends `vault` without a word (see `Kind::Quiet`).
+    pub(crate) fn is_quiet(&self) -> bool {
+        self.kind == Kind::Quiet
     }
 
     pub(crate) fn kind(mut self, kind: Kind) -> Self {
@@ -88,6 +100,7 @@ impl Error {
             Kind::Usage => 2,
             Kind::NotExecutable => 126,
             Kind::NotFound => 127,
+            Kind::Quiet => 0,
         }
     }
 }

@@ -39,6 +39,7 @@ mod exec;
 mod fsio;
 mod hardening;
 mod names;
+mod output;
 mod store;
 mod templates;
 mod term;
@@ -56,8 +57,16 @@ pub fn main() -> i32 {
     let cli = match cli::parse() {
         Ok(cli) => cli,
         Err(e) => {
-            let _ = e.print();
-            return e.exit_code();
+            // `--help` and `--version` go to stdout: a full disk there is
+            // an error too, a closed pipe is not.
+            return match e.print() {
+                Err(io) if e.exit_code() == 0 => {
+                    let err = output::stdout_error(&io);
+                    term::report(&err);
+                    err.exit_code()
+                }
+                _ => e.exit_code(),
+            };
         }
     };
     match run(cli, hardening) {

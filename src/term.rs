@@ -13,7 +13,10 @@ use std::{
 use age::secrecy::SecretString;
 use zeroize::Zeroizing;
 
-use crate::error::{Error, Result};
+use crate::{
+    error::{Error, Result},
+    output,
+};
 
 /// A hidden prompt on the controlling terminal: what is typed is not shown.
 /// The `io::Error` is returned as is, so that callers word it (and can tell
@@ -82,14 +85,18 @@ pub(crate) fn no_terminal(e: &io::Error) -> bool {
 
 /// Prints `vault: warning: …` on stderr.
 pub(crate) fn warn(msg: &str) {
-    eprintln!("vault: {}: {msg}", paint("warning", "33"));
+    output::stderr_line(&format!("vault: {}: {msg}", paint("warning", "33")));
 }
 
-/// Prints an error as `vault: error: …` and its `hint: …` on stderr.
+/// Prints an error as `vault: error: …` and its `hint: …` on stderr;
+/// nothing for a closed stdout, which ends `vault` quietly.
 pub(crate) fn report(e: &Error) {
-    eprintln!("vault: {}: {}", paint("error", "31"), e.message());
+    if e.is_quiet() {
+        return;
+    }
+    output::stderr_line(&format!("vault: {}: {}", paint("error", "31"), e.message()));
     if let Some(h) = e.hint_text() {
-        eprintln!("{}: {h}", paint("hint", "36"));
+        output::stderr_line(&format!("{}: {h}", paint("hint", "36")));
     }
 }
 

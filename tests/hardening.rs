@@ -8,7 +8,7 @@ use std::{
     fs,
     os::unix::fs::{PermissionsExt, symlink},
     path::Path,
-    process::Command,
+    process::{Command, Stdio},
 };
 
 use crate::support::*;
@@ -345,6 +345,128 @@ fn a_value_in_a_key_position_is_named_by_position() {
         .fails(1)
         .stderr_has("--set argument 2")
         .lacks("w0rd");
+}
+
+// ---- 7. Output: a closed stdout is quiet, a full one is an error, no panic
+
+/// Every command that prints to stdout, on a vault with something in it.
+fn printing_commands() -> Vec<Vec<&'static str>> {
+    [
+        "secret list",
+        "secret list --json",
+        "secret show db",
+        "secret show db --json --reveal",
+        "secret templates",
+        "doctor",
+        "run -s db --explain",
+        "run -s db --explain --json",
+        "status",
+        "status --json",
+        "export db",
+        "export db --format json",
+        "recipients list",
+        "recipient",
+        "completions bash",
+        "__complete-secrets",
+        "--help",
+        "--version",
+    ]
+    .iter()
+    .map(|c| c.split(' ').collect())
+    .collect()
+}
+
+fn run_with_stdout(cmd: Cmd, stdout: Stdio) -> std::process::Output {
+    let mut cmd = cmd.cmd;
+    cmd.stdin(Stdio::null())
+        .stdout(stdout)
+        .stderr(Stdio::piped());
+    cmd.spawn().unwrap().wait_with_output().unwrap()
+}
+
+/// `list/doctor/run --explain > /dev/full` exited 101 (a panic) and
+/// `status > /dev/full` exited 0: now each is one error line and exit 1.
+#[test]
+fn a_full_stdout_is_one_error_line_and_exit_1() {
+    let env = Env::new().init();
+    env.create("db", &["K=v"]);
+    for args in printing_commands() {
+        let full = fs::OpenOptions::new()
+            .write(true)
+            .open("/dev/full")
+            .unwrap();
+        let out = run_with_stdout(env.vault(&args), Stdio::from(full));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {stderr}");
+        assert!(
+            stderr.starts_with("vault: error: cannot write to stdout: no space left on device"),
+            "{args:?}: {stderr}"
+        );
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+    }
+}
+
+/// A reader that is gone (`| head -1`) ends vault quietly, exit 0, where
+/// it panicked (exit 101). The pipe's read end is closed before vault
+/// starts, so every write fails with EPIPE, however small the output.
+#[test]
+fn a_closed_stdout_ends_vault_quietly() {
+    let env = Env::new().init();
+    env.create("db", &["K=v"]);
+    for args in printing_commands() {
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let out = run_with_stdout(env.vault(&args), Stdio::from(writer));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {stderr}");
+        assert!(
+            stderr.is_empty() || !stderr.contains("error"),
+            "{args:?}: {stderr}"
+        );
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+    }
+}
+
+/// The case from the issue: `vault secret list | head -1` on a large vault.
+#[test]
+fn secret_list_into_head_on_a_large_vault() {
+    if !have("head") {
+        return;
+    }
+    let env = Env::new().init();
+    let mut json = String::from("{");
+    for i in 0..3000 {
+        json.push_str(&format!(
+            "{}\"secret-{i:05}\": {{\"K\": \"v\"}}",
+            if i > 0 { "," } else { "" }
+        ));
+    }
+    json.push('}');
+    let file = env.write("bulk.json", json);
+    env.vault(["import", "--from-json"])
+        .arg_path(&file)
+        .run()
+        .success();
+    let mut vault = env.vault(["secret", "list"]).cmd;
+    let mut child = vault
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let head = Command::new("head")
+        .arg("-1")
+        .stdin(Stdio::from(child.stdout.take().unwrap()))
+        .output()
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(String::from_utf8_lossy(&head.stdout).starts_with("NAME"));
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 // ---- 8. Terminal escapes from the database are escaped in tables

@@ -1,7 +1,8 @@
 //! `vault unlock`, `lock`, `status` and `passwd`: the commands around the
 //! identity's passphrase and the agent that saves typing it.
 
-use std::{io::Write, path::Path, time::Duration};
+use crate::output::{note, out};
+use std::{path::Path, time::Duration};
 
 use serde_json::json;
 
@@ -28,7 +29,7 @@ pub(crate) fn unlock(ctx: &Context, timeout: Duration) -> Result<()> {
             "the agent could not lock its memory (RLIMIT_MEMLOCK): the identity may be swapped to disk",
         );
     }
-    eprintln!(
+    note!(
         "Unlocked for {} (agent pid {}); `vault lock` locks again",
         human(status.seconds_left()),
         status.pid
@@ -38,9 +39,9 @@ pub(crate) fn unlock(ctx: &Context, timeout: Duration) -> Result<()> {
 
 pub(crate) fn lock(ctx: &Context) -> Result<()> {
     if agent::stop(&ctx.paths.dir)? {
-        eprintln!("Locked");
+        note!("Locked");
     } else {
-        eprintln!(
+        note!(
             "Already locked: no agent is running for {}",
             ctx.paths.dir.display()
         );
@@ -71,29 +72,25 @@ pub(crate) fn status(ctx: &Context, as_json: bool) -> Result<()> {
             "socket": agent.as_ref().map(|a| &a.socket),
             "secrets": secrets,
         });
-        println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
+        out!("{}", serde_json::to_string_pretty(&out).unwrap_or_default())?;
         return Ok(());
     }
-    let mut out = std::io::stdout().lock();
-    let _ = writeln!(
-        out,
-        "vault:    {} ({})",
+    let mut text = format!(
+        "vault:    {} ({})\n",
         file.display(),
         if exists { "exists" } else { "missing" }
     );
     match &agent {
         Some(a) => {
-            let _ = writeln!(out, "state:    unlocked, {} left", human(a.seconds_left()));
-            let _ = writeln!(out, "agent:    pid {}, {}", a.pid, a.socket.display());
+            text += &format!("state:    unlocked, {} left\n", human(a.seconds_left()));
+            text += &format!("agent:    pid {}, {}\n", a.pid, a.socket.display());
         }
-        None => {
-            let _ = writeln!(out, "state:    locked");
-        }
+        None => text += "state:    locked\n",
     }
     if let Some(n) = secrets {
-        let _ = writeln!(out, "secrets:  {n}");
+        text += &format!("secrets:  {n}\n");
     }
-    Ok(())
+    crate::output::print(&text)
 }
 
 /// Re-seals `identity.age` with a new passphrase, atomically and under the
@@ -113,7 +110,7 @@ pub(crate) fn passwd(ctx: &Context, new_file: Option<&Path>) -> Result<()> {
     };
     let sealed = crypto::seal_identity_text(&text, &new)?;
     vault::replace_identity(&ctx.paths, &sealed)?;
-    eprintln!("Changed the passphrase of {}", ctx.paths.identity.display());
+    note!("Changed the passphrase of {}", ctx.paths.identity.display());
     Ok(())
 }
 

@@ -1,8 +1,6 @@
 //! `vault completions SHELL`: clap_complete's script, plus for bash the
 //! completion of secret names, which clap's static scripts cannot know.
 
-use std::io::Write;
-
 use clap::CommandFactory;
 use clap_complete::Shell;
 
@@ -51,9 +49,7 @@ pub(crate) fn run(shell: Shell) -> Result<()> {
     if shell == Shell::Bash {
         script.extend_from_slice(BASH_SECRETS.as_bytes());
     }
-    let mut out = std::io::stdout().lock();
-    let _ = out.write_all(&script);
-    Ok(())
+    crate::output::print(&String::from_utf8_lossy(&script))
 }
 
 /// Secret names that start with `prefix`, one per line, only when they
@@ -69,11 +65,12 @@ pub(crate) fn secret_names(ctx: &Context, prefix: &str) -> Result<()> {
     let Ok(v) = Vault::open(&ctx.paths, &keys) else {
         return Ok(());
     };
-    let mut out = std::io::stdout().lock();
+    let mut list = String::new();
     for name in store::names(v.conn())? {
         if names::is_secret_name(&name) && name.starts_with(prefix) {
-            let _ = writeln!(out, "{name}");
+            list.push_str(&name);
+            list.push('\n');
         }
     }
-    Ok(())
+    crate::output::print(&list)
 }

@@ -1,6 +1,7 @@
 //! `vault doctor`: checks what can go wrong with a vault's files, in the
 //! order a person would look, and names the command that fixes each finding.
 
+use crate::output::out;
 use std::{fs, os::unix::fs::MetadataExt};
 
 use crate::{
@@ -11,24 +12,36 @@ use crate::{
     vault::Vault,
 };
 
+/// The findings, printed as they come. The first failed write to stdout
+/// is kept and returned at the end (a full disk: one error; a closed pipe:
+/// quiet), so the checks themselves never stop half-way on it.
 #[derive(Default)]
 struct Report {
     problems: usize,
+    failed: Option<Error>,
 }
 
 impl Report {
+    fn line(&mut self, text: &str) {
+        if self.failed.is_none()
+            && let Err(e) = out!("{text}")
+        {
+            self.failed = Some(e);
+        }
+    }
+
     fn ok(&mut self, what: &str) {
-        println!("ok       {what}");
+        self.line(&format!("ok       {what}"));
     }
 
     fn note(&mut self, what: &str) {
-        println!("note     {what}");
+        self.line(&format!("note     {what}"));
     }
 
     fn problem(&mut self, what: &str, fix: &str) {
         self.problems += 1;
-        println!("PROBLEM  {what}");
-        println!("         fix: {fix}");
+        self.line(&format!("PROBLEM  {what}"));
+        self.line(&format!("         fix: {fix}"));
     }
 }
 
@@ -173,11 +186,14 @@ pub(crate) fn run(ctx: &Context) -> Result<()> {
         );
     }
 
+    if let Some(e) = r.failed {
+        return Err(e);
+    }
     if r.problems > 0 {
         return Err(
             Error::new(format!("{} problem(s) found", r.problems)).hint("apply the fixes above")
         );
     }
-    println!("All good.");
+    out!("All good.")?;
     Ok(())
 }

@@ -38,11 +38,7 @@ pub(crate) fn run(ctx: &Context, names: &[String], format: ExportFormat) -> Resu
         ExportFormat::Json => render_json(&pairs),
         ExportFormat::Shell => render_shell(&pairs),
     });
-    use std::io::Write;
-    let mut out = std::io::stdout().lock();
-    out.write_all(text.as_bytes())
-        .and_then(|()| out.flush())
-        .map_err(|e| crate::error::Error::io_on("write to stdout", &e))
+    crate::output::print(&text)
 }
 
 /// Renders `export KEY='value'` lines for `eval` in any POSIX shell.

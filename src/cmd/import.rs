@@ -2,6 +2,7 @@
 //! `vault import --from-json` brings many secrets in at once (the bulk path).
 //! Reading the files is `dotenv`'s job; this decides which files and names.
 
+use crate::output::{note, out};
 use std::path::{Path, PathBuf};
 
 use serde_json::json;
@@ -55,11 +56,11 @@ pub(crate) fn run(ctx: &Context, args: ImportArgs) -> Result<()> {
         vault::write(&ctx.paths, unlock::for_write(ctx)?, change)?;
     }
     if plan.len() > 20 {
-        eprintln!("Imported {} secrets", plan.len());
+        note!("Imported {} secrets", plan.len());
     } else {
         for p in &plan {
             let n = p.entries.len();
-            eprintln!(
+            note!(
                 "Imported {} as `{}` ({n} {})",
                 p.source,
                 p.name,
@@ -265,25 +266,25 @@ fn print_plan(plan: &[Planned], as_json: bool) -> Result<()> {
                 json!({"file": p.source, "name": p.name.as_str(), "keys": keys})
             })
             .collect();
-        println!("{}", serde_json::to_string_pretty(&arr).unwrap_or_default());
+        out!("{}", serde_json::to_string_pretty(&arr).unwrap_or_default())?;
         return Ok(());
     }
     for p in plan {
         let n = p.entries.len();
-        println!(
+        out!(
             "{} → `{}` ({n} {})",
             p.source,
             p.name,
             plural(n, "key", "keys")
-        );
+        )?;
         let rows: Vec<Vec<String>> = p
             .entries
             .iter()
             .map(|(k, _)| vec![format!("  {k}"), MASK.to_string()])
             .collect();
-        print!("{}", table::render(&["  KEY", "VALUE"], &rows));
+        crate::output::print(&table::render(&["  KEY", "VALUE"], &rows))?;
     }
-    eprintln!("Dry run: nothing was imported.");
+    note!("Dry run: nothing was imported.");
     Ok(())
 }
 

@@ -1,6 +1,7 @@
 //! One module per command. Commands validate input, call `vault`/`store`,
 //! and print; they hold no SQL and no crypto.
 
+use crate::output::note;
 mod agent;
 mod completions;
 mod doctor;
@@ -42,6 +43,6 @@ pub(crate) fn dispatch(ctx: &Context, command: Command) -> Result<()> {
 fn init(ctx: &Context) -> Result<()> {
     vault::refuse_existing(&ctx.paths.file)?;
     vault::init(&ctx.paths, unlock::for_write(ctx)?)?;
-    eprintln!("Created the vault at {}", ctx.paths.file.display());
+    note!("Created the vault at {}", ctx.paths.file.display());
     Ok(())
 }

@@ -2,6 +2,7 @@
 //! encrypted to. The table in the database is the truth; every write
 //! re-encrypts to exactly what it lists.
 
+use crate::output::{note, out};
 use std::path::PathBuf;
 
 use serde_json::json;
@@ -35,7 +36,7 @@ pub(crate) fn run(ctx: &Context, command: RecipientsCommand) -> Result<()> {
                 Ok(added)
             })?;
             for r in added {
-                eprintln!("Added {r}");
+                note!("Added {r}");
             }
             Ok(())
         }
@@ -66,9 +67,9 @@ pub(crate) fn run(ctx: &Context, command: RecipientsCommand) -> Result<()> {
                 Ok(unwanted.clone())
             })?;
             for r in removed {
-                eprintln!("Removed {r}");
+                note!("Removed {r}");
             }
-            eprintln!(
+            note!(
                 "hint: they may have kept a copy of what they could read; rotate those credentials"
             );
             Ok(())
@@ -86,7 +87,7 @@ fn list(ctx: &Context, as_json: bool) -> Result<()> {
             .iter()
             .map(|r| json!({"recipient": r.recipient, "added_at": r.added_at, "you": mine.contains(&r.recipient)}))
             .collect();
-        println!("{}", serde_json::to_string_pretty(&arr).unwrap_or_default());
+        out!("{}", serde_json::to_string_pretty(&arr).unwrap_or_default())?;
         return Ok(());
     }
     let rows: Vec<Vec<String>> = list
@@ -104,7 +105,7 @@ fn list(ctx: &Context, as_json: bool) -> Result<()> {
             ]
         })
         .collect();
-    print!("{}", table::render(&["RECIPIENT", "ADDED", ""], &rows));
+    crate::output::print(&table::render(&["RECIPIENT", "ADDED", ""], &rows))?;
     Ok(())
 }
 
@@ -155,7 +156,7 @@ fn not_a_recipient(where_: String, text: &str) -> Error {
 pub(crate) fn own(ctx: &Context) -> Result<()> {
     let keys = unlock::unlock(ctx)?;
     for r in keys.recipients() {
-        println!("{r}");
+        out!("{r}")?;
     }
     Ok(())
 }

@@ -10,6 +10,7 @@
 //!
 //! Every failure happens before anything runs, and no message shows a value.
 
+use crate::output::{note, out};
 use std::{
     ffi::{OsStr, OsString},
     path::{Path, PathBuf},
@@ -264,9 +265,9 @@ fn explain(env: &ChildEnv, args: &EnvArgs) -> Result<()> {
             .iter()
             .map(|e| json!({"key": e.key.as_str(), "source": e.source, "overridden": e.overridden}))
             .collect();
-        println!("{}", serde_json::to_string_pretty(&arr).unwrap_or_default());
+        out!("{}", serde_json::to_string_pretty(&arr).unwrap_or_default())?;
     } else if rows.is_empty() {
-        eprintln!("No source sets any key: the command would get only the base environment.");
+        note!("No source sets any key: the command would get only the base environment.");
     } else {
         let table_rows: Vec<Vec<String>> = rows
             .iter()
@@ -279,10 +280,10 @@ fn explain(env: &ChildEnv, args: &EnvArgs) -> Result<()> {
                 vec![e.key.to_string(), MASK.to_string(), e.source.clone(), over]
             })
             .collect();
-        print!(
-            "{}",
-            table::render(&["KEY", "VALUE", "SOURCE", "OVERRIDES"], &table_rows)
-        );
+        crate::output::print(&table::render(
+            &["KEY", "VALUE", "SOURCE", "OVERRIDES"],
+            &table_rows,
+        ))?;
     }
     if let Err(e) = check(env, args) {
         crate::term::warn(&format!("the command would not run: {}", e.message()));

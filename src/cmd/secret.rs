@@ -1,5 +1,6 @@
 //! `vault secret create|list|show|set|unset|rename|delete`.
 
+use crate::output::{note, out};
 use std::io::IsTerminal;
 
 use serde_json::json;
@@ -52,16 +53,13 @@ pub(crate) fn run(ctx: &Context, command: SecretCommand) -> Result<()> {
             vault::write(&ctx.paths, unlock::for_write(ctx)?, |db| {
                 store::create_secret(db, &name, &entries, force)
             })?;
-            eprintln!(
+            note!(
                 "Created secret `{name}` with {n} {}",
                 plural(n, "key", "keys")
             );
             Ok(())
         }
-        SecretCommand::Templates { json } => {
-            list_templates(json);
-            Ok(())
-        }
+        SecretCommand::Templates { json } => list_templates(json),
         SecretCommand::List { json } => {
             let v = Vault::open(&ctx.paths, &unlock::for_read(ctx)?)?;
             let list = store::list(v.conn())?;
@@ -72,9 +70,9 @@ pub(crate) fn run(ctx: &Context, command: SecretCommand) -> Result<()> {
                         json!({"name": s.name, "keys": s.keys, "created_at": s.created_at, "updated_at": s.updated_at})
                     })
                     .collect();
-                println!("{}", serde_json::to_string_pretty(&arr).unwrap_or_default());
+                out!("{}", serde_json::to_string_pretty(&arr).unwrap_or_default())?;
             } else if list.is_empty() {
-                eprintln!("No secrets yet. Create one with `vault secret create NAME KEY=VALUE`.");
+                note!("No secrets yet. Create one with `vault secret create NAME KEY=VALUE`.");
             } else {
                 let rows: Vec<Vec<String>> = list
                     .iter()
@@ -87,10 +85,10 @@ pub(crate) fn run(ctx: &Context, command: SecretCommand) -> Result<()> {
                         ]
                     })
                     .collect();
-                print!(
-                    "{}",
-                    table::render(&["NAME", "KEYS", "CREATED", "UPDATED"], &rows)
-                );
+                crate::output::print(&table::render(
+                    &["NAME", "KEYS", "CREATED", "UPDATED"],
+                    &rows,
+                ))?;
             }
             Ok(())
         }
@@ -113,13 +111,13 @@ pub(crate) fn run(ctx: &Context, command: SecretCommand) -> Result<()> {
                     map.insert(k.to_string(), json!(shown(val)));
                 }
                 let out = json!({"name": info.name, "created_at": info.created_at, "updated_at": info.updated_at, "entries": map});
-                println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
+                out!("{}", serde_json::to_string_pretty(&out).unwrap_or_default())?;
             } else {
                 let rows: Vec<Vec<String>> = entries
                     .iter()
                     .map(|(k, val)| vec![k.to_string(), shown(val)])
                     .collect();
-                print!("{}", table::render(&["KEY", "VALUE"], &rows));
+                crate::output::print(&table::render(&["KEY", "VALUE"], &rows))?;
             }
             Ok(())
         }
@@ -131,7 +129,7 @@ pub(crate) fn run(ctx: &Context, command: SecretCommand) -> Result<()> {
             vault::write(&ctx.paths, unlock::for_write(ctx)?, |db| {
                 store::set(db, &name, &entries)
             })?;
-            eprintln!("Set {n} {} in `{name}`", plural(n, "key", "keys"));
+            note!("Set {n} {} in `{name}`", plural(n, "key", "keys"));
             Ok(())
         }
         SecretCommand::Unset { name, keys } => {
@@ -143,7 +141,7 @@ pub(crate) fn run(ctx: &Context, command: SecretCommand) -> Result<()> {
             vault::write(&ctx.paths, unlock::for_write(ctx)?, |db| {
                 store::unset(db, &name, &keys)
             })?;
-            eprintln!(
+            note!(
                 "Removed {} {} from `{name}`",
                 keys.len(),
                 plural(keys.len(), "key", "keys")
@@ -155,7 +153,7 @@ pub(crate) fn run(ctx: &Context, command: SecretCommand) -> Result<()> {
             vault::write(&ctx.paths, unlock::for_write(ctx)?, |db| {
                 store::rename(db, &old, &new)
             })?;
-            eprintln!("Renamed `{old}` to `{new}`");
+            note!("Renamed `{old}` to `{new}`");
             Ok(())
         }
         SecretCommand::Delete {
@@ -200,7 +198,7 @@ fn delete(ctx: &Context, names: &[String], yes: bool, allow_missing: bool) -> Re
         Ok(deleted)
     })?;
     for name in deleted {
-        eprintln!("Deleted `{name}`");
+        note!("Deleted `{name}`");
     }
     Ok(())
 }
@@ -266,7 +264,7 @@ fn fill_template(t: &templates::Template, pairs: &mut input::Pairs) -> Result<()
     Ok(())
 }
 
-fn list_templates(as_json: bool) {
+fn list_templates(as_json: bool) -> Result<()> {
     if as_json {
         let arr: Vec<_> = templates::TEMPLATES
             .iter()
@@ -279,8 +277,7 @@ fn list_templates(as_json: bool) {
                 json!({"name": t.name, "description": t.description, "keys": keys})
             })
             .collect();
-        println!("{}", serde_json::to_string_pretty(&arr).unwrap_or_default());
-        return;
+        return out!("{}", serde_json::to_string_pretty(&arr).unwrap_or_default());
     }
     let rows: Vec<Vec<String>> = templates::TEMPLATES
         .iter()
@@ -289,7 +286,7 @@ fn list_templates(as_json: bool) {
             vec![t.name.to_string(), keys]
         })
         .collect();
-    print!("{}", table::render(&["TEMPLATE", "KEYS"], &rows));
+    crate::output::print(&table::render(&["TEMPLATE", "KEYS"], &rows))
 }
 
 pub(crate) fn plural<'a>(n: usize, one: &'a str, many: &'a str) -> &'a str {
