@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use crate::{
     cli,
     error::{Error, Result},
+    fsio,
     hardening::Hardening,
 };
 
@@ -26,7 +27,7 @@ impl Context {
         };
         let file = global.vault.as_deref().map(absolute).transpose()?;
         Ok(Context {
-            paths: Paths::new(dir, file),
+            paths: Paths::resolved(dir, file)?,
             sources: Sources {
                 identity: global.identity.clone(),
                 passphrase_file: global.passphrase_file.clone(),
@@ -77,6 +78,30 @@ impl Paths {
             lock,
             dir_lock,
         }
+    }
+
+    /// `new`, with a vault or identity path that is a symlink resolved
+    /// (DESIGN "v2: Hardening", Symlinks): reads, the temporary file, the
+    /// rename and the lock all use the real file, so a dotfile or
+    /// sync-folder symlink keeps receiving updates (a write used to replace
+    /// the link with a regular file), and writers through either path
+    /// exclude each other. The lock follows the usual rule beside the
+    /// resolved file: `vault.lock` for the default vault, `FILE.lock` for
+    /// `--vault FILE`. `dir_lock` stays `VAULT_DIR/vault.lock`, the lock of
+    /// `identity.age` wherever the identity file really is.
+    pub(crate) fn resolved(dir: PathBuf, file: Option<PathBuf>) -> Result<Self> {
+        let given = file.is_some();
+        let mut p = Paths::new(dir, file);
+        p.identity = fsio::resolve(&p.identity)?;
+        p.file = fsio::resolve(&p.file)?;
+        p.lock = if given {
+            let mut lock = p.file.clone().into_os_string();
+            lock.push(".lock");
+            PathBuf::from(lock)
+        } else {
+            fsio::parent(&p.file).join("vault.lock")
+        };
+        Ok(p)
     }
 }
 

@@ -169,11 +169,12 @@ pub(crate) fn resolve(path: &Path) -> Result<PathBuf> {
 /// from it.
 pub(crate) fn refuse_non_regular(path: &Path) -> Result<()> {
     match fs::metadata(path) {
-        Ok(m) if !m.is_file() => Err(Error::new(format!(
-            "{} is not a regular file",
-            path.display()
-        ))
-        .hint("a vault file is a regular file; pass another path with --vault")),
+        Ok(m) if !m.is_file() => Err(Error::new(if m.is_dir() {
+            format!("{} is a directory, not a vault file", path.display())
+        } else {
+            format!("{} is not a regular file", path.display())
+        })
+        .hint("a vault file is a regular file; move this aside or pass another path with --vault")),
         _ => Ok(()),
     }
 }

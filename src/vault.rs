@@ -241,6 +241,7 @@ pub(crate) fn write_bulk<T>(
 /// Creates a new, empty vault; refuses to replace an existing one (the
 /// caller checks first too, before asking for keys).
 pub(crate) fn init(paths: &Paths, keys: WriteKeys) -> Result<()> {
+    fsio::refuse_non_regular(&paths.file)?;
     refuse_existing(&paths.file)?;
     read_modify_write(paths, keys, Mode::Create, |_| Ok(()))
 }
@@ -311,6 +312,9 @@ fn read_modify_write<T>(
     mode: Mode,
     change: impl FnOnce(&Transaction) -> Result<T>,
 ) -> Result<T> {
+    // A device or FIFO there (`--vault /dev/stdin`) must never have a
+    // file renamed over it.
+    fsio::refuse_non_regular(&paths.file)?;
     fsio::ensure_dir(&paths.dir)?;
     fsio::ensure_dir(&fsio::parent(&paths.file))?;
     // The directory's lock first, then the file's: the same order for every

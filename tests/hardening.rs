@@ -198,6 +198,127 @@ fn lock_file_symlink_is_not_followed() {
     assert!(!team.exists());
 }
 
+/// A symlinked vault.age (a dotfile repo, a sync folder) was replaced by a
+/// regular file on the first write, so its real target silently stopped
+/// getting updates.
+#[test]
+fn a_symlinked_vault_keeps_receiving_updates() {
+    let env = Env::new().init();
+    env.create("db", &["K=v1"]);
+    let sync = env.path("sync");
+    fs::create_dir(&sync).unwrap();
+    let real = sync.join("vault.age");
+    fs::rename(env.file(), &real).unwrap();
+    symlink(&real, env.file()).unwrap();
+    env.vault(["secret", "set", "db", "K=v2"]).run().success();
+    assert!(
+        fs::symlink_metadata(env.file())
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
+    env.vault(["export", "db"])
+        .run()
+        .success()
+        .stdout_is("K=v2\n");
+    // The write happened beside the real file, under the lock beside it.
+    assert!(sync.join("vault.lock").exists());
+    assert!(
+        fs::read_dir(&sync).unwrap().count() == 2,
+        "a stray temp file"
+    );
+    // --vault through a relative symlink: FILE.lock beside the target.
+    let team = sync.join("team.vault");
+    env.vault(["init", "--vault"])
+        .arg_path(&team)
+        .run()
+        .success();
+    symlink("sync/team.vault", env.path("team-link")).unwrap();
+    env.vault(["secret", "create", "t", "K=v", "--vault"])
+        .arg_path(&env.path("team-link"))
+        .run()
+        .success();
+    assert!(
+        fs::symlink_metadata(env.path("team-link"))
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
+    assert!(sync.join("team.vault.lock").exists());
+    assert!(!env.path("team-link.lock").exists());
+    env.vault(["export", "t", "--vault"])
+        .arg_path(&team)
+        .run()
+        .success()
+        .stdout_is("K=v\n");
+}
+
+/// The same for identity.age: `passwd` re-sealed a copy in place of the link.
+#[test]
+fn a_symlinked_identity_keeps_receiving_updates() {
+    let env = Env::with_passphrase("old").init();
+    env.create("db", &["K=v"]);
+    let sync = env.path("sync");
+    fs::create_dir(&sync).unwrap();
+    let identity = env.dir.join("identity.age");
+    let real = sync.join("identity.age");
+    fs::rename(&identity, &real).unwrap();
+    symlink(&real, &identity).unwrap();
+    let before = fs::read(&real).unwrap();
+    let new = env.path("new-pass");
+    write_private(&new, b"new\n");
+    env.vault(["passwd", "--new-passphrase-file"])
+        .arg_path(&new)
+        .run()
+        .success();
+    assert!(
+        fs::symlink_metadata(&identity)
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
+    assert_ne!(
+        fs::read(&real).unwrap(),
+        before,
+        "the target was not updated"
+    );
+    env.vault(["secret", "list"])
+        .env("VAULT_PASSPHRASE_FILE", &new)
+        .run()
+        .success()
+        .stdout_has("db");
+}
+
+/// `--vault /dev/stdin` replaced the /dev/stdin symlink: a vault path that
+/// resolves to something other than a regular file is refused, and the
+/// link stays. (A link of our own to /dev/null stands in for /dev/stdin.)
+#[test]
+fn a_vault_path_that_is_not_a_regular_file_is_refused() {
+    let env = Env::new().init();
+    let link = env.path("null-link");
+    symlink("/dev/null", &link).unwrap();
+    for args in [
+        &["secret", "create", "x", "K=v"][..],
+        &["init"],
+        &["secret", "list"],
+    ] {
+        env.vault(args)
+            .arg("--vault")
+            .arg_path(&link)
+            .run()
+            .fails(1)
+            .stderr_has("/dev/null is not a regular file");
+        assert_eq!(fs::read_link(&link).unwrap(), Path::new("/dev/null"));
+    }
+    let dir = env.path("a-dir");
+    fs::create_dir(&dir).unwrap();
+    env.vault(["secret", "create", "x", "K=v", "--vault"])
+        .arg_path(&dir)
+        .run()
+        .fails(1)
+        .stderr_has("is a directory");
+}
+
 /// A lock file that belongs to another user is refused: whoever owns it
 /// can hold it (or be it, as a FIFO or a device).
 #[test]
@@ -816,6 +937,61 @@ fn doctor_tells_an_unusable_lock_from_a_held_one() {
         .run()
         .fails(1)
         .stdout_has("a writer holds the lock");
+}
+
+/// A passphrase-protected age identity (`age -p key.txt`) given to
+/// --identity was reported as "not an ssh private key".
+#[test]
+fn an_encrypted_age_identity_is_named_as_such() {
+    let env = Env::with_passphrase("pw").init();
+    let sealed = env.dir.join("identity.age");
+    let copy = env.path("key.age");
+    fs::copy(&sealed, &copy).unwrap();
+    fs::set_permissions(&copy, fs::Permissions::from_mode(0o600)).unwrap();
+    let out = env
+        .vault(["secret", "list"])
+        .env("VAULT_IDENTITY", &copy)
+        .run()
+        .fails(1)
+        .stderr_has("is an encrypted age file")
+        .stderr_has("age -d");
+    assert!(!out.stderr.contains("ssh"), "{out:?}");
+    // The binary form too.
+    let recipient = env.vault(["recipient"]).run().success().stdout;
+    let binary =
+        vault::testing::encrypt_vec(&[recipient.trim().to_string()], b"AGE-SECRET-KEY-1X").unwrap();
+    write_private(&copy, &binary);
+    env.vault(["secret", "list"])
+        .env("VAULT_IDENTITY", &copy)
+        .run()
+        .fails(1)
+        .stderr_has("is an encrypted age file");
+}
+
+/// A flipped byte in the vault's own stanza sent the user to
+/// `recipients add`, which cannot help: the message now names damage too,
+/// and the hint the backup first.
+#[test]
+fn a_damaged_stanza_is_not_only_a_missing_recipient() {
+    let env = Env::new().init();
+    env.create("db", &["K=v"]);
+    let mut bytes = fs::read(env.file()).unwrap();
+    // Header: "age-encryption.org/v1\n-> X25519 SHARE\nBODY\n--- MAC\n".
+    let body = bytes
+        .iter()
+        .enumerate()
+        .filter(|(_, b)| **b == b'\n')
+        .nth(1)
+        .unwrap()
+        .0
+        + 1;
+    bytes[body] = if bytes[body] == b'A' { b'B' } else { b'A' };
+    fs::write(env.file(), &bytes).unwrap();
+    env.vault(["secret", "list"])
+        .run()
+        .fails(1)
+        .stderr_has("or its header is damaged")
+        .stderr_has("hint: if it opened before, restore it from a backup");
 }
 
 #[test]

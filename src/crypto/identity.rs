@@ -52,6 +52,18 @@ pub(crate) fn parse_identity_file(
         ))
         .hint("create one with `age-keygen -o key.txt`")
     };
+    // An age-encrypted file (`age -p`, or vault's own identity.age) is not
+    // a plain identity, and not an ssh key either, which is what the armored
+    // form's `-----BEGIN` made it look like.
+    let start = text.trim_ascii_start();
+    if start.starts_with(b"age-encryption.org/")
+        || start.starts_with(b"-----BEGIN AGE ENCRYPTED FILE-----")
+    {
+        return Err(Error::new(format!(
+            "{source} is an encrypted age file (a passphrase-protected identity?), not a plain identity file"
+        ))
+        .hint(format!("decrypt it once (`age -d -o key.txt {source}`) and pass key.txt; if it is vault's own identity.age, put it in VAULT_DIR and drop --identity / VAULT_IDENTITY")));
+    }
     let text = std::str::from_utf8(text).map_err(|_| not_identity())?;
     if text.trim_start().starts_with("-----BEGIN") {
         return parse_ssh_identity(text, source, ask);

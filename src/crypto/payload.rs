@@ -178,10 +178,16 @@ fn decrypt_error(e: age::DecryptError, keys: &Keys, source: &str) -> Error {
         return silent;
     }
     match e {
+        // For X25519, a stanza that is not ours and one of ours with a
+        // flipped byte look the same (the AEAD just fails): both causes are
+        // named, the backup first, since "ask to be added" cannot fix damage.
         age::DecryptError::NoMatchingKeys => {
             let key = keys.recipients().first().cloned().unwrap_or_default();
-            Error::new(format!("{source} is not encrypted to your key {key}")).hint(format!(
-                "ask a member of this vault to run `vault recipients add {key}`"
+            Error::new(format!(
+                "{source} is not encrypted to your key {key}, or its header is damaged"
+            ))
+            .hint(format!(
+                "if it opened before, restore it from a backup or from version control; if it was shared with you, ask a member to run `vault recipients add {key}`"
             ))
         }
         age::DecryptError::Io(ref io) if io.kind() == io::ErrorKind::UnexpectedEof => {
