@@ -241,13 +241,14 @@ pub(crate) fn write_bulk<T>(
 /// Creates a new, empty vault; refuses to replace an existing one (the
 /// caller checks first too, before asking for keys).
 pub(crate) fn init(paths: &Paths, keys: WriteKeys) -> Result<()> {
-    fsio::refuse_non_regular(&paths.file)?;
     refuse_existing(&paths.file)?;
     read_modify_write(paths, keys, Mode::Create, |_| Ok(()))
 }
 
 /// "a vault already exists at …".
 pub(crate) fn refuse_existing(file: &Path) -> Result<()> {
+    // `init --vault /dev/null` is not "a vault already exists".
+    fsio::refuse_non_regular(file)?;
     if file.exists() {
         return Err(
             Error::new(format!("a vault already exists at {}", file.display()))
