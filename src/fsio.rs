@@ -513,15 +513,14 @@ pub(crate) fn check_private(path: &Path) -> Result<()> {
     use std::os::unix::fs::FileTypeExt;
     let meta = fs::metadata(path).map_err(|e| Error::io("read", path, e))?;
     let kind = meta.file_type();
-    if kind.is_char_device() || kind.is_block_device() || kind.is_socket() || kind.is_dir() {
+    if kind.is_dir() {
+        // Reading it says "is a directory", with the caller's hint.
+        return Ok(());
+    }
+    if kind.is_char_device() || kind.is_block_device() || kind.is_socket() {
         return Err(Error::new(format!(
-            "{} is {}, not a file holding a key or passphrase",
-            path.display(),
-            if kind.is_dir() {
-                "a directory"
-            } else {
-                "a device"
-            }
+            "{} is a device, not a file holding a key or passphrase",
+            path.display()
         ))
         .hint("put it in a file of its own, readable only by you (chmod 600 FILE)"));
     }
