@@ -1,0 +1,552 @@
+//! Projects: a committed `vault.toml` that names the secrets a project's
+//! commands get (DESIGN v2 "Projects"), and the allow list that keeps a
+//! cloned repository from pulling your secrets into its scripts.
+//!
+//! This module parses and resolves the file and keeps `allowed.json`; where
+//! the file is found (the upward search) and what the sources do (`run`,
+//! `check`) live with their callers.
+
+use std::{
+    collections::BTreeMap,
+    path::{Path, PathBuf},
+};
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::{
+    error::{Error, Result},
+    fsio,
+    names::{is_env_key, is_secret_name},
+};
+
+/// The project file's name.
+pub const FILE_NAME: &str = "vault.toml";
+
+/// The keys a project file may set at the top and in an `[env.NAME]` table.
+/// A key missing from a table falls back to the top level's.
+#[derive(Debug, Default, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSources {
+    secrets: Option<Vec<String>>,
+    dotenv: Option<Vec<String>>,
+    require: Option<Vec<String>>,
+    files: Option<Vec<String>>,
+}
+
+/// The top level: the sources plus `vault` and `env`. serde's
+/// `deny_unknown_fields` does not work through `flatten`, so the source
+/// keys are spelled out again here.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawProject {
+    vault: Option<String>,
+    env: Option<toml::Value>,
+    secrets: Option<Vec<String>>,
+    dotenv: Option<Vec<String>>,
+    require: Option<Vec<String>>,
+    files: Option<Vec<String>>,
+}
+
+/// The tables after the top level: only `[env.NAME]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTables {
+    #[serde(default)]
+    env: BTreeMap<String, RawSources>,
+}
+
+/// What a project gives a command in one environment, in the order `run`
+/// applies it: secrets, then dotenv files; then the checks.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Sources {
+    /// Secret references as written: `NAME` or `ENV/NAME`.
+    pub secrets: Vec<String>,
+    /// Absolute paths (relative ones are relative to the project file).
+    pub dotenv: Vec<PathBuf>,
+    pub require: Vec<String>,
+    pub files: Vec<String>,
+}
+
+/// A parsed `vault.toml`.
+#[derive(Debug, Clone)]
+pub struct Project {
+    /// The file's absolute path, as found.
+    pub path: PathBuf,
+    /// Its directory: relative paths inside it start here.
+    pub dir: PathBuf,
+    /// The vault file it names, made absolute.
+    pub vault: Option<PathBuf>,
+    /// Its default environment.
+    pub env: Option<String>,
+    top: RawSources,
+    envs: BTreeMap<String, RawSources>,
+    digest: [u8; 32],
+}
+
+impl Project {
+    /// Reads and parses the project file at `path` (absolute).
+    pub fn load(path: &Path) -> Result<Project> {
+        let bytes = fsio::read(path)?;
+        Project::parse(path, &bytes)
+    }
+
+    /// Parses `bytes` as the project file at `path`.
+    pub fn parse(path: &Path, bytes: &[u8]) -> Result<Project> {
+        let digest: [u8; 32] = Sha256::digest(bytes).into();
+        let text = std::str::from_utf8(bytes).map_err(|e| {
+            let line = line_of(bytes, e.valid_up_to());
+            bad(path, Some(line), "is not UTF-8 text".into())
+        })?;
+        // DESIGN's example sets `env = "dev"` (the default environment) and
+        // has `[env.prod]` tables, which one TOML document cannot hold (the
+        // key `env` would be both a string and a table). So the part before
+        // the first table header is read as one document and the tables as
+        // another: the top-level `env` and the `env` tables never meet.
+        let (head, tail, tail_line) = split_at_first_table(text);
+        let raw: RawProject = parse_toml(path, head, 0)?;
+        let tables: RawTables = parse_toml(path, tail, tail_line)?;
+        let mut envs = tables.env;
+        let default_env = match raw.env {
+            None => None,
+            Some(toml::Value::String(s)) => Some(s),
+            // `env = { prod = { … } }` written inline
+            Some(v @ toml::Value::Table(_)) => {
+                let inline: BTreeMap<String, RawSources> = v
+                    .try_into()
+                    .map_err(|e: toml::de::Error| bad_key(path, text, None, &e))?;
+                envs.extend(inline);
+                None
+            }
+            Some(_) => {
+                return Err(bad(
+                    path,
+                    find_key_line(text, "env"),
+                    "`env` must be a string (the default environment) or `[env.NAME]` tables"
+                        .into(),
+                ));
+            }
+        };
+        if let Some(name) = envs.keys().find(|n| !is_secret_name(n)) {
+            return Err(bad(
+                path,
+                find_line(text, &format!("[env.{name}]")),
+                format!("`{}` is not a valid environment name", printable(name)),
+            ));
+        }
+        if let Some(env) = &default_env
+            && !is_secret_name(env)
+        {
+            return Err(bad(
+                path,
+                find_line(text, "env"),
+                format!("`{}` is not a valid environment name", printable(env)),
+            ));
+        }
+        let dir = fsio::parent(path);
+        let vault = raw.vault.as_deref().map(|v| dir.join(v));
+        let project = Project {
+            path: path.to_path_buf(),
+            dir,
+            vault,
+            env: default_env,
+            top: RawSources {
+                secrets: raw.secrets,
+                dotenv: raw.dotenv,
+                require: raw.require,
+                files: raw.files,
+            },
+            envs,
+            digest,
+        };
+        project.validate(text)?;
+        Ok(project)
+    }
+
+    /// Checks every name in every table, so a typo fails at once and names
+    /// its line rather than surfacing as "no secret named …" later.
+    fn validate(&self, text: &str) -> Result<()> {
+        let tables = std::iter::once((None, &self.top))
+            .chain(self.envs.iter().map(|(n, s)| (Some(n.as_str()), s)));
+        for (env, s) in tables {
+            for r in s.secrets.iter().flatten() {
+                if !is_secret_ref(r) {
+                    return Err(self.bad_value(
+                        text,
+                        env,
+                        "secrets",
+                        r,
+                        "a secret name or ENV/NAME",
+                    ));
+                }
+            }
+            for (field, keys) in [("require", &s.require), ("files", &s.files)] {
+                for k in keys.iter().flatten() {
+                    if !is_env_key(k) {
+                        return Err(self.bad_value(text, env, field, k, "a variable name"));
+                    }
+                }
+            }
+            for d in s.dotenv.iter().flatten() {
+                if d.is_empty() {
+                    return Err(self.bad_value(text, env, "dotenv", d, "a file path"));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn bad_value(&self, text: &str, env: Option<&str>, field: &str, v: &str, want: &str) -> Error {
+        let line = find_line(text, &format!("\"{v}\"")).or_else(|| find_line(text, field));
+        let table = env.map(|e| format!(" in [env.{e}]")).unwrap_or_default();
+        bad(
+            &self.path,
+            line,
+            format!("`{}` in `{field}`{table} is not {want}", printable(v)),
+        )
+    }
+
+    /// The environments the file has tables for.
+    pub fn env_names(&self) -> impl Iterator<Item = &str> {
+        self.envs.keys().map(String::as_str)
+    }
+
+    /// The sources for environment `env`: an `[env.NAME]` table replaces the
+    /// keys it sets; the others come from the top level.
+    pub fn sources(&self, env: &str) -> Sources {
+        let table = self.envs.get(env);
+        let pick = |f: fn(&RawSources) -> &Option<Vec<String>>| -> Vec<String> {
+            table
+                .and_then(|t| f(t).clone())
+                .or_else(|| f(&self.top).clone())
+                .unwrap_or_default()
+        };
+        Sources {
+            secrets: pick(|s| &s.secrets),
+            dotenv: pick(|s| &s.dotenv)
+                .into_iter()
+                .map(|d| self.dir.join(d))
+                .collect(),
+            require: pick(|s| &s.require),
+            files: pick(|s| &s.files),
+        }
+    }
+
+    /// SHA-256 of the file's bytes, as `allowed.json` records it.
+    pub fn digest_hex(&self) -> String {
+        hex(&self.digest)
+    }
+}
+
+/// `NAME` or `ENV/NAME`.
+pub fn is_secret_ref(r: &str) -> bool {
+    match r.split_once('/') {
+        Some((env, name)) => is_secret_name(env) && is_secret_name(name),
+        None => is_secret_name(r),
+    }
+}
+
+/// Splits `text` before its first table header (a line starting with `[`
+/// at which the text before it is a complete TOML document), returning
+/// the head, the tail and the tail's first line number less one.
+fn split_at_first_table(text: &str) -> (&str, &str, usize) {
+    let mut offset = 0;
+    for (i, line) in text.split_inclusive('\n').enumerate() {
+        if line.trim_start().starts_with('[') && text[..offset].parse::<toml::Table>().is_ok() {
+            return (&text[..offset], &text[offset..], i);
+        }
+        offset += line.len();
+    }
+    (text, "", 0)
+}
+
+/// Parses one TOML document that starts on line `first_line + 1` of the file.
+fn parse_toml<T: serde::de::DeserializeOwned>(
+    path: &Path,
+    text: &str,
+    first_line: usize,
+) -> Result<T> {
+    toml::from_str(text).map_err(|e: toml::de::Error| {
+        let line = e
+            .span()
+            .map(|s| first_line + line_of(text.as_bytes(), s.start));
+        bad(path, line, first_line_of(e.message()))
+    })
+}
+
+fn bad_key(path: &Path, text: &str, table_line: Option<usize>, e: &toml::de::Error) -> Error {
+    let msg = first_line_of(e.message());
+    // serde names the offending key in backticks: find its line.
+    let line = msg
+        .split('`')
+        .nth(1)
+        .and_then(|key| find_key_line(text, key))
+        .or(table_line);
+    bad(path, line, msg)
+}
+
+fn bad(path: &Path, line: Option<usize>, what: String) -> Error {
+    let at = line.map(|l| format!(", line {l}")).unwrap_or_default();
+    Error::new(format!("{}{at}: {what}", path.display())).hint(
+        "vault.toml may set `vault`, `env`, `secrets`, `dotenv`, `require`, `files` and `[env.NAME]` tables of the last four (see `vault help project`)",
+    )
+}
+
+fn first_line_of(s: &str) -> String {
+    s.lines().next().unwrap_or(s).trim().to_string()
+}
+
+/// 1-based line number of byte `offset`.
+fn line_of(bytes: &[u8], offset: usize) -> usize {
+    bytes[..offset.min(bytes.len())]
+        .iter()
+        .filter(|&&b| b == b'\n')
+        .count()
+        + 1
+}
+
+fn find_line(text: &str, needle: &str) -> Option<usize> {
+    text.lines()
+        .position(|l| l.split('#').next().unwrap_or("").contains(needle))
+        .map(|i| i + 1)
+}
+
+/// The line on which `key` is assigned (`key =` at the start of a line).
+fn find_key_line(text: &str, key: &str) -> Option<usize> {
+    text.lines()
+        .position(|l| {
+            let l = l.trim_start();
+            l.strip_prefix(key)
+                .is_some_and(|rest| rest.trim_start().starts_with('='))
+        })
+        .map(|i| i + 1)
+}
+
+fn printable(s: &str) -> String {
+    crate::names::printable(s)
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// `VAULT_DIR/allowed.json`: the project files you allowed, by absolute
+/// path, with the SHA-256 of the bytes you allowed. Public data only.
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct Allowed {
+    #[serde(default)]
+    allowed: BTreeMap<PathBuf, String>,
+}
+
+impl Allowed {
+    fn file(vault_dir: &Path) -> PathBuf {
+        vault_dir.join("allowed.json")
+    }
+
+    /// The allow list; a missing file is an empty list, a damaged one is an
+    /// error (silently forgetting would re-prompt; silently trusting would
+    /// be worse).
+    pub fn load(vault_dir: &Path) -> Result<Allowed> {
+        let file = Allowed::file(vault_dir);
+        match std::fs::metadata(&file) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Allowed::default()),
+            _ => {}
+        }
+        let bytes = fsio::read(&file)?;
+        serde_json::from_slice(&bytes).map_err(|_| {
+            Error::new(format!("{} is damaged", file.display()))
+                .hint("remove it and `vault allow` your projects again")
+        })
+    }
+
+    pub fn is_allowed(&self, project: &Project) -> bool {
+        self.allowed.get(&project.path) == Some(&project.digest_hex())
+    }
+
+    /// Records or forgets `path` (with `digest`) in the list, atomically and
+    /// under a short lock of its own.
+    pub fn update(vault_dir: &Path, path: &Path, digest: Option<String>) -> Result<bool> {
+        fsio::ensure_dir(vault_dir)?;
+        let _lock = fsio::WriteLock::acquire(&vault_dir.join("allowed.lock"))?;
+        let mut list = Allowed::load(vault_dir)?;
+        let changed = match digest {
+            Some(d) => list.allowed.insert(path.to_path_buf(), d.clone()) != Some(d),
+            None => list.allowed.remove(path).is_some(),
+        };
+        if changed {
+            let json = serde_json::to_vec_pretty(&list).map_err(|e| Error::new(e.to_string()))?;
+            fsio::atomic_write(&Allowed::file(vault_dir), |f| {
+                use std::io::Write;
+                f.write_all(&json)?;
+                f.write_all(b"\n")
+            })?;
+        }
+        Ok(changed)
+    }
+}
+
+/// The error every command that would use a project not (or no longer)
+/// allowed fails with.
+pub fn not_allowed(project: &Project) -> Error {
+    Error::new(format!(
+        "vault.toml at {} is not allowed (new or changed)",
+        project.path.display()
+    ))
+    .hint("review it, then run `vault allow` (or pass --no-project to ignore it)")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Project> {
+        Project::parse(Path::new("/p/vault.toml"), text.as_bytes())
+    }
+
+    fn err(text: &str) -> String {
+        parse(text).unwrap_err().message().to_string()
+    }
+
+    #[test]
+    fn full_file() {
+        let p = parse(
+            r#"
+vault = "secrets.vault"
+env = "dev"
+secrets = ["db", "stripe"]
+dotenv = [".env.local"]
+require = ["DATABASE_URL"]
+files = ["GOOGLE_APPLICATION_CREDENTIALS"]
+[env.prod]
+secrets = ["db", "stripe", "prod/sentry"]
+"#,
+        )
+        .unwrap();
+        assert_eq!(p.vault.as_deref(), Some(Path::new("/p/secrets.vault")));
+        assert_eq!(p.env.as_deref(), Some("dev"));
+        let dev = p.sources("dev");
+        assert_eq!(dev.secrets, ["db", "stripe"]);
+        assert_eq!(dev.dotenv, [PathBuf::from("/p/.env.local")]);
+        let prod = p.sources("prod");
+        assert_eq!(prod.secrets, ["db", "stripe", "prod/sentry"]);
+        // keys the table does not set come from the top level
+        assert_eq!(prod.require, ["DATABASE_URL"]);
+        assert_eq!(prod.files, ["GOOGLE_APPLICATION_CREDENTIALS"]);
+        assert_eq!(p.env_names().collect::<Vec<_>>(), ["prod"]);
+    }
+
+    #[test]
+    fn design_example_parses() {
+        let p = parse(
+            r#"vault = "secrets.vault"        # optional: a vault file relative to this file
+env = "dev"                    # optional: the default environment
+secrets = ["db", "stripe"]     # applied first, in order (like -s)
+dotenv = [".env.local"]        # then these, relative to this file
+require = ["DATABASE_URL"]     # checked like --require
+files = ["GOOGLE_APPLICATION_CREDENTIALS"]   # like --as-file
+[env.prod]                     # per environment: replaces the keys it sets
+secrets = ["db", "stripe", "sentry"]
+"#,
+        )
+        .unwrap();
+        assert_eq!(p.env.as_deref(), Some("dev"));
+        assert_eq!(p.sources("prod").secrets, ["db", "stripe", "sentry"]);
+        assert_eq!(p.sources("dev").secrets, ["db", "stripe"]);
+        assert_eq!(p.sources("prod").dotenv, [PathBuf::from("/p/.env.local")]);
+    }
+
+    #[test]
+    fn unknown_tables_are_named() {
+        let e = err("secrets = []\n[envs.prod]\nsecrets = []\n");
+        assert!(
+            e.starts_with("/p/vault.toml, line 2: unknown field `envs`"),
+            "{e}"
+        );
+        let e = err("[env.prod]\nsecrets = [\"a\"]\n[env.ci]\nbogus = true\n");
+        assert!(
+            e.starts_with("/p/vault.toml, line 4: unknown field `bogus`"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn empty_file_is_a_project_with_nothing() {
+        let p = parse("# nothing yet\n").unwrap();
+        assert_eq!(p.sources("main"), Sources::default());
+        assert!(p.vault.is_none() && p.env.is_none());
+    }
+
+    #[test]
+    fn an_env_table_can_clear_a_list() {
+        let p = parse("require = [\"A\"]\n[env.ci]\nrequire = []\n").unwrap();
+        assert!(p.sources("ci").require.is_empty());
+        assert_eq!(p.sources("main").require, ["A"]);
+    }
+
+    #[test]
+    fn errors_name_the_line() {
+        let e = err("secrets = [\"db\"]\nsecretz = [\"x\"]\n");
+        assert!(
+            e.starts_with("/p/vault.toml, line 2: unknown field `secretz`"),
+            "{e}"
+        );
+        let e = err("env = \"dev\"\nsecrets = \"db\"\n");
+        assert!(e.starts_with("/p/vault.toml, line 2: "), "{e}");
+        let e = err("secrets = [\"db\"\n");
+        assert!(
+            e.starts_with("/p/vault.toml, line 1: ") || e.starts_with("/p/vault.toml, line 2: "),
+            "{e}"
+        );
+        let e = err("[env.prod]\nsecrets = [\"ok\"]\nbogus = 1\n");
+        assert!(
+            e.starts_with("/p/vault.toml, line 3: unknown field `bogus`"),
+            "{e}"
+        );
+        let e = err("secrets = [\"db\", \"no good\"]\n");
+        assert_eq!(
+            e,
+            "/p/vault.toml, line 1: `no good` in `secrets` is not a secret name or ENV/NAME"
+        );
+        let e = err("\n\nrequire = [\"1BAD\"]\n");
+        assert_eq!(
+            e,
+            "/p/vault.toml, line 3: `1BAD` in `require` is not a variable name"
+        );
+        let e = err("env = \"bad env\"\n");
+        assert!(
+            e.contains("line 1") && e.contains("environment name"),
+            "{e}"
+        );
+        let e = err("env = 3\n");
+        assert!(e.contains("line 1") && e.contains("`env` must be"), "{e}");
+        let e = err("[env.prod]\nsecrets = [\"x/y/z\"]\n");
+        assert!(e.contains("line 2") && e.contains("[env.prod]"), "{e}");
+    }
+
+    #[test]
+    fn secret_refs() {
+        assert!(is_secret_ref("db"));
+        assert!(is_secret_ref("prod/db"));
+        assert!(!is_secret_ref("prod/"));
+        assert!(!is_secret_ref("/db"));
+        assert!(!is_secret_ref("a/b/c"));
+        assert!(!is_secret_ref("$(x)"));
+    }
+
+    #[test]
+    fn allow_list_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = parse("secrets = [\"db\"]\n").unwrap();
+        assert!(!Allowed::load(dir.path()).unwrap().is_allowed(&p));
+        assert!(Allowed::update(dir.path(), &p.path, Some(p.digest_hex())).unwrap());
+        assert!(!Allowed::update(dir.path(), &p.path, Some(p.digest_hex())).unwrap());
+        assert!(Allowed::load(dir.path()).unwrap().is_allowed(&p));
+        // a changed file is not allowed any more
+        let changed = parse("secrets = [\"db\", \"aws-prod\"]\n").unwrap();
+        assert!(!Allowed::load(dir.path()).unwrap().is_allowed(&changed));
+        assert!(Allowed::update(dir.path(), &p.path, None).unwrap());
+        assert!(!Allowed::load(dir.path()).unwrap().is_allowed(&p));
+        std::fs::write(dir.path().join("allowed.json"), "{garbage").unwrap();
+        assert!(Allowed::load(dir.path()).is_err());
+    }
+}
