@@ -238,6 +238,52 @@ impl Project {
     }
 }
 
+/// A `vault://NAME/KEY` or `vault://ENV/NAME/KEY` reference: a dotenv
+/// value that points at a stored key instead of holding it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reference {
+    pub env: Option<String>,
+    pub name: String,
+    pub key: String,
+}
+
+impl Reference {
+    /// The reference a value *is* (the whole value, nothing around it), or
+    /// `None` for an ordinary value. A value that starts with `vault://`
+    /// but is malformed is an error, not a literal: a typo must not end up
+    /// as a password.
+    pub fn parse(value: &str) -> Option<std::result::Result<Reference, ()>> {
+        let rest = value.strip_prefix("vault://")?;
+        let parts: Vec<&str> = rest.split('/').collect();
+        let r = match parts[..] {
+            [name, key] => Reference {
+                env: None,
+                name: name.into(),
+                key: key.into(),
+            },
+            [env, name, key] => Reference {
+                env: Some(env.into()),
+                name: name.into(),
+                key: key.into(),
+            },
+            _ => return Some(Err(())),
+        };
+        let ok = is_secret_name(&r.name)
+            && is_env_key(&r.key)
+            && r.env.as_deref().is_none_or(is_secret_name);
+        Some(if ok { Ok(r) } else { Err(()) })
+    }
+}
+
+impl std::fmt::Display for Reference {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.env {
+            Some(env) => write!(f, "vault://{env}/{}/{}", self.name, self.key),
+            None => write!(f, "vault://{}/{}", self.name, self.key),
+        }
+    }
+}
+
 /// `NAME` or `ENV/NAME`.
 pub fn is_secret_ref(r: &str) -> bool {
     match r.split_once('/') {
@@ -521,6 +567,33 @@ secrets = ["db", "stripe", "sentry"]
         assert!(e.contains("line 1") && e.contains("`env` must be"), "{e}");
         let e = err("[env.prod]\nsecrets = [\"x/y/z\"]\n");
         assert!(e.contains("line 2") && e.contains("[env.prod]"), "{e}");
+    }
+
+    #[test]
+    fn references() {
+        let r = Reference::parse("vault://db/PGPASSWORD").unwrap().unwrap();
+        assert_eq!(
+            (r.env, r.name.as_str(), r.key.as_str()),
+            (None, "db", "PGPASSWORD")
+        );
+        let r = Reference::parse("vault://prod/db/PGPASSWORD")
+            .unwrap()
+            .unwrap();
+        assert_eq!(r.env.as_deref(), Some("prod"));
+        assert_eq!(r.to_string(), "vault://prod/db/PGPASSWORD");
+        for bad in [
+            "vault://",
+            "vault://db",
+            "vault://db/",
+            "vault://a/b/c/d",
+            "vault://db/1KEY",
+            "vault://$x/K",
+        ] {
+            assert_eq!(Reference::parse(bad), Some(Err(())), "{bad}");
+        }
+        for plain in ["", "db/KEY", "https://vault/x/y", " vault://db/K"] {
+            assert_eq!(Reference::parse(plain), None, "{plain}");
+        }
     }
 
     #[test]
