@@ -133,6 +133,9 @@ def main():
             if med.get("run-agent") is None
             else med["run-agent"] - med["run"],
             "run - true (ms)": None if med.get("true") is None else med["run"] - med["true"],
+            "run-project - run-dir (ms)": None
+            if med.get("run-project") is None or med.get("run-dir") is None
+            else med["run-project"] - med["run-dir"],
         }
         per_size[n] = {
             "file_bytes": file_bytes,
@@ -272,6 +275,8 @@ def markdown(res):
         "list",
         "run-1cpu",
         "age-1cpu",
+        "run-dir",
+        "run-project",
         "run-base",
         "write-base",
     ]
@@ -328,6 +333,26 @@ def markdown(res):
         if "run-base" in present:
             row += [fmt(r["run-base/run"], 2), fmt(r["write-base/write"], 2)]
         lines.append("| " + " | ".join(row) + " |")
+    project = [
+        (n, s["differences"]["run-project - run-dir (ms)"])
+        for n, s in sorted(res["sizes"].items())
+        if s["differences"].get("run-project - run-dir (ms)") is not None
+    ]
+    if project:
+        lines += [
+            "",
+            "A project file found upward (goal: at most 0.3 ms at 1,000 x 10): `run -- true`",
+            "three folders below a vault.toml naming the secret, against `run -s NAME -- true`",
+            "from a folder with none above, both through `env -C`, medians:",
+            "",
+            "| secrets | run-dir | run-project | difference (ms) |",
+            "|---:|---:|---:|---:|",
+        ]
+        for n, d in project:
+            med = res["sizes"][n]["median_ms"]
+            lines.append(
+                f"| {n:,} | {fmt(med['run-dir'], 2)} | {fmt(med['run-project'], 2)} | {fmt(d, 2)} |"
+            )
     if any(s["peak_rss_bytes"] for s in res["sizes"].values()):
         lines += ["", "Peak RSS in MiB (median of 3; limit = 3 x file + 16 MiB):", ""]
         what = ["run", "run-agent", "write", "list", "age"]

@@ -12,6 +12,10 @@
 #   true       bare `true`                          (process start floor)
 #   write      vault secret set <one> KEY_0=...     (fsync included)
 #   list       vault secret list
+#   run-dir    run -s <one> -- true from a folder with no vault.toml above
+#   run-project  run -- true from three folders below a vault.toml that
+#              names <one> (both through `env -C DIR`, first size only):
+#              what finding, reading and checking a project costs
 #   run-1cpu   run, pinned to one core (taskset -c 0): no spare core for
 #   age-1cpu   the parallel decryption of large vaults; what a machine
 #              whose other cores are busy sees (age -d likewise)
@@ -241,6 +245,17 @@ for n in $sizes; do
     -n write "$bin ${id[*]} secret set $one KEY_0=written-by-the-benchmark"
     -n list "$bin ${id[*]} secret list"
   )
+  if [ "$n" = "$(echo "$sizes" | awk '{print $1}')" ] && env -C / true 2>/dev/null; then
+    plain="$out/plain-$n/a/b/c"
+    proj="$out/proj-$n"
+    mkdir -p "$plain" "$proj/a/b/c"
+    printf 'secrets = ["%s"]\n' "$one" >"$proj/vault.toml"
+    "$bin" "${id[@]}" allow "$proj/vault.toml" >/dev/null 2>&1
+    cmds+=(
+      -n run-dir "env -C $plain $bin ${id[*]} run -s $one -- true"
+      -n run-project "env -C $proj/a/b/c $bin ${id[*]} run -- true"
+    )
+  fi
   if command -v taskset >/dev/null 2>&1; then
     cmds+=(
       -n run-1cpu "taskset -c 0 $bin ${id[*]} run -s $one -- true"

@@ -47,6 +47,20 @@ pub(crate) struct Global {
         value_name = "FILE"
     )]
     pub(crate) passphrase_file: Option<PathBuf>,
+
+    /// The environment to work in [default: the project's `env`, else main]
+    #[arg(
+        short = 'e',
+        long = "env",
+        global = true,
+        env = "VAULT_ENV",
+        value_name = "ENV"
+    )]
+    pub(crate) env: Option<String>,
+
+    /// Ignore vault.toml: none of its sources, vault or environment
+    #[arg(long, global = true)]
+    pub(crate) no_project: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -139,8 +153,8 @@ pub(crate) enum Command {
     /// Print secrets, merged in order (later names win), as dotenv, JSON or shell
     #[command(after_long_help = EX_EXPORT)]
     Export {
-        /// Secrets to merge; a later one's keys win
-        #[arg(required = true, value_name = "NAME")]
+        /// Secrets to merge (NAME or ENV/NAME), after the project's; a later one's keys win
+        #[arg(value_name = "NAME")]
         names: Vec<String>,
         /// dotenv (read back by `vault import`), json (an object), or shell
         /// (`export KEY='value'` lines, safe to eval in sh, bash and zsh)
@@ -162,6 +176,90 @@ pub(crate) enum Command {
     /// Start your shell ($SHELL, else /bin/sh) with secrets in its environment
     #[command(after_long_help = EX_SHELL)]
     Shell(ShellArgs),
+
+    /// List environments (every secret belongs to one; `main` by default)
+    #[command(subcommand)]
+    #[command(after_long_help = EX_ENV)]
+    Env(EnvCommand),
+
+    /// Write a vault.toml for the project in this folder
+    ///
+    /// vault.toml is meant to be committed: it holds names, never values. It
+    /// may set `vault` (a vault file, relative to it), `env` (the default
+    /// environment), `secrets` (applied first, in order: NAME or ENV/NAME),
+    /// `dotenv` (then these files, relative to it), `require` (keys checked
+    /// before anything runs), `files`, and `[env.NAME]` tables that replace
+    /// the last four for one environment. `vault run`, `shell` and `export`
+    /// find it from the current directory upward (stopping at the top of a
+    /// git repository, at $HOME, and before folders other users may write
+    /// to), and use it only once `vault allow` has recorded it.
+    #[command(subcommand)]
+    #[command(after_long_help = EX_PROJECT)]
+    Project(ProjectCommand),
+
+    /// Trust a project's vault.toml (new or changed files run nothing until allowed)
+    ///
+    /// Records the file's absolute path and SHA-256 in VAULT_DIR/allowed.json.
+    /// PATH defaults to the vault.toml found from the current directory upward.
+    #[command(after_long_help = EX_ALLOW)]
+    Allow {
+        /// A vault.toml, or a folder to search upward from
+        #[arg(value_name = "PATH")]
+        path: Option<PathBuf>,
+    },
+
+    /// Forget that a project's vault.toml was allowed
+    #[command(after_long_help = EX_DENY)]
+    Deny {
+        /// A vault.toml, or a folder to search upward from
+        #[arg(value_name = "PATH")]
+        path: Option<PathBuf>,
+    },
+
+    /// Check that every source and required key of the project resolves (the CI gate)
+    ///
+    /// Runs nothing; exits 1 naming every missing secret, file and key.
+    #[command(after_long_help = EX_CHECK)]
+    Check {
+        /// The default environment and every [env.NAME] table of vault.toml
+        #[arg(long)]
+        all_envs: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum EnvCommand {
+    /// Environments with the number of secrets in each
+    #[command(visible_alias = "ls")]
+    #[command(after_long_help = EX_ENV_LIST)]
+    List {
+        /// Print a JSON array of {env, secrets, current}
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum ProjectCommand {
+    /// Write a commented vault.toml here and allow it
+    ///
+    /// The global --vault FILE and -e ENV given here are written into the
+    /// file (`vault` and `env`) instead of being used.
+    #[command(after_long_help = EX_PROJECT)]
+    Init {
+        /// A secret the project's commands get (NAME or ENV/NAME); repeatable
+        #[arg(short = 's', long = "secret", value_name = "NAME")]
+        secrets: Vec<String>,
+        /// A dotenv file, relative to the project folder; repeatable
+        #[arg(long, value_name = "PATH")]
+        dotenv: Vec<String>,
+        /// A key the command must get; repeatable
+        #[arg(long, value_name = "KEY")]
+        require: Vec<String>,
+        /// Replace an existing vault.toml
+        #[arg(long)]
+        force: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -265,6 +363,10 @@ pub(crate) struct EnvArgs {
     #[arg(short = 's', long = "secret", value_name = "NAME", help_heading = SOURCES)]
     pub(crate) secret: Vec<String>,
 
+    /// The nearest file named NAME from the current directory upward (like a bare --dotenv)
+    #[arg(long = "dotenv-name", value_name = "NAME", help_heading = SOURCES)]
+    pub(crate) dotenv_name: Vec<String>,
+
     /// A dotenv file; without PATH the nearest .env from the current directory
     /// upward, and a directory PATH starts that search there
     // A bare `--dotenv` must still show up in `indices_of`, which needs a
@@ -330,6 +432,11 @@ pub(crate) enum Conflicts {
 pub(crate) enum Source {
     Secret(String),
     Dotenv(PathBuf),
+    /// `--dotenv-name NAME`: the nearest file so named, upward.
+    DotenvName(String),
+    /// A `dotenv` file of the project (never from the command line): it
+    /// must exist as named, no search.
+    ProjectDotenv(PathBuf),
     Set(SetArg),
     LocalEnv(String),
 }
@@ -405,6 +512,7 @@ fn ordered_sources(m: &ArgMatches) -> Vec<Source> {
     let mut out = vec![];
     each(m, "secret", Source::Secret, &mut out);
     each(m, "dotenv", Source::Dotenv, &mut out);
+    each(m, "dotenv_name", Source::DotenvName, &mut out);
     each(m, "set", Source::Set, &mut out);
     each(m, "local_env", Source::LocalEnv, &mut out);
     out.sort_by_key(|(i, _)| *i);
@@ -454,6 +562,21 @@ pub(crate) enum SecretCommand {
         /// Print a JSON array of {name, keys, created_at, updated_at}
         #[arg(long)]
         json: bool,
+        /// Secrets of every environment, with an ENV column (`env` in --json)
+        #[arg(long)]
+        all_envs: bool,
+    },
+
+    /// Copy a secret into another environment, under the same name
+    #[command(after_long_help = EX_COPY)]
+    Copy {
+        name: String,
+        /// The environment to copy it to
+        #[arg(long, value_name = "ENV")]
+        to_env: String,
+        /// Replace a secret of that name there
+        #[arg(long)]
+        force: bool,
     },
 
     /// Show a secret's keys, values masked unless --reveal
@@ -516,15 +639,24 @@ const EX_PASSWD: &str =
 const EX_DOCTOR: &str = "Examples:\n  vault doctor\n";
 const EX_RECIPIENTS: &str = "Examples:\n  vault recipients list\n  vault recipients add age1… --vault ./secrets.vault\n  vault recipients remove \"$(cat bob.pub)\"\n";
 const EX_RECIPIENT: &str = "Examples:\n  vault recipient\n";
-const EX_EXPORT: &str = "Examples:\n  vault export db\n  vault export db stripe --format json\n  eval \"$(vault export db --format shell)\"\n";
-const EX_RUN: &str = "Examples:\n  vault run -s db -- psql\n  vault run -s db -s stripe --dotenv -- npm test\n  vault run -s db --require PGPASSWORD --clean-env -- ./migrate\n  vault run --set X=1 -s a --set X=2 --explain\n";
+const EX_EXPORT: &str = "Examples:\n  vault export\n  vault export db\n  vault export db stripe --format json\n  eval \"$(vault export db --format shell)\"\n";
+const EX_RUN: &str = "Examples:\n  vault run -- npm start\n  vault run -s db -- psql\n  vault run -s prod/db --dotenv-name .env.local -- ./migrate\n  vault run -s db -s stripe --dotenv -- npm test\n  vault run -s db --require PGPASSWORD --clean-env -- ./migrate\n  vault run --set X=1 -s a --set X=2 --explain\n";
 const EX_SHELL: &str = "Examples:\n  vault shell -s db\n";
 const EX_RCP_LIST: &str = "Examples:\n  vault recipients list\n  vault recipients list --json\n";
 const EX_RCP_ADD: &str = "Examples:\n  vault recipients add age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p\n  vault recipients add \"$(cat ~/.ssh/id_ed25519.pub)\"\n  vault recipients add -R team-keys.txt\n";
 const EX_RCP_REMOVE: &str = "Examples:\n  vault recipients remove age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p\n";
 const EX_CREATE: &str = "Examples:\n  vault secret create db PGHOST=localhost PGUSER=app PGPASSWORD\n  pass show db | vault secret create db PGPASSWORD\n  vault secret create api --from-dotenv .env --from-json extra.json\n  vault secret create pg --template postgres\n";
 const EX_TEMPLATES: &str = "Examples:\n  vault secret templates\n";
-const EX_LIST: &str = "Examples:\n  vault secret list\n  vault secret list --json\n";
+const EX_LIST: &str =
+    "Examples:\n  vault secret list\n  vault secret list --json\n  vault secret list --all-envs\n";
+const EX_COPY: &str = "Examples:\n  vault secret copy db --to-env prod\n  vault -e prod secret copy db --to-env staging --force\n";
+const EX_ENV: &str = "Examples:\n  vault env list\n  vault secret create -e prod db PGPASSWORD\n  vault run -e prod -- ./deploy\n";
+const EX_ENV_LIST: &str = "Examples:\n  vault env list\n  vault env list --json\n";
+const EX_PROJECT: &str = "Examples:\n  vault project init -s db --dotenv .env.local --require DATABASE_URL\n  vault project init --vault secrets.vault -e dev -s db\n";
+const EX_ALLOW: &str = "Examples:\n  vault allow\n  vault allow ~/src/api/vault.toml\n";
+const EX_DENY: &str = "Examples:\n  vault deny\n";
+const EX_CHECK: &str =
+    "Examples:\n  vault check\n  vault check -e prod\n  vault check --all-envs\n";
 const EX_SHOW: &str = "Examples:\n  vault secret show db\n  vault secret show db --reveal --json\n";
 const EX_SET: &str = "Examples:\n  vault secret set db PGPORT=5433\n  vault secret set db PGPASSWORD < new-password.txt\n";
 const EX_UNSET: &str = "Examples:\n  vault secret unset db PGPORT\n";

@@ -1,6 +1,7 @@
 //! Where things are and where the keys come from: the `Context` a command
 //! gets (`Paths` of the vault's files, unlock `Sources`, the `Hardening` to
-//! undo for `run`'s child), built once from the global options.
+//! undo for `run`'s child, the `Scope`: environment and project), built
+//! once from the global options.
 
 use std::path::{Path, PathBuf};
 
@@ -9,6 +10,7 @@ use crate::{
     error::{Error, Result},
     fsio,
     hardening::Hardening,
+    project,
 };
 
 /// Everything a command needs to find and open the vault.
@@ -17,16 +19,34 @@ pub(crate) struct Context {
     pub(crate) sources: Sources,
     /// The process state `vault` changed at start, restored for `run`'s child.
     pub(crate) hardening: Hardening,
+    /// The environment and project the command works in.
+    pub(crate) scope: project::Scope,
 }
 
 impl Context {
-    pub(crate) fn new(global: &cli::Global, hardening: Hardening) -> Result<Self> {
+    pub(crate) fn new(
+        global: &cli::Global,
+        hardening: Hardening,
+        usage: project::Use,
+    ) -> Result<Self> {
         let dir = match &global.vault_dir {
             Some(d) => absolute(d)?,
             None => default_dir()?,
         };
         let file = global.vault.as_deref().map(absolute).transpose()?;
+        let cwd = std::env::current_dir().map_err(|e| Error::io("find", Path::new("."), e))?;
+        let scope = project::enter(
+            usage,
+            global.env.as_deref(),
+            global.vault.as_deref(),
+            global.no_project,
+            &dir,
+            &cwd,
+        )?;
+        // The project's vault, when no --vault/VAULT_FILE was given.
+        let file = file.or_else(|| scope.vault.clone());
         Ok(Context {
+            scope,
             paths: Paths::resolved(dir, file)?,
             sources: Sources {
                 identity: global.identity.clone(),

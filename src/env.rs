@@ -28,20 +28,27 @@ pub(crate) const CLEAN_ENV: &[&str] = &[
 /// How `--explain` names the base environment among the sources.
 pub(crate) const INHERITED: &str = "inherited";
 
-/// Where a key's value came from, shown as `secret:db`, `dotenv:/abs/.env`,
-/// `set` or `local-env`.
+/// Where a key's value came from, shown as `secret:db`, `secret:prod/db`,
+/// `dotenv:/abs/.env`, `set` or `local-env`; a source a project file named
+/// is followed by that file: `secret:db (/abs/vault.toml)`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Origin {
     Secret(SecretName),
+    /// `-s ENV/NAME`: a secret of an environment named explicitly.
+    SecretIn(String, SecretName),
     Dotenv(PathBuf),
     Set,
     LocalEnv,
+    /// A source of the project file at the path.
+    Project(Box<Origin>, PathBuf),
 }
 
 impl fmt::Display for Origin {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Origin::Secret(name) => write!(f, "secret:{name}"),
+            Origin::SecretIn(env, name) => write!(f, "secret:{env}/{name}"),
+            Origin::Project(inner, path) => write!(f, "{inner} ({})", path.display()),
             Origin::Dotenv(path) => write!(f, "dotenv:{}", path.display()),
             Origin::Set => f.write_str("set"),
             Origin::LocalEnv => f.write_str("local-env"),
@@ -153,6 +160,15 @@ impl ChildEnv {
             }
         }
         out.into_iter().collect()
+    }
+
+    /// What the sources set, each key with the value that won among them
+    /// (the inherited environment left out): what `export` prints.
+    pub(crate) fn sourced(&self) -> Vec<(&EnvKey, &SecretValue)> {
+        self.set
+            .iter()
+            .filter_map(|(k, s)| s.last().map(|x| (k, &x.value)))
+            .collect()
     }
 
     /// The keys in `required` the child would not get, in the order given.

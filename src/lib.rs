@@ -80,6 +80,6 @@ pub fn main() -> i32 {
 }
 
 fn run(cli: cli::Cli, hardening: Hardening) -> Result<()> {
-    let ctx = Context::new(&cli.global, hardening)?;
+    let ctx = Context::new(&cli.global, hardening, cmd::project_use(&cli.command))?;
     cmd::dispatch(&ctx, cli.command)
 }

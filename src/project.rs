@@ -2,9 +2,10 @@
 //! commands get (DESIGN v2 "Projects"), and the allow list that keeps a
 //! cloned repository from pulling your secrets into its scripts.
 //!
-//! This module parses and resolves the file and keeps `allowed.json`; where
-//! the file is found (the upward search) and what the sources do (`run`,
-//! `check`) live with their callers.
+//! This module finds the file (the upward search), parses it, keeps
+//! `allowed.json`, and decides what a command takes from the project
+//! (`enter`): its vault, its environment, its sources. What the sources do
+//! (`run`, `export`, `check`) lives with those commands.
 
 use std::{
     collections::BTreeMap,
@@ -21,7 +22,108 @@ use crate::{
 };
 
 /// The project file's name.
-pub const FILE_NAME: &str = "vault.toml";
+pub(crate) const FILE_NAME: &str = "vault.toml";
+
+/// What a command takes from the project it runs in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Use {
+    /// Nothing: the project is not even looked for (`allow`, `completions`).
+    Nothing,
+    /// Its `vault` and `env`, unless `--vault`/`-e` are given (secret
+    /// commands, `import`, `init`, …). The file must be allowed only when
+    /// one of them applies.
+    Settings,
+    /// Its sources too (`run`, `shell`, `export`, `check`): the file must
+    /// be allowed.
+    Sources,
+}
+
+/// The environment and project a command works in.
+#[derive(Debug, Clone)]
+pub(crate) struct Scope {
+    /// `-e`/`VAULT_ENV`, else the project's `env`, else `main`.
+    pub(crate) env: String,
+    /// The project, when the command uses it (allowed by then).
+    pub(crate) project: Option<Project>,
+    /// The project's vault file, when it applies (no `--vault` given).
+    pub(crate) vault: Option<PathBuf>,
+    /// `-e`/`VAULT_ENV` as given (validated), for `project init`.
+    pub(crate) env_flag: Option<String>,
+    /// `--vault`/`VAULT_FILE` as given, for `project init`.
+    pub(crate) vault_flag: Option<PathBuf>,
+}
+
+/// Validates an environment name (the secret-name pattern).
+pub(crate) fn env_name(env: &str) -> Result<String> {
+    if is_secret_name(env) {
+        Ok(env.to_string())
+    } else {
+        Err(Error::new(format!(
+            "`{}` is not a valid environment name",
+            printable(env)
+        ))
+        .hint(
+            "environment names are like secret names: letters, digits, `.`, `_`, `-`; at most 64",
+        ))
+    }
+}
+
+/// Decides the scope of a command: finds the project file upward from
+/// `cwd` (unless `--no-project`), checks that it is allowed where it
+/// would be used, and picks the environment and vault.
+pub(crate) fn enter(
+    usage: Use,
+    env_flag: Option<&str>,
+    vault_flag: Option<&Path>,
+    no_project: bool,
+    vault_dir: &Path,
+    cwd: &Path,
+) -> Result<Scope> {
+    let flag = env_flag.map(env_name).transpose()?;
+    let mut scope = Scope {
+        env: flag
+            .clone()
+            .unwrap_or_else(|| crate::store::DEFAULT_ENV.to_string()),
+        project: None,
+        vault: None,
+        env_flag: flag.clone(),
+        vault_flag: vault_flag.map(Path::to_path_buf),
+    };
+    if no_project || usage == Use::Nothing {
+        return Ok(scope);
+    }
+    let Some(path) = find(cwd) else {
+        return Ok(scope);
+    };
+    let project = Project::load(&path)?;
+    let vault = project.vault.clone().filter(|_| vault_flag.is_none());
+    let env = project.env.clone().filter(|_| flag.is_none());
+    if usage == Use::Settings && vault.is_none() && env.is_none() {
+        return Ok(scope);
+    }
+    if !Allowed::load(vault_dir)?.is_allowed(&project) {
+        return Err(not_allowed(&project));
+    }
+    if let Some(env) = env {
+        scope.env = env;
+    }
+    scope.vault = vault;
+    scope.project = Some(project);
+    Ok(scope)
+}
+
+/// The project file for a command started in `cwd`: the nearest
+/// `vault.toml` by the upward search, if any.
+pub(crate) fn find(cwd: &Path) -> Option<PathBuf> {
+    find_upward(cwd, FILE_NAME).ok()
+}
+
+/// The one upward search (`fsio::find_upward`, DESIGN v2 "Hardening":
+/// it stops at `.git`, `$HOME`, `/` and before other users' or shared
+/// folders, and ignores a file another user owns).
+pub(crate) fn find_upward(start: &Path, name: &str) -> std::result::Result<PathBuf, String> {
+    fsio::find_upward(start, name, &mut |w| crate::term::warn(w))
+}
 
 /// The keys a project file may set at the top and in an `[env.NAME]` table.
 /// A key missing from a table falls back to the top level's.
@@ -59,26 +161,26 @@ struct RawTables {
 /// What a project gives a command in one environment, in the order `run`
 /// applies it: secrets, then dotenv files; then the checks.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct Sources {
+pub(crate) struct Sources {
     /// Secret references as written: `NAME` or `ENV/NAME`.
-    pub secrets: Vec<String>,
+    pub(crate) secrets: Vec<String>,
     /// Absolute paths (relative ones are relative to the project file).
-    pub dotenv: Vec<PathBuf>,
-    pub require: Vec<String>,
-    pub files: Vec<String>,
+    pub(crate) dotenv: Vec<PathBuf>,
+    pub(crate) require: Vec<String>,
+    pub(crate) files: Vec<String>,
 }
 
 /// A parsed `vault.toml`.
 #[derive(Debug, Clone)]
-pub struct Project {
+pub(crate) struct Project {
     /// The file's absolute path, as found.
-    pub path: PathBuf,
+    pub(crate) path: PathBuf,
     /// Its directory: relative paths inside it start here.
-    pub dir: PathBuf,
+    pub(crate) dir: PathBuf,
     /// The vault file it names, made absolute.
-    pub vault: Option<PathBuf>,
+    pub(crate) vault: Option<PathBuf>,
     /// Its default environment.
-    pub env: Option<String>,
+    pub(crate) env: Option<String>,
     top: RawSources,
     envs: BTreeMap<String, RawSources>,
     digest: [u8; 32],
@@ -86,13 +188,13 @@ pub struct Project {
 
 impl Project {
     /// Reads and parses the project file at `path` (absolute).
-    pub fn load(path: &Path) -> Result<Project> {
+    pub(crate) fn load(path: &Path) -> Result<Project> {
         let bytes = fsio::read(path)?;
         Project::parse(path, &bytes)
     }
 
     /// Parses `bytes` as the project file at `path`.
-    pub fn parse(path: &Path, bytes: &[u8]) -> Result<Project> {
+    pub(crate) fn parse(path: &Path, bytes: &[u8]) -> Result<Project> {
         let digest: [u8; 32] = Sha256::digest(bytes).into();
         let text = std::str::from_utf8(bytes).map_err(|e| {
             let line = line_of(bytes, e.valid_up_to());
@@ -207,13 +309,13 @@ impl Project {
     }
 
     /// The environments the file has tables for.
-    pub fn env_names(&self) -> impl Iterator<Item = &str> {
+    pub(crate) fn env_names(&self) -> impl Iterator<Item = &str> {
         self.envs.keys().map(String::as_str)
     }
 
     /// The sources for environment `env`: an `[env.NAME]` table replaces the
     /// keys it sets; the others come from the top level.
-    pub fn sources(&self, env: &str) -> Sources {
+    pub(crate) fn sources(&self, env: &str) -> Sources {
         let table = self.envs.get(env);
         let pick = |f: fn(&RawSources) -> &Option<Vec<String>>| -> Vec<String> {
             table
@@ -233,7 +335,7 @@ impl Project {
     }
 
     /// SHA-256 of the file's bytes, as `allowed.json` records it.
-    pub fn digest_hex(&self) -> String {
+    pub(crate) fn digest_hex(&self) -> String {
         hex(&self.digest)
     }
 }
@@ -241,10 +343,10 @@ impl Project {
 /// A `vault://NAME/KEY` or `vault://ENV/NAME/KEY` reference: a dotenv
 /// value that points at a stored key instead of holding it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Reference {
-    pub env: Option<String>,
-    pub name: String,
-    pub key: String,
+pub(crate) struct Reference {
+    pub(crate) env: Option<String>,
+    pub(crate) name: String,
+    pub(crate) key: String,
 }
 
 impl Reference {
@@ -252,7 +354,7 @@ impl Reference {
     /// `None` for an ordinary value. A value that starts with `vault://`
     /// but is malformed is an error, not a literal: a typo must not end up
     /// as a password.
-    pub fn parse(value: &str) -> Option<std::result::Result<Reference, ()>> {
+    pub(crate) fn parse(value: &str) -> Option<std::result::Result<Reference, ()>> {
         let rest = value.strip_prefix("vault://")?;
         let parts: Vec<&str> = rest.split('/').collect();
         let r = match parts[..] {
@@ -285,7 +387,7 @@ impl std::fmt::Display for Reference {
 }
 
 /// `NAME` or `ENV/NAME`.
-pub fn is_secret_ref(r: &str) -> bool {
+pub(crate) fn is_secret_ref(r: &str) -> bool {
     match r.split_once('/') {
         Some((env, name)) => is_secret_name(env) && is_secret_name(name),
         None => is_secret_name(r),
@@ -379,7 +481,7 @@ fn hex(bytes: &[u8]) -> String {
 /// `VAULT_DIR/allowed.json`: the project files you allowed, by absolute
 /// path, with the SHA-256 of the bytes you allowed. Public data only.
 #[derive(Debug, Default, Serialize, Deserialize)]
-pub struct Allowed {
+pub(crate) struct Allowed {
     #[serde(default)]
     allowed: BTreeMap<PathBuf, String>,
 }
@@ -392,7 +494,7 @@ impl Allowed {
     /// The allow list; a missing file is an empty list, a damaged one is an
     /// error (silently forgetting would re-prompt; silently trusting would
     /// be worse).
-    pub fn load(vault_dir: &Path) -> Result<Allowed> {
+    pub(crate) fn load(vault_dir: &Path) -> Result<Allowed> {
         let file = Allowed::file(vault_dir);
         match std::fs::metadata(&file) {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Allowed::default()),
@@ -405,13 +507,13 @@ impl Allowed {
         })
     }
 
-    pub fn is_allowed(&self, project: &Project) -> bool {
+    pub(crate) fn is_allowed(&self, project: &Project) -> bool {
         self.allowed.get(&project.path) == Some(&project.digest_hex())
     }
 
     /// Records or forgets `path` (with `digest`) in the list, atomically and
     /// under a short lock of its own.
-    pub fn update(vault_dir: &Path, path: &Path, digest: Option<String>) -> Result<bool> {
+    pub(crate) fn update(vault_dir: &Path, path: &Path, digest: Option<String>) -> Result<bool> {
         fsio::ensure_dir(vault_dir)?;
         let _lock = fsio::WriteLock::acquire(&vault_dir.join("allowed.lock"))?;
         let mut list = Allowed::load(vault_dir)?;
@@ -433,7 +535,7 @@ impl Allowed {
 
 /// The error every command that would use a project not (or no longer)
 /// allowed fails with.
-pub fn not_allowed(project: &Project) -> Error {
+pub(crate) fn not_allowed(project: &Project) -> Error {
     Error::new(format!(
         "vault.toml at {} is not allowed (new or changed)",
         project.path.display()
@@ -619,7 +721,7 @@ secrets = ["db", "stripe", "sentry"]
         assert!(!Allowed::load(dir.path()).unwrap().is_allowed(&changed));
         assert!(Allowed::update(dir.path(), &p.path, None).unwrap());
         assert!(!Allowed::load(dir.path()).unwrap().is_allowed(&p));
-        std::fs::write(dir.path().join("allowed.json"), "{garbage").unwrap();
+        crate::fsio::write_fixture(&dir.path().join("allowed.json"), "{garbage");
         assert!(Allowed::load(dir.path()).is_err());
     }
 }

@@ -30,7 +30,28 @@ const MIGRATIONS: &[&str] = &[
          recipient TEXT NOT NULL UNIQUE,
          added_at  TEXT NOT NULL
      );",
+    // v2 (issue 16): every secret belongs to an environment; v1's land in
+    // `main`. SQLite cannot change a UNIQUE constraint in place, so the
+    // table is rebuilt. `migrate` runs this with foreign keys off (dropping
+    // the old table must not cascade into `entries`) and the legacy rename
+    // on (so `entries` keeps referring to `secrets`, not to the old copy).
+    "ALTER TABLE secrets RENAME TO secrets_v1;
+     CREATE TABLE secrets (
+         id         INTEGER PRIMARY KEY,
+         env        TEXT NOT NULL DEFAULT 'main',
+         name       TEXT NOT NULL,
+         created_at TEXT NOT NULL,
+         updated_at TEXT NOT NULL,
+         UNIQUE (env, name)
+     );
+     INSERT INTO secrets (id, env, name, created_at, updated_at)
+         SELECT id, 'main', name, created_at, updated_at FROM secrets_v1;
+     DROP TABLE secrets_v1;",
 ];
+
+/// The environment every secret of a version-1 vault is in, and the one a
+/// command works in when neither `-e`, `VAULT_ENV` nor a project names one.
+pub(crate) const DEFAULT_ENV: &str = "main";
 
 pub(crate) const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 
@@ -97,19 +118,66 @@ pub(crate) fn prepare(conn: &mut Connection, source: &str) -> Result<()> {
     migrate(conn, version)
 }
 
+/// A database as version 1 of the schema made it, with one secret `db`
+/// in it: for the tests of loading and migrating older vaults.
+#[cfg(test)]
+pub(crate) fn create_v1(recipients: &[String]) -> Connection {
+    let conn = Connection::open_in_memory().unwrap();
+    configure(&conn).unwrap();
+    conn.execute_batch(MIGRATIONS[0]).unwrap();
+    conn.pragma_update(None, "user_version", 1).unwrap();
+    for r in recipients {
+        conn.execute(
+            "INSERT INTO recipients (recipient, added_at) VALUES (?1, ?2)",
+            params![r, now()],
+        )
+        .unwrap();
+    }
+    conn.execute_batch(
+        "INSERT INTO secrets (id, name, created_at, updated_at)
+             VALUES (7, 'db', '2025-01-01T00:00:00Z', '2025-01-02T00:00:00Z');
+         INSERT INTO entries VALUES (7, 'PGPASSWORD', 'pw'), (7, 'PGUSER', 'app');",
+    )
+    .unwrap();
+    conn
+}
+
+/// Whether a loaded database has a known schema older than this build's,
+/// so that `prepare` will migrate it (and needs a writable copy).
+pub(crate) fn needs_migration(conn: &Connection) -> bool {
+    schema_version(conn).is_ok_and(|v| v > 0 && v < SCHEMA_VERSION)
+}
+
 fn migrate(conn: &mut Connection, from: i64) -> Result<()> {
     if from >= SCHEMA_VERSION {
         return Ok(());
     }
     let from = usize::try_from(from)
         .map_err(|_| Error::new(format!("cannot migrate from schema version {from}")))?;
-    let tx = conn.transaction()?;
-    for sql in &MIGRATIONS[from..] {
-        tx.execute_batch(sql)?;
-    }
-    tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
-    tx.commit()?;
-    Ok(())
+    // Rebuilding a table (v2) must neither cascade a DROP into `entries`
+    // nor let RENAME rewrite `entries`' reference to `secrets`; both
+    // pragmas only take effect outside a transaction.
+    conn.execute_batch("PRAGMA foreign_keys = OFF; PRAGMA legacy_alter_table = ON;")?;
+    let migrated = (|| -> Result<()> {
+        let tx = conn.transaction()?;
+        for sql in &MIGRATIONS[from..] {
+            tx.execute_batch(sql)?;
+        }
+        let broken: Option<String> = tx
+            .query_row("PRAGMA foreign_key_check", [], |r| r.get(0))
+            .optional()?;
+        if broken.is_some() {
+            return Err(Error::new(
+                "the vault's entries do not match its secrets: cannot migrate it",
+            )
+            .hint("`vault doctor` checks the vault file"));
+        }
+        tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+        tx.commit()?;
+        Ok(())
+    })();
+    conn.execute_batch("PRAGMA foreign_keys = ON; PRAGMA legacy_alter_table = OFF;")?;
+    migrated
 }
 
 /// SQLite's full check; costs as much as loading the vault, so only
@@ -141,79 +209,155 @@ pub(crate) fn now() -> String {
 }
 
 pub struct SecretInfo {
+    pub env: String,
     pub name: String,
-    pub(crate) keys: i64,
-    pub(crate) created_at: String,
-    pub(crate) updated_at: String,
+    pub keys: i64,
+    pub created_at: String,
+    pub updated_at: String,
 }
 
-pub fn list(conn: &Connection) -> Result<Vec<SecretInfo>> {
-    let mut stmt = conn.prepare(
-        "SELECT s.name, (SELECT count(*) FROM entries e WHERE e.secret_id = s.id),
-                s.created_at, s.updated_at
-         FROM secrets s ORDER BY s.name",
-    )?;
-    let rows = stmt.query_map([], |r| {
-        Ok(SecretInfo {
-            name: r.get(0)?,
-            keys: r.get(1)?,
-            created_at: r.get(2)?,
-            updated_at: r.get(3)?,
-        })
-    })?;
+const INFO_COLUMNS: &str = "s.env, s.name,
+    (SELECT count(*) FROM entries e WHERE e.secret_id = s.id), s.created_at, s.updated_at";
+
+fn info_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<SecretInfo> {
+    Ok(SecretInfo {
+        env: r.get(0)?,
+        name: r.get(1)?,
+        keys: r.get(2)?,
+        created_at: r.get(3)?,
+        updated_at: r.get(4)?,
+    })
+}
+
+/// The secrets of environment `env` sorted by name, or with `None` those of
+/// every environment, sorted by environment and name.
+pub fn list(conn: &Connection, env: Option<&str>) -> Result<Vec<SecretInfo>> {
+    let mut stmt = conn.prepare(&format!(
+        "SELECT {INFO_COLUMNS} FROM secrets s
+         WHERE ?1 IS NULL OR s.env = ?1 ORDER BY s.env, s.name"
+    ))?;
+    let rows = stmt.query_map([env], info_row)?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
-pub(crate) fn names(conn: &Connection) -> Result<Vec<String>> {
-    let mut stmt = conn.prepare("SELECT name FROM secrets ORDER BY name")?;
-    let rows = stmt.query_map([], |r| r.get(0))?;
+pub(crate) fn names(conn: &Connection, env: &str) -> Result<Vec<String>> {
+    let mut stmt = conn.prepare("SELECT name FROM secrets WHERE env = ?1 ORDER BY name")?;
+    let rows = stmt.query_map([env], |r| r.get(0))?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
-pub fn info(conn: &Connection, name: &SecretName) -> Result<Option<SecretInfo>> {
+/// Every environment that holds a secret, with how many, sorted by name.
+pub fn envs(conn: &Connection) -> Result<Vec<(String, i64)>> {
+    let mut stmt = conn.prepare("SELECT env, count(*) FROM secrets GROUP BY env ORDER BY env")?;
+    let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// Whether `env` holds any secret. `main` always exists.
+pub(crate) fn env_exists(conn: &Connection, env: &str) -> Result<bool> {
+    if env == DEFAULT_ENV {
+        return Ok(true);
+    }
     Ok(conn
         .query_row(
-            "SELECT s.name, (SELECT count(*) FROM entries e WHERE e.secret_id = s.id),
-                    s.created_at, s.updated_at
-             FROM secrets s WHERE s.name = ?1",
-            [name.as_str()],
-            |r| {
-                Ok(SecretInfo {
-                    name: r.get(0)?,
-                    keys: r.get(1)?,
-                    created_at: r.get(2)?,
-                    updated_at: r.get(3)?,
-                })
-            },
+            "SELECT 1 FROM secrets WHERE env = ?1 LIMIT 1",
+            [env],
+            |_| Ok(()),
+        )
+        .optional()?
+        .is_some())
+}
+
+/// The error for an environment that holds no secret, with the closest
+/// one that does.
+pub(crate) fn unknown_env(conn: &Connection, env: &str) -> Error {
+    let envs: Vec<String> = envs(conn)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(e, _)| e)
+        .chain([DEFAULT_ENV.to_string()])
+        .collect();
+    let hint = match crate::names::closest(env, envs.iter().map(String::as_str)) {
+        Some(c) => format!("did you mean `{c}`? `vault env list` shows every environment"),
+        None => "`vault env list` shows every environment; a first `vault secret create -e ENV …` makes one".to_string(),
+    };
+    Error::new(format!(
+        "no environment named `{}`",
+        crate::names::printable(env)
+    ))
+    .hint(hint)
+}
+
+/// Fails with `unknown_env` unless `env` holds a secret (or is `main`):
+/// what commands that only read an environment check first.
+pub(crate) fn require_env(conn: &Connection, env: &str) -> Result<()> {
+    if env_exists(conn, env)? {
+        Ok(())
+    } else {
+        Err(unknown_env(conn, env))
+    }
+}
+
+pub fn info(conn: &Connection, env: &str, name: &SecretName) -> Result<Option<SecretInfo>> {
+    Ok(conn
+        .query_row(
+            &format!("SELECT {INFO_COLUMNS} FROM secrets s WHERE s.env = ?1 AND s.name = ?2"),
+            [env, name.as_str()],
+            info_row,
         )
         .optional()?)
 }
 
-/// The `no secret named …` error, with the closest existing name.
-pub(crate) fn missing(conn: &Connection, name: &SecretName) -> Error {
-    let names = names(conn).unwrap_or_default();
-    let hint = match crate::names::closest(name.as_str(), names.iter().map(String::as_str)) {
-        Some(c) => format!("did you mean `{c}`? `vault secret list` shows every secret"),
-        None => "`vault secret list` shows every secret".to_string(),
+/// The `no secret named …` error, with the closest existing name; or, when
+/// the environment itself holds nothing, the unknown-environment error.
+pub(crate) fn missing(conn: &Connection, env: &str, name: &SecretName) -> Error {
+    if !env_exists(conn, env).unwrap_or(true) {
+        return unknown_env(conn, env);
+    }
+    let names = names(conn, env).unwrap_or_default();
+    let (what, flag) = if env == DEFAULT_ENV {
+        (String::new(), String::new())
+    } else {
+        (format!(" in environment `{env}`"), format!(" -e {env}"))
     };
-    Error::new(format!("no secret named `{name}`")).hint(hint)
+    let list = format!("`vault secret list{flag}` shows every secret");
+    let hint = match crate::names::closest(name.as_str(), names.iter().map(String::as_str)) {
+        Some(c) => format!("did you mean `{c}`? {list}"),
+        None => {
+            // The name may exist elsewhere: say where.
+            let elsewhere: Option<String> = conn
+                .query_row(
+                    "SELECT env FROM secrets WHERE name = ?1 ORDER BY env LIMIT 1",
+                    [name.as_str()],
+                    |r| r.get(0),
+                )
+                .optional()
+                .ok()
+                .flatten();
+            match elsewhere {
+                Some(e) => format!("environment `{e}` has one: `-s {e}/{name}`, or `-e {e}`"),
+                None => list,
+            }
+        }
+    };
+    Error::new(format!("no secret named `{name}`{what}")).hint(hint)
 }
 
-fn id_of(conn: &Connection, name: &SecretName) -> Result<i64> {
+fn id_of(conn: &Connection, env: &str, name: &SecretName) -> Result<i64> {
     conn.query_row(
-        "SELECT id FROM secrets WHERE name = ?1",
-        [name.as_str()],
+        "SELECT id FROM secrets WHERE env = ?1 AND name = ?2",
+        [env, name.as_str()],
         |r| r.get(0),
     )
     .optional()?
-    .ok_or_else(|| missing(conn, name))
+    .ok_or_else(|| missing(conn, env, name))
 }
 
-pub(crate) fn exists(conn: &Connection, name: &SecretName) -> Result<bool> {
+pub(crate) fn exists(conn: &Connection, env: &str, name: &SecretName) -> Result<bool> {
     Ok(conn
         .query_row(
-            "SELECT 1 FROM secrets WHERE name = ?1",
-            [name.as_str()],
+            "SELECT 1 FROM secrets WHERE env = ?1 AND name = ?2",
+            [env, name.as_str()],
             |_| Ok(()),
         )
         .optional()?
@@ -222,12 +366,16 @@ pub(crate) fn exists(conn: &Connection, name: &SecretName) -> Result<bool> {
 
 /// The entries of a secret, sorted by key: one query (this is on `run`'s
 /// path). A secret always has a key, so no rows means no such secret.
-pub fn entries(conn: &Connection, name: &SecretName) -> Result<Vec<(EnvKey, SecretValue)>> {
+pub fn entries(
+    conn: &Connection,
+    env: &str,
+    name: &SecretName,
+) -> Result<Vec<(EnvKey, SecretValue)>> {
     let mut stmt = conn.prepare_cached(
         "SELECT e.key, e.value FROM entries e JOIN secrets s ON s.id = e.secret_id
-         WHERE s.name = ?1 ORDER BY e.key",
+         WHERE s.env = ?1 AND s.name = ?2 ORDER BY e.key",
     )?;
-    let mut rows = stmt.query([name.as_str()])?;
+    let mut rows = stmt.query([env, name.as_str()])?;
     let mut out = vec![];
     while let Some(row) = rows.next()? {
         let key: String = row.get(0)?;
@@ -238,29 +386,40 @@ pub fn entries(conn: &Connection, name: &SecretName) -> Result<Vec<(EnvKey, Secr
         let value = SecretValue::new(&key, value)?;
         out.push((key, value));
     }
-    if out.is_empty() && !exists(conn, name)? {
-        return Err(missing(conn, name));
+    if out.is_empty() && !exists(conn, env, name)? {
+        return Err(missing(conn, env, name));
     }
     Ok(out)
 }
 
-/// Creates `name` with `entries`; with `replace`, an existing secret of that
-/// name is replaced (its creation time kept).
+/// Creates `name` in `env` with `entries`; with `replace`, an existing
+/// secret of that name is replaced (its creation time kept).
 pub fn create_secret(
     conn: &Connection,
+    env: &str,
     name: &SecretName,
     entries: &[(EnvKey, SecretValue)],
     replace: bool,
 ) -> Result<()> {
     let now = now();
-    if exists(conn, name)? {
+    if exists(conn, env, name)? {
         if !replace {
-            return Err(Error::new(format!("a secret named `{name}` already exists"))
+            let flag = if env == DEFAULT_ENV {
+                String::new()
+            } else {
+                format!(" -e {env}")
+            };
+            let what = if env == DEFAULT_ENV {
+                String::new()
+            } else {
+                format!(" in environment `{env}`")
+            };
+            return Err(Error::new(format!("a secret named `{name}` already exists{what}"))
                 .hint(format!(
-                    "pass --force to replace it, or `vault secret set {name} KEY=VALUE` to change keys"
+                    "pass --force to replace it, or `vault secret set{flag} {name} KEY=VALUE` to change keys"
                 )));
         }
-        let id = id_of(conn, name)?;
+        let id = id_of(conn, env, name)?;
         conn.execute("DELETE FROM entries WHERE secret_id = ?1", [id])?;
         conn.execute(
             "UPDATE secrets SET updated_at = ?1 WHERE id = ?2",
@@ -268,12 +427,26 @@ pub fn create_secret(
         )?;
     } else {
         conn.execute(
-            "INSERT INTO secrets (name, created_at, updated_at) VALUES (?1, ?2, ?2)",
-            params![name.as_str(), now],
+            "INSERT INTO secrets (env, name, created_at, updated_at) VALUES (?1, ?2, ?3, ?3)",
+            params![env, name.as_str(), now],
         )?;
     }
-    let id = id_of(conn, name)?;
+    let id = id_of(conn, env, name)?;
     put_entries(conn, id, entries)
+}
+
+/// `secret copy`: `name` of `from` becomes a secret of the same name in
+/// `to`, with the same entries.
+pub(crate) fn copy(
+    conn: &Connection,
+    from: &str,
+    name: &SecretName,
+    to: &str,
+    replace: bool,
+) -> Result<usize> {
+    let entries = entries(conn, from, name)?;
+    create_secret(conn, to, name, &entries, replace)?;
+    Ok(entries.len())
 }
 
 fn put_entries(conn: &Connection, id: i64, entries: &[(EnvKey, SecretValue)]) -> Result<()> {
@@ -290,18 +463,24 @@ fn put_entries(conn: &Connection, id: i64, entries: &[(EnvKey, SecretValue)]) ->
 /// Sets keys of an existing secret, adding or overwriting.
 pub(crate) fn set(
     conn: &Connection,
+    env: &str,
     name: &SecretName,
     entries: &[(EnvKey, SecretValue)],
 ) -> Result<()> {
-    let id = id_of(conn, name)?;
+    let id = id_of(conn, env, name)?;
     put_entries(conn, id, entries)?;
     touch(conn, id)
 }
 
 /// Removes keys of an existing secret. Every key must exist, and at least
 /// one must remain (a secret without keys is deleted, not emptied).
-pub(crate) fn unset(conn: &Connection, name: &SecretName, keys: &[EnvKey]) -> Result<()> {
-    let id = id_of(conn, name)?;
+pub(crate) fn unset(
+    conn: &Connection,
+    env: &str,
+    name: &SecretName,
+    keys: &[EnvKey],
+) -> Result<()> {
+    let id = id_of(conn, env, name)?;
     let present: Vec<String> = {
         let mut stmt = conn.prepare("SELECT key FROM entries WHERE secret_id = ?1")?;
         stmt.query_map([id], |r| r.get(0))?
@@ -346,9 +525,14 @@ fn touch(conn: &Connection, id: i64) -> Result<()> {
     Ok(())
 }
 
-pub(crate) fn rename(conn: &Connection, old: &SecretName, new: &SecretName) -> Result<()> {
-    let id = id_of(conn, old)?;
-    if old != new && exists(conn, new)? {
+pub(crate) fn rename(
+    conn: &Connection,
+    env: &str,
+    old: &SecretName,
+    new: &SecretName,
+) -> Result<()> {
+    let id = id_of(conn, env, old)?;
+    if old != new && exists(conn, env, new)? {
         return Err(
             Error::new(format!("a secret named `{new}` already exists")).hint(format!(
                 "delete it first with `vault secret delete {new}`, or pick another name"
@@ -363,8 +547,8 @@ pub(crate) fn rename(conn: &Connection, old: &SecretName, new: &SecretName) -> R
 }
 
 /// Deletes a secret and, through the foreign key, its entries.
-pub fn delete(conn: &Connection, name: &SecretName) -> Result<()> {
-    let id = id_of(conn, name)?;
+pub fn delete(conn: &Connection, env: &str, name: &SecretName) -> Result<()> {
+    let id = id_of(conn, env, name)?;
     conn.execute("DELETE FROM secrets WHERE id = ?1", [id])?;
     Ok(())
 }
@@ -376,8 +560,8 @@ pub fn recipients(conn: &Connection) -> Result<Vec<String>> {
 }
 
 pub struct RecipientInfo {
-    pub(crate) recipient: String,
-    pub(crate) added_at: String,
+    pub recipient: String,
+    pub added_at: String,
 }
 
 pub fn recipients_info(conn: &Connection) -> Result<Vec<RecipientInfo>> {
@@ -411,14 +595,97 @@ mod tests {
     use super::*;
     use rusqlite::MAIN_DB;
 
-    /// A tripwire for whoever adds schema v2: commands that only read load
-    /// the database read-only (vault.rs, `read_only_image`), where `migrate`
-    /// cannot write. A v1 vault read by a v2 build must then be migrated in
-    /// a writable copy (`deserialize_read_exact` of the image) before
-    /// queries run; do that, test it, and move this number.
+    /// Commands that only read load the database read-only (vault.rs,
+    /// `read_only_image`), where `migrate` cannot write: an older vault is
+    /// migrated in a writable copy there (`vault::tests` covers it).
     #[test]
-    fn read_only_loads_need_no_migration_yet() {
-        assert_eq!(SCHEMA_VERSION, 1);
+    fn read_only_loads_migrate_a_copy() {
+        assert_eq!(SCHEMA_VERSION, 2);
+    }
+
+    fn v1() -> Connection {
+        create_v1(&[])
+    }
+
+    #[test]
+    fn v1_secrets_land_in_main() {
+        let mut conn = v1();
+        prepare(&mut conn, "vault.age").unwrap();
+        assert_eq!(schema_version(&conn).unwrap(), SCHEMA_VERSION);
+        let l = list(&conn, None).unwrap();
+        assert_eq!(l.len(), 1);
+        assert_eq!(
+            (l[0].env.as_str(), l[0].name.as_str(), l[0].keys),
+            ("main", "db", 2)
+        );
+        assert_eq!(l[0].created_at, "2025-01-01T00:00:00Z");
+        let e = entries(&conn, "main", &name("db")).unwrap();
+        assert_eq!(e[0].1.expose(), "pw");
+        // the foreign key still points at `secrets`, and still cascades
+        let sql: String = conn
+            .query_row(
+                "SELECT sql FROM sqlite_schema WHERE name = 'entries'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert!(sql.contains("REFERENCES secrets(id)"), "{sql}");
+        delete(&conn, "main", &name("db")).unwrap();
+        let n: i64 = conn
+            .query_row("SELECT count(*) FROM entries", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(n, 0);
+        // a fresh vault and a migrated one have the same schema
+        let fresh = create(&[]).unwrap();
+        let schema = |c: &Connection| -> Vec<(String, Option<String>)> {
+            let mut st = c
+                .prepare("SELECT name, sql FROM sqlite_schema ORDER BY name")
+                .unwrap();
+            st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+                .unwrap()
+                .map(Result::unwrap)
+                .collect()
+        };
+        assert_eq!(schema(&conn), schema(&fresh));
+    }
+
+    #[test]
+    fn environments_hold_names_of_their_own() {
+        let conn = create(&[]).unwrap();
+        create_secret(&conn, "main", &name("db"), &[kv("A", "1")], false).unwrap();
+        create_secret(&conn, "prod", &name("db"), &[kv("A", "2")], false).unwrap();
+        assert_eq!(
+            entries(&conn, "prod", &name("db")).unwrap()[0].1.expose(),
+            "2"
+        );
+        assert_eq!(
+            entries(&conn, "main", &name("db")).unwrap()[0].1.expose(),
+            "1"
+        );
+        assert_eq!(
+            envs(&conn).unwrap(),
+            [("main".to_string(), 1), ("prod".to_string(), 1)]
+        );
+        let err = entries(&conn, "prd", &name("db")).unwrap_err();
+        assert_eq!(
+            err.message(),
+            "no secret named `db`".replace("no secret named `db`", "no environment named `prd`")
+        );
+        assert!(err.hint_text().unwrap().contains("did you mean `prod`"));
+        create_secret(&conn, "prod", &name("only-prod"), &[kv("A", "3")], false).unwrap();
+        let err = entries(&conn, "main", &name("only-prod")).unwrap_err();
+        assert!(
+            err.hint_text().unwrap().contains("prod/only-prod"),
+            "{err:?}"
+        );
+        assert!(copy(&conn, "main", &name("db"), "prod", false).is_err());
+        assert_eq!(copy(&conn, "main", &name("db"), "prod", true).unwrap(), 1);
+        assert_eq!(
+            entries(&conn, "prod", &name("db")).unwrap()[0].1.expose(),
+            "1"
+        );
+        assert_eq!(list(&conn, None).unwrap().len(), 3);
+        assert_eq!(list(&conn, Some("prod")).unwrap().len(), 2);
     }
 
     fn kv(k: &str, v: &str) -> (EnvKey, SecretValue) {
@@ -434,15 +701,22 @@ mod tests {
     #[test]
     fn create_list_show() {
         let conn = create(&["age1x".into()]).unwrap();
-        create_secret(&conn, &name("db"), &[kv("B", "2"), kv("A", "1")], false).unwrap();
-        create_secret(&conn, &name("api"), &[kv("K", "v")], false).unwrap();
-        let l = list(&conn).unwrap();
+        create_secret(
+            &conn,
+            "main",
+            &name("db"),
+            &[kv("B", "2"), kv("A", "1")],
+            false,
+        )
+        .unwrap();
+        create_secret(&conn, "main", &name("api"), &[kv("K", "v")], false).unwrap();
+        let l = list(&conn, Some("main")).unwrap();
         assert_eq!(
             l.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(),
             ["api", "db"]
         );
         assert_eq!(l[1].keys, 2);
-        let e = entries(&conn, &name("db")).unwrap();
+        let e = entries(&conn, "main", &name("db")).unwrap();
         assert_eq!(e[0].0.as_str(), "A");
         assert_eq!(e[1].1.expose(), "2");
         assert_eq!(recipients(&conn).unwrap(), ["age1x"]);
@@ -451,11 +725,11 @@ mod tests {
     #[test]
     fn duplicate_needs_replace() {
         let conn = create(&[]).unwrap();
-        create_secret(&conn, &name("db"), &[kv("A", "1")], false).unwrap();
-        let err = create_secret(&conn, &name("db"), &[kv("A", "2")], false).unwrap_err();
+        create_secret(&conn, "main", &name("db"), &[kv("A", "1")], false).unwrap();
+        let err = create_secret(&conn, "main", &name("db"), &[kv("A", "2")], false).unwrap_err();
         assert!(err.message().contains("already exists"));
-        create_secret(&conn, &name("db"), &[kv("C", "3")], true).unwrap();
-        let e = entries(&conn, &name("db")).unwrap();
+        create_secret(&conn, "main", &name("db"), &[kv("C", "3")], true).unwrap();
+        let e = entries(&conn, "main", &name("db")).unwrap();
         assert_eq!(e.len(), 1);
         assert_eq!(e[0].0.as_str(), "C");
     }
@@ -463,19 +737,26 @@ mod tests {
     #[test]
     fn set_unset_rename_delete() {
         let conn = create(&[]).unwrap();
-        create_secret(&conn, &name("db"), &[kv("A", "1"), kv("B", "2")], false).unwrap();
-        set(&conn, &name("db"), &[kv("A", "9"), kv("C", "3")]).unwrap();
-        unset(&conn, &name("db"), &[EnvKey::parse("B").unwrap()]).unwrap();
-        let e = entries(&conn, &name("db")).unwrap();
+        create_secret(
+            &conn,
+            "main",
+            &name("db"),
+            &[kv("A", "1"), kv("B", "2")],
+            false,
+        )
+        .unwrap();
+        set(&conn, "main", &name("db"), &[kv("A", "9"), kv("C", "3")]).unwrap();
+        unset(&conn, "main", &name("db"), &[EnvKey::parse("B").unwrap()]).unwrap();
+        let e = entries(&conn, "main", &name("db")).unwrap();
         let got: Vec<_> = e.iter().map(|(k, v)| (k.as_str(), v.expose())).collect();
         assert_eq!(got, [("A", "9"), ("C", "3")]);
-        assert!(unset(&conn, &name("db"), &[EnvKey::parse("Z").unwrap()]).is_err());
+        assert!(unset(&conn, "main", &name("db"), &[EnvKey::parse("Z").unwrap()]).is_err());
         let all = [EnvKey::parse("A").unwrap(), EnvKey::parse("C").unwrap()];
-        assert!(unset(&conn, &name("db"), &all).is_err());
-        rename(&conn, &name("db"), &name("db2")).unwrap();
-        assert!(entries(&conn, &name("db")).is_err());
-        delete(&conn, &name("db2")).unwrap();
-        assert!(list(&conn).unwrap().is_empty());
+        assert!(unset(&conn, "main", &name("db"), &all).is_err());
+        rename(&conn, "main", &name("db"), &name("db2")).unwrap();
+        assert!(entries(&conn, "main", &name("db")).is_err());
+        delete(&conn, "main", &name("db2")).unwrap();
+        assert!(list(&conn, Some("main")).unwrap().is_empty());
         let n: i64 = conn
             .query_row("SELECT count(*) FROM entries", [], |r| r.get(0))
             .unwrap();
@@ -485,21 +766,24 @@ mod tests {
     #[test]
     fn missing_suggests_closest() {
         let conn = create(&[]).unwrap();
-        create_secret(&conn, &name("db-prod"), &[kv("A", "1")], false).unwrap();
-        let err = entries(&conn, &name("db-prd")).unwrap_err();
+        create_secret(&conn, "main", &name("db-prod"), &[kv("A", "1")], false).unwrap();
+        let err = entries(&conn, "main", &name("db-prd")).unwrap_err();
         assert!(err.hint_text().unwrap().contains("db-prod"));
     }
 
     #[test]
     fn serialize_round_trip_and_checks() {
         let mut conn = create(&["age1x".into()]).unwrap();
-        create_secret(&conn, &name("db"), &[kv("A", "1")], false).unwrap();
+        create_secret(&conn, "main", &name("db"), &[kv("A", "1")], false).unwrap();
         let bytes = conn.serialize(MAIN_DB).unwrap().to_vec();
         let mut c2 = Connection::open_in_memory().unwrap();
         c2.deserialize_read_exact(MAIN_DB, &bytes[..], bytes.len(), false)
             .unwrap();
         prepare(&mut c2, "vault.age").unwrap();
-        assert_eq!(entries(&c2, &name("db")).unwrap()[0].1.expose(), "1");
+        assert_eq!(
+            entries(&c2, "main", &name("db")).unwrap()[0].1.expose(),
+            "1"
+        );
 
         // Garbage and foreign databases are caught by the cheap check.
         let garbage = vec![0x42u8; 4096];
@@ -539,9 +823,9 @@ mod tests {
     fn deleted_values_leave_no_bytes() {
         let mut conn = create(&[]).unwrap();
         let canary = "CANARY-7f3a9c-deleted-value";
-        create_secret(&conn, &name("gone"), &[kv("K", canary)], false).unwrap();
-        create_secret(&conn, &name("kept"), &[kv("K", "x")], false).unwrap();
-        delete(&conn, &name("gone")).unwrap();
+        create_secret(&conn, "main", &name("gone"), &[kv("K", canary)], false).unwrap();
+        create_secret(&conn, "main", &name("kept"), &[kv("K", "x")], false).unwrap();
+        delete(&conn, "main", &name("gone")).unwrap();
         let bytes = conn.serialize(MAIN_DB).unwrap().to_vec();
         let found = bytes.windows(canary.len()).any(|w| w == canary.as_bytes());
         assert!(!found, "secure_delete must wipe the deleted value");

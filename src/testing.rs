@@ -16,7 +16,7 @@ pub use crate::{
     fsio::stale_temps,
     names::{EnvKey, SecretName, SecretValue, is_env_key},
     store::{
-        RecipientInfo, SecretInfo, create_secret, delete, entries, info, list, recipients,
+        RecipientInfo, SecretInfo, create_secret, delete, entries, envs, info, list, recipients,
         recipients_info,
     },
     vault::{load_bytes, load_plaintext},

@@ -137,6 +137,14 @@ fn deserialize(mut plain: impl Read, len: u64, source: &str, access: Access) -> 
                 Image::Read(e) => damaged(&e),
             })?;
             conn.deserialize_bytes(MAIN_DB, image)?;
+            // An older schema cannot be migrated in a read-only image: copy
+            // it into a writable database first (only once per older file:
+            // the next write saves it migrated).
+            if store::needs_migration(&conn) {
+                conn = Connection::open_in_memory()?;
+                conn.deserialize_read_exact(MAIN_DB, image, image.len(), false)
+                    .map_err(|e| damaged(&e))?;
+            }
         }
     }
     store::prepare(&mut conn, source)?;
@@ -456,6 +464,26 @@ mod tests {
     fn no_memory_for_the_image_is_told_apart_from_a_damaged_file() {
         let err = read_only_image(io::empty(), 1 << 60).unwrap_err();
         assert!(matches!(err, Image::Memory(_)), "{err:?}");
+    }
+
+    #[test]
+    fn a_version_1_vault_read_only_is_migrated_in_memory_and_left_as_it_was() {
+        let keys = Keys::from_x25519(crypto::generate());
+        let mut db = store::create_v1(keys.recipients());
+        let plain = db.serialize(MAIN_DB).unwrap().to_vec();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("vault.age");
+        let file = crypto::encrypt_vec(keys.recipients(), &plain).unwrap();
+        crate::fsio::write_fixture(&path, &file);
+        let v = Vault::open_file(&path, &keys).unwrap();
+        assert_eq!(
+            store::schema_version(v.conn()).unwrap(),
+            store::SCHEMA_VERSION
+        );
+        let name = crate::names::SecretName::parse("db").unwrap();
+        let e = store::entries(v.conn(), store::DEFAULT_ENV, &name).unwrap();
+        assert_eq!(e.len(), 2);
+        assert_eq!(std::fs::read(&path).unwrap(), file, "a read never writes");
     }
 
     #[test]

@@ -61,6 +61,7 @@ groups!(
     run,
     usage,
     fifo,
+    projects,
 );
 
 fn cmd_dir() -> PathBuf {

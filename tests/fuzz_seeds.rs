@@ -76,7 +76,11 @@ fn vault_load_seed_reaches_the_database() {
             .join("fuzz/seeds/vault_load")
             .join(seed);
         let conn = vault::testing::load_bytes(&fs::read(path).unwrap(), &keys).unwrap();
-        assert_eq!(vault::testing::list(&conn).unwrap().len(), 2, "{seed}");
+        assert_eq!(
+            vault::testing::list(&conn, None).unwrap().len(),
+            2,
+            "{seed}"
+        );
     }
 }
 

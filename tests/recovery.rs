@@ -35,7 +35,10 @@ fn recovery_with_stock_age_and_sqlite3() {
         .output()
         .unwrap();
     let dump = String::from_utf8(dump.stdout).unwrap();
-    assert!(dump.contains("INSERT INTO secrets VALUES(1,'db'"), "{dump}");
+    assert!(
+        dump.contains("INSERT INTO secrets VALUES(1,'main','db'"),
+        "{dump}"
+    );
     assert!(dump.contains(CANARY));
 }
 

@@ -74,8 +74,8 @@ pub fn db_load(data: &[u8]) {
         let key = vault::testing::EnvKey::parse("KEY").expect("a valid key");
         let value = vault::testing::SecretValue::new(&key, "value".to_string().into())
             .expect("a valid value");
-        let _ = vault_api::create_secret(&conn, &name, &[(key, value)], true);
-        let _ = vault_api::delete(&conn, &name);
+        let _ = vault_api::create_secret(&conn, "main", &name, &[(key, value)], true);
+        let _ = vault_api::delete(&conn, "main", &name);
         let _ = conn.serialize(rusqlite::MAIN_DB);
     }
 }
@@ -84,11 +84,12 @@ pub fn db_load(data: &[u8]) {
 fn read_everything(conn: &rusqlite::Connection) {
     let _ = vault_api::recipients(conn);
     let _ = vault_api::recipients_info(conn);
-    if let Ok(list) = vault_api::list(conn) {
+    if let Ok(list) = vault_api::list(conn, None) {
+        let _ = vault_api::envs(conn);
         for s in list {
             if let Ok(name) = vault::testing::SecretName::parse(&s.name) {
-                let _ = vault_api::info(conn, &name);
-                let _ = vault_api::entries(conn, &name);
+                let _ = vault_api::info(conn, &s.env, &name);
+                let _ = vault_api::entries(conn, &s.env, &name);
             }
         }
     }

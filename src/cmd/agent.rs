@@ -57,7 +57,7 @@ pub(crate) fn status(ctx: &Context, as_json: bool) -> Result<()> {
     let secrets = if exists && (agent.is_some() || ctx.sources.identity.is_some()) {
         unlock::unlock(ctx)
             .and_then(|k| Vault::open(&ctx.paths, &k))
-            .and_then(|v| Ok(store::list(v.conn())?.len()))
+            .and_then(|v| Ok(store::list(v.conn(), None)?.len()))
             .ok()
     } else {
         None

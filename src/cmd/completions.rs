@@ -66,7 +66,7 @@ pub(crate) fn secret_names(ctx: &Context, prefix: &str) -> Result<()> {
         return Ok(());
     };
     let mut list = String::new();
-    for name in store::names(v.conn())? {
+    for name in store::names(v.conn(), &ctx.scope.env)? {
         if names::is_secret_name(&name) && name.starts_with(prefix) {
             list.push_str(&name);
             list.push('\n');

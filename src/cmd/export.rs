@@ -1,33 +1,37 @@
-//! `vault export`: secrets merged in order (later names win), rendered as
-//! dotenv (by `dotenv`, which reads it back), JSON (escaped by serde_json)
-//! or POSIX shell, so that every format reads back to identical values.
+//! `vault export`: the project's sources (when run inside one), then the
+//! named secrets, merged in order (later ones win), rendered as dotenv (by
+//! `dotenv`, which reads it back), JSON (escaped by serde_json) or POSIX
+//! shell, so that every format reads back to identical values.
 
-use std::collections::BTreeMap;
+use std::ffi::OsString;
 
 use zeroize::Zeroizing;
 
+use super::run::merge;
 use crate::{
-    cli::ExportFormat,
+    cli::{ExportFormat, Source},
     context::Context,
     dotenv,
-    error::Result,
-    names::{EnvKey, SecretName, SecretValue},
-    store, unlock,
-    vault::Vault,
+    env::ChildEnv,
+    error::{Error, Result},
 };
 
 pub(crate) fn run(ctx: &Context, names: &[String], format: ExportFormat) -> Result<()> {
-    let names = names
-        .iter()
-        .map(|n| SecretName::parse(n))
-        .collect::<Result<Vec<_>>>()?;
-    let v = Vault::open(&ctx.paths, &unlock::for_read(ctx)?)?;
-    let mut merged: BTreeMap<EnvKey, SecretValue> = BTreeMap::new();
-    for name in &names {
-        merged.extend(store::entries(v.conn(), name)?);
+    if names.is_empty() && ctx.scope.project.is_none() {
+        return Err(Error::new("nothing to export: no secret named, and no vault.toml here").hint(
+            "name the secrets (`vault export NAME…`), or run it in a project (`vault project init`)",
+        ));
     }
-    let pairs: Vec<(&str, &str)> = merged
-        .iter()
+    let given: Vec<Source> = names.iter().cloned().map(Source::Secret).collect();
+    // The invoking environment is only what `$NAME` in a dotenv source
+    // resolves against, as it would for `run`; it is not exported.
+    let invoking: Vec<(OsString, OsString)> = std::env::vars_os().collect();
+    let mut env = ChildEnv::new(invoking.clone(), false, false);
+    merge(ctx, &given, &invoking, &mut env, false)?;
+    super::run::missing_keys(&env, &super::run::required_keys(ctx, &ctx.scope.env, &[])?)?;
+    let pairs: Vec<(&str, &str)> = env
+        .sourced()
+        .into_iter()
         .map(|(k, v)| (k.as_str(), v.expose()))
         .collect();
     if format == ExportFormat::Shell {

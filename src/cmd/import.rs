@@ -46,7 +46,7 @@ pub(crate) fn run(ctx: &Context, args: ImportArgs) -> Result<()> {
     let force = args.force;
     let change = |db: &rusqlite::Transaction| {
         for p in &plan {
-            store::create_secret(db, &p.name, &p.entries, force)?;
+            store::create_secret(db, &ctx.scope.env, &p.name, &p.entries, force)?;
         }
         Ok(())
     };
@@ -125,6 +125,16 @@ fn plan_one(file: PathBuf, args: &ImportArgs) -> Result<Planned> {
         skip_invalid: args.skip_invalid,
     };
     let entries = input::from_dotenv(&file, &opts)?.into_vec();
+    // A committed .env may point at stored keys (`vault://NAME/KEY`): the
+    // pointer is imported as written; `run --dotenv` is what resolves it.
+    for (key, value) in &entries {
+        if crate::project::Reference::parse(value.expose()).is_some() {
+            crate::term::warn(&format!(
+                "{}: `{key}` is a vault:// reference; imported as written, not resolved",
+                file.display()
+            ));
+        }
+    }
     if entries.is_empty() {
         return Err(Error::new(format!("{} holds no variables", file.display()))
             .hint("a dotenv file has KEY=VALUE lines"));

@@ -100,6 +100,21 @@ pub(crate) fn nearest_env(start: &Path, hint: &str) -> Result<std::path::PathBuf
     })
 }
 
+/// The nearest file called `name` from the folder `start` upward, by the
+/// same search as `.env` (`--dotenv-name`).
+pub(crate) fn nearest_named(start: &Path, name: &str, hint: &str) -> Result<std::path::PathBuf> {
+    // Where the search stopped depends on who runs it (`/tmp` stops it
+    // for a user, not for root): not part of the message.
+    crate::project::find_upward(start, name).map_err(|_| {
+        Error::new(format!(
+            "no file named {} in {} or the folders above it",
+            crate::names::printable(name),
+            start.display()
+        ))
+        .hint(hint.to_string())
+    })
+}
+
 pub(crate) fn prompt_value(key: &EnvKey) -> Result<Zeroizing<String>> {
     crate::term::hidden(&format!("Value for {key}: ")).map_err(|e| {
         Error::new(format!(

@@ -5,15 +5,44 @@ use crate::output::note;
 mod agent;
 mod completions;
 mod doctor;
+mod envs;
 pub(crate) mod export;
 mod import;
 mod input;
+mod project;
 mod recipients;
 mod run;
 mod secret;
 mod table;
 
-use crate::{cli::Command, context::Context, error::Result, unlock, vault};
+use crate::{cli::Command, context::Context, error::Result, project::Use, unlock, vault};
+
+/// What each command takes from the project it runs in (DESIGN v2
+/// "Projects"): its sources, only its vault and environment, or nothing.
+pub(crate) fn project_use(command: &Command) -> Use {
+    match command {
+        Command::Run(_) | Command::Shell(_) | Command::Export { .. } | Command::Check { .. } => {
+            Use::Sources
+        }
+        Command::Init
+        | Command::Secret(_)
+        | Command::Import(_)
+        | Command::Status { .. }
+        | Command::Doctor
+        | Command::Recipients(_)
+        | Command::Env(_) => Use::Settings,
+        Command::Unlock { .. }
+        | Command::Lock
+        | Command::Passwd { .. }
+        | Command::Recipient
+        | Command::Completions { .. }
+        | Command::CompleteSecrets { .. }
+        | Command::Agent { .. }
+        | Command::Project(_)
+        | Command::Allow { .. }
+        | Command::Deny { .. } => Use::Nothing,
+    }
+}
 
 pub(crate) fn dispatch(ctx: &Context, command: Command) -> Result<()> {
     match command {
@@ -35,6 +64,11 @@ pub(crate) fn dispatch(ctx: &Context, command: Command) -> Result<()> {
         Command::Recipients(c) => recipients::run(ctx, c),
         Command::Recipient => recipients::own(ctx),
         Command::Export { names, format } => export::run(ctx, &names, format),
+        Command::Env(c) => envs::run(ctx, c),
+        Command::Project(c) => project::init(ctx, c),
+        Command::Allow { path } => project::allow(ctx, path.as_deref()),
+        Command::Deny { path } => project::deny(ctx, path.as_deref()),
+        Command::Check { all_envs } => project::check(ctx, all_envs),
         Command::Run(args) => run::run(ctx, args),
         Command::Shell(args) => run::shell(ctx, args),
     }

@@ -1,10 +1,12 @@
 //! `vault run` (alias `vault exec`) and `vault shell`, as DESIGN.md says:
 //!
 //! 1. Check what needs no vault: names, `--set` pairs, `--local-env`
-//!    variables, dotenv files, `--require` keys.
-//! 2. Open the vault only if a `--secret` asks for it: read, decrypt,
-//!    deserialize, one query per secret.
-//! 3. Merge the sources over the base environment in command-line order.
+//!    variables, dotenv files, `--require` keys. The project's sources
+//!    (vault.toml, allowed by then) come first, then the command line's.
+//! 2. Open the vault only if a `--secret` or a `vault://` reference in a
+//!    dotenv file asks for it: read, decrypt, deserialize, one query per
+//!    secret.
+//! 3. Merge the sources over the base environment in that order.
 //! 4. `--explain` prints and stops. Otherwise `--conflicts=error` and
 //!    `--require` are checked, and the command replaces `vault` (`exec`).
 //!
@@ -29,16 +31,18 @@ use crate::{
     exec,
     names::MASK,
     names::{EnvKey, SecretName, SecretValue},
+    project::Reference,
     store, unlock,
     vault::Vault,
 };
+use rusqlite::Connection;
 
 pub(crate) fn run(ctx: &Context, args: RunArgs) -> Result<()> {
     let env = build(ctx, &args.env, false)?;
     if args.env.explain {
-        return explain(&env, &args.env);
+        return explain(ctx, &env, &args.env);
     }
-    check(&env, &args.env)?;
+    check(ctx, &env, &args.env)?;
     Err(exec::exec(&ctx.hardening, &args.command, &env))
 }
 
@@ -46,9 +50,9 @@ pub(crate) fn run(ctx: &Context, args: RunArgs) -> Result<()> {
 pub(crate) fn shell(ctx: &Context, args: ShellArgs) -> Result<()> {
     let env = build(ctx, &args.env, true)?;
     if args.env.explain {
-        return explain(&env, &args.env);
+        return explain(ctx, &env, &args.env);
     }
-    check(&env, &args.env)?;
+    check(ctx, &env, &args.env)?;
     let shell = env
         .lookup("SHELL")
         .filter(|s| !s.is_empty())
@@ -57,8 +61,8 @@ pub(crate) fn shell(ctx: &Context, args: ShellArgs) -> Result<()> {
 }
 
 /// A source checked and ready, before the vault is opened.
-enum Ready {
-    Secret(SecretName),
+pub(crate) enum Ready {
+    Secret(Option<String>, SecretName),
     Dotenv(PathBuf),
     Pairs(Origin, Vec<(EnvKey, SecretValue)>),
 }
@@ -67,47 +71,138 @@ fn warn_dangerous(source: &str, pairs: &[(EnvKey, SecretValue)], shell: bool) {
     crate::names::warn_dangerous_at_run(source, pairs.iter().map(|(k, _)| k.as_str()), shell);
 }
 
+/// The vault, opened the first time a secret or a `vault://` reference
+/// needs it (a `run` with neither never decrypts anything).
+pub(crate) struct Secrets<'a> {
+    ctx: &'a Context,
+    /// The environment a bare `NAME` is looked up in.
+    pub(crate) env: String,
+    vault: Option<Vault>,
+}
+
+impl<'a> Secrets<'a> {
+    pub(crate) fn new(ctx: &'a Context) -> Self {
+        Secrets {
+            ctx,
+            env: ctx.scope.env.clone(),
+            vault: None,
+        }
+    }
+
+    pub(crate) fn conn(&mut self) -> Result<&Connection> {
+        if self.vault.is_none() {
+            self.vault = Some(open_vault(self.ctx)?);
+        }
+        Ok(self.vault.as_ref().expect("just opened").conn())
+    }
+
+    /// The entries of `name` in `env` (the current environment for `None`).
+    pub(crate) fn entries(
+        &mut self,
+        env: Option<&str>,
+        name: &SecretName,
+    ) -> Result<Vec<(EnvKey, SecretValue)>> {
+        let env = env.unwrap_or(&self.env).to_string();
+        store::entries(self.conn()?, &env, name)
+    }
+
+    /// One key of a stored secret, for a `vault://` reference.
+    pub(crate) fn reference(&mut self, r: &Reference) -> Result<SecretValue> {
+        let name = SecretName::parse(&r.name)?;
+        let entries = self.entries(r.env.as_deref(), &name)?;
+        let keys: Vec<&str> = entries.iter().map(|(k, _)| k.as_str()).collect();
+        match entries.iter().position(|(k, _)| k.as_str() == r.key) {
+            Some(i) => Ok(entries.into_iter().nth(i).expect("found").1),
+            None => {
+                let hint = match crate::names::closest(&r.key, keys.iter().copied()) {
+                    Some(c) => format!(
+                        "did you mean `{c}`? `vault secret show {}` lists its keys",
+                        r.name
+                    ),
+                    None => format!("`vault secret show {}` lists its keys", r.name),
+                };
+                Err(
+                    Error::new(format!("`{r}`: secret `{}` has no key `{}`", r.name, r.key))
+                        .hint(hint),
+                )
+            }
+        }
+    }
+
+    /// Whether `vault://` references in the dotenv file at `path` may be
+    /// resolved: only in the folder of the project in use, which you
+    /// allowed. A cloned repository without one (or with one you did not
+    /// allow) must not pull your secrets through a `.env` it ships.
+    fn may_resolve(&self, path: &Path) -> bool {
+        self.ctx
+            .scope
+            .project
+            .as_ref()
+            .is_some_and(|p| path.starts_with(&p.dir))
+    }
+
+    /// Whether the vault holds `env`: an unknown environment is an error
+    /// even when no secret of it is asked for (a typo in `-e`).
+    pub(crate) fn require_env(&mut self, env: &str) -> Result<()> {
+        let conn = self.conn()?;
+        store::require_env(conn, env)
+    }
+}
+
+/// The sources a command gets: the project's (when it uses one) first,
+/// then those of the command line, each with its origin label wrapper.
+pub(crate) fn all_sources(
+    ctx: &Context,
+    env: &str,
+    given: &[Source],
+) -> Result<Vec<(Source, bool)>> {
+    let mut out = vec![];
+    if let Some(p) = &ctx.scope.project {
+        let s = p.sources(env);
+        if !s.files.is_empty() {
+            return Err(Error::new(format!(
+                "{}: `files` ({}) is not supported by this vault yet",
+                p.path.display(),
+                s.files.join(", ")
+            ))
+            .hint("remove `files` from vault.toml, or upgrade vault"));
+        }
+        out.extend(s.secrets.into_iter().map(|n| (Source::Secret(n), true)));
+        out.extend(
+            s.dotenv
+                .into_iter()
+                .map(|d| (Source::ProjectDotenv(d), true)),
+        );
+    }
+    out.extend(given.iter().cloned().map(|s| (s, false)));
+    Ok(out)
+}
+
+/// The keys a command must get: the project's `require`, then `--require`.
+pub(crate) fn required_keys(ctx: &Context, env: &str, given: &[String]) -> Result<Vec<EnvKey>> {
+    let from_project = ctx
+        .scope
+        .project
+        .as_ref()
+        .map(|p| p.sources(env).require)
+        .unwrap_or_default();
+    let mut out: Vec<EnvKey> = vec![];
+    for k in from_project.iter().chain(given) {
+        let k = EnvKey::parse(k)?;
+        if !out.contains(&k) {
+            out.push(k);
+        }
+    }
+    Ok(out)
+}
+
 /// The child's environment from the base and every source, in order.
 /// `shell` is true for `vault shell`, which runs `SHELL` itself.
 fn build(ctx: &Context, args: &EnvArgs, shell: bool) -> Result<ChildEnv> {
     let invoking: Vec<(OsString, OsString)> = std::env::vars_os().collect();
-    let mut sets = 0;
-    let ready = args
-        .sources
-        .iter()
-        .map(|s| {
-            sets += usize::from(matches!(s, Source::Set(_)));
-            prepare(s, &invoking, sets)
-        })
-        .collect::<Result<Vec<_>>>()?;
-    required(args)?;
-
-    // Only a --secret needs the vault; without one it is not even opened.
-    let vault = if ready.iter().any(|r| matches!(r, Ready::Secret(_))) {
-        Some(Vault::open(&ctx.paths, &unlock::for_read(ctx)?)?)
-    } else {
-        None
-    };
-
-    let mut env = ChildEnv::new(invoking, args.clean_env, args.no_override);
-    for source in ready {
-        match source {
-            Ready::Secret(name) => {
-                let conn = vault.as_ref().expect("opened for secrets").conn();
-                let entries = store::entries(conn, &name)?;
-                warn_dangerous(&format!("secret `{name}`"), &entries, shell);
-                env.apply(Origin::Secret(name), entries);
-            }
-            Ready::Dotenv(path) => {
-                let pairs = read_dotenv(&path, &env)?;
-                warn_dangerous(&path.display().to_string(), &pairs, shell);
-                env.apply(Origin::Dotenv(path), pairs);
-            }
-            Ready::Pairs(origin, pairs) => env.apply(origin, pairs),
-        }
-    }
-    drop(vault);
-
+    let mut env = ChildEnv::new(invoking.clone(), args.clean_env, args.no_override);
+    merge(ctx, &args.sources, &invoking, &mut env, shell)?;
+    required_keys(ctx, &ctx.scope.env, &args.require)?;
     if env.sources_set(PASSPHRASE_VAR) {
         return Err(Error::new(format!(
             "a source sets `{PASSPHRASE_VAR}`, which vault never passes to a command"
@@ -117,12 +212,148 @@ fn build(ctx: &Context, args: &EnvArgs, shell: bool) -> Result<ChildEnv> {
     Ok(env)
 }
 
-/// Checks one source that needs no vault; secrets are only named here.
-/// `set` counts the `--set` arguments so far, to name a bad one by position.
-fn prepare(source: &Source, invoking: &[(OsString, OsString)], set: usize) -> Result<Ready> {
+/// Applies the project's sources and `given` to `env`, in order. Every
+/// source that needs no vault is checked before the vault is opened.
+pub(crate) fn merge(
+    ctx: &Context,
+    given: &[Source],
+    invoking: &[(OsString, OsString)],
+    env: &mut ChildEnv,
+    shell: bool,
+) -> Result<()> {
+    let project = ctx.scope.project.as_ref().map(|p| p.path.clone());
+    let mut sets = 0;
+    let ready = all_sources(ctx, &ctx.scope.env, given)?
+        .iter()
+        .map(|(s, from_project)| {
+            sets += usize::from(matches!(s, Source::Set(_)));
+            let r = prepare(s, invoking, sets)?;
+            Ok((r, *from_project))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let mut secrets = Secrets::new(ctx);
+    if !env_is_declared(ctx, &ctx.scope.env) {
+        secrets.require_env(&ctx.scope.env)?;
+    }
+    for (source, from_project) in ready {
+        let named_by = if from_project {
+            project.as_deref()
+        } else {
+            None
+        };
+        apply(source, named_by, env, &mut secrets, shell)?;
+    }
+    Ok(())
+}
+
+/// Reads one prepared source (a secret, a dotenv file) and applies it;
+/// `project` is the project file that named it, if one did.
+pub(crate) fn apply(
+    source: Ready,
+    project: Option<&Path>,
+    env: &mut ChildEnv,
+    secrets: &mut Secrets<'_>,
+    shell: bool,
+) -> Result<()> {
+    let label = |o: Origin| match project {
+        Some(p) => Origin::Project(Box::new(o), p.to_path_buf()),
+        None => o,
+    };
     match source {
-        Source::Secret(name) => Ok(Ready::Secret(SecretName::parse(name)?)),
+        Ready::Secret(in_env, name) => {
+            let entries = secrets.entries(in_env.as_deref(), &name)?;
+            warn_dangerous(&format!("secret `{name}`"), &entries, shell);
+            let origin = match in_env {
+                Some(e) => Origin::SecretIn(e, name),
+                None => Origin::Secret(name),
+            };
+            env.apply(label(origin), entries);
+        }
+        Ready::Dotenv(path) => {
+            let pairs = read_dotenv(&path, env, secrets)?;
+            warn_dangerous(&path.display().to_string(), &pairs, shell);
+            env.apply(label(Origin::Dotenv(path)), pairs);
+        }
+        Ready::Pairs(origin, pairs) => env.apply(label(origin), pairs),
+    }
+    Ok(())
+}
+
+/// Whether the current environment needs no check against the vault:
+/// `main`, or one the project names (its default or an `[env.NAME]`).
+pub(crate) fn env_is_declared(ctx: &Context, env: &str) -> bool {
+    env == store::DEFAULT_ENV
+        || ctx
+            .scope
+            .project
+            .as_ref()
+            .is_some_and(|p| p.env.as_deref() == Some(env) || p.env_names().any(|n| n == env))
+}
+
+/// The vault the command works on, for reading. A project that names a
+/// vault file which does not exist says so, not just "no vault".
+fn open_vault(ctx: &Context) -> Result<Vault> {
+    if let (Some(p), false) = (&ctx.scope.project, ctx.paths.file.exists())
+        && ctx.scope.vault.is_some()
+    {
+        return Err(Error::new(format!(
+            "no vault at {}, which {} names",
+            ctx.paths.file.display(),
+            p.path.display()
+        ))
+        .hint("create it with `vault init` in the project, or fix `vault` in vault.toml"));
+    }
+    Vault::open(&ctx.paths, &unlock::for_read(ctx)?)
+}
+
+/// `NAME` or `ENV/NAME`, as `-s` and a project's `secrets` take them.
+pub(crate) fn secret_ref(given: &str) -> Result<(Option<String>, SecretName)> {
+    match given.split_once('/') {
+        Some((env, name)) => Ok((
+            Some(crate::project::env_name(env)?),
+            SecretName::parse(name)?,
+        )),
+        None => Ok((None, SecretName::parse(given)?)),
+    }
+}
+
+/// Checks one source that needs no vault; secrets are only named here.
+pub(crate) fn prepare(
+    source: &Source,
+    invoking: &[(OsString, OsString)],
+    set: usize,
+) -> Result<Ready> {
+    match source {
+        Source::Secret(name) => {
+            let (env, name) = secret_ref(name)?;
+            Ok(Ready::Secret(env, name))
+        }
         Source::Dotenv(path) => Ok(Ready::Dotenv(find_dotenv(path)?)),
+        Source::ProjectDotenv(path) => {
+            if !path.is_file() {
+                return Err(Error::new(format!(
+                    "no dotenv file at {}, which vault.toml names",
+                    path.display()
+                ))
+                .hint("create it, or fix `dotenv` in vault.toml (paths are relative to it)"));
+            }
+            Ok(Ready::Dotenv(path.clone()))
+        }
+        Source::DotenvName(name) => {
+            if name.is_empty() || name.contains('/') || name == "." || name == ".." {
+                return Err(Error::new(format!(
+                    "--dotenv-name `{}` is not a file name",
+                    crate::names::printable(name)
+                ))
+                .hint("give a bare file name, like --dotenv-name .env.local; --dotenv=PATH takes a path"));
+            }
+            let cwd = std::env::current_dir().map_err(|e| Error::io("find", Path::new("."), e))?;
+            Ok(Ready::Dotenv(input::nearest_named(
+                &cwd,
+                name,
+                "pass the file itself: --dotenv=path/to/file",
+            )?))
+        }
         Source::Set(arg) => {
             let Some((key, value)) = arg.split() else {
                 // Not echoed: without a `=`, it may be a value given by mistake.
@@ -168,10 +399,6 @@ fn prepare(source: &Source, invoking: &[(OsString, OsString)], set: usize) -> Re
     }
 }
 
-fn required(args: &EnvArgs) -> Result<Vec<EnvKey>> {
-    args.require.iter().map(|k| EnvKey::parse(k)).collect()
-}
-
 /// `--dotenv[=PATH]`: a file as given, or the nearest `.env` from a
 /// directory (the current one for a bare `--dotenv`) upward. Absolute, so
 /// that `--explain` names it unambiguously.
@@ -190,8 +417,14 @@ fn find_dotenv(given: &Path) -> Result<PathBuf> {
     Ok(path)
 }
 
-/// A dotenv file, `$NAME` resolved against the environment built so far.
-fn read_dotenv(path: &Path, env: &ChildEnv) -> Result<Vec<(EnvKey, SecretValue)>> {
+/// A dotenv file, `$NAME` resolved against the environment built so far,
+/// and every value that is a `vault://` reference replaced by the key it
+/// points at (all of a file's bad references named in one error).
+pub(crate) fn read_dotenv(
+    path: &Path,
+    env: &ChildEnv,
+    secrets: &mut Secrets<'_>,
+) -> Result<Vec<(EnvKey, SecretValue)>> {
     let (bytes, shown) = input::read_source(path)?;
     let lookup = |name: &str| env.lookup(name).and_then(OsStr::to_str).map(str::to_string);
     let parsed = dotenv::parse(&bytes, &dotenv::Options::default(), &lookup)
@@ -199,20 +432,71 @@ fn read_dotenv(path: &Path, env: &ChildEnv) -> Result<Vec<(EnvKey, SecretValue)>
     for w in &parsed.warnings {
         crate::term::warn(&format!("{shown}, {w}"));
     }
-    parsed
-        .entries
-        .into_iter()
-        .map(|entry| {
-            let in_file = |e: Error| e.context(format_args!("{shown}, line {}", entry.line));
-            let key = EnvKey::parse(&entry.key).map_err(in_file)?;
-            let value = SecretValue::new(&key, entry.value).map_err(in_file)?;
-            Ok((key, value))
-        })
-        .collect()
+    let mut out = vec![];
+    let mut bad: Vec<Error> = vec![];
+    for entry in parsed.entries {
+        let in_file =
+            |e: Error| Error::new(format!("{shown}, line {}: {}", entry.line, e.message()));
+        let key = EnvKey::parse(&entry.key).map_err(in_file)?;
+        let value = match Reference::parse(&entry.value) {
+            None => SecretValue::new(&key, entry.value).map_err(in_file)?,
+            Some(Err(())) => {
+                bad.push(
+                    Error::new(format!(
+                        "{shown}, line {}: `{key}` starts with vault:// but is not a reference",
+                        entry.line
+                    ))
+                    .hint("a reference is exactly vault://NAME/KEY or vault://ENV/NAME/KEY"),
+                );
+                continue;
+            }
+            Some(Ok(_)) if !secrets.may_resolve(path) => {
+                bad.push(
+                    Error::new(format!(
+                        "{shown}, line {}: `{key}` is a vault:// reference, and references resolve only in an allowed project",
+                        entry.line
+                    ))
+                    .hint("a cloned repository's .env must not pull your secrets: `vault project init` (or `vault allow` its vault.toml) in the folder you trust"),
+                );
+                continue;
+            }
+            Some(Ok(r)) => match secrets.reference(&r) {
+                Ok(v) => SecretValue::new(&key, Zeroizing::new(v.expose().to_string()))?,
+                Err(e) => {
+                    let hint = e.hint_text().map(str::to_string);
+                    let mut e =
+                        Error::new(format!("{shown}, line {}: {}", entry.line, e.message()));
+                    if let Some(h) = hint {
+                        e = e.hint(h);
+                    }
+                    bad.push(e);
+                    continue;
+                }
+            },
+        };
+        out.push((key, value));
+    }
+    match bad.len() {
+        0 => Ok(out),
+        1 => Err(bad.remove(0)),
+        n => {
+            let hint = bad[0].hint_text().map(str::to_string);
+            let list = bad
+                .iter()
+                .map(|e| e.message().to_string())
+                .collect::<Vec<_>>()
+                .join("; ");
+            let e = Error::new(format!("{n} references do not resolve: {list}"));
+            Err(match hint {
+                Some(h) => e.hint(h),
+                None => e,
+            })
+        }
+    }
 }
 
 /// `--conflicts=error` and `--require`, the checks before anything runs.
-fn check(env: &ChildEnv, args: &EnvArgs) -> Result<()> {
+fn check(ctx: &Context, env: &ChildEnv, args: &EnvArgs) -> Result<()> {
     if args.conflicts == Conflicts::Error {
         let conflicts = env.conflicts();
         if !conflicts.is_empty() {
@@ -228,8 +512,13 @@ fn check(env: &ChildEnv, args: &EnvArgs) -> Result<()> {
             );
         }
     }
-    let required = required(args)?;
-    let missing = env.missing(&required);
+    let required = required_keys(ctx, &ctx.scope.env, &args.require)?;
+    missing_keys(env, &required)
+}
+
+/// Fails naming every key of `required` the child would not get.
+pub(crate) fn missing_keys(env: &ChildEnv, required: &[EnvKey]) -> Result<()> {
+    let missing = env.missing(required);
     if !missing.is_empty() {
         let list = missing
             .iter()
@@ -258,7 +547,14 @@ fn check(env: &ChildEnv, args: &EnvArgs) -> Result<()> {
 /// `--explain`: every key the sources set, the source that won and what it
 /// overrode; values masked; nothing runs. Failed `--require` and
 /// `--conflicts=error` checks are warnings here, so the answer is still shown.
-fn explain(env: &ChildEnv, args: &EnvArgs) -> Result<()> {
+fn explain(ctx: &Context, env: &ChildEnv, args: &EnvArgs) -> Result<()> {
+    if let Some(p) = &ctx.scope.project {
+        note!(
+            "Project {} (environment {}): its sources come first",
+            p.path.display(),
+            ctx.scope.env
+        );
+    }
     let rows = env.explain();
     if args.json {
         let arr: Vec<_> = rows
@@ -285,7 +581,7 @@ fn explain(env: &ChildEnv, args: &EnvArgs) -> Result<()> {
             &table_rows,
         ))?;
     }
-    if let Err(e) = check(env, args) {
+    if let Err(e) = check(ctx, env, args) {
         crate::term::warn(&format!("the command would not run: {}", e.message()));
     }
     Ok(())

@@ -50,24 +50,33 @@ pub(crate) fn run(ctx: &Context, command: SecretCommand) -> Result<()> {
             let entries = all.into_vec();
             names::warn_dangerous(entries.iter().map(|(k, _)| k.as_str()));
             let n = entries.len();
+            let env = &ctx.scope.env;
             vault::write(&ctx.paths, unlock::for_write(ctx)?, |db| {
-                store::create_secret(db, &name, &entries, force)
+                store::create_secret(db, env, &name, &entries, force)
             })?;
             note!(
-                "Created secret `{name}` with {n} {}",
+                "Created secret `{name}`{} with {n} {}",
+                in_env(env),
                 plural(n, "key", "keys")
             );
             Ok(())
         }
         SecretCommand::Templates { json } => list_templates(json),
-        SecretCommand::List { json } => {
+        SecretCommand::List { json, all_envs } => {
             let v = Vault::open(&ctx.paths, &unlock::for_read(ctx)?)?;
-            let list = store::list(v.conn())?;
+            if !all_envs {
+                store::require_env(v.conn(), &ctx.scope.env)?;
+            }
+            let list = store::list(v.conn(), (!all_envs).then_some(ctx.scope.env.as_str()))?;
             if json {
                 let arr: Vec<_> = list
                     .iter()
                     .map(|s| {
-                        json!({"name": s.name, "keys": s.keys, "created_at": s.created_at, "updated_at": s.updated_at})
+                        let mut o = json!({"name": s.name, "keys": s.keys, "created_at": s.created_at, "updated_at": s.updated_at});
+                        if all_envs {
+                            o["env"] = json!(s.env);
+                        }
+                        o
                     })
                     .collect();
                 out!("{}", serde_json::to_string_pretty(&arr).unwrap_or_default())?;
@@ -77,27 +86,33 @@ pub(crate) fn run(ctx: &Context, command: SecretCommand) -> Result<()> {
                 let rows: Vec<Vec<String>> = list
                     .iter()
                     .map(|s| {
-                        vec![
+                        let mut row = vec![
                             s.name.clone(),
                             s.keys.to_string(),
                             table::local_time(&s.created_at),
                             table::local_time(&s.updated_at),
-                        ]
+                        ];
+                        if all_envs {
+                            row.insert(0, s.env.clone());
+                        }
+                        row
                     })
                     .collect();
-                crate::output::print(&table::render(
-                    &["NAME", "KEYS", "CREATED", "UPDATED"],
-                    &rows,
-                ))?;
+                let mut header = vec!["NAME", "KEYS", "CREATED", "UPDATED"];
+                if all_envs {
+                    header.insert(0, "ENV");
+                }
+                crate::output::print(&table::render(&header, &rows))?;
             }
             Ok(())
         }
         SecretCommand::Show { name, reveal, json } => {
             let name = SecretName::parse(&name)?;
             let v = Vault::open(&ctx.paths, &unlock::for_read(ctx)?)?;
-            let info =
-                store::info(v.conn(), &name)?.ok_or_else(|| store::missing(v.conn(), &name))?;
-            let entries = store::entries(v.conn(), &name)?;
+            let env = &ctx.scope.env;
+            let info = store::info(v.conn(), env, &name)?
+                .ok_or_else(|| store::missing(v.conn(), env, &name))?;
+            let entries = store::entries(v.conn(), env, &name)?;
             let shown = |value: &names::SecretValue| -> String {
                 if reveal {
                     value.expose().to_string()
@@ -127,7 +142,7 @@ pub(crate) fn run(ctx: &Context, command: SecretCommand) -> Result<()> {
             names::warn_dangerous(entries.iter().map(|(k, _)| k.as_str()));
             let n = entries.len();
             vault::write(&ctx.paths, unlock::for_write(ctx)?, |db| {
-                store::set(db, &name, &entries)
+                store::set(db, &ctx.scope.env, &name, &entries)
             })?;
             note!("Set {n} {} in `{name}`", plural(n, "key", "keys"));
             Ok(())
@@ -139,7 +154,7 @@ pub(crate) fn run(ctx: &Context, command: SecretCommand) -> Result<()> {
                 .map(|k| EnvKey::parse(k))
                 .collect::<Result<Vec<_>>>()?;
             vault::write(&ctx.paths, unlock::for_write(ctx)?, |db| {
-                store::unset(db, &name, &keys)
+                store::unset(db, &ctx.scope.env, &name, &keys)
             })?;
             note!(
                 "Removed {} {} from `{name}`",
@@ -151,7 +166,7 @@ pub(crate) fn run(ctx: &Context, command: SecretCommand) -> Result<()> {
         SecretCommand::Rename { old, new } => {
             let (old, new) = (SecretName::parse(&old)?, SecretName::parse(&new)?);
             vault::write(&ctx.paths, unlock::for_write(ctx)?, |db| {
-                store::rename(db, &old, &new)
+                store::rename(db, &ctx.scope.env, &old, &new)
             })?;
             note!("Renamed `{old}` to `{new}`");
             Ok(())
@@ -161,6 +176,39 @@ pub(crate) fn run(ctx: &Context, command: SecretCommand) -> Result<()> {
             yes,
             allow_missing,
         } => delete(ctx, &names, yes, allow_missing),
+        SecretCommand::Copy {
+            name,
+            to_env,
+            force,
+        } => {
+            let name = SecretName::parse(&name)?;
+            let to = crate::project::env_name(&to_env)?;
+            let from = &ctx.scope.env;
+            if &to == from {
+                return Err(
+                    Error::new(format!("`{name}` is already in environment `{to}`")).hint(
+                        "name another environment with --to-env, or the source one with -e ENV",
+                    ),
+                );
+            }
+            let n = vault::write(&ctx.paths, unlock::for_write(ctx)?, |db| {
+                store::copy(db, from, &name, &to, force)
+            })?;
+            note!(
+                "Copied `{name}` ({n} {}) from environment `{from}` to `{to}`",
+                plural(n, "key", "keys")
+            );
+            Ok(())
+        }
+    }
+}
+
+/// ` in environment `prod`` for messages, nothing for `main`.
+pub(crate) fn in_env(env: &str) -> String {
+    if env == store::DEFAULT_ENV {
+        String::new()
+    } else {
+        format!(" in environment `{env}`")
     }
 }
 
@@ -188,11 +236,12 @@ fn delete(ctx: &Context, names: &[String], yes: bool, allow_missing: bool) -> Re
     let deleted = vault::write(&ctx.paths, unlock::for_write(ctx)?, |db| {
         let mut deleted = vec![];
         for name in &names {
-            if store::exists(db, name)? {
-                store::delete(db, name)?;
+            let env = &ctx.scope.env;
+            if store::exists(db, env, name)? {
+                store::delete(db, env, name)?;
                 deleted.push(name.clone());
             } else if !allow_missing {
-                return Err(store::missing(db, name));
+                return Err(store::missing(db, env, name));
             }
         }
         Ok(deleted)

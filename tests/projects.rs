@@ -1,0 +1,651 @@
+//! Projects (DESIGN v2 "Projects"): a committed `vault.toml` names the
+//! secrets a project's commands get, runs nothing until `vault allow`,
+//! and `vault check` is the CI gate. Also `vault://` references in dotenv
+//! sources and `--dotenv-name`.
+
+use std::{fs, os::unix::fs::PermissionsExt, path::PathBuf, process::Command};
+
+use crate::support::{Env, have};
+
+/// A user with secrets in `main` and `prod`, and a project folder under
+/// HOME (where the upward search looks).
+fn world() -> (Env, PathBuf) {
+    let env = Env::new().init();
+    env.create("db", &["PGPASSWORD=main-pw", "PGUSER=app"]);
+    env.vault(["-e", "prod", "secret", "create", "db", "PGPASSWORD=prod-pw"])
+        .run()
+        .success();
+    env.vault([
+        "-e",
+        "prod",
+        "secret",
+        "create",
+        "aws-prod",
+        "AWS_SECRET_ACCESS_KEY=hunter2-aws",
+    ])
+    .run()
+    .success();
+    let proj = env.home.join("proj");
+    fs::create_dir_all(proj.join("src/deep")).unwrap();
+    (env, proj)
+}
+
+fn script(path: &std::path::Path, body: &str) {
+    fs::write(path, format!("#!/bin/sh\n{body}\n")).unwrap();
+    fs::set_permissions(path, fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+const PRINT: &str = "printf '%s|%s|%s' \"$PGPASSWORD\" \"$PGUSER\" \"$AWS_SECRET_ACCESS_KEY\"";
+
+#[test]
+fn a_cloned_hostile_project_runs_nothing_until_allowed() {
+    if !have("git") {
+        return;
+    }
+    let (env, _) = world();
+    // Someone else's repository: its vault.toml asks for your aws-prod.
+    let upstream = env.path("upstream");
+    fs::create_dir_all(&upstream).unwrap();
+    fs::write(
+        upstream.join("vault.toml"),
+        "secrets = [\"prod/aws-prod\"]\n",
+    )
+    .unwrap();
+    script(
+        &upstream.join("script"),
+        "printf 'LEAKED:%s' \"$AWS_SECRET_ACCESS_KEY\"",
+    );
+    let git = |dir: &std::path::Path, args: &[&str]| {
+        let ok = Command::new("git")
+            .args(args)
+            .current_dir(dir)
+            .env("GIT_AUTHOR_NAME", "x")
+            .env("GIT_AUTHOR_EMAIL", "x@example.com")
+            .env("GIT_COMMITTER_NAME", "x")
+            .env("GIT_COMMITTER_EMAIL", "x@example.com")
+            .env("HOME", &env.home)
+            .output()
+            .unwrap();
+        assert!(ok.status.success(), "git {args:?}: {ok:?}");
+    };
+    git(&upstream, &["init", "-q"]);
+    git(&upstream, &["add", "."]);
+    git(&upstream, &["commit", "-qm", "innocent"]);
+    let clone = env.home.join("clone");
+    git(
+        &env.home,
+        &[
+            "clone",
+            "-q",
+            upstream.to_str().unwrap(),
+            clone.to_str().unwrap(),
+        ],
+    );
+    let toml = clone.join("vault.toml");
+
+    let refused = |out: crate::support::Out| {
+        out.fails(1)
+            .stderr_has(&format!(
+                "vault: error: vault.toml at {} is not allowed (new or changed)",
+                toml.display()
+            ))
+            .stderr_has("hint: review it, then run `vault allow`")
+            .lacks("LEAKED")
+            .lacks("hunter2-aws");
+    };
+    refused(
+        env.vault(["run", "--", "./script"])
+            .current_dir(&clone)
+            .run(),
+    );
+    refused(env.vault(["shell"]).current_dir(&clone).run());
+    refused(env.vault(["export"]).current_dir(&clone).run());
+    refused(env.vault(["check"]).current_dir(&clone).run());
+    refused(
+        env.vault(["run", "--explain"])
+            .current_dir(clone.join(".git"))
+            .run(),
+    );
+    // --no-project ignores it, and so gets nothing from it
+    let out = env
+        .vault(["run", "--no-project", "--", "./script"])
+        .current_dir(&clone)
+        .run()
+        .success();
+    assert_eq!(out.stdout, "LEAKED:");
+
+    // You read it and allow it: now it runs, with what it names.
+    env.vault(["allow"])
+        .current_dir(&clone)
+        .run()
+        .success()
+        .stderr_has(&format!("Allowed {}", toml.display()));
+    let out = env
+        .vault(["run", "--", "./script"])
+        .current_dir(&clone)
+        .run()
+        .success();
+    assert_eq!(out.stdout, "LEAKED:hunter2-aws");
+
+    // A pulled change is a new file: refused again until allowed again.
+    fs::write(&toml, "secrets = [\"prod/aws-prod\", \"db\"]\n").unwrap();
+    refused(
+        env.vault(["run", "--", "./script"])
+            .current_dir(&clone)
+            .run(),
+    );
+    env.vault(["allow", toml.to_str().unwrap()]).run().success();
+    env.vault(["run", "--", "./script"])
+        .current_dir(&clone)
+        .run()
+        .success();
+    // deny forgets it
+    env.vault(["deny"])
+        .current_dir(&clone)
+        .run()
+        .success()
+        .stderr_has("Denied");
+    refused(
+        env.vault(["run", "--", "./script"])
+            .current_dir(&clone)
+            .run(),
+    );
+    let allowed = fs::metadata(env.dir.join("allowed.json")).unwrap();
+    assert_eq!(allowed.permissions().mode() & 0o777, 0o600);
+}
+
+#[test]
+fn run_uses_the_project_sources_first_then_the_command_line() {
+    let (env, proj) = world();
+    fs::write(proj.join(".env.local"), "PGUSER=from-dotenv\nEXTRA=1\n").unwrap();
+    fs::write(
+        proj.join("vault.toml"),
+        "secrets = [\"db\"]\ndotenv = [\".env.local\"]\nrequire = [\"PGPASSWORD\"]\n",
+    )
+    .unwrap();
+    env.vault(["allow"]).current_dir(&proj).run().success();
+    let deep = proj.join("src/deep");
+    let out = env
+        .vault(["run", "--", "sh", "-c", PRINT])
+        .current_dir(&deep)
+        .run()
+        .success();
+    assert_eq!(out.stdout, "main-pw|from-dotenv|");
+    // command-line sources come after, so they win
+    let out = env
+        .vault(["run", "--set", "PGUSER=cli", "--", "sh", "-c", PRINT])
+        .current_dir(&deep)
+        .run()
+        .success();
+    assert_eq!(out.stdout, "main-pw|cli|");
+    // --explain names the project file as the origin
+    let toml = proj.join("vault.toml");
+    let out = env
+        .vault(["run", "--set", "PGUSER=cli", "--explain"])
+        .current_dir(&deep)
+        .run()
+        .success()
+        .stderr_has(&format!("Project {}", toml.display()));
+    assert!(
+        out.stdout
+            .contains(&format!("secret:db ({})", toml.display())),
+        "{out:#?}"
+    );
+    let pguser = out
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("PGUSER"))
+        .unwrap();
+    let cols: Vec<&str> = pguser.split("  ").filter(|c| !c.is_empty()).collect();
+    assert_eq!(cols[2].trim(), "set", "{out:#?}");
+    assert!(
+        cols[3].contains(&format!(
+            "dotenv:{} ({})",
+            proj.join(".env.local").display(),
+            toml.display()
+        )),
+        "{out:#?}"
+    );
+    // --no-project: nothing from it
+    let out = env
+        .vault(["run", "--no-project", "--", "sh", "-c", PRINT])
+        .current_dir(&deep)
+        .run()
+        .success();
+    assert_eq!(out.stdout, "||");
+    // its `require` is checked like --require
+    fs::write(
+        &toml,
+        "dotenv = [\".env.local\"]\nrequire = [\"PGPASSWORD\"]\n",
+    )
+    .unwrap();
+    env.vault(["allow"]).current_dir(&proj).run().success();
+    env.vault(["run", "--", "true"])
+        .current_dir(&deep)
+        .run()
+        .fails(1)
+        .stderr_has("missing required key: `PGPASSWORD`");
+    // shell and export use it too
+    let shell = proj.join("printer");
+    script(&shell, "printf 'shell:%s' \"$EXTRA\"");
+    let out = env
+        .vault(["shell"])
+        .env("SHELL", &shell)
+        .env("PGPASSWORD", "inherited")
+        .current_dir(&deep)
+        .run()
+        .success();
+    assert_eq!(out.stdout, "shell:1");
+    fs::write(&toml, "secrets = [\"db\"]\ndotenv = [\".env.local\"]\n").unwrap();
+    env.vault(["allow"]).current_dir(&proj).run().success();
+    let out = env
+        .vault(["export", "--format", "shell"])
+        .current_dir(&deep)
+        .run()
+        .success();
+    assert_eq!(
+        out.stdout,
+        "export EXTRA='1'\nexport PGPASSWORD='main-pw'\nexport PGUSER='from-dotenv'\n"
+    );
+}
+
+#[test]
+fn env_tables_replace_the_keys_they_set() {
+    let (env, proj) = world();
+    fs::write(
+        proj.join("vault.toml"),
+        "env = \"prod\"\nsecrets = [\"db\"]\n[env.main]\nsecrets = [\"db\", \"prod/aws-prod\"]\n",
+    )
+    .unwrap();
+    env.vault(["allow"]).current_dir(&proj).run().success();
+    let run = |args: &[&str]| {
+        let mut all: Vec<&str> = args.to_vec();
+        all.extend(["run", "--", "sh", "-c", PRINT]);
+        env.vault(all).current_dir(&proj).run().success().stdout
+    };
+    // the project's default environment
+    assert_eq!(run(&[]), "prod-pw||");
+    // -e picks the [env.main] table
+    assert_eq!(run(&["-e", "main"]), "main-pw|app|hunter2-aws");
+    // and the project's env applies to secret commands too
+    let out = env
+        .vault(["secret", "list"])
+        .current_dir(&proj)
+        .run()
+        .success();
+    assert!(out.stdout.contains("aws-prod"), "{out:#?}");
+}
+
+#[test]
+fn the_project_vault_and_env_apply_to_secret_commands() {
+    let env = Env::new();
+    let proj = env.home.join("team");
+    fs::create_dir_all(&proj).unwrap();
+    fs::write(
+        proj.join("vault.toml"),
+        "vault = \"secrets.vault\"\nenv = \"dev\"\nsecrets = [\"api\"]\n",
+    )
+    .unwrap();
+    // not allowed yet: a secret command reaching its vault is refused
+    env.vault(["secret", "create", "api", "TOKEN=t"])
+        .current_dir(&proj)
+        .run()
+        .fails(1)
+        .stderr_has("is not allowed (new or changed)");
+    env.vault(["allow"]).current_dir(&proj).run().success();
+    // the project names a vault that does not exist yet
+    env.vault(["run", "--", "true"])
+        .current_dir(&proj)
+        .run()
+        .fails(1)
+        .stderr_has(&format!(
+            "no vault at {}, which {} names",
+            proj.join("secrets.vault").display(),
+            proj.join("vault.toml").display()
+        ))
+        .stderr_has("hint: create it with `vault init` in the project");
+    env.vault(["init"]).current_dir(&proj).run().success();
+    assert!(proj.join("secrets.vault").exists());
+    env.vault(["secret", "create", "api", "TOKEN=dev-token"])
+        .current_dir(&proj)
+        .run()
+        .success()
+        .stderr_has("in environment `dev`");
+    assert!(!env.file().exists(), "the default vault is untouched");
+    let out = env
+        .vault(["run", "--", "sh", "-c", "printf %s \"$TOKEN\""])
+        .current_dir(&proj)
+        .run()
+        .success();
+    assert_eq!(out.stdout, "dev-token");
+    // --vault and -e win over the project's
+    env.vault(["-e", "main", "secret", "list"])
+        .current_dir(&proj)
+        .run()
+        .success()
+        .lacks("api");
+    env.vault(["--vault", env.file().to_str().unwrap(), "secret", "list"])
+        .current_dir(&proj)
+        .run()
+        .fails(1)
+        .stderr_has("no vault at");
+}
+
+#[test]
+fn a_project_that_does_not_parse_names_the_line() {
+    let (env, proj) = world();
+    let toml = proj.join("vault.toml");
+    for (text, want) in [
+        (
+            "secrets = [\"db\"]\nsecretz = [\"x\"]\n",
+            ", line 2: unknown field `secretz`",
+        ),
+        ("secrets = \"db\"\n", ", line 1: "),
+        (
+            "[env.prod]\nsecrets = [\"ok\"]\nbogus = 1\n",
+            ", line 3: unknown field `bogus`",
+        ),
+        (
+            "require = [\"1BAD\"]\n",
+            ", line 1: `1BAD` in `require` is not a variable name",
+        ),
+    ] {
+        fs::write(&toml, text).unwrap();
+        env.vault(["run", "--", "true"])
+            .current_dir(&proj)
+            .run()
+            .fails(1)
+            .stderr_has(&format!("vault: error: {}{want}", toml.display()))
+            .stderr_has("hint: vault.toml may set");
+        // allow refuses to trust what it cannot read
+        env.vault(["allow"]).current_dir(&proj).run().fails(1);
+    }
+    // --no-project gets past it
+    env.vault(["run", "--no-project", "--", "true"])
+        .current_dir(&proj)
+        .run()
+        .success();
+    // `files` is parsed but not supported yet
+    fs::write(&toml, "files = [\"CREDS\"]\n").unwrap();
+    env.vault(["allow"]).current_dir(&proj).run().success();
+    env.vault(["run", "--", "true"])
+        .current_dir(&proj)
+        .run()
+        .fails(1)
+        .stderr_has("`files` (CREDS) is not supported");
+}
+
+#[test]
+fn check_names_every_missing_secret_and_key() {
+    let (env, proj) = world();
+    fs::write(proj.join(".env"), "A=1\n").unwrap();
+    fs::write(
+        proj.join("vault.toml"),
+        "secrets = [\"db\", \"stripe\"]\ndotenv = [\".env\", \".env.missing\"]\n\
+         require = [\"PGPASSWORD\", \"STRIPE_KEY\", \"SENTRY_DSN\"]\n\
+         [env.prod]\nsecrets = [\"db\", \"aws-prod\"]\ndotenv = [\".env\"]\nrequire = [\"PGPASSWORD\"]\n",
+    )
+    .unwrap();
+    env.vault(["allow"]).current_dir(&proj).run().success();
+    let out = env
+        .vault(["check"])
+        .current_dir(&proj)
+        .run()
+        .fails(1)
+        .stderr_has("no secret named `stripe`")
+        .stderr_has(".env.missing")
+        .stderr_has("missing required key `STRIPE_KEY`")
+        .stderr_has("missing required key `SENTRY_DSN`")
+        .lacks("main-pw");
+    assert!(out.stderr.contains("fails 4 checks"), "{out:#?}");
+    let out = env
+        .vault(["check", "-e", "prod"])
+        .current_dir(&proj)
+        .run()
+        .success();
+    assert_eq!(out.stdout, "ok  prod: 3 sources, 1 required key\n");
+    let out = env
+        .vault(["check", "--all-envs"])
+        .current_dir(&proj)
+        .run()
+        .fails(1);
+    assert!(out.stdout.contains("ok  prod"), "{out:#?}");
+    assert!(
+        out.stderr.contains("[main] no secret named `stripe`"),
+        "{out:#?}"
+    );
+    env.vault(["check", "-e", "prd"])
+        .current_dir(&proj)
+        .run()
+        .fails(1)
+        .stderr_has("no environment named `prd`");
+    // outside a project there is nothing to check
+    env.vault(["check"])
+        .current_dir(&env.home)
+        .run()
+        .fails(1)
+        .stderr_has("no vault.toml in");
+}
+
+#[test]
+fn vault_references_in_dotenv_files_resolve_to_stored_keys() {
+    let (env, proj) = world();
+    fs::write(
+        proj.join(".env"),
+        "PGPASSWORD=vault://db/PGPASSWORD\nPGUSER=literal\nAWS_SECRET_ACCESS_KEY='vault://prod/aws-prod/AWS_SECRET_ACCESS_KEY'\n",
+    )
+    .unwrap();
+    // Outside an allowed project a reference resolves nothing: a cloned
+    // repository's .env must not pull your secrets into its scripts.
+    env.vault(["run", "--dotenv", "--", "sh", "-c", "echo RAN"])
+        .current_dir(&proj)
+        .run()
+        .fails(1)
+        .stderr_has("references resolve only in an allowed project")
+        .lacks("RAN")
+        .lacks("hunter2-aws");
+    fs::write(proj.join("vault.toml"), "# refs\n").unwrap();
+    env.vault(["run", "--dotenv", "--", "true"])
+        .current_dir(&proj)
+        .run()
+        .fails(1)
+        .stderr_has("is not allowed");
+    env.vault(["allow"]).current_dir(&proj).run().success();
+    let out = env
+        .vault(["run", "--dotenv", "--", "sh", "-c", PRINT])
+        .current_dir(&proj)
+        .run()
+        .success();
+    assert_eq!(out.stdout, "main-pw|literal|hunter2-aws");
+    // a dotenv file outside the project's folder is not the project's
+    let outside = env.home.join("outside.env");
+    fs::copy(proj.join(".env"), &outside).unwrap();
+    env.vault(["run", "--dotenv", outside.to_str().unwrap(), "--", "true"])
+        .current_dir(&proj)
+        .run()
+        .fails(1)
+        .stderr_has("references resolve only in an allowed project");
+    // in the project's dotenv files too, resolved in its environment
+    fs::write(
+        proj.join("vault.toml"),
+        "env = \"prod\"\ndotenv = [\".env\"]\n",
+    )
+    .unwrap();
+    env.vault(["allow"]).current_dir(&proj).run().success();
+    let out = env
+        .vault(["run", "--", "sh", "-c", PRINT])
+        .current_dir(&proj)
+        .run()
+        .success();
+    assert_eq!(out.stdout, "prod-pw|literal|hunter2-aws");
+    fs::write(proj.join("vault.toml"), "# refs\n").unwrap();
+    env.vault(["allow"]).current_dir(&proj).run().success();
+
+    // a reference to a missing key or secret fails before anything runs
+    fs::write(proj.join(".env"), "A=ok\nB=vault://db/PGPASWORD\n").unwrap();
+    env.vault(["run", "--dotenv", "--", "sh", "-c", "echo RAN"])
+        .current_dir(&proj)
+        .run()
+        .fails(1)
+        .stderr_has("line 2: `vault://db/PGPASWORD`: secret `db` has no key `PGPASWORD`")
+        .stderr_has("did you mean `PGPASSWORD`?")
+        .lacks("RAN");
+    fs::write(proj.join(".env"), "B=vault://nope/K\n").unwrap();
+    env.vault(["run", "--dotenv", "--", "true"])
+        .current_dir(&proj)
+        .run()
+        .fails(1)
+        .stderr_has("line 1: no secret named `nope`");
+    fs::write(proj.join(".env"), "B=vault://db\n").unwrap();
+    env.vault(["run", "--dotenv", "--", "true"])
+        .current_dir(&proj)
+        .run()
+        .fails(1)
+        .stderr_has("`B` starts with vault:// but is not a reference");
+
+    // import keeps references literal, and says so
+    fs::write(proj.join(".env"), "PGPASSWORD=vault://db/PGPASSWORD\n").unwrap();
+    env.vault(["import", "--name", "refs"])
+        .current_dir(&proj)
+        .run()
+        .success()
+        .stderr_has("`PGPASSWORD` is a vault:// reference; imported as written");
+    let out = env
+        .vault(["secret", "show", "refs", "--reveal"])
+        .run()
+        .success();
+    assert!(out.stdout.contains("vault://db/PGPASSWORD"), "{out:#?}");
+}
+
+#[test]
+fn dotenv_name_searches_upward_for_that_name() {
+    let (env, proj) = world();
+    fs::write(proj.join(".env.local"), "X=local\n").unwrap();
+    fs::write(proj.join(".env"), "X=plain\n").unwrap();
+    let out = env
+        .vault([
+            "run",
+            "--dotenv-name",
+            ".env.local",
+            "--",
+            "sh",
+            "-c",
+            "printf %s \"$X\"",
+        ])
+        .current_dir(proj.join("src/deep"))
+        .run()
+        .success();
+    assert_eq!(out.stdout, "local");
+    // interleaved with other sources, in order
+    let out = env
+        .vault([
+            "run",
+            "--dotenv-name",
+            ".env.local",
+            "--dotenv",
+            "--",
+            "sh",
+            "-c",
+            "printf %s \"$X\"",
+        ])
+        .current_dir(proj.join("src/deep"))
+        .run()
+        .success();
+    assert_eq!(out.stdout, "plain");
+    env.vault(["run", "--dotenv-name", ".env.nope", "--", "true"])
+        .current_dir(&proj)
+        .run()
+        .fails(1)
+        .stderr_has("no file named .env.nope in");
+    env.vault(["run", "--dotenv-name", "../x", "--", "true"])
+        .current_dir(&proj)
+        .run()
+        .fails(1)
+        .stderr_has("is not a file name");
+}
+
+#[test]
+fn the_upward_search_stops_at_git_and_at_shared_folders() {
+    let (env, proj) = world();
+    fs::write(proj.join("vault.toml"), "secrets = [\"db\"]\n").unwrap();
+    env.vault(["allow"]).current_dir(&proj).run().success();
+    // a repository inside the project is a project of its own
+    let repo = proj.join("vendor/lib");
+    fs::create_dir_all(repo.join(".git")).unwrap();
+    let out = env
+        .vault(["run", "--", "sh", "-c", PRINT])
+        .current_dir(&repo)
+        .run()
+        .success();
+    assert_eq!(out.stdout, "||");
+    // a folder others may write to stops the search before it
+    let shared = proj.join("shared");
+    let inner = shared.join("inner");
+    fs::create_dir_all(&inner).unwrap();
+    fs::set_permissions(&shared, fs::Permissions::from_mode(0o777)).unwrap();
+    let out = env
+        .vault(["run", "--", "sh", "-c", PRINT])
+        .current_dir(&inner)
+        .run()
+        .success();
+    assert_eq!(out.stdout, "||");
+    // and from the project itself it is found
+    let out = env
+        .vault(["run", "--", "sh", "-c", PRINT])
+        .current_dir(proj.join("src"))
+        .run()
+        .success();
+    assert_eq!(out.stdout, "main-pw|app|");
+}
+
+#[test]
+fn project_init_writes_a_commented_file_and_allows_it() {
+    let (env, proj) = world();
+    env.vault([
+        "project",
+        "init",
+        "-s",
+        "db",
+        "-s",
+        "prod/aws-prod",
+        "--require",
+        "PGPASSWORD",
+        "-e",
+        "dev",
+    ])
+    .current_dir(&proj)
+    .run()
+    .success()
+    .stderr_has("and allowed it");
+    let text = fs::read_to_string(proj.join("vault.toml")).unwrap();
+    assert!(text.starts_with("# vault.toml: "), "{text}");
+    assert!(
+        text.contains("env = \"dev\"")
+            && text.contains("secrets = [\"db\", \"prod/aws-prod\"]")
+            && text.contains("# vault = \"secrets.vault\"")
+            && text.contains("# dotenv = [\".env\"]")
+            && text.contains("require = [\"PGPASSWORD\"]"),
+        "{text}"
+    );
+    // allowed at once, and it runs (env `dev` is the project's own)
+    let out = env
+        .vault(["run", "-e", "main", "--", "sh", "-c", PRINT])
+        .current_dir(&proj)
+        .run()
+        .success();
+    assert_eq!(out.stdout, "main-pw|app|hunter2-aws");
+    env.vault(["project", "init"])
+        .current_dir(&proj)
+        .run()
+        .fails(1)
+        .stderr_has("already exists");
+    env.vault(["project", "init", "--force"])
+        .current_dir(&proj)
+        .run()
+        .success();
+    env.vault(["project", "init", "-s", "bad name", "--force"])
+        .current_dir(&proj)
+        .run()
+        .fails(1)
+        .stderr_has("`bad name` in `secrets` is not a secret name");
+}
