@@ -345,13 +345,20 @@ def markdown(res):
             "three folders below a vault.toml naming the secret, against `run -s NAME -- true`",
             "from a folder with none above, both through `env -C`, medians:",
             "",
-            "| secrets | run-dir | run-project | difference (ms) |",
-            "|---:|---:|---:|---:|",
+            "| secrets | run-dir | run-project | difference (ms) | CPU run-dir | CPU run-project | CPU difference (ms) |",
+            "|---:|---:|---:|---:|---:|---:|---:|",
         ]
         for n, d in project:
             med = res["sizes"][n]["median_ms"]
+            cpu = res["sizes"][n]["cpu_mean_ms"]
+            cd = (
+                cpu["run-project"] - cpu["run-dir"]
+                if cpu.get("run-project") is not None and cpu.get("run-dir") is not None
+                else None
+            )
             lines.append(
-                f"| {n:,} | {fmt(med['run-dir'], 2)} | {fmt(med['run-project'], 2)} | {fmt(d, 2)} |"
+                f"| {n:,} | {fmt(med['run-dir'], 2)} | {fmt(med['run-project'], 2)} | {fmt(d, 2)}"
+                f" | {fmt(cpu.get('run-dir'), 2)} | {fmt(cpu.get('run-project'), 2)} | {fmt(cd, 2)} |"
             )
     if any(s["peak_rss_bytes"] for s in res["sizes"].values()):
         lines += ["", "Peak RSS in MiB (median of 3; limit = 3 x file + 16 MiB):", ""]

@@ -335,8 +335,42 @@ impl Project {
     }
 
     /// SHA-256 of the file's bytes, as `allowed.json` records it.
+    ///
+    /// A dotenv file the project names (in any environment) that holds a
+    /// `vault://` reference is part of what is allowed: it decides which of
+    /// your secrets the project's commands get, so a `git pull` that
+    /// changes it must not go unnoticed. Such files are hashed too; a file
+    /// of plain values is not, so editing it needs no new `vault allow`.
     pub(crate) fn digest_hex(&self) -> String {
-        hex(&self.digest)
+        use std::os::unix::ffi::OsStrExt;
+        let mut files: Vec<PathBuf> = std::iter::once(&self.top)
+            .chain(self.envs.values())
+            .flat_map(|s| s.dotenv.iter().flatten())
+            .map(|d| self.dir.join(d))
+            .collect();
+        files.sort();
+        files.dedup();
+        let covered: Vec<(PathBuf, [u8; 32])> = files
+            .into_iter()
+            .filter_map(|f| {
+                let bytes = fsio::read(&f).ok()?;
+                bytes
+                    .windows(8)
+                    .any(|w| w == b"vault://")
+                    .then(|| (f, Sha256::digest(&bytes).into()))
+            })
+            .collect();
+        if covered.is_empty() {
+            return hex(&self.digest);
+        }
+        let mut h = Sha256::new();
+        h.update(self.digest);
+        for (path, digest) in &covered {
+            h.update(path.as_os_str().as_bytes());
+            h.update([0]);
+            h.update(digest);
+        }
+        hex(&h.finalize())
     }
 }
 
@@ -508,7 +542,9 @@ impl Allowed {
     }
 
     pub(crate) fn is_allowed(&self, project: &Project) -> bool {
-        self.allowed.get(&project.path) == Some(&project.digest_hex())
+        self.allowed
+            .get(&project.path)
+            .is_some_and(|d| *d == project.digest_hex())
     }
 
     /// Records or forgets `path` (with `digest`) in the list, atomically and
@@ -540,7 +576,7 @@ pub(crate) fn not_allowed(project: &Project) -> Error {
         "vault.toml at {} is not allowed (new or changed)",
         project.path.display()
     ))
-    .hint("review it, then run `vault allow` (or pass --no-project to ignore it)")
+    .hint("review it (and the dotenv files it names that hold vault:// references), then run `vault allow` (or pass --no-project to ignore it)")
 }
 
 #[cfg(test)]

@@ -89,7 +89,7 @@ fn a_cloned_hostile_project_runs_nothing_until_allowed() {
                 "vault: error: vault.toml at {} is not allowed (new or changed)",
                 toml.display()
             ))
-            .stderr_has("hint: review it, then run `vault allow`")
+            .stderr_has("hint: review it (and the dotenv files it names that hold vault:// references), then run `vault allow`")
             .lacks("LEAKED")
             .lacks("hunter2-aws");
     };
@@ -648,4 +648,57 @@ fn project_init_writes_a_commented_file_and_allows_it() {
         .run()
         .fails(1)
         .stderr_has("`bad name` in `secrets` is not a secret name");
+}
+
+#[test]
+fn a_pulled_change_to_a_dotenv_file_of_references_needs_a_new_allow() {
+    let (env, proj) = world();
+    fs::write(proj.join(".env"), "PGPASSWORD=vault://db/PGPASSWORD\n").unwrap();
+    fs::write(proj.join(".env.local"), "PGUSER=me\n").unwrap();
+    fs::write(
+        proj.join("vault.toml"),
+        "dotenv = [\".env\", \".env.local\"]\n",
+    )
+    .unwrap();
+    env.vault(["allow"]).current_dir(&proj).run().success();
+    let out = env
+        .vault(["run", "--", "sh", "-c", PRINT])
+        .current_dir(&proj)
+        .run()
+        .success();
+    assert_eq!(out.stdout, "main-pw|me|");
+    // a file of plain values is yours to edit
+    fs::write(proj.join(".env.local"), "PGUSER=me-again\n").unwrap();
+    env.vault(["run", "--", "true"])
+        .current_dir(&proj)
+        .run()
+        .success();
+    // a file of references decides which secrets run gets: a change to it
+    // (here, one that would pull aws-prod) is refused until allowed
+    fs::write(
+        proj.join(".env"),
+        "PGPASSWORD=vault://db/PGPASSWORD\nAWS_SECRET_ACCESS_KEY=vault://prod/aws-prod/AWS_SECRET_ACCESS_KEY\n",
+    )
+    .unwrap();
+    env.vault(["run", "--", "sh", "-c", PRINT])
+        .current_dir(&proj)
+        .run()
+        .fails(1)
+        .stderr_has("is not allowed (new or changed)")
+        .lacks("hunter2-aws");
+    // and so is a plain file that starts to hold one
+    env.vault(["allow"]).current_dir(&proj).run().success();
+    fs::write(proj.join(".env.local"), "PGUSER=vault://db/PGUSER\n").unwrap();
+    env.vault(["run", "--", "true"])
+        .current_dir(&proj)
+        .run()
+        .fails(1)
+        .stderr_has("is not allowed (new or changed)");
+    env.vault(["allow"]).current_dir(&proj).run().success();
+    let out = env
+        .vault(["run", "--", "sh", "-c", PRINT])
+        .current_dir(&proj)
+        .run()
+        .success();
+    assert_eq!(out.stdout, "main-pw|app|hunter2-aws");
 }
