@@ -48,7 +48,7 @@ pub(crate) fn run(shell: Shell) -> Result<()> {
 
 /// Secret names, one per line, only when they can be read without asking.
 pub(crate) fn secret_names(ctx: &Context) -> Result<()> {
-    if ctx.sources.identity.is_none() && agent::status(&ctx.paths.dir).ok().flatten().is_none() {
+    if !unlock::identity_given(ctx) && agent::status(&ctx.paths.dir).ok().flatten().is_none() {
         return Ok(());
     }
     let Ok(keys) = unlock::unlock(ctx) else {
