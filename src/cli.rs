@@ -156,7 +156,8 @@ pub(crate) enum Command {
     /// Sources are applied in the order they appear on the command line, later
     /// ones overriding earlier keys, all of them overriding the inherited
     /// environment. The command follows `--`, is run by exec (vault is
-    /// replaced, so exit status and signals are the command's own) with its
+    /// replaced, so exit status and signals are the command's own; with
+    /// --redact vault stays as its parent and passes them on) with its
     /// arguments exactly as given, never through a shell.
     #[command(visible_alias = "exec")]
     #[command(after_long_help = EX_RUN)]

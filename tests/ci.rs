@@ -651,6 +651,18 @@ fn signals_from_other_processes_are_passed_on() {
     }
 }
 
+/// A signal the child sends its parent (vault) is not bounced back to it.
+#[test]
+fn the_childs_own_signal_is_not_sent_back() {
+    let env = Env::new();
+    let out = env
+        .vault(["run", "--redact", "--set", "K=some-secret", "--", "bash", "-c"])
+        .arg("n=0; trap 'n=$((n+1))' USR1; kill -USR1 $PPID; for i in 1 2 3 4 5; do sleep 0.05; done; echo \"got $n\"")
+        .run()
+        .success();
+    assert_eq!(out.stdout, "got 0\n");
+}
+
 /// SIGTERM to vault while the child ignores it: the child lives on, vault
 /// waits and ends with the child's status.
 #[test]
