@@ -18,9 +18,13 @@ use crate::names::{EnvKey, SecretName, SecretValue};
 /// The passphrase that unlocks a vault: a secret itself, never handed on.
 pub(crate) const PASSPHRASE_VAR: &str = "VAULT_PASSPHRASE";
 
+/// The text of an age identity file (CI systems hand secrets over as
+/// variables): unlocks by itself, never handed on, never echoed.
+pub(crate) const AGE_KEY_VAR: &str = "VAULT_AGE_KEY";
+
 /// Variables that unlock a vault by themselves (the passphrase, the text of
 /// an identity): never in a child's environment, inherited or from a source.
-pub(crate) const UNLOCKING_VARS: &[&str] = &[PASSPHRASE_VAR, crate::unlock::AGE_KEY_VAR];
+pub(crate) const UNLOCKING_VARS: &[&str] = &[PASSPHRASE_VAR, AGE_KEY_VAR];
 
 /// The variables `--clean-env` keeps (plus every `LC_*`): what a program
 /// needs to find things and speak the user's language, nothing that

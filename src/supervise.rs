@@ -47,10 +47,10 @@ use signal_hook::{
 };
 
 use crate::{
-    Context,
     env::ChildEnv,
     error::{Error, Result, describe_io},
     exec,
+    hardening::Hardening,
     redact::{self, Copied, Redactor},
 };
 
@@ -68,7 +68,7 @@ pub(crate) enum Exit {
 /// Runs `argv` in `env` as our child, its output through `redactor`, and
 /// returns how it ended. Fails (127, 126, 1) only before it runs.
 pub(crate) fn run(
-    ctx: &Context,
+    hardening: &Hardening,
     argv: &[OsString],
     env: &ChildEnv,
     redactor: Redactor,
@@ -91,9 +91,9 @@ pub(crate) fn run(
     let mut signals = SignalsInfo::<WithOrigin>::new(FORWARDED)
         .map_err(|e| Error::new(format!("cannot watch for signals: {}", describe_io(&e))))?;
 
-    ctx.hardening.restore();
+    hardening.restore();
     let spawned = cmd.spawn();
-    ctx.hardening.reapply();
+    hardening.reapply();
     // `cmd` holds our copies of a shared pipe's write end: without closing
     // them, the copy would never see the end of the output.
     drop(cmd);

@@ -18,14 +18,11 @@ use crate::{
     agent,
     context::Context,
     crypto::{self, Keys},
+    env::AGE_KEY_VAR,
     error::{Error, Result},
     fsio, term,
     vault::{self, WriteKeys},
 };
-
-/// The variable that holds the text of an age identity file. Never passed
-/// to `run`'s child, never echoed.
-pub(crate) const AGE_KEY_VAR: &str = "VAULT_AGE_KEY";
 
 /// The keys for an existing identity, from the first source that applies.
 pub(crate) fn unlock(ctx: &Context) -> Result<Keys> {

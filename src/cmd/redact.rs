@@ -31,7 +31,7 @@ pub(crate) fn wanted(when: RedactWhen) -> bool {
 /// process as the command ended. Returns only an error from before it ran.
 pub(crate) fn run(ctx: &Context, argv: &[OsString], env: ChildEnv) -> Result<()> {
     let redactor = redactor(&env)?;
-    let exit = supervise::run(ctx, argv, &env, redactor)?;
+    let exit = supervise::run(&ctx.hardening, argv, &env, redactor)?;
     // `finish` does not return: wipe the values first.
     drop(env);
     supervise::finish(exit)
