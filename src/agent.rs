@@ -675,6 +675,7 @@ pub(crate) fn start(
         .env_remove("VAULT_PASSPHRASE")
         // Hold no directory: one on a removable disk stays busy otherwise.
         .current_dir("/")
+        .env_remove(crate::env::AGE_KEY_VAR)
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
         .stderr(Stdio::null())

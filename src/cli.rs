@@ -136,16 +136,23 @@ pub(crate) enum Command {
     #[command(after_long_help = EX_RECIPIENT)]
     Recipient,
 
-    /// Print secrets, merged in order (later names win), as dotenv, JSON or shell
+    /// Print secrets, merged in order (later names win), as dotenv, JSON, shell, or for CI
     #[command(after_long_help = EX_EXPORT)]
     Export {
         /// Secrets to merge; a later one's keys win
         #[arg(required = true, value_name = "NAME")]
         names: Vec<String>,
-        /// dotenv (read back by `vault import`), json (an object), or shell
-        /// (`export KEY='value'` lines, safe to eval in sh, bash and zsh)
+        /// dotenv (read back by `vault import`), json (an object), shell
+        /// (`export KEY='value'` lines, safe to eval in sh, bash and zsh),
+        /// docker (KEY=VALUE lines as `docker run --env-file` reads them,
+        /// unquoted), k8s (a v1 Secret manifest), or github (appends to
+        /// $GITHUB_ENV in a GitHub Actions step and prints ::add-mask:: lines)
         #[arg(long, value_enum, default_value_t = ExportFormat::Dotenv)]
         format: ExportFormat,
+        /// With --format k8s: the Secret's name [default: the first NAME,
+        /// made a valid Kubernetes name]
+        #[arg(long, value_name = "NAME")]
+        k8s_name: Option<String>,
     },
 
     /// Run a command with secrets in its environment
@@ -153,7 +160,8 @@ pub(crate) enum Command {
     /// Sources are applied in the order they appear on the command line, later
     /// ones overriding earlier keys, all of them overriding the inherited
     /// environment. The command follows `--`, is run by exec (vault is
-    /// replaced, so exit status and signals are the command's own) with its
+    /// replaced, so exit status and signals are the command's own; with
+    /// --redact vault stays as its parent and passes them on) with its
     /// arguments exactly as given, never through a shell.
     #[command(visible_alias = "exec")]
     #[command(after_long_help = EX_RUN)]
@@ -162,6 +170,15 @@ pub(crate) enum Command {
     /// Start your shell ($SHELL, else /bin/sh) with secrets in its environment
     #[command(after_long_help = EX_SHELL)]
     Shell(ShellArgs),
+
+    /// Copy stdin to stdout with every secret value masked as ********
+    ///
+    /// The values are those the sources set, as for `run` (inherited variables
+    /// are not masked), and each line of a multi-line value; values and lines
+    /// shorter than 4 bytes are left alone. A value split across reads is
+    /// still masked.
+    #[command(after_long_help = EX_REDACT)]
+    Redact(RedactArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -234,12 +251,31 @@ pub(crate) enum ExportFormat {
     Dotenv,
     Json,
     Shell,
+    Docker,
+    K8s,
+    Github,
 }
 
 #[derive(Debug, Args)]
 pub(crate) struct RunArgs {
     #[command(flatten)]
     pub(crate) env: EnvArgs,
+
+    /// Mask secret values in the command's output: vault stays as its parent
+    /// and copies its stdout and stderr, replacing every value a source set
+    /// (and each line of a multi-line one) of 4 bytes or more by ********;
+    /// signals are passed on and the exit status is the command's. When
+    /// stdout and stderr are both terminals it execs as usual, unless
+    /// --redact=always
+    #[arg(
+        long,
+        value_enum,
+        value_name = "WHEN",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "auto"
+    )]
+    pub(crate) redact: Option<RedactWhen>,
 
     /// The command and its arguments, after `--`
     #[arg(
@@ -254,6 +290,21 @@ pub(crate) struct RunArgs {
 pub(crate) struct ShellArgs {
     #[command(flatten)]
     pub(crate) env: EnvArgs,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct RedactArgs {
+    #[command(flatten)]
+    pub(crate) env: EnvArgs,
+}
+
+/// When `run --redact` masks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum RedactWhen {
+    /// Unless stdout and stderr are both terminals
+    Auto,
+    /// Also on a terminal
+    Always,
 }
 
 const SOURCES: &str = "Sources (applied in command-line order, later ones win)";
@@ -380,7 +431,9 @@ pub(crate) fn parse() -> Result<Cli, clap::Error> {
     let mut cli = Cli::from_arg_matches(&matches).map_err(|e| e.format(&mut Cli::command()))?;
     if let Some((_, sub)) = matches.subcommand() {
         match &mut cli.command {
-            Command::Run(RunArgs { env, .. }) | Command::Shell(ShellArgs { env }) => {
+            Command::Run(RunArgs { env, .. })
+            | Command::Shell(ShellArgs { env })
+            | Command::Redact(RedactArgs { env }) => {
                 env.sources = ordered_sources(sub);
             }
             _ => {}
@@ -516,8 +569,9 @@ const EX_PASSWD: &str =
 const EX_DOCTOR: &str = "Examples:\n  vault doctor\n";
 const EX_RECIPIENTS: &str = "Examples:\n  vault recipients list\n  vault recipients add age1… --vault ./secrets.vault\n  vault recipients remove \"$(cat bob.pub)\"\n";
 const EX_RECIPIENT: &str = "Examples:\n  vault recipient\n";
-const EX_EXPORT: &str = "Examples:\n  vault export db\n  vault export db stripe --format json\n  eval \"$(vault export db --format shell)\"\n";
-const EX_RUN: &str = "Examples:\n  vault run -s db -- psql\n  vault run -s db -s stripe --dotenv -- npm test\n  vault run -s db --require PGPASSWORD --clean-env -- ./migrate\n  vault run --set X=1 -s a --set X=2 --explain\n";
+const EX_EXPORT: &str = "Examples:\n  vault export db\n  vault export db stripe --format json\n  eval \"$(vault export db --format shell)\"\n  vault export db --format docker > db.env && docker run --env-file db.env IMAGE\n  vault export db --format k8s --k8s-name db-credentials | kubectl apply -f -\n  vault export db --format github    # in a GitHub Actions step\n";
+const EX_RUN: &str = "Examples:\n  vault run -s db -- psql\n  vault run --redact -s deploy -- ./deploy\n  vault run -s db -s stripe --dotenv -- npm test\n  vault run -s db --require PGPASSWORD --clean-env -- ./migrate\n  vault run --set X=1 -s a --set X=2 --explain\n";
+const EX_REDACT: &str = "Examples:\n  ./build.sh 2>&1 | vault redact -s deploy\n  vault redact -s db < app.log > app-redacted.log\n";
 const EX_SHELL: &str = "Examples:\n  vault shell -s db\n";
 const EX_RCP_LIST: &str = "Examples:\n  vault recipients list\n  vault recipients list --json\n";
 const EX_RCP_ADD: &str = "Examples:\n  vault recipients add age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p\n  vault recipients add \"$(cat ~/.ssh/id_ed25519.pub)\"\n  vault recipients add -R team-keys.txt\n";

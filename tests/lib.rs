@@ -13,6 +13,7 @@ mod support;
 mod agent;
 mod atomic_writes;
 mod badinput;
+mod ci;
 mod concurrency;
 mod crash;
 mod doctor;

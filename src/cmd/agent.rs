@@ -16,11 +16,11 @@ use crate::{
 };
 
 pub(crate) fn unlock(ctx: &Context, timeout: Duration) -> Result<()> {
-    if ctx.sources.identity.is_some() {
+    if unlock::identity_given(ctx) {
         return Err(Error::new(
-            "nothing to unlock: --identity / VAULT_IDENTITY opens the vault without a passphrase",
+            "nothing to unlock: --identity / VAULT_IDENTITY or VAULT_AGE_KEY opens the vault without a passphrase",
         )
-        .hint("unset VAULT_IDENTITY to unlock identity.age"));
+        .hint("unset VAULT_IDENTITY and VAULT_AGE_KEY to unlock identity.age"));
     }
     let text = unlock::identity_text(ctx)?;
     let status = agent::start(&ctx.paths.dir, &text, timeout)?;
@@ -54,7 +54,7 @@ pub(crate) fn status(ctx: &Context, as_json: bool) -> Result<()> {
     let exists = file.exists();
     let agent = agent::status(&ctx.paths.dir)?;
     // Count secrets only when that needs no passphrase.
-    let secrets = if exists && (agent.is_some() || ctx.sources.identity.is_some()) {
+    let secrets = if exists && (agent.is_some() || unlock::identity_given(ctx)) {
         unlock::unlock(ctx)
             .and_then(|k| Vault::open(&ctx.paths, &k))
             .and_then(|v| Ok(store::list(v.conn())?.len()))

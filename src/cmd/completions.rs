@@ -56,7 +56,7 @@ pub(crate) fn run(shell: Shell) -> Result<()> {
 /// can be read without asking. A stored name that is not a valid name
 /// (a forged or damaged database) is never printed: a shell reads this.
 pub(crate) fn secret_names(ctx: &Context, prefix: &str) -> Result<()> {
-    if ctx.sources.identity.is_none() && agent::status(&ctx.paths.dir).ok().flatten().is_none() {
+    if !unlock::identity_given(ctx) && agent::status(&ctx.paths.dir).ok().flatten().is_none() {
         return Ok(());
     }
     let Ok(keys) = unlock::unlock(ctx) else {

@@ -174,6 +174,8 @@ pub(crate) fn run(ctx: &Context) -> Result<()> {
     // 7. identity.age.
     if ctx.sources.identity.is_some() {
         r.ok("the identity comes from --identity / VAULT_IDENTITY");
+    } else if crate::unlock::identity_given(ctx) {
+        r.ok("the identity comes from VAULT_AGE_KEY");
     } else if p.identity.exists() {
         r.ok(&format!("{} is present", p.identity.display()));
     } else {

@@ -16,7 +16,18 @@ use crate::{
     vault::Vault,
 };
 
-pub(crate) fn run(ctx: &Context, names: &[String], format: ExportFormat) -> Result<()> {
+pub(crate) fn run(
+    ctx: &Context,
+    names: &[String],
+    format: ExportFormat,
+    k8s_name: Option<&str>,
+) -> Result<()> {
+    if k8s_name.is_some() && format != ExportFormat::K8s {
+        return Err(
+            crate::error::Error::usage("--k8s-name goes with --format k8s")
+                .hint("add --format k8s, or drop --k8s-name"),
+        );
+    }
     let names = names
         .iter()
         .map(|n| SecretName::parse(n))
@@ -37,6 +48,9 @@ pub(crate) fn run(ctx: &Context, names: &[String], format: ExportFormat) -> Resu
         ExportFormat::Dotenv => dotenv::render_dotenv(&pairs),
         ExportFormat::Json => render_json(&pairs),
         ExportFormat::Shell => render_shell(&pairs),
+        ExportFormat::Docker => super::export_ci::docker(&pairs)?,
+        ExportFormat::K8s => super::export_ci::k8s(&pairs, k8s_name, &names[0])?,
+        ExportFormat::Github => return super::export_ci::github(&pairs),
     });
     crate::output::print(&text)
 }

@@ -6,9 +6,11 @@ mod agent;
 mod completions;
 mod doctor;
 pub(crate) mod export;
+mod export_ci;
 mod import;
 mod input;
 mod recipients;
+mod redact;
 mod run;
 mod secret;
 mod table;
@@ -34,9 +36,14 @@ pub(crate) fn dispatch(ctx: &Context, command: Command) -> Result<()> {
         Command::Agent { socket, seconds } => crate::agent::serve(&socket, seconds),
         Command::Recipients(c) => recipients::run(ctx, c),
         Command::Recipient => recipients::own(ctx),
-        Command::Export { names, format } => export::run(ctx, &names, format),
+        Command::Export {
+            names,
+            format,
+            k8s_name,
+        } => export::run(ctx, &names, format, k8s_name.as_deref()),
         Command::Run(args) => run::run(ctx, args),
         Command::Shell(args) => run::shell(ctx, args),
+        Command::Redact(args) => redact::filter(ctx, args),
     }
 }
 

@@ -24,7 +24,7 @@ use crate::{
     cli::{Conflicts, EnvArgs, RunArgs, ShellArgs, Source},
     context::Context,
     dotenv,
-    env::{ChildEnv, Origin, PASSPHRASE_VAR},
+    env::{ChildEnv, Origin, UNLOCKING_VARS},
     error::{Error, Result},
     exec,
     names::MASK,
@@ -39,6 +39,9 @@ pub(crate) fn run(ctx: &Context, args: RunArgs) -> Result<()> {
         return explain(&env, &args.env);
     }
     check(&env, &args.env)?;
+    if args.redact.is_some_and(super::redact::wanted) {
+        return super::redact::run(ctx, &args.command, env);
+    }
     Err(exec::exec(&ctx.hardening, &args.command, &env))
 }
 
@@ -69,7 +72,7 @@ fn warn_dangerous(source: &str, pairs: &[(EnvKey, SecretValue)], shell: bool) {
 
 /// The child's environment from the base and every source, in order.
 /// `shell` is true for `vault shell`, which runs `SHELL` itself.
-fn build(ctx: &Context, args: &EnvArgs, shell: bool) -> Result<ChildEnv> {
+pub(super) fn build(ctx: &Context, args: &EnvArgs, shell: bool) -> Result<ChildEnv> {
     let invoking: Vec<(OsString, OsString)> = std::env::vars_os().collect();
     let mut sets = 0;
     let ready = args
@@ -108,11 +111,11 @@ fn build(ctx: &Context, args: &EnvArgs, shell: bool) -> Result<ChildEnv> {
     }
     drop(vault);
 
-    if env.sources_set(PASSPHRASE_VAR) {
+    if let Some(var) = UNLOCKING_VARS.iter().find(|v| env.sources_set(v)) {
         return Err(Error::new(format!(
-            "a source sets `{PASSPHRASE_VAR}`, which vault never passes to a command"
+            "a source sets `{var}`, which vault never passes to a command"
         ))
-        .hint("rename that key, or give a nested vault VAULT_PASSPHRASE_FILE instead"));
+        .hint("rename that key, or give a nested vault VAULT_PASSPHRASE_FILE or VAULT_IDENTITY (a file) instead"));
     }
     Ok(env)
 }
@@ -142,10 +145,11 @@ fn prepare(source: &Source, invoking: &[(OsString, OsString)], set: usize) -> Re
         }
         Source::LocalEnv(key) => {
             let key = EnvKey::parse(key)?;
-            if key.as_str() == PASSPHRASE_VAR {
+            if UNLOCKING_VARS.contains(&key.as_str()) {
                 return Err(
-                    Error::new(format!("`{PASSPHRASE_VAR}` is never passed to a command"))
-                        .hint("give a nested vault VAULT_PASSPHRASE_FILE instead"),
+                    Error::new(format!("`{key}` is never passed to a command")).hint(
+                        "give a nested vault VAULT_PASSPHRASE_FILE or VAULT_IDENTITY (a file) instead",
+                    ),
                 );
             }
             let Some((_, value)) = invoking.iter().find(|(k, _)| k == key.as_str()) else {
@@ -212,7 +216,7 @@ fn read_dotenv(path: &Path, env: &ChildEnv) -> Result<Vec<(EnvKey, SecretValue)>
 }
 
 /// `--conflicts=error` and `--require`, the checks before anything runs.
-fn check(env: &ChildEnv, args: &EnvArgs) -> Result<()> {
+pub(super) fn check(env: &ChildEnv, args: &EnvArgs) -> Result<()> {
     if args.conflicts == Conflicts::Error {
         let conflicts = env.conflicts();
         if !conflicts.is_empty() {
@@ -258,7 +262,7 @@ fn check(env: &ChildEnv, args: &EnvArgs) -> Result<()> {
 /// `--explain`: every key the sources set, the source that won and what it
 /// overrode; values masked; nothing runs. Failed `--require` and
 /// `--conflicts=error` checks are warnings here, so the answer is still shown.
-fn explain(env: &ChildEnv, args: &EnvArgs) -> Result<()> {
+pub(super) fn explain(env: &ChildEnv, args: &EnvArgs) -> Result<()> {
     let rows = env.explain();
     if args.json {
         let arr: Vec<_> = rows
