@@ -40,6 +40,7 @@ mod fsio;
 mod hardening;
 mod names;
 mod output;
+mod sign;
 mod store;
 mod templates;
 mod term;
