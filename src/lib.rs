@@ -44,6 +44,7 @@ mod sign;
 mod store;
 mod templates;
 mod term;
+mod trust;
 mod unlock;
 mod vault;
 

@@ -30,19 +30,19 @@ use crate::error::{Error, Result};
 /// What every signed message starts with: a signature made for a vault can
 /// never be mistaken for one over anything else (the agent signs nothing
 /// without it).
-pub const PREFIX: &[u8] = b"vault-signature-v1\0";
+pub(crate) const PREFIX: &[u8] = b"vault-signature-v1\0";
 
 /// The length of a message: the prefix, the vault id (16 bytes), the
 /// generation (8) and the SHA-256 of the serialized database (32).
-pub const MESSAGE_LEN: usize = PREFIX.len() + 16 + 8 + 32;
+pub(crate) const MESSAGE_LEN: usize = PREFIX.len() + 16 + 8 + 32;
 
 /// The age header stanza that carries the signature:
 /// `-> vault-sig v1 <fingerprint>`, body = the signature.
-pub const STANZA_TAG: &str = "vault-sig";
-pub const STANZA_VERSION: &str = "v1";
+pub(crate) const STANZA_TAG: &str = "vault-sig";
+pub(crate) const STANZA_VERSION: &str = "v1";
 
 /// `"vault-signature-v1\0" || vault_id || generation (u64 BE) || SHA-256(db)`.
-pub fn message(vault_id: &[u8; 16], generation: u64, db_sha256: &[u8; 32]) -> Vec<u8> {
+pub(crate) fn message(vault_id: &[u8; 16], generation: u64, db_sha256: &[u8; 32]) -> Vec<u8> {
     let mut m = Vec::with_capacity(MESSAGE_LEN);
     m.extend_from_slice(PREFIX);
     m.extend_from_slice(vault_id);
@@ -53,26 +53,26 @@ pub fn message(vault_id: &[u8; 16], generation: u64, db_sha256: &[u8; 32]) -> Ve
 
 /// Whether `m` has the shape of a message `vault` signs (what the agent
 /// checks before it signs anything).
-pub fn is_message(m: &[u8]) -> bool {
+pub(crate) fn is_message(m: &[u8]) -> bool {
     m.len() == MESSAGE_LEN && m.starts_with(PREFIX)
 }
 
 /// The signer's fingerprint in the stanza: SHA-256 of the canonical
 /// recipient string, standard base64 without padding (as age encodes its
 /// own stanza arguments).
-pub fn fingerprint(recipient: &str) -> String {
+pub(crate) fn fingerprint(recipient: &str) -> String {
     base64::engine::general_purpose::STANDARD_NO_PAD.encode(Sha256::digest(recipient.as_bytes()))
 }
 
 /// A signature with the recipient that verifies it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Signature {
-    pub recipient: String,
-    pub bytes: Vec<u8>,
+pub(crate) struct Signature {
+    pub(crate) recipient: String,
+    pub(crate) bytes: Vec<u8>,
 }
 
 /// The secret half of a member's key, able to sign.
-pub enum SigningKey {
+pub(crate) enum SigningKey {
     /// The X25519 secret as age stores it (clamped when used).
     X25519(Zeroizing<[u8; 32]>),
     Ed25519(Box<ed25519_dalek::SigningKey>),
@@ -93,7 +93,7 @@ impl fmt::Debug for SigningKey {
 impl SigningKey {
     /// The signing key of an age X25519 identity: its 32 secret bytes, out
     /// of the `AGE-SECRET-KEY-1…` text (age keeps them private otherwise).
-    pub fn from_x25519(id: &age::x25519::Identity) -> Result<Self> {
+    pub(crate) fn from_x25519(id: &age::x25519::Identity) -> Result<Self> {
         let text = id.to_string();
         let (_, bytes) = bech32::decode(text.expose_secret())
             .map_err(|_| Error::new("cannot read the secret key of an age identity"))?;
@@ -108,7 +108,7 @@ impl SigningKey {
 
     /// The signing key of an unencrypted OpenSSH private key (age keeps
     /// its parsed key to itself, so the `ssh-key` crate reads it again).
-    pub fn from_ssh(key: &ssh_key::PrivateKey) -> Result<Self> {
+    pub(crate) fn from_ssh(key: &ssh_key::PrivateKey) -> Result<Self> {
         let unusable = || {
             Error::new("cannot sign with this ssh key")
                 .hint("age and vault accept ssh-ed25519 and ssh-rsa keys")
@@ -127,7 +127,7 @@ impl SigningKey {
         }
     }
 
-    pub fn sign(&self, msg: &[u8]) -> Result<Vec<u8>> {
+    pub(crate) fn sign(&self, msg: &[u8]) -> Result<Vec<u8>> {
         match self {
             SigningKey::X25519(k) => {
                 let mut z = Zeroizing::new([0u8; 64]);
@@ -176,7 +176,7 @@ fn getrandom_fill(buf: &mut [u8]) -> Result<()> {
 
 /// Whether `sig` is `recipient`'s signature of `msg`. `recipient` is in
 /// the canonical form `recipients` stores.
-pub fn verify(recipient: &str, msg: &[u8], sig: &[u8]) -> bool {
+pub(crate) fn verify(recipient: &str, msg: &[u8], sig: &[u8]) -> bool {
     if recipient.starts_with("age1") {
         let Ok((hrp, u)) = bech32::decode(recipient) else {
             return false;
@@ -257,7 +257,7 @@ fn hash1() -> Sha512 {
 
 /// XEdDSA `xeddsa_sign(k, M, Z)` with the X25519 secret `k` (clamped here,
 /// as X25519 uses it) and 64 random bytes `z`.
-pub fn xeddsa_sign(k: &[u8; 32], msg: &[u8], z: &[u8; 64]) -> [u8; 64] {
+pub(crate) fn xeddsa_sign(k: &[u8; 32], msg: &[u8], z: &[u8; 64]) -> [u8; 64] {
     // calculate_key_pair: A = kB with its sign bit forced to 0, negating k
     // when kB's is 1. `a` enters the nonce hash as 32 bytes: k as clamped
     // (not reduced) when kept, -k mod q when negated, as libsignal and
@@ -313,7 +313,7 @@ fn below_p(bytes: &[u8; 32]) -> bool {
 /// XEdDSA `xeddsa_verify(u, M, (R || s))`, with the checks of the
 /// specification (u, R.y below p; s below q) and, as libsodium does,
 /// no small-order A or R (with those a signature could be guessed).
-pub fn xeddsa_verify(u: &[u8; 32], msg: &[u8], sig: &[u8; 64]) -> bool {
+pub(crate) fn xeddsa_verify(u: &[u8; 32], msg: &[u8], sig: &[u8; 64]) -> bool {
     if !below_p(u) {
         return false;
     }
