@@ -92,18 +92,16 @@ impl fmt::Debug for SigningKey {
 
 impl SigningKey {
     /// The signing key of an age X25519 identity: its 32 secret bytes, out
-    /// of the `AGE-SECRET-KEY-1…` text (age keeps them private otherwise).
-    pub(crate) fn from_x25519(id: &age::x25519::Identity) -> Result<Self> {
+    /// of the `AGE-SECRET-KEY-1…` text (age keeps them private otherwise;
+    /// the text is age's own encoding, so decoding it cannot fail).
+    pub(crate) fn x25519(id: &age::x25519::Identity) -> Self {
         let text = id.to_string();
-        let (_, bytes) = bech32::decode(text.expose_secret())
-            .map_err(|_| Error::new("cannot read the secret key of an age identity"))?;
+        let (_, bytes) =
+            bech32::decode(text.expose_secret()).expect("age writes its keys in bech32");
         let bytes = Zeroizing::new(bytes);
         let mut k = Zeroizing::new([0u8; 32]);
-        if bytes.len() != 32 {
-            return Err(Error::new("cannot read the secret key of an age identity"));
-        }
-        k.copy_from_slice(&bytes);
-        Ok(SigningKey::X25519(k))
+        k.copy_from_slice(&bytes[..32]);
+        SigningKey::X25519(k)
     }
 
     /// The signing key of an unencrypted OpenSSH private key (age keeps
@@ -443,7 +441,7 @@ mod tests {
     fn age_identity_signs_and_its_recipient_verifies() {
         let id = age::x25519::Identity::generate();
         let recipient = id.to_public().to_string();
-        let key = SigningKey::from_x25519(&id).unwrap();
+        let key = SigningKey::x25519(&id);
         assert!(format!("{key:?}").contains(crate::names::MASK));
         let msg = message(&[1; 16], 5, &[2; 32]);
         let sig = key.sign(&msg).unwrap();

@@ -12,6 +12,7 @@ mod recipients;
 mod run;
 mod secret;
 mod table;
+mod trust;
 
 use crate::{cli::Command, context::Context, error::Result, unlock, vault};
 
@@ -34,6 +35,7 @@ pub(crate) fn dispatch(ctx: &Context, command: Command) -> Result<()> {
         Command::Agent { socket, seconds } => crate::agent::serve(&socket, seconds),
         Command::Recipients(c) => recipients::run(ctx, c),
         Command::Recipient => recipients::own(ctx),
+        Command::Trust { yes } => trust::run(ctx, yes),
         Command::Export { names, format } => export::run(ctx, &names, format),
         Command::Run(args) => run::run(ctx, args),
         Command::Shell(args) => run::shell(ctx, args),
