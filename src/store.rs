@@ -422,7 +422,8 @@ pub(crate) fn integrity_check(conn: &Connection) -> Result<()> {
     }
 }
 
-pub(crate) fn schema_version(conn: &Connection) -> Result<i64> {
+#[cfg(test)]
+fn schema_version(conn: &Connection) -> Result<i64> {
     Ok(conn.query_row("PRAGMA user_version", [], |r| r.get(0))?)
 }
 
@@ -757,7 +758,7 @@ pub(crate) fn remove_recipient(conn: &Connection, recipient: &str) -> Result<boo
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use rusqlite::MAIN_DB;
 

@@ -315,7 +315,8 @@ impl Store {
         }
     }
 
-    pub(crate) fn path(&self) -> &Path {
+    #[cfg(test)]
+    fn path(&self) -> &Path {
         &self.file
     }
 
@@ -659,7 +660,7 @@ mod tests {
             r#"{"version": 2, "vaults": {}}"#,
             r#"{"version": 1, "vaults": {"xyz": {}}}"#,
         ] {
-            std::fs::write(store.path(), bad).unwrap();
+            crate::fsio::write_fixture(store.path(), bad);
             assert!(store.load().is_err(), "{bad}");
         }
     }

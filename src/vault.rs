@@ -393,6 +393,8 @@ enum Mode {
     Change,
     /// Change many secrets, then rebuild the database compactly.
     Bulk,
+    /// Sign a file the user vouched for (`vault trust`): no trust check.
+    Trust,
 }
 
 /// Keys come first, from the caller: a slow prompt or scrypt must not hold
@@ -456,8 +458,12 @@ fn read_modify_write<T>(
     // write starts from it (invariant 5); `before` is whom it lists.
     let (mut conn, before) = if paths.file.exists() {
         let loaded = load(&paths.file, keys, Access::Write)?;
-        let provenance = verify(paths, keys, &loaded)?;
-        (loaded.conn, provenance.recipients)
+        let before = if mode == Mode::Trust {
+            store::recipients(&loaded.conn)?
+        } else {
+            verify(paths, keys, &loaded)?.recipients
+        };
+        (loaded.conn, before)
     } else {
         (store::create(keys.recipients())?, vec![])
     };
@@ -473,8 +479,14 @@ fn read_modify_write<T>(
     let at = trust_path(paths);
     let trusted = trust::Store::new(&paths.dir);
     let state = trusted.load()?;
-    trust::check_write(&state, &id, &before, &after, paths.allow_older)
-        .map_err(|r| refusal(r, &source, paths))?;
+    trust::check_write(
+        &state,
+        &id,
+        &before,
+        &after,
+        paths.allow_older || mode == Mode::Trust,
+    )
+    .map_err(|r| refusal(r, &source, paths))?;
     // The newest generation: above the file's and above all seen.
     let generation = trust::next_generation(&state, &id, meta.generation);
     store::set_generation(&conn, generation)?;
@@ -501,21 +513,74 @@ fn save(conn: &mut Connection, path: &Path, keys: &Keys) -> Result<()> {
                 .hint("`vault recipients add age1…` first"),
         );
     }
-    let mut recipients = crypto::parse_recipients(&listed)?;
     let meta = store::meta(conn, &path.display().to_string())?;
     let data = conn.serialize(MAIN_DB)?;
-    let db_sha256: [u8; 32] = Sha256::digest(&data[..]).into();
-    let msg = sign::message(&meta.vault_id, meta.generation, &db_sha256);
-    let signature = keys.sign(&msg, &listed)?;
-    recipients.push(Box::new(SignatureStanza {
-        fingerprint: sign::fingerprint(&signature.recipient),
-        body: signature.bytes,
-    }));
+    let signature = sign_database(&data, &meta, &listed, keys)?;
+    let mut recipients = crypto::parse_recipients(&listed)?;
+    recipients.push(Box::new(signature));
     fsio::atomic_write(path, |f| {
         let mut w = BufWriter::with_capacity(1 << 16, f);
         crypto::encrypt_to(&recipients, &data, &mut w)?;
         w.flush()
     })
+}
+
+/// The signature stanza for database bytes `data` whose `meta` is given.
+fn sign_database(
+    data: &[u8],
+    meta: &store::Meta,
+    listed: &[String],
+    keys: &Keys,
+) -> Result<SignatureStanza> {
+    let db_sha256: [u8; 32] = Sha256::digest(data).into();
+    let msg = sign::message(&meta.vault_id, meta.generation, &db_sha256);
+    let signature = keys.sign(&msg, listed)?;
+    Ok(SignatureStanza {
+        fingerprint: sign::fingerprint(&signature.recipient),
+        body: signature.bytes,
+    })
+}
+
+/// For tests that forge vault files (`testing`): database bytes signed by
+/// `keys` (as `save` signs them), or by nobody, or with a stanza taken from
+/// elsewhere, encrypted to `recipients`.
+pub mod forge {
+    use super::*;
+
+    /// `(fingerprint, body)` of the signature `keys` would give `db`
+    /// (whose `meta` is read without any check).
+    pub fn signature(db: &[u8], keys: &Keys) -> Result<(String, Vec<u8>)> {
+        let mut conn = Connection::open_in_memory()?;
+        conn.deserialize_read_exact(MAIN_DB, db, db.len(), false)?;
+        let meta = store::meta(&conn, "input")?;
+        let s = sign_database(db, &meta, keys.recipients(), keys)?;
+        Ok((s.fingerprint, s.body))
+    }
+
+    /// `db` encrypted to `recipients`, with `signature` as its stanza.
+    pub fn seal(
+        db: &[u8],
+        recipients: &[String],
+        signature: Option<(String, Vec<u8>)>,
+    ) -> Result<Vec<u8>> {
+        let mut rs = crypto::parse_recipients(recipients)?;
+        if let Some((fingerprint, body)) = signature {
+            rs.push(Box::new(SignatureStanza { fingerprint, body }));
+        }
+        let mut out = vec![];
+        crypto::encrypt_to(&rs, db, &mut out).map_err(|e| Error::new(e.to_string()))?;
+        Ok(out)
+    }
+
+    /// The signature stanza of a vault file, as a reader sees it.
+    pub fn stanza_of(file: &[u8], keys: &Keys) -> Result<Option<(String, Vec<u8>)>> {
+        let loaded = load_input(&file, keys, "input", Access::Write)?;
+        Ok(loaded
+            .signatures
+            .into_iter()
+            .next()
+            .and_then(|s| Some((s.args.get(1)?.clone(), s.body))))
+    }
 }
 
 /// The pseudo-recipient that writes the signature into the age header: it
@@ -665,7 +730,9 @@ fn refusal(r: trust::Refusal, source: &str, paths: &Paths) -> Error {
         trust::Refusal::UnsignedNewSchema { schema } => Error::new(format!(
             "{source} is not signed, and a vault of schema version {schema} always is"
         ))
-        .hint("restore it from a backup or from version control"),
+        .hint(format!(
+            "restore it from version control; if you re-encrypted it yourself with stock age, {trust} signs it"
+        )),
         trust::Refusal::OtherVault => Error::new(format!(
             "{source} holds another vault (another vault id) than the one last seen at this path"
         ))
@@ -696,16 +763,7 @@ pub(crate) fn inspect(paths: &Paths, keys: &Keys) -> Result<Candidate> {
     let source = &loaded.source;
     let recipients = store::recipients(&loaded.conn)?;
     let signer = match (loaded.signatures.as_slice(), loaded.meta) {
-        ([], None) => None,
-        ([], Some(_)) => {
-            return Err(refusal(
-                trust::Refusal::UnsignedNewSchema {
-                    schema: loaded.schema,
-                },
-                source,
-                paths,
-            ));
-        }
+        ([], _) => None,
         ([stanza], Some(meta))
             if stanza.args.len() == 2 && stanza.args[0] == sign::STANZA_VERSION =>
         {
@@ -738,6 +796,14 @@ pub(crate) fn inspect(paths: &Paths, keys: &Keys) -> Result<Candidate> {
         signer,
         recipients,
     })
+}
+
+/// `vault trust` of an unsigned file (one re-encrypted by hand with stock
+/// age after a recovery, say): the user vouches for it, so it is written
+/// again, signed by them, and its members become the trusted set. The
+/// strict load still applies.
+pub(crate) fn resign(paths: &Paths, keys: Keys) -> Result<()> {
+    read_modify_write(paths, WriteKeys::Existing(keys), Mode::Trust, |_| Ok(()))
 }
 
 /// Accepts `candidate` as what is trusted at this vault's path.
@@ -830,12 +896,40 @@ mod tests {
             crypto::encrypt_vec(keys.recipients(), &plain).unwrap(),
         );
 
-        let v = Vault::open_file(&path, &keys).unwrap();
-        assert_eq!(store::recipients(v.conn()).unwrap(), keys.recipients());
-        let err = v.conn().execute("DELETE FROM recipients", []).unwrap_err();
+        let v = load(&path, &keys, Access::Read).unwrap().conn;
+        assert_eq!(store::recipients(&v).unwrap(), keys.recipients());
+        let err = v.execute("DELETE FROM recipients", []).unwrap_err();
         assert!(err.to_string().contains("readonly"), "{err}");
 
-        let w = load(&path, &keys, Access::Write).unwrap();
+        let w = load(&path, &keys, Access::Write).unwrap().conn;
         assert_eq!(w.execute("DELETE FROM recipients", []).unwrap(), 1);
+    }
+
+    /// Was a tripwire in store.rs: a read-only load cannot migrate, so an
+    /// older file read by this build is migrated in a writable copy, and
+    /// the reader still sees the file's own schema version and hash.
+    #[test]
+    fn an_older_schema_read_for_reading_is_migrated_in_a_copy() {
+        let keys = Keys::from_x25519(crypto::generate());
+        let mut db = store::tests::at_version(1);
+        let plain = db.serialize(MAIN_DB).unwrap().to_vec();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("vault.age");
+        crate::fsio::write_fixture(
+            &path,
+            crypto::encrypt_vec(keys.recipients(), &plain).unwrap(),
+        );
+        let loaded = load(&path, &keys, Access::Read).unwrap();
+        assert_eq!(loaded.schema, 1);
+        assert!(loaded.meta.is_none());
+        assert!(loaded.signatures.is_empty());
+        let want: [u8; 32] = Sha256::digest(&plain).into();
+        assert_eq!(loaded.db_sha256, want);
+        let version: i64 = loaded
+            .conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, store::SCHEMA_VERSION);
+        store::meta(&loaded.conn, "t").unwrap();
     }
 }

@@ -33,3 +33,4 @@ mod suggestions;
 mod team;
 mod templates;
 mod terminal;
+mod trust;

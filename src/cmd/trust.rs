@@ -1,7 +1,8 @@
 //! `vault trust`: look at a vault that the trust check refuses (a rebuilt
 //! vault, a new vault id at a known path, a signer you do not trust yet)
 //! and, once the user confirms, make its members the trusted set
-//! (DESIGN v2 "Trust", "Refusals").
+//! (DESIGN v2 "Trust", "Refusals"). An unsigned file (re-encrypted by hand
+//! with stock age after a recovery) is signed by you once you vouch for it.
 
 use std::io::IsTerminal;
 
@@ -26,13 +27,13 @@ pub(crate) fn run(ctx: &Context, yes: bool) -> Result<()> {
                 sign::fingerprint(signer)
             );
         }
-        _ => out += "signed by:  nobody (a version-1 file)\n",
+        _ => out += "signed by:  nobody (trusting it signs it with your key)\n",
     }
     out += &format!("members ({}):\n", candidate.recipients.len());
     for r in &candidate.recipients {
         out += &format!("  {r}{}\n", mine(r));
     }
-    print!("{out}");
+    crate::output::print(&out)?;
     if !yes {
         if !std::io::stdin().is_terminal() {
             return Err(Error::new(
@@ -44,7 +45,13 @@ pub(crate) fn run(ctx: &Context, yes: bool) -> Result<()> {
             return Err(Error::new("nothing trusted").hint("answer `y` to trust, or pass --yes"));
         }
     }
-    vault::accept(&ctx.paths, &candidate)?;
-    eprintln!("Trusted {}", ctx.paths.file.display());
+    if candidate.signer.is_some() {
+        vault::accept(&ctx.paths, &candidate)?;
+    } else {
+        // Unsigned (version 1, or re-encrypted by hand): you vouch for it,
+        // so it is signed by you now.
+        vault::resign(&ctx.paths, keys)?;
+    }
+    crate::output::stderr_line(&format!("Trusted {}", ctx.paths.file.display()));
     Ok(())
 }

@@ -42,8 +42,11 @@ enum Signers {
     /// Secret keys in this process, each with its recipient.
     Local(Vec<(String, crate::sign::SigningKey)>),
     /// The agent, which signs only vault messages (`sign::is_message`).
-    Agent(Box<dyn Fn(&[u8]) -> Result<crate::sign::Signature>>),
+    Agent(Box<AgentSign>),
 }
+
+/// How the agent is asked to sign a message.
+type AgentSign = dyn Fn(&[u8]) -> Result<crate::sign::Signature>;
 
 impl fmt::Debug for Keys {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
