@@ -638,11 +638,18 @@ fn verify(paths: &Paths, keys: &Keys, loaded: &Loaded) -> Result<Provenance> {
             let fingerprint = &stanza.args[1];
             let id = meta.id_hex();
             let state = trusted.load()?;
-            let mut candidates = state.signer_candidates(&id, &recipients);
-            candidates.extend(keys.recipients().iter().cloned());
-            let signer = candidates
+            // Your own recipients only when no member matches: from the
+            // agent they cost a round trip, and `run` is on every path.
+            let signer = state
+                .signer_candidates(&id, &recipients)
                 .into_iter()
                 .find(|c| sign::fingerprint(c) == *fingerprint)
+                .or_else(|| {
+                    keys.recipients()
+                        .iter()
+                        .find(|c| sign::fingerprint(c) == *fingerprint)
+                        .cloned()
+                })
                 .ok_or_else(|| {
                     refuse(trust::Refusal::Untrusted {
                         fingerprint: fingerprint.clone(),
