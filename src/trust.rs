@@ -26,6 +26,10 @@ pub(crate) struct Known {
     pub(crate) members: BTreeSet<String>,
     /// The highest generation seen.
     pub(crate) generation: u64,
+    /// The SHA-256 (hex) of the database of the newest file adopted: that
+    /// very file is accepted again even when its signer is no longer a
+    /// member (a member who removed themselves signed it).
+    pub(crate) newest: String,
     /// The paths the vault was seen at (resolved); a path belongs to one
     /// vault at a time.
     pub(crate) paths: BTreeSet<String>,
@@ -57,6 +61,8 @@ pub(crate) enum Seen<'a> {
         signer: &'a str,
         /// The file's own `recipients` table.
         recipients: &'a [String],
+        /// The SHA-256 (hex) of its database, which the signature covers.
+        db_sha256: &'a str,
     },
 }
 
@@ -133,7 +139,7 @@ pub(crate) fn decide(
     seen: Seen<'_>,
     is_me: &dyn Fn(&str) -> bool,
 ) -> std::result::Result<Vec<Note>, Refusal> {
-    let (vault_id, generation, signer, recipients) = match seen {
+    let (vault_id, generation, signer, recipients, db_sha256) = match seen {
         Seen::Unsigned { schema } if schema >= 2 => {
             return Err(Refusal::UnsignedNewSchema { schema });
         }
@@ -151,7 +157,8 @@ pub(crate) fn decide(
             generation,
             signer,
             recipients,
-        } => (vault_id, generation, signer, recipients),
+            db_sha256,
+        } => (vault_id, generation, signer, recipients, db_sha256),
     };
     if let Some((other, _)) = state.at_path(path)
         && other != vault_id
@@ -172,6 +179,7 @@ pub(crate) fn decide(
             Known {
                 members: recipients.iter().cloned().collect(),
                 generation,
+                newest: db_sha256.to_string(),
                 signed: true,
                 ..Known::default()
             },
@@ -182,7 +190,10 @@ pub(crate) fn decide(
             members: recipients.len(),
         }]);
     };
-    if !known.members.contains(signer) && !is_me(signer) {
+    // The newest file adopted, read again, is that file: its signer was
+    // trusted when it was adopted.
+    let same_file = generation == known.generation && known.newest == db_sha256;
+    if !same_file && !known.members.contains(signer) && !is_me(signer) {
         return Err(untrusted());
     }
     known.signed = true;
@@ -199,14 +210,14 @@ pub(crate) fn decide(
     } else {
         // A trusted member signed the newest file: its recipients are the
         // trusted set now, and whom it dropped is remembered.
-        adopt(known, recipients, generation);
+        adopt(known, recipients, generation, db_sha256);
     }
     state.claim_path(vault_id, path);
     Ok(notes)
 }
 
 /// `recipients` of a newest file at `generation` become the trusted set.
-fn adopt(known: &mut Known, recipients: &[String], generation: u64) {
+fn adopt(known: &mut Known, recipients: &[String], generation: u64, db_sha256: &str) {
     let new: BTreeSet<String> = recipients.iter().cloned().collect();
     for gone in known.members.difference(&new) {
         known.removed.insert(gone.clone(), generation);
@@ -216,6 +227,7 @@ fn adopt(known: &mut Known, recipients: &[String], generation: u64) {
     }
     known.members = new;
     known.generation = generation;
+    known.newest = db_sha256.to_string();
 }
 
 /// The generation a write saves: the newest, above the file's and above
@@ -263,10 +275,11 @@ pub(crate) fn record_write(
     vault_id: &str,
     generation: u64,
     recipients: &[String],
+    db_sha256: &str,
 ) {
     let known = state.vaults.entry(vault_id.to_string()).or_default();
     known.signed = true;
-    adopt(known, recipients, generation);
+    adopt(known, recipients, generation, db_sha256);
     state.claim_path(vault_id, path);
 }
 
@@ -285,6 +298,7 @@ pub(crate) fn replace(state: &mut State, path: &str, seen: Seen<'_>) {
             vault_id,
             generation,
             recipients,
+            db_sha256,
             ..
         } => {
             let known = state.vaults.entry(vault_id.to_string()).or_default();
@@ -292,6 +306,7 @@ pub(crate) fn replace(state: &mut State, path: &str, seen: Seen<'_>) {
             known.removed.retain(|r, _| !new.contains(r));
             known.members = new;
             known.generation = generation;
+            known.newest = db_sha256.to_string();
             known.signed = true;
             known.reported.clear();
             state.claim_path(vault_id, path);
@@ -367,6 +382,7 @@ fn render(state: &State) -> String {
                 json!({
                     "members": k.members,
                     "generation": k.generation,
+                    "newest_sha256": k.newest,
                     "paths": k.paths,
                     "signed": k.signed,
                     "removed": k.removed,
@@ -410,6 +426,7 @@ fn parse(bytes: &[u8]) -> Option<State> {
             Known {
                 members: strings(&k["members"])?,
                 generation: k["generation"].as_u64()?,
+                newest: k["newest_sha256"].as_str()?.to_string(),
                 paths: strings(&k["paths"])?,
                 signed: k["signed"].as_bool()?,
                 removed,
@@ -436,12 +453,16 @@ mod tests {
         list.iter().map(|s| s.to_string()).collect()
     }
 
+    /// A file signed by `signer`; its database's hash stands for its
+    /// content (one per generation here, unless a test says otherwise).
     fn signed<'a>(generation: u64, signer: &'a str, recipients: &'a [String]) -> Seen<'a> {
+        const HASHES: [&str; 10] = ["h0", "h1", "h2", "h3", "h4", "h5", "h6", "h7", "h8", "h9"];
         Seen::Signed {
             vault_id: ID,
             generation,
             signer,
             recipients,
+            db_sha256: HASHES[generation as usize % 10],
         }
     }
 
@@ -523,6 +544,30 @@ mod tests {
     }
 
     #[test]
+    fn the_newest_file_is_accepted_again_after_its_signer_left() {
+        let mut s = known();
+        // b removes themselves and signs that (generation 6).
+        let r = rs(&["age1a", "age1me"]);
+        decide(&mut s, P, signed(6, "age1b", &r), &me).unwrap();
+        assert!(!s.vaults[ID].members.contains("age1b"));
+        // The same file, read again: fine.
+        decide(&mut s, P, signed(6, "age1b", &r), &me).unwrap();
+        // Anything else b signs, even at the same generation, is refused.
+        let forged = Seen::Signed {
+            vault_id: ID,
+            generation: 6,
+            signer: "age1b",
+            recipients: &r,
+            db_sha256: "another database",
+        };
+        assert!(matches!(
+            decide(&mut s, P, forged, &me),
+            Err(Refusal::Untrusted { .. })
+        ));
+        assert!(decide(&mut s, P, signed(7, "age1b", &r), &me).is_err());
+    }
+
+    #[test]
     fn an_older_generation_is_read_reported_once_and_changes_nothing_else() {
         let mut s = known();
         let r = rs(&["age1a", "age1b", "age1me", "age1old"]);
@@ -581,6 +626,7 @@ mod tests {
             generation: 1,
             signer: "age1a",
             recipients: &r,
+            db_sha256: "x",
         };
         assert_eq!(
             decide(&mut s, P, other, &me).unwrap_err(),
@@ -619,7 +665,7 @@ mod tests {
         // recipients the trusted set.
         let g = next_generation(&s, ID, 5);
         assert_eq!(g, 7);
-        record_write(&mut s, P, ID, g, &old);
+        record_write(&mut s, P, ID, g, &old, "h7");
         assert!(s.vaults[ID].members.contains("age1b"));
         assert!(s.vaults[ID].removed.is_empty());
         assert_eq!(next_generation(&s, ID, 100), 101);

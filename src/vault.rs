@@ -495,9 +495,9 @@ fn read_modify_write<T>(
         // database has no free pages left to carry old bytes.
         conn.execute_batch("VACUUM")?;
     }
-    save(&mut conn, &paths.file, keys)?;
+    let db_sha256 = save(&mut conn, &paths.file, keys)?;
     // You signed it: its recipients are the trusted set.
-    trusted.update(|st| trust::record_write(st, &at, &id, generation, &after))?;
+    trusted.update(|st| trust::record_write(st, &at, &id, generation, &after, &db_sha256))?;
     Ok(out)
 }
 
@@ -505,7 +505,8 @@ fn read_modify_write<T>(
 /// exactly the recipients the database lists (never "me plus the table":
 /// a teammate's write must not drop the owner), and signed by `keys`
 /// (DESIGN v2 "Trust"): one more header stanza, `-> vault-sig v1 <fp>`.
-fn save(conn: &mut Connection, path: &Path, keys: &Keys) -> Result<()> {
+/// Returns the SHA-256 (hex) of the database it saved.
+fn save(conn: &mut Connection, path: &Path, keys: &Keys) -> Result<String> {
     let listed = store::recipients(conn)?;
     if listed.is_empty() {
         return Err(
@@ -516,13 +517,19 @@ fn save(conn: &mut Connection, path: &Path, keys: &Keys) -> Result<()> {
     let meta = store::meta(conn, &path.display().to_string())?;
     let data = conn.serialize(MAIN_DB)?;
     let signature = sign_database(&data, &meta, &listed, keys)?;
+    let db_sha256 = hex(&Sha256::digest(&data[..]));
     let mut recipients = crypto::parse_recipients(&listed)?;
     recipients.push(Box::new(signature));
     fsio::atomic_write(path, |f| {
         let mut w = BufWriter::with_capacity(1 << 16, f);
         crypto::encrypt_to(&recipients, &data, &mut w)?;
         w.flush()
-    })
+    })?;
+    Ok(db_sha256)
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// The signature stanza for database bytes `data` whose `meta` is given.
@@ -663,12 +670,14 @@ fn verify(paths: &Paths, keys: &Keys, loaded: &Loaded) -> Result<Provenance> {
         }
         _ => return Err(refuse(trust::Refusal::BadSignature)),
     };
+    let db_hex = hex(&loaded.db_sha256);
     let seen = match (&signer, &seen_id) {
         (Some(signer), Some((id, generation))) => trust::Seen::Signed {
             vault_id: id,
             generation: *generation,
             signer,
             recipients: &recipients,
+            db_sha256: &db_hex,
         },
         _ => trust::Seen::Unsigned {
             schema: loaded.schema,
@@ -758,6 +767,7 @@ fn refusal(r: trust::Refusal, source: &str, paths: &Paths) -> Error {
 /// `vault trust`: the file as it is, its signature checked but not against
 /// `trusted.json`, for the user to look at and accept (`accept`).
 pub(crate) struct Candidate {
+    db_sha256: String,
     pub(crate) schema: i64,
     pub(crate) meta: Option<store::Meta>,
     pub(crate) signer: Option<String>,
@@ -798,6 +808,7 @@ pub(crate) fn inspect(paths: &Paths, keys: &Keys) -> Result<Candidate> {
         _ => return Err(refusal(trust::Refusal::BadSignature, source, paths)),
     };
     Ok(Candidate {
+        db_sha256: hex(&loaded.db_sha256),
         schema: loaded.schema,
         meta: loaded.meta,
         signer,
@@ -823,6 +834,7 @@ pub(crate) fn accept(paths: &Paths, candidate: &Candidate) -> Result<()> {
             generation: meta.generation,
             signer,
             recipients: &candidate.recipients,
+            db_sha256: &candidate.db_sha256,
         },
         _ => trust::Seen::Unsigned {
             schema: candidate.schema,
