@@ -101,10 +101,10 @@ impl State {
             .map(|(id, k)| (id.as_str(), k))
     }
 
-    /// The recipient among the candidates a signer may be, whose
-    /// fingerprint is `fingerprint`: the file's own recipients and the
-    /// trusted members of `vault_id`. (Your own recipient is one of these
-    /// whenever you can read the file.)
+    /// The keys a file's signer may be (its stanza names only a
+    /// fingerprint): the file's own recipients, and the trusted and the
+    /// removed members of `vault_id` (the last writer may have removed
+    /// themselves). Whether the signer is *trusted* is `decide`'s question.
     pub(crate) fn signer_candidates(
         &self,
         vault_id: &str,
@@ -113,6 +113,7 @@ impl State {
         let mut out: BTreeSet<String> = file_recipients.iter().cloned().collect();
         if let Some(k) = self.vaults.get(vault_id) {
             out.extend(k.members.iter().cloned());
+            out.extend(k.removed.keys().cloned());
         }
         out.into_iter().collect()
     }

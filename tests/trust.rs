@@ -426,6 +426,45 @@ fn removed_members_are_out_and_teammates_changes_need_no_prompt() {
     a.on(&file, &["secret", "list"]).run().success();
 }
 
+/// A member who removes themselves signs that last write: the others read
+/// it, and read it again, though its signer is no longer a member; what
+/// the departed member signs next is refused.
+#[test]
+fn a_member_who_left_signed_their_last_write() {
+    let a = User::new();
+    let b = User::new();
+    let file = team_vault(&a);
+    a.on(&file, &["recipients", "add", &b.recipient])
+        .run()
+        .success();
+    b.on(&file, &["secret", "list"]).run().success();
+    a.on(&file, &["recipients", "remove", &a.recipient, "--force"])
+        .run()
+        .success();
+    for _ in 0..2 {
+        b.on(&file, &["recipients", "list"])
+            .run()
+            .success()
+            .stdout_has(&format!("signed by {}", a.recipient));
+    }
+    // A still has the database of that generation (and the key): a new
+    // file A signs is refused.
+    let db = database(&file, &b.keys());
+    let more = altered(&db, "UPDATE entries SET value = 'from-a'");
+    let forged = testing::forge::seal(
+        &more,
+        std::slice::from_ref(&b.recipient),
+        Some(testing::forge::signature(&more, &a.keys()).unwrap()),
+    )
+    .unwrap();
+    fs::write(&file, &forged).unwrap();
+    b.on(&file, &["secret", "show", "db", "--reveal"])
+        .run()
+        .fails(1)
+        .stderr_has("was written by a key you do not trust")
+        .lacks("from-a");
+}
+
 /// An older file (a branch made earlier) is read as usual and reported
 /// once; it never changes the trusted set. A write from a replayed older
 /// file that lists a removed member is refused, naming the member, the
