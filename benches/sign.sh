@@ -9,4 +9,4 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo test --release --lib sign::tests::bench_sign_and_verify -- --ignored --nocapture --test-threads 1 2>&1 |
-    grep -E '^(sha256|xeddsa|ed25519|rsa-pss)|test result|panicked'
+    grep -E 'sha256 of|xeddsa|ed25519 \(|rsa-pss|test result|panicked'

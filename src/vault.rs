@@ -3,12 +3,17 @@
 //! Reading: open `vault.age`, decrypt it as a stream straight into the
 //! memory SQLite reads from (a read-only image of our own for commands that
 //! only read, SQLite's own buffer for a write; no other plaintext copy,
-//! nothing on disk), check it, done. Readers take no lock: a write replaces
-//! the file by rename, so a reader sees the old file or the new one.
+//! nothing on disk), hashing it on the way; the strict load (`store::check`)
+//! before any SQL runs on it; then the signature in its header and the trust
+//! rules (`verify`, `trust.rs`; DESIGN v2 "Trust"). Readers take no lock on
+//! the vault: a write replaces the file by rename, so a reader sees the old
+//! file or the new one (`trusted.json` has a short lock of its own).
 //!
 //! Writing: obtain the keys (prompt, scrypt) first, then take the exclusive
-//! lock, re-check what exists, load, change, serialize, encrypt to exactly the
-//! recipients listed in the database, and replace the file atomically.
+//! lock, re-check what exists, load and verify, change, validate every row,
+//! take the newest generation, serialize, sign, encrypt to exactly the
+//! recipients listed in the database plus the signature stanza, and replace
+//! the file atomically.
 //!
 //! `identity.age` is written here too, by one function (`write_identity`),
 //! and only under `VAULT_DIR/vault.lock` (DESIGN.md, "v2: Hardening"): a
