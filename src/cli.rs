@@ -47,6 +47,11 @@ pub(crate) struct Global {
         value_name = "FILE"
     )]
     pub(crate) passphrase_file: Option<PathBuf>,
+
+    /// Write even though the vault is older than the newest seen and lists
+    /// members a newer file removed (they become members again)
+    #[arg(long, global = true)]
+    pub(crate) allow_older: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -135,6 +140,15 @@ pub(crate) enum Command {
     /// Print your own public recipient (age1…), for a teammate to add
     #[command(after_long_help = EX_RECIPIENT)]
     Recipient,
+
+    /// Show who signed the vault and who its members are, and trust them
+    /// (for a vault that was rebuilt, re-keyed or replaced on purpose)
+    #[command(after_long_help = EX_TRUST)]
+    Trust {
+        /// Trust without asking (required without a terminal)
+        #[arg(long)]
+        yes: bool,
+    },
 
     /// Print secrets, merged in order (later names win), as dotenv, JSON, shell, or for CI
     #[command(after_long_help = EX_EXPORT)]
@@ -569,6 +583,7 @@ const EX_PASSWD: &str =
 const EX_DOCTOR: &str = "Examples:\n  vault doctor\n";
 const EX_RECIPIENTS: &str = "Examples:\n  vault recipients list\n  vault recipients add age1… --vault ./secrets.vault\n  vault recipients remove \"$(cat bob.pub)\"\n";
 const EX_RECIPIENT: &str = "Examples:\n  vault recipient\n";
+const EX_TRUST: &str = "Examples:\n  vault trust\n  vault trust --vault ./secrets.vault --yes\n";
 const EX_EXPORT: &str = "Examples:\n  vault export db\n  vault export db stripe --format json\n  eval \"$(vault export db --format shell)\"\n  vault export db --format docker > db.env && docker run --env-file db.env IMAGE\n  vault export db --format k8s --k8s-name db-credentials | kubectl apply -f -\n  vault export db --format github    # in a GitHub Actions step\n";
 const EX_RUN: &str = "Examples:\n  vault run -s db -- psql\n  vault run --redact -s deploy -- ./deploy\n  vault run -s db -s stripe --dotenv -- npm test\n  vault run -s db --require PGPASSWORD --clean-env -- ./migrate\n  vault run --set X=1 -s a --set X=2 --explain\n";
 const EX_REDACT: &str = "Examples:\n  ./build.sh 2>&1 | vault redact -s deploy\n  vault redact -s db < app.log > app-redacted.log\n";

@@ -43,10 +43,12 @@ mod hardening;
 mod names;
 mod output;
 mod redact;
+mod sign;
 mod store;
 mod supervise;
 mod templates;
 mod term;
+mod trust;
 mod unlock;
 mod vault;
 

@@ -11,38 +11,119 @@ use zeroize::Zeroizing;
 use crate::error::{Error, Result};
 use crate::names::{EnvKey, SecretName, SecretValue};
 
-/// `MIGRATIONS[i]` takes the schema from version `i` to `i + 1`.
-const MIGRATIONS: &[&str] = &[
-    // v1: secrets, their entries, and who the vault is encrypted to.
-    "CREATE TABLE secrets (
+// The statements that create each schema object, as `sqlite_schema`
+// keeps them: the strict load compares them byte for byte, so a statement
+// that ever ran in a released migration is never edited, only superseded.
+const SECRETS_V1: &str = "CREATE TABLE secrets (
          id         INTEGER PRIMARY KEY,
          name       TEXT NOT NULL UNIQUE,
          created_at TEXT NOT NULL,
          updated_at TEXT NOT NULL
-     );
-     CREATE TABLE entries (
+     )";
+const ENTRIES_V1: &str = "CREATE TABLE entries (
          secret_id INTEGER NOT NULL REFERENCES secrets(id) ON DELETE CASCADE,
          key       TEXT NOT NULL,
          value     TEXT NOT NULL,
          PRIMARY KEY (secret_id, key)
-     ) WITHOUT ROWID;
-     CREATE TABLE recipients (
+     ) WITHOUT ROWID";
+const RECIPIENTS_V1: &str = "CREATE TABLE recipients (
          recipient TEXT NOT NULL UNIQUE,
          added_at  TEXT NOT NULL
-     );",
+     )";
+const META_V2: &str = "CREATE TABLE meta (
+         key   TEXT PRIMARY KEY,
+         value TEXT NOT NULL
+     )";
+// A rowid table: `WITHOUT ROWID` keeps a whole row in a b-tree cell, so
+// values of about 1 KB spill onto overflow pages of their own (10 MB of
+// such values came out at 46 MB; DESIGN v2 "Schema").
+const ENTRIES_V2: &str = "CREATE TABLE entries (
+         secret_id INTEGER NOT NULL REFERENCES secrets(id) ON DELETE CASCADE,
+         key       TEXT NOT NULL,
+         value     TEXT NOT NULL,
+         PRIMARY KEY (secret_id, key)
+     )";
+
+/// One numbered migration: statements run in order in one transaction,
+/// then `then` (for what SQL cannot do alone, like a random vault id).
+struct Migration {
+    sql: &'static [&'static str],
+    then: Option<fn(&Connection) -> Result<()>>,
+}
+
+/// `MIGRATIONS[i]` takes the schema from version `i` to `i + 1`.
+const MIGRATIONS: &[Migration] = &[
+    // v1: secrets, their entries, and who the vault is encrypted to.
+    Migration {
+        sql: &[SECRETS_V1, ENTRIES_V1, RECIPIENTS_V1],
+        then: None,
+    },
+    // v2 (issue 15): `meta` with the vault's id and generation, which the
+    // signature covers; `entries` rebuilt as a rowid table.
+    Migration {
+        sql: &[
+            META_V2,
+            "ALTER TABLE entries RENAME TO entries_v1",
+            ENTRIES_V2,
+            "INSERT INTO entries (secret_id, key, value)
+             SELECT secret_id, key, value FROM entries_v1",
+            "DROP TABLE entries_v1",
+        ],
+        then: Some(new_meta),
+    },
 ];
 
 pub(crate) const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
+
+/// One row of `sqlite_schema`: type, name, table, SQL (`None` for the
+/// indexes SQLite makes for UNIQUE and PRIMARY KEY constraints).
+type Object = (
+    &'static str,
+    &'static str,
+    &'static str,
+    Option<&'static str>,
+);
+
+/// `SCHEMAS[v - 1]`: exactly the objects a database of schema version `v`
+/// holds, sorted by type and name. The strict load accepts nothing else:
+/// no trigger, view, extra table or index, no changed definition (a forged
+/// database must not run anything inside SQLite). A new migration adds
+/// the list of its version here (the unit tests check that a fresh and a
+/// migrated database both match it).
+const SCHEMAS: &[&[Object]] = &[
+    // v1
+    &[
+        ("index", "sqlite_autoindex_recipients_1", "recipients", None),
+        ("index", "sqlite_autoindex_secrets_1", "secrets", None),
+        ("table", "entries", "entries", Some(ENTRIES_V1)),
+        ("table", "recipients", "recipients", Some(RECIPIENTS_V1)),
+        ("table", "secrets", "secrets", Some(SECRETS_V1)),
+    ],
+    // v2
+    &[
+        ("index", "sqlite_autoindex_entries_1", "entries", None),
+        ("index", "sqlite_autoindex_meta_1", "meta", None),
+        ("index", "sqlite_autoindex_recipients_1", "recipients", None),
+        ("index", "sqlite_autoindex_secrets_1", "secrets", None),
+        ("table", "entries", "entries", Some(ENTRIES_V2)),
+        ("table", "meta", "meta", Some(META_V2)),
+        ("table", "recipients", "recipients", Some(RECIPIENTS_V1)),
+        ("table", "secrets", "secrets", Some(SECRETS_V1)),
+    ],
+];
 
 /// Settings every connection gets before it is used.
 fn configure(conn: &Connection) -> Result<()> {
     // secure_delete: a deleted value's bytes are zeroed, not left in free
     // pages that get re-encrypted. temp_store: sorts and temp tables stay in
-    // memory instead of spilling plaintext to /var/tmp.
+    // memory instead of spilling plaintext to /var/tmp. trusted_schema OFF:
+    // defence in depth behind the strict load, no SQL function runs from
+    // inside the schema.
     conn.execute_batch(
         "PRAGMA secure_delete = ON;
          PRAGMA temp_store = MEMORY;
-         PRAGMA foreign_keys = ON;",
+         PRAGMA foreign_keys = ON;
+         PRAGMA trusted_schema = OFF;",
     )?;
     Ok(())
 }
@@ -62,10 +143,18 @@ pub(crate) fn create(recipients: &[String]) -> Result<Connection> {
     Ok(conn)
 }
 
-/// Checks a freshly deserialized database and brings its schema up to date.
-/// Cheap on purpose (no `integrity_check`): it catches a payload that is not
-/// a vault database at all, and versions this build cannot read.
-pub(crate) fn prepare(conn: &mut Connection, source: &str) -> Result<()> {
+/// A vault whose content breaks the rules: exit 1, nothing run.
+pub(crate) fn damaged(source: &str, what: impl std::fmt::Display) -> Error {
+    Error::new(format!("{source} is damaged: {what}"))
+        .hint("restore it from a backup or from version control; `vault doctor` shows more")
+}
+
+/// The strict load of a freshly deserialized database (DESIGN v2
+/// "Schema"), before anything else runs on it: it must be a vault database
+/// of a version this build knows, holding exactly that version's schema
+/// objects. Returns the schema version. Cheap on purpose (no
+/// `integrity_check`, no row scan): it runs on every load.
+pub(crate) fn check(conn: &Connection, source: &str) -> Result<i64> {
     let not_a_vault = || {
         Error::new(format!(
             "{source} decrypts, but what it holds is not a vault database"
@@ -76,40 +165,244 @@ pub(crate) fn prepare(conn: &mut Connection, source: &str) -> Result<()> {
     let version: i64 = conn
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .map_err(|_| not_a_vault())?;
-    let has_secrets: i64 = conn
-        .query_row(
-            "SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name = 'secrets'",
-            [],
-            |r| r.get(0),
-        )
-        .map_err(|_| not_a_vault())?;
+    let objects = schema_objects(conn).map_err(|_| not_a_vault())?;
     // user_version is a signed 32-bit field: a negative one (a hand-edited
     // or hostile database) is no version vault ever wrote.
-    if version <= 0 || has_secrets == 0 {
+    if version <= 0 || !objects.iter().any(|o| o.0 == "table" && o.1 == "secrets") {
         return Err(not_a_vault());
     }
     if version > SCHEMA_VERSION {
         return Err(Error::new(format!(
-            "{source} has schema version {version}, newer than this vault understands ({SCHEMA_VERSION})"
+            "{source} has schema version {version}, newer than this vault understands ({SCHEMA_VERSION}): it was written by a newer vault"
         ))
         .hint("upgrade vault (`cargo install --path .` in a newer checkout)"));
     }
-    migrate(conn, version)
+    let want = SCHEMAS[version as usize - 1];
+    let same = objects.len() == want.len()
+        && objects.iter().zip(want.iter()).all(|(got, want)| {
+            got.0 == want.0 && got.1 == want.1 && got.2 == want.2 && got.3.as_deref() == want.3
+        });
+    if !same {
+        let extra = objects
+            .iter()
+            .find(|got| {
+                !want.iter().any(|w| {
+                    w.0 == got.0 && w.1 == got.1 && w.2 == got.2 && w.3 == got.3.as_deref()
+                })
+            })
+            .map(|o| format!("{} `{}`", o.0, crate::names::printable(&o.1)));
+        let what = match extra {
+            Some(o) => {
+                format!("its database holds a {o} that schema version {version} does not have")
+            }
+            None => format!("its database lacks part of schema version {version}"),
+        };
+        return Err(damaged(source, what));
+    }
+    Ok(version)
 }
 
-fn migrate(conn: &mut Connection, from: i64) -> Result<()> {
+/// A row of `sqlite_schema` as read.
+type Found = (String, String, String, Option<String>);
+
+/// `sqlite_schema`, sorted as `SCHEMAS` is.
+fn schema_objects(conn: &Connection) -> rusqlite::Result<Vec<Found>> {
+    let mut stmt =
+        conn.prepare("SELECT type, name, tbl_name, sql FROM sqlite_schema ORDER BY type, name")?;
+    let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?;
+    rows.collect()
+}
+
+/// Checks a freshly deserialized database and brings its schema up to date;
+/// returns the version it had. The strict check comes first: a migration
+/// writes, and a write would fire a forged trigger.
+pub(crate) fn prepare(conn: &mut Connection, source: &str) -> Result<i64> {
+    let version = check(conn, source)?;
+    migrate(conn, version)?;
+    Ok(version)
+}
+
+/// Runs the migrations after `from` (already checked by `check`).
+pub(crate) fn migrate(conn: &mut Connection, from: i64) -> Result<()> {
     if from >= SCHEMA_VERSION {
         return Ok(());
     }
     let from = usize::try_from(from)
         .map_err(|_| Error::new(format!("cannot migrate from schema version {from}")))?;
     let tx = conn.transaction()?;
-    for sql in &MIGRATIONS[from..] {
-        tx.execute_batch(sql)?;
+    for m in &MIGRATIONS[from..] {
+        for sql in m.sql {
+            tx.execute_batch(sql)?;
+        }
+        if let Some(then) = m.then {
+            then(&tx)?;
+        }
     }
     tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
     tx.commit()?;
     Ok(())
+}
+
+/// v2's `meta`: a new random vault id, generation 0.
+fn new_meta(conn: &Connection) -> Result<()> {
+    use rand_core::RngCore;
+    let mut id = [0u8; 16];
+    rand_core::OsRng
+        .try_fill_bytes(&mut id)
+        .map_err(|e| Error::new(format!("no randomness from the system: {e}")))?;
+    conn.execute(
+        "INSERT INTO meta (key, value) VALUES ('vault_id', ?1), ('generation', '0')",
+        [hex(&id)],
+    )?;
+    Ok(())
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// What `meta` says: the vault's id and generation (schema v2 on).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Meta {
+    pub(crate) vault_id: [u8; 16],
+    pub(crate) generation: u64,
+}
+
+impl Meta {
+    pub(crate) fn id_hex(&self) -> String {
+        hex(&self.vault_id)
+    }
+}
+
+/// Reads and validates `meta`: exactly the keys below, each once (a new
+/// key comes with the migration that adds it, and an arm here).
+pub(crate) fn meta(conn: &Connection, source: &str) -> Result<Meta> {
+    let mut stmt = conn.prepare_cached("SELECT key, value FROM meta")?;
+    let mut rows = stmt.query([])?;
+    let (mut id, mut generation) = (None, None);
+    while let Some(row) = rows.next()? {
+        let (Ok(key), Ok(value)) = (row.get::<_, String>(0), row.get::<_, String>(1)) else {
+            return Err(damaged(source, "a row of `meta` is not text"));
+        };
+        match key.as_str() {
+            "vault_id" => {
+                id = Some(
+                    parse_vault_id(&value)
+                        .ok_or_else(|| damaged(source, "its vault id is malformed"))?,
+                )
+            }
+            "generation" => {
+                let g = (!value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()))
+                    .then(|| value.parse::<u64>().ok())
+                    .flatten()
+                    .ok_or_else(|| damaged(source, "its generation is malformed"))?;
+                generation = Some(g);
+            }
+            other => {
+                return Err(damaged(
+                    source,
+                    format!(
+                        "`meta` holds an unknown key `{}`",
+                        crate::names::printable(other)
+                    ),
+                ));
+            }
+        }
+    }
+    match (id, generation) {
+        (Some(vault_id), Some(generation)) => Ok(Meta {
+            vault_id,
+            generation,
+        }),
+        _ => Err(damaged(source, "`meta` lacks the vault id or generation")),
+    }
+}
+
+/// 32 lowercase hex digits.
+pub(crate) fn parse_vault_id(s: &str) -> Option<[u8; 16]> {
+    if s.len() != 32
+        || !s
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    {
+        return None;
+    }
+    let mut id = [0u8; 16];
+    for (i, b) in id.iter_mut().enumerate() {
+        *b = u8::from_str_radix(&s[2 * i..2 * i + 2], 16).ok()?;
+    }
+    Some(id)
+}
+
+/// Sets the generation a write saves.
+pub(crate) fn set_generation(conn: &Connection, generation: u64) -> Result<()> {
+    conn.execute(
+        "UPDATE meta SET value = ?1 WHERE key = 'generation'",
+        [generation.to_string()],
+    )?;
+    Ok(())
+}
+
+/// Every row checked as if a user had typed it (DESIGN v2 "Schema"): what
+/// a write runs before it saves, and `doctor` on every load. Names, keys,
+/// values (no NUL, pair size), recipients that parse, RFC 3339 timestamps,
+/// `meta`. SQLite's types are checked too: a forged row may hold a blob.
+pub(crate) fn validate(conn: &Connection, source: &str) -> Result<()> {
+    let bad = |what: String| damaged(source, what);
+    meta(conn, source)?;
+    {
+        let mut stmt = conn.prepare(
+            "SELECT id, typeof(name), name, typeof(created_at), created_at,
+                    typeof(updated_at), updated_at FROM secrets",
+        )?;
+        let mut rows = stmt.query([])?;
+        while let Some(r) = rows.next()? {
+            let id: i64 = r.get(0)?;
+            let texts = r.get::<_, String>(1)? == "text"
+                && r.get::<_, String>(3)? == "text"
+                && r.get::<_, String>(5)? == "text";
+            if !texts {
+                return Err(bad(format!("secret row {id} is not text")));
+            }
+            let name: String = r.get(2)?;
+            SecretName::parse(&name)
+                .map_err(|_| bad(format!("secret row {id} has an invalid name")))?;
+            for t in [r.get::<_, String>(4)?, r.get::<_, String>(6)?] {
+                check_time(&t)
+                    .map_err(|_| bad(format!("secret `{name}` has an invalid timestamp")))?;
+            }
+        }
+    }
+    {
+        let mut stmt = conn.prepare(
+            "SELECT s.name, typeof(e.key), e.key, typeof(e.value), e.value
+             FROM entries e LEFT JOIN secrets s ON s.id = e.secret_id",
+        )?;
+        let mut rows = stmt.query([])?;
+        while let Some(r) = rows.next()? {
+            let Some(name) = r.get::<_, Option<String>>(0)? else {
+                return Err(bad("an entry belongs to no secret".into()));
+            };
+            if r.get::<_, String>(1)? != "text" || r.get::<_, String>(3)? != "text" {
+                return Err(bad(format!(
+                    "secret `{name}` has an entry that is not text"
+                )));
+            }
+            let key: String = r.get(2)?;
+            let key = EnvKey::parse(&key)
+                .map_err(|_| bad(format!("secret `{name}` has an invalid key")))?;
+            let value = Zeroizing::new(r.get::<_, String>(4)?);
+            SecretValue::new(&key, value)
+                .map_err(|_| bad(format!("secret `{name}`: the value of `{key}` is invalid")))?;
+        }
+    }
+    recipients_info(conn)
+        .map_err(|e| Error::new(format!("{source} is damaged: {}", e.message())))?;
+    Ok(())
+}
+
+fn check_time(t: &str) -> std::result::Result<(), ()> {
+    t.parse::<jiff::Timestamp>().map(|_| ()).map_err(|_| ())
 }
 
 /// SQLite's full check; costs as much as loading the vault, so only
@@ -129,7 +422,8 @@ pub(crate) fn integrity_check(conn: &Connection) -> Result<()> {
     }
 }
 
-pub(crate) fn schema_version(conn: &Connection) -> Result<i64> {
+#[cfg(test)]
+fn schema_version(conn: &Connection) -> Result<i64> {
     Ok(conn.query_row("PRAGMA user_version", [], |r| r.get(0))?)
 }
 
@@ -147,46 +441,77 @@ pub struct SecretInfo {
     pub(crate) updated_at: String,
 }
 
+/// A row of `secrets` as `list` and `info` read it, validated: a forged
+/// name or timestamp is damage, never printed.
+fn secret_info(r: &rusqlite::Row) -> rusqlite::Result<std::result::Result<SecretInfo, Error>> {
+    let bad = |what: &str| {
+        Err(Error::new(format!("the vault lists a secret with {what}"))
+            .hint("restore it from a backup or from version control"))
+    };
+    let (Ok(name), Ok(created_at), Ok(updated_at)) = (
+        r.get::<_, String>(0),
+        r.get::<_, String>(2),
+        r.get::<_, String>(3),
+    ) else {
+        return Ok(bad("a field that is not text"));
+    };
+    if SecretName::parse(&name).is_err() {
+        return Ok(bad("an invalid name"));
+    }
+    if check_time(&created_at).is_err() || check_time(&updated_at).is_err() {
+        return Ok(bad("an invalid timestamp"));
+    }
+    Ok(Ok(SecretInfo {
+        name,
+        keys: r.get(1)?,
+        created_at,
+        updated_at,
+    }))
+}
+
 pub fn list(conn: &Connection) -> Result<Vec<SecretInfo>> {
     let mut stmt = conn.prepare(
         "SELECT s.name, (SELECT count(*) FROM entries e WHERE e.secret_id = s.id),
                 s.created_at, s.updated_at
          FROM secrets s ORDER BY s.name",
     )?;
-    let rows = stmt.query_map([], |r| {
-        Ok(SecretInfo {
-            name: r.get(0)?,
-            keys: r.get(1)?,
-            created_at: r.get(2)?,
-            updated_at: r.get(3)?,
-        })
-    })?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
+    let rows = stmt.query_map([], secret_info)?;
+    let mut out = vec![];
+    for row in rows {
+        out.push(row??);
+    }
+    Ok(out)
 }
 
+/// Every secret name, validated (completion scripts print them).
 pub(crate) fn names(conn: &Connection) -> Result<Vec<String>> {
     let mut stmt = conn.prepare("SELECT name FROM secrets ORDER BY name")?;
-    let rows = stmt.query_map([], |r| r.get(0))?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
+    let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
+    let mut out = vec![];
+    for name in rows {
+        let name = name
+            .ok()
+            .filter(|n| SecretName::parse(n).is_ok())
+            .ok_or_else(|| {
+                Error::new("the vault lists a secret with an invalid name")
+                    .hint("restore it from a backup or from version control")
+            })?;
+        out.push(name);
+    }
+    Ok(out)
 }
 
 pub fn info(conn: &Connection, name: &SecretName) -> Result<Option<SecretInfo>> {
-    Ok(conn
+    let row = conn
         .query_row(
             "SELECT s.name, (SELECT count(*) FROM entries e WHERE e.secret_id = s.id),
                     s.created_at, s.updated_at
              FROM secrets s WHERE s.name = ?1",
             [name.as_str()],
-            |r| {
-                Ok(SecretInfo {
-                    name: r.get(0)?,
-                    keys: r.get(1)?,
-                    created_at: r.get(2)?,
-                    updated_at: r.get(3)?,
-                })
-            },
+            secret_info,
         )
-        .optional()?)
+        .optional()?;
+    row.transpose()
 }
 
 /// The `no secret named …` error, with the closest existing name.
@@ -230,8 +555,12 @@ pub fn entries(conn: &Connection, name: &SecretName) -> Result<Vec<(EnvKey, Secr
     let mut rows = stmt.query([name.as_str()])?;
     let mut out = vec![];
     while let Some(row) = rows.next()? {
-        let key: String = row.get(0)?;
-        let value = Zeroizing::new(row.get::<_, String>(1)?);
+        let not_text = || {
+            Error::new(format!("secret `{name}` has an entry that is not text"))
+                .hint("restore the vault from a backup or from version control")
+        };
+        let key: String = row.get(0).map_err(|_| not_text())?;
+        let value = Zeroizing::new(row.get::<_, String>(1).map_err(|_| not_text())?);
         // Keys and values were validated when written; a hand-edited database
         // that breaks the rules is reported, not passed on.
         let key = EnvKey::parse(&key).map_err(|e| e.context(format_args!("secret `{name}`")))?;
@@ -370,9 +699,10 @@ pub fn delete(conn: &Connection, name: &SecretName) -> Result<()> {
 }
 
 pub fn recipients(conn: &Connection) -> Result<Vec<String>> {
-    let mut stmt = conn.prepare("SELECT recipient FROM recipients ORDER BY rowid")?;
-    let rows = stmt.query_map([], |r| r.get(0))?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
+    Ok(recipients_info(conn)?
+        .into_iter()
+        .map(|r| r.recipient)
+        .collect())
 }
 
 pub struct RecipientInfo {
@@ -380,15 +710,36 @@ pub struct RecipientInfo {
     pub(crate) added_at: String,
 }
 
+/// The recipients, each validated as it is read: a recipient that does not
+/// parse, or is not in the form `recipients add` stores, is damage.
 pub fn recipients_info(conn: &Connection) -> Result<Vec<RecipientInfo>> {
-    let mut stmt = conn.prepare("SELECT recipient, added_at FROM recipients ORDER BY rowid")?;
-    let rows = stmt.query_map([], |r| {
-        Ok(RecipientInfo {
-            recipient: r.get(0)?,
-            added_at: r.get(1)?,
-        })
-    })?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
+    let mut stmt = conn.prepare_cached(
+        "SELECT typeof(recipient), recipient, typeof(added_at), added_at
+         FROM recipients ORDER BY rowid",
+    )?;
+    let mut rows = stmt.query([])?;
+    let mut out = vec![];
+    let bad = || {
+        Error::new("the vault lists an invalid recipient")
+            .hint("restore it from a backup or from version control")
+    };
+    while let Some(r) = rows.next()? {
+        if r.get::<_, String>(0)? != "text" || r.get::<_, String>(2)? != "text" {
+            return Err(bad());
+        }
+        let recipient: String = r.get(1)?;
+        let added_at: String = r.get(3)?;
+        match crate::crypto::canonical_recipient(&recipient) {
+            Ok(c) if c == recipient => {}
+            _ => return Err(bad()),
+        }
+        check_time(&added_at).map_err(|_| bad())?;
+        out.push(RecipientInfo {
+            recipient,
+            added_at,
+        });
+    }
+    Ok(out)
 }
 
 /// Adds a recipient; returns false if it was already there.
@@ -407,18 +758,163 @@ pub(crate) fn remove_recipient(conn: &Connection, recipient: &str) -> Result<boo
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use rusqlite::MAIN_DB;
 
-    /// A tripwire for whoever adds schema v2: commands that only read load
-    /// the database read-only (vault.rs, `read_only_image`), where `migrate`
-    /// cannot write. A v1 vault read by a v2 build must then be migrated in
-    /// a writable copy (`deserialize_read_exact` of the image) before
-    /// queries run; do that, test it, and move this number.
+    const R: &str = "age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p";
+
+    /// A database of schema version `v`, made by the migrations up to it.
+    pub(crate) fn at_version(v: usize) -> Connection {
+        let conn = Connection::open_in_memory().unwrap();
+        configure(&conn).unwrap();
+        for m in &MIGRATIONS[..v] {
+            for sql in m.sql {
+                conn.execute_batch(sql).unwrap();
+            }
+            if let Some(then) = m.then {
+                then(&conn).unwrap();
+            }
+        }
+        conn.pragma_update(None, "user_version", v as i64).unwrap();
+        conn
+    }
+
+    fn objects(conn: &Connection) -> Vec<Found> {
+        schema_objects(conn).unwrap()
+    }
+
+    fn owned(list: &[Object]) -> Vec<Found> {
+        list.iter()
+            .map(|o| (o.0.into(), o.1.into(), o.2.into(), o.3.map(String::from)))
+            .collect()
+    }
+
     #[test]
-    fn read_only_loads_need_no_migration_yet() {
-        assert_eq!(SCHEMA_VERSION, 1);
+    fn every_version_has_its_schema_list_and_fresh_and_migrated_agree() {
+        assert_eq!(SCHEMAS.len(), MIGRATIONS.len());
+        for v in 1..=MIGRATIONS.len() {
+            let conn = at_version(v);
+            assert_eq!(objects(&conn), owned(SCHEMAS[v - 1]), "fresh v{v}");
+            assert_eq!(check(&conn, "t").unwrap(), v as i64);
+            // From every older version, the migrations end at the same schema.
+            for from in 1..v {
+                let mut old = at_version(from);
+                migrate(&mut old, from as i64).unwrap();
+                assert_eq!(objects(&old), owned(SCHEMAS[SCHEMA_VERSION as usize - 1]));
+            }
+        }
+        let conn = create(&[]).unwrap();
+        assert_eq!(objects(&conn), owned(SCHEMAS[SCHEMA_VERSION as usize - 1]));
+    }
+
+    #[test]
+    fn v1_migrates_to_v2_keeping_every_entry() {
+        let mut conn = at_version(1);
+        conn.execute_batch(
+            "INSERT INTO secrets VALUES (1, 'db', '2026-01-01T00:00:00Z', '2026-01-01T00:00:00Z');
+             INSERT INTO entries VALUES (1, 'A', 'x'), (1, 'B', 'y');
+             INSERT INTO recipients VALUES ('age1x', '2026-01-01T00:00:00Z');",
+        )
+        .unwrap();
+        assert_eq!(prepare(&mut conn, "t").unwrap(), 1);
+        assert_eq!(schema_version(&conn).unwrap(), 2);
+        let e = entries(&conn, &name("db")).unwrap();
+        let got: Vec<_> = e.iter().map(|(k, v)| (k.as_str(), v.expose())).collect();
+        assert_eq!(got, [("A", "x"), ("B", "y")]);
+        let m = meta(&conn, "t").unwrap();
+        assert_eq!(m.generation, 0);
+        assert_ne!(m.vault_id, [0; 16]);
+        // Entries are a rowid table now; the cascade still holds.
+        let rowid: i64 = conn
+            .query_row("SELECT max(rowid) FROM entries", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(rowid, 2);
+        delete(&conn, &name("db")).unwrap();
+        let n: i64 = conn
+            .query_row("SELECT count(*) FROM entries", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(n, 0);
+        // Two migrations, two vault ids.
+        let other = create(&[]).unwrap();
+        assert_ne!(meta(&other, "t").unwrap().vault_id, m.vault_id);
+    }
+
+    #[test]
+    fn strict_load_refuses_any_other_schema_object() {
+        let forged = [
+            // The attack of DESIGN v2 "Schema": a trigger that adds a
+            // recipient when the victim writes.
+            "CREATE TRIGGER t AFTER INSERT ON entries BEGIN
+                 INSERT INTO recipients VALUES ('age1evil', '2026-01-01T00:00:00Z'); END",
+            "CREATE VIEW v AS SELECT 1",
+            "CREATE TABLE extra (x)",
+            "CREATE INDEX i ON entries (value)",
+        ];
+        for v in 1..=MIGRATIONS.len() {
+            for sql in forged {
+                let mut conn = at_version(v);
+                conn.execute_batch(sql).unwrap();
+                let err = prepare(&mut conn, "vault.age").unwrap_err();
+                assert!(err.message().contains("is damaged"), "v{v} {sql}: {err:?}");
+                // Nothing ran: no migration, no trigger.
+                assert_eq!(schema_version(&conn).unwrap(), v as i64);
+            }
+            // A table of the right name with another definition.
+            let mut conn = at_version(v);
+            conn.execute_batch(
+                "DROP TABLE recipients;
+                 CREATE TABLE recipients (recipient TEXT NOT NULL UNIQUE, added_at TEXT NOT NULL)",
+            )
+            .unwrap();
+            assert!(prepare(&mut conn, "t").is_err(), "v{v}");
+            // A missing table.
+            let mut conn = at_version(v);
+            conn.execute_batch("DROP TABLE recipients").unwrap();
+            assert!(prepare(&mut conn, "t").is_err(), "v{v}");
+        }
+    }
+
+    #[test]
+    fn rows_are_validated_on_write_and_as_read() {
+        let ok = create(&[R.into()]).unwrap();
+        validate(&ok, "t").unwrap();
+        let cases = [
+            "INSERT INTO secrets VALUES (9, 'bad name', '2026-01-01T00:00:00Z', '2026-01-01T00:00:00Z')",
+            "INSERT INTO secrets VALUES (9, 'ok', 'yesterday', '2026-01-01T00:00:00Z')",
+            "INSERT INTO secrets VALUES (9, x'6f6b', '2026-01-01T00:00:00Z', '2026-01-01T00:00:00Z')",
+            "INSERT INTO secrets VALUES (9, 'ok', '2026-01-01T00:00:00Z', '2026-01-01T00:00:00Z');
+             INSERT INTO entries VALUES (9, 'BAD-KEY', 'v')",
+            "INSERT INTO secrets VALUES (9, 'ok', '2026-01-01T00:00:00Z', '2026-01-01T00:00:00Z');
+             INSERT INTO entries VALUES (9, 'K', 'a' || char(0) || 'b')",
+            "INSERT INTO secrets VALUES (9, 'ok', '2026-01-01T00:00:00Z', '2026-01-01T00:00:00Z');
+             INSERT INTO entries VALUES (9, 'K', x'00ff')",
+            "INSERT INTO recipients VALUES ('age1nope', '2026-01-01T00:00:00Z')",
+            "INSERT INTO recipients VALUES ('ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHsKLqeplhpW+uObz5dvMgjz1OxfM/XXUB+VHtZ6isGN me', '2026-01-01T00:00:00Z')",
+            "UPDATE meta SET value = 'x' WHERE key = 'generation'",
+            "UPDATE meta SET value = 'ABC' WHERE key = 'vault_id'",
+            "INSERT INTO meta VALUES ('surprise', '1')",
+            "DELETE FROM meta WHERE key = 'vault_id'",
+        ];
+        for sql in cases {
+            let conn = create(&[R.into()]).unwrap();
+            conn.execute_batch(sql).unwrap();
+            let err = validate(&conn, "t").unwrap_err();
+            assert!(!err.message().contains("database error"), "{sql}: {err:?}");
+        }
+        // As read: list, names and recipients refuse what they would print.
+        let conn = create(&[]).unwrap();
+        conn.execute(
+            "INSERT INTO secrets VALUES (9, 'a[2J', '2026-01-01T00:00:00Z', '2026-01-01T00:00:00Z')",
+            [],
+        )
+        .unwrap();
+        assert!(list(&conn).is_err());
+        assert!(names(&conn).is_err());
+        let conn = create(&[]).unwrap();
+        conn.execute("INSERT INTO recipients VALUES ('age1[2J', 'x')", [])
+            .unwrap();
+        assert!(recipients(&conn).is_err());
     }
 
     fn kv(k: &str, v: &str) -> (EnvKey, SecretValue) {
@@ -433,7 +929,7 @@ mod tests {
 
     #[test]
     fn create_list_show() {
-        let conn = create(&["age1x".into()]).unwrap();
+        let conn = create(&[R.into()]).unwrap();
         create_secret(&conn, &name("db"), &[kv("B", "2"), kv("A", "1")], false).unwrap();
         create_secret(&conn, &name("api"), &[kv("K", "v")], false).unwrap();
         let l = list(&conn).unwrap();
@@ -445,7 +941,7 @@ mod tests {
         let e = entries(&conn, &name("db")).unwrap();
         assert_eq!(e[0].0.as_str(), "A");
         assert_eq!(e[1].1.expose(), "2");
-        assert_eq!(recipients(&conn).unwrap(), ["age1x"]);
+        assert_eq!(recipients(&conn).unwrap(), [R]);
     }
 
     #[test]
@@ -492,7 +988,7 @@ mod tests {
 
     #[test]
     fn serialize_round_trip_and_checks() {
-        let mut conn = create(&["age1x".into()]).unwrap();
+        let mut conn = create(&[R.into()]).unwrap();
         create_secret(&conn, &name("db"), &[kv("A", "1")], false).unwrap();
         let bytes = conn.serialize(MAIN_DB).unwrap().to_vec();
         let mut c2 = Connection::open_in_memory().unwrap();

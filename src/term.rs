@@ -88,6 +88,11 @@ pub(crate) fn warn(msg: &str) {
     output::stderr_line(&format!("vault: {}: {msg}", paint("warning", "33")));
 }
 
+/// Prints `vault: note: …` on stderr.
+pub(crate) fn note(msg: &str) {
+    output::stderr_line(&format!("vault: {}: {msg}", paint("note", "36")));
+}
+
 /// Prints an error as `vault: error: …` and its `hint: …` on stderr;
 /// nothing for a closed stdout, which ends `vault` quietly.
 pub(crate) fn report(e: &Error) {

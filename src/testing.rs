@@ -19,7 +19,7 @@ pub use crate::{
         RecipientInfo, SecretInfo, create_secret, delete, entries, info, list, recipients,
         recipients_info,
     },
-    vault::{load_bytes, load_plaintext},
+    vault::{forge, load_bytes, load_plaintext},
 };
 
 /// `crypto::parse_identity_file` for identity text that must not prompt:

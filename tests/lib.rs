@@ -34,3 +34,4 @@ mod suggestions;
 mod team;
 mod templates;
 mod terminal;
+mod trust;

@@ -14,6 +14,7 @@ mod redact;
 mod run;
 mod secret;
 mod table;
+mod trust;
 
 use crate::{cli::Command, context::Context, error::Result, unlock, vault};
 
@@ -36,6 +37,7 @@ pub(crate) fn dispatch(ctx: &Context, command: Command) -> Result<()> {
         Command::Agent { socket, seconds } => crate::agent::serve(&socket, seconds),
         Command::Recipients(c) => recipients::run(ctx, c),
         Command::Recipient => recipients::own(ctx),
+        Command::Trust { yes } => trust::run(ctx, yes),
         Command::Export {
             names,
             format,
