@@ -19,7 +19,8 @@
 //! vault files and `identity.age`), `agent` (the unlock agent), `store`
 //! (schema and queries), `crypto` (age: `identity`, `recipient`,
 //! `payload`), `env` (the merged environment `run` gives its child), `exec`
-//! (replacing `vault` with that child), `dotenv` (our dotenv reader),
+//! (replacing `vault` with that child), `memfd` (secrets as sealed
+//! in-memory files), `render` (templates), `dotenv` (our dotenv reader),
 //! `templates`, `term` (the terminal: prompts and colour), `fsio` (atomic
 //! writes, the lock), `hardening`, `names` (validated names and values),
 //! `error`. Everything is `pub(crate)`; `testing` is the one door for
@@ -38,8 +39,10 @@ mod error;
 mod exec;
 mod fsio;
 mod hardening;
+mod memfd;
 mod names;
 mod output;
+mod render;
 mod store;
 mod templates;
 mod term;

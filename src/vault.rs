@@ -137,6 +137,14 @@ fn deserialize(mut plain: impl Read, len: u64, source: &str, access: Access) -> 
                 Image::Read(e) => damaged(&e),
             })?;
             conn.deserialize_bytes(MAIN_DB, image)?;
+            // A vault of an older schema cannot be migrated in a read-only
+            // image: migrate a writable copy in memory (the file itself is
+            // migrated by the next write).
+            if store::needs_migration(&conn) {
+                conn = Connection::open_in_memory()?;
+                conn.deserialize_read_exact(MAIN_DB, image, image.len(), false)
+                    .map_err(|e| damaged(&e))?;
+            }
         }
     }
     store::prepare(&mut conn, source)?;
@@ -366,6 +374,14 @@ fn read_modify_write<T>(
     } else {
         store::create(keys.keys().recipients())?
     };
+    // History records the writer's recipient with every version it makes.
+    let author = keys
+        .keys()
+        .recipients()
+        .first()
+        .cloned()
+        .unwrap_or_default();
+    store::set_author(&conn, &author)?;
     let tx = conn.transaction()?;
     let out = change(&tx)?;
     tx.commit()?;
@@ -477,5 +493,42 @@ mod tests {
 
         let w = load(&path, &keys, Access::Write).unwrap();
         assert_eq!(w.execute("DELETE FROM recipients", []).unwrap(), 1);
+    }
+
+    /// A vault written by version 1 (schema 1, no history) opened by a
+    /// command that only reads: migrated in a writable copy, so history
+    /// queries work, and the file is left alone.
+    #[test]
+    fn a_schema_1_vault_opened_for_reading_is_migrated_in_memory() {
+        let keys = Keys::from_x25519(crypto::generate());
+        let mut v1 = Connection::open_in_memory().unwrap();
+        v1.execute_batch(
+            "CREATE TABLE secrets (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE,
+                 created_at TEXT NOT NULL, updated_at TEXT NOT NULL);
+             CREATE TABLE entries (secret_id INTEGER NOT NULL REFERENCES secrets(id) ON DELETE CASCADE,
+                 key TEXT NOT NULL, value TEXT NOT NULL, PRIMARY KEY (secret_id, key)) WITHOUT ROWID;
+             CREATE TABLE recipients (recipient TEXT NOT NULL UNIQUE, added_at TEXT NOT NULL);
+             INSERT INTO secrets VALUES (1, 'db', '2026-01-01T00:00:00Z', '2026-01-02T00:00:00Z');
+             INSERT INTO entries VALUES (1, 'K', 'v1-value');
+             PRAGMA user_version = 1;",
+        )
+        .unwrap();
+        let plain = v1.serialize(MAIN_DB).unwrap().to_vec();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("vault.age");
+        let sealed = crypto::encrypt_vec(keys.recipients(), &plain).unwrap();
+        crate::fsio::write_fixture(&path, &sealed);
+
+        let v = Vault::open_file(&path, &keys).unwrap();
+        assert_eq!(
+            store::schema_version(v.conn()).unwrap(),
+            store::SCHEMA_VERSION
+        );
+        let name = crate::names::SecretName::parse("db").unwrap();
+        let versions = store::history::versions(v.conn(), &name).unwrap();
+        assert_eq!(versions.len(), 1);
+        assert_eq!((versions[0].number, versions[0].made_by.as_str()), (1, ""));
+        assert_eq!(versions[0].entries[0].1.expose(), "v1-value");
+        assert_eq!(std::fs::read(&path).unwrap(), sealed, "a read never writes");
     }
 }

@@ -5,7 +5,11 @@ use crate::output::note;
 mod agent;
 mod completions;
 mod doctor;
+mod edit;
 pub(crate) mod export;
+mod files;
+mod generate;
+mod history;
 mod import;
 mod input;
 mod recipients;
@@ -37,6 +41,7 @@ pub(crate) fn dispatch(ctx: &Context, command: Command) -> Result<()> {
         Command::Export { names, format } => export::run(ctx, &names, format),
         Command::Run(args) => run::run(ctx, args),
         Command::Shell(args) => run::shell(ctx, args),
+        Command::Render(args) => files::render_command(ctx, args),
     }
 }
 

@@ -19,7 +19,7 @@ use std::{
 use serde_json::json;
 use zeroize::Zeroizing;
 
-use super::{input, table};
+use super::{files::Files, input, table};
 use crate::{
     cli::{Conflicts, EnvArgs, RunArgs, ShellArgs, Source},
     context::Context,
@@ -34,11 +34,13 @@ use crate::{
 };
 
 pub(crate) fn run(ctx: &Context, args: RunArgs) -> Result<()> {
-    let env = build(ctx, &args.env, false)?;
+    let files = Files::prepare(&args.as_file, &args.render)?;
+    let mut env = build(ctx, &args.env, false)?;
     if args.env.explain {
         return explain(&env, &args.env);
     }
     check(&env, &args.env)?;
+    files.attach(ctx, &mut env)?;
     Err(exec::exec(&ctx.hardening, &args.command, &env))
 }
 
@@ -69,7 +71,7 @@ fn warn_dangerous(source: &str, pairs: &[(EnvKey, SecretValue)], shell: bool) {
 
 /// The child's environment from the base and every source, in order.
 /// `shell` is true for `vault shell`, which runs `SHELL` itself.
-fn build(ctx: &Context, args: &EnvArgs, shell: bool) -> Result<ChildEnv> {
+pub(super) fn build(ctx: &Context, args: &EnvArgs, shell: bool) -> Result<ChildEnv> {
     let invoking: Vec<(OsString, OsString)> = std::env::vars_os().collect();
     let mut sets = 0;
     let ready = args
@@ -212,7 +214,7 @@ fn read_dotenv(path: &Path, env: &ChildEnv) -> Result<Vec<(EnvKey, SecretValue)>
 }
 
 /// `--conflicts=error` and `--require`, the checks before anything runs.
-fn check(env: &ChildEnv, args: &EnvArgs) -> Result<()> {
+pub(super) fn check(env: &ChildEnv, args: &EnvArgs) -> Result<()> {
     if args.conflicts == Conflicts::Error {
         let conflicts = env.conflicts();
         if !conflicts.is_empty() {
@@ -258,7 +260,7 @@ fn check(env: &ChildEnv, args: &EnvArgs) -> Result<()> {
 /// `--explain`: every key the sources set, the source that won and what it
 /// overrode; values masked; nothing runs. Failed `--require` and
 /// `--conflicts=error` checks are warnings here, so the answer is still shown.
-fn explain(env: &ChildEnv, args: &EnvArgs) -> Result<()> {
+pub(super) fn explain(env: &ChildEnv, args: &EnvArgs) -> Result<()> {
     let rows = env.explain();
     if args.json {
         let arr: Vec<_> = rows
