@@ -116,9 +116,10 @@ struct Scratch {
 
 impl Scratch {
     fn new(base: &Path, name: &SecretName) -> Result<Scratch> {
-        // tempfile makes the directory 0700 with a random name.
+        // A random name, 0700 whatever the umask.
         let dir = tempfile::Builder::new()
             .prefix("vault-edit-")
+            .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o700))
             .tempdir_in(base)
             .map_err(|e| Error::io("create a directory in", base, e))?;
         let path = dir.path().join(format!("{name}.env"));
