@@ -331,3 +331,35 @@ fn a_version_1_vault_gets_history_on_its_first_write() {
         serde_json::json!({"PW": "from-v1"})
     );
 }
+
+/// bash completes secret names for the new secret subcommands.
+#[test]
+fn bash_completes_names_for_history_rollback_edit_generate_describe() {
+    let env = Env::new().init();
+    env.create("db-prod", &["K=v"]);
+    let bash = env.vault(["completions", "bash"]).run().success().stdout;
+    let script = env.write("vault.bash", &bash);
+    let bin_dir = std::path::Path::new(BIN).parent().unwrap();
+    for sub in ["history", "rollback", "edit", "generate", "describe"] {
+        let probe = format!(
+            "source {}; COMP_WORDS=(vault secret {sub} db-p); COMP_CWORD=3; _vault_with_secrets; printf '%s\\n' \"${{COMPREPLY[@]}}\"",
+            script.display()
+        );
+        let out = std::process::Command::new("bash")
+            .arg("-c")
+            .arg(probe)
+            .env(
+                "PATH",
+                format!("{}:{}", bin_dir.display(), std::env::var("PATH").unwrap()),
+            )
+            .env("VAULT_DIR", &env.dir)
+            .env("VAULT_IDENTITY", env.identity.as_ref().unwrap())
+            .output()
+            .unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            "db-prod\n",
+            "{sub}: {out:?}"
+        );
+    }
+}
