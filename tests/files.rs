@@ -864,3 +864,32 @@ fn edit_refuses_when_no_tmpfs_is_available() {
     assert!(marker.exists() && out.contains("changed PGPORT"), "{out}");
     assert_eq!(fs::read_dir(&disk).unwrap().count(), 0);
 }
+
+/// A signal to `vault` while the editor runs (Ctrl-C reaches both; here a
+/// SIGTERM from the editor itself): the editor finishes, and `vault` wipes
+/// the file, saves nothing and says so.
+#[test]
+fn an_interrupted_edit_saves_nothing_and_leaves_no_file() {
+    let env = edit_env();
+    let seen = env.path("path-seen");
+    let ed = editor(
+        &env,
+        "interrupt.sh",
+        &format!(
+            "echo \"$1\" > {seen}\nvault_pid=$(awk '{{print $4}}' /proc/$PPID/stat)\nkill -TERM \"$vault_pid\"\nsleep 0.2\necho 'NEW=1' >> \"$1\"",
+            seen = seen.display()
+        ),
+    );
+    let before = fs::read(env.file()).unwrap();
+    let (out, code) = edit(&env, &ed, &[]);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("interrupted: nothing changed in `db`"),
+        "{out}"
+    );
+    assert_eq!(fs::read(env.file()).unwrap(), before);
+    let scratch = fs::read_to_string(&seen).unwrap();
+    let scratch = Path::new(scratch.trim());
+    assert!(scratch.starts_with("/dev/shm"), "{scratch:?}");
+    assert!(!scratch.exists() && !scratch.parent().unwrap().exists());
+}

@@ -16,8 +16,13 @@ use std::{
     os::unix::fs::OpenOptionsExt,
     path::{Path, PathBuf},
     process::Command,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
 };
 
+use signal_hook::consts::{SIGHUP, SIGINT, SIGQUIT, SIGTERM};
 use zeroize::Zeroizing;
 
 use crate::output::note;
@@ -43,19 +48,53 @@ pub(crate) fn run(ctx: &Context, name: &str) -> Result<()> {
             )));
     }
     let base = private_tmpfs()?;
+    // Ctrl-C reaches the editor and us alike, and a signal that killed us
+    // would leave the file behind: catch them while the file exists (a
+    // handled signal resets to the default in the editor, on exec), let the
+    // editor finish, then clean up and stop. SIGKILL cannot be caught.
+    let interrupted = Arc::new(AtomicBool::new(false));
+    let handlers: Vec<_> = [SIGINT, SIGTERM, SIGHUP, SIGQUIT]
+        .into_iter()
+        .filter_map(|sig| signal_hook::flag::register(sig, Arc::clone(&interrupted)).ok())
+        .collect();
+    let stopped = || {
+        interrupted
+            .load(Ordering::Relaxed)
+            .then(|| Error::new(format!("interrupted: nothing changed in `{name}`")))
+    };
+    let result = edit(ctx, &name, &base, &stopped);
+    for id in handlers {
+        signal_hook::low_level::unregister(id);
+    }
+    result
+}
+
+fn edit(
+    ctx: &Context,
+    name: &SecretName,
+    base: &Path,
+    stopped: &dyn Fn() -> Option<Error>,
+) -> Result<()> {
     let before = store::entries(
         Vault::open(&ctx.paths, &unlock::for_read(ctx)?)?.conn(),
-        &name,
+        name,
     )?;
-    let scratch = Scratch::new(&base, &name)?;
-    scratch.fill(&name, &before)?;
+    let scratch = Scratch::new(base, name)?;
+    scratch.fill(name, &before)?;
     let after = loop {
-        run_editor(&scratch.path)?;
+        let ran = run_editor(&scratch.path);
+        if let Some(e) = stopped() {
+            return Err(e);
+        }
+        ran?;
         match read_back(&scratch.path, &scratch.shown) {
             Ok(after) => break after,
             Err(e) => {
                 crate::term::warn(e.message());
                 let answer = crate::term::line("Edit again? [Y/n] ")?;
+                if let Some(e) = stopped() {
+                    return Err(e);
+                }
                 if matches!(answer.trim().to_lowercase().as_str(), "n" | "no") {
                     return Err(Error::new(format!("nothing changed in `{name}`"))
                         .hint("the file did not parse; run `vault secret edit` again to retry"));
@@ -70,7 +109,7 @@ pub(crate) fn run(ctx: &Context, name: &str) -> Result<()> {
         return Ok(());
     }
     vault::write(&ctx.paths, unlock::for_write(ctx)?, |db| {
-        if store::entries(db, &name)? != before {
+        if store::entries(db, name)? != before {
             return Err(Error::new(format!(
                 "`{name}` was changed by someone else while you edited it; nothing saved"
             ))
@@ -78,7 +117,7 @@ pub(crate) fn run(ctx: &Context, name: &str) -> Result<()> {
                 "`vault secret history {name}` shows the change; edit again to apply yours on top"
             )));
         }
-        store::replace(db, &name, &after)
+        store::replace(db, name, &after)
     })?;
     note!("Saved `{name}`: {}", change.summary());
     Ok(())
