@@ -193,6 +193,13 @@ pub(crate) enum Command {
     /// still masked.
     #[command(after_long_help = EX_REDACT)]
     Redact(RedactArgs),
+
+    /// Print a template with values filled in from secrets and the environment
+    ///
+    /// Sources are those of `run`, in command-line order. An unknown name is
+    /// an error; nothing is printed then.
+    #[command(after_long_help = EX_RENDER)]
+    Render(RenderArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -260,6 +267,15 @@ pub(crate) struct ImportArgs {
     pub(crate) from_json: Option<PathBuf>,
 }
 
+/// The characters `secret generate` draws from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum Chars {
+    Alnum,
+    Hex,
+    Url,
+    Ascii,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub(crate) enum ExportFormat {
     Dotenv,
@@ -291,6 +307,18 @@ pub(crate) struct RunArgs {
     )]
     pub(crate) redact: Option<RedactWhen>,
 
+    /// Give the command KEY's value as a file: KEY becomes the path of a
+    /// sealed, read-only in-memory file (/proc/PID/fd/N) holding the value;
+    /// nothing touches the disk. Repeatable; Linux only
+    #[arg(long = "as-file", value_name = "KEY")]
+    pub(crate) as_file: Vec<String>,
+
+    /// Render the file TEMPLATE ({{ NAME }} and {{ vault://SECRET/KEY }}
+    /// replaced by values) into a sealed in-memory file whose path becomes
+    /// KEY. Repeatable; Linux only
+    #[arg(long = "render", value_name = "TEMPLATE=KEY")]
+    pub(crate) render: Vec<String>,
+
     /// The command and its arguments, after `--`
     #[arg(
         last = true,
@@ -298,6 +326,17 @@ pub(crate) struct RunArgs {
         value_name = "COMMAND"
     )]
     pub(crate) command: Vec<OsString>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct RenderArgs {
+    /// The template: any text file; `{{ NAME }}` becomes the value NAME has
+    /// in the merged environment, `{{ vault://SECRET/KEY }}` a stored value
+    #[arg(value_name = "TEMPLATE")]
+    pub(crate) template: PathBuf,
+
+    #[command(flatten)]
+    pub(crate) env: EnvArgs,
 }
 
 #[derive(Debug, Args)]
@@ -447,7 +486,8 @@ pub(crate) fn parse() -> Result<Cli, clap::Error> {
         match &mut cli.command {
             Command::Run(RunArgs { env, .. })
             | Command::Shell(ShellArgs { env })
-            | Command::Redact(RedactArgs { env }) => {
+            | Command::Redact(RedactArgs { env })
+            | Command::Render(RenderArgs { env, .. }) => {
                 env.sources = ordered_sources(sub);
             }
             _ => {}
@@ -530,6 +570,9 @@ pub(crate) enum SecretCommand {
         /// Print the values instead of ********
         #[arg(long)]
         reveal: bool,
+        /// Show version N (`vault secret history NAME` lists them) instead of the current one
+        #[arg(long, value_name = "N")]
+        rev: Option<i64>,
         /// Print {name, created_at, updated_at, entries: {KEY: value}}
         #[arg(long)]
         json: bool,
@@ -555,6 +598,63 @@ pub(crate) enum SecretCommand {
     /// Rename a secret
     #[command(after_long_help = EX_RENAME)]
     Rename { old: String, new: String },
+
+    /// List a secret's versions: number, time, author, and which keys changed
+    ///
+    /// Every change of a secret (set, unset, create --force, rename, rollback,
+    /// generate, edit, import over it) makes a new version; the ten before the
+    /// current one are kept. Values are never shown: `show NAME --rev N` does.
+    #[command(after_long_help = EX_HISTORY)]
+    History {
+        name: String,
+        /// Print a JSON array of {version, current, changed_at, changed_by,
+        /// you, name, added, changed, removed, renamed_from}
+        #[arg(long)]
+        json: bool,
+    },
+
+    /// Undo changes: make a new version whose keys equal an earlier one
+    #[command(after_long_help = EX_ROLLBACK)]
+    Rollback {
+        name: String,
+        /// The version to go back to [default: the one before the current]
+        #[arg(long, value_name = "N")]
+        to: Option<i64>,
+    },
+
+    /// Edit a secret as a dotenv file in $VISUAL or $EDITOR (else vi)
+    ///
+    /// The file lives in a private directory on a tmpfs (/dev/shm or
+    /// $XDG_RUNTIME_DIR) and is overwritten and removed afterwards. The keys
+    /// added, changed and removed are listed (names only) and saved as a new
+    /// version; a file that does not parse can be edited again.
+    #[command(after_long_help = EX_EDIT)]
+    Edit { name: String },
+
+    /// Set keys to fresh random values (a rotation); creates NAME if needed
+    ///
+    /// Values come from the operating system's CSPRNG and are never printed.
+    #[command(after_long_help = EX_GENERATE)]
+    Generate {
+        name: String,
+        #[arg(value_name = "KEY", required = true)]
+        keys: Vec<String>,
+        /// Characters per value
+        #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u16).range(1..=4096))]
+        length: u16,
+        /// alnum (A-Z a-z 0-9), hex (0-9 a-f), url (alnum, `-`, `_`), or
+        /// ascii (every printable character but space)
+        #[arg(long, value_enum, default_value_t = Chars::Alnum)]
+        chars: Chars,
+    },
+
+    /// Describe a key (shown by `show`); an empty TEXT removes the description
+    #[command(after_long_help = EX_DESCRIBE)]
+    Describe {
+        name: String,
+        key: String,
+        text: String,
+    },
 
     /// Delete secrets (asks on a terminal unless --yes)
     #[command(visible_alias = "rm")]
@@ -585,7 +685,7 @@ const EX_RECIPIENTS: &str = "Examples:\n  vault recipients list\n  vault recipie
 const EX_RECIPIENT: &str = "Examples:\n  vault recipient\n";
 const EX_TRUST: &str = "Examples:\n  vault trust\n  vault trust --vault ./secrets.vault --yes\n";
 const EX_EXPORT: &str = "Examples:\n  vault export db\n  vault export db stripe --format json\n  eval \"$(vault export db --format shell)\"\n  vault export db --format docker > db.env && docker run --env-file db.env IMAGE\n  vault export db --format k8s --k8s-name db-credentials | kubectl apply -f -\n  vault export db --format github    # in a GitHub Actions step\n";
-const EX_RUN: &str = "Examples:\n  vault run -s db -- psql\n  vault run --redact -s deploy -- ./deploy\n  vault run -s db -s stripe --dotenv -- npm test\n  vault run -s db --require PGPASSWORD --clean-env -- ./migrate\n  vault run --set X=1 -s a --set X=2 --explain\n";
+const EX_RUN: &str = "Examples:\n  vault run -s db -- psql\n  vault run --redact -s deploy -- ./deploy\n  vault run -s gcp --as-file GOOGLE_APPLICATION_CREDENTIALS -- gcloud auth list\n  vault run -s db --render config.tmpl=APP_CONFIG -- ./app\n  vault run -s db -s stripe --dotenv -- npm test\n  vault run -s db --require PGPASSWORD --clean-env -- ./migrate\n  vault run --set X=1 -s a --set X=2 --explain\n";
 const EX_REDACT: &str = "Examples:\n  ./build.sh 2>&1 | vault redact -s deploy\n  vault redact -s db < app.log > app-redacted.log\n";
 const EX_SHELL: &str = "Examples:\n  vault shell -s db\n";
 const EX_RCP_LIST: &str = "Examples:\n  vault recipients list\n  vault recipients list --json\n";
@@ -594,7 +694,14 @@ const EX_RCP_REMOVE: &str = "Examples:\n  vault recipients remove age1ql3z7hjy54
 const EX_CREATE: &str = "Examples:\n  vault secret create db PGHOST=localhost PGUSER=app PGPASSWORD\n  pass show db | vault secret create db PGPASSWORD\n  vault secret create api --from-dotenv .env --from-json extra.json\n  vault secret create pg --template postgres\n";
 const EX_TEMPLATES: &str = "Examples:\n  vault secret templates\n";
 const EX_LIST: &str = "Examples:\n  vault secret list\n  vault secret list --json\n";
-const EX_SHOW: &str = "Examples:\n  vault secret show db\n  vault secret show db --reveal --json\n";
+const EX_SHOW: &str = "Examples:\n  vault secret show db\n  vault secret show db --reveal --json\n  vault secret show db --rev 3 --reveal\n";
+const EX_HISTORY: &str = "Examples:\n  vault secret history db\n  vault secret history db --json\n";
+const EX_ROLLBACK: &str =
+    "Examples:\n  vault secret rollback db\n  vault secret rollback db --to 3\n";
+const EX_EDIT: &str = "Examples:\n  vault secret edit db\n  EDITOR=nano vault secret edit db\n";
+const EX_GENERATE: &str = "Examples:\n  vault secret generate app SESSION_KEY\n  vault secret generate db PGPASSWORD --length 40 --chars url\n";
+const EX_DESCRIBE: &str = "Examples:\n  vault secret describe db PGPASSWORD \"rotated by the DBA, ask #infra\"\n  vault secret describe db PGPASSWORD \"\"\n";
+const EX_RENDER: &str = "Examples:\n  vault render config.yaml.tmpl -s db\n  vault render kubeconfig.tmpl -s k8s > /dev/null\n";
 const EX_SET: &str = "Examples:\n  vault secret set db PGPORT=5433\n  vault secret set db PGPASSWORD < new-password.txt\n";
 const EX_UNSET: &str = "Examples:\n  vault secret unset db PGPORT\n";
 const EX_RENAME: &str = "Examples:\n  vault secret rename db db-staging\n";

@@ -44,6 +44,10 @@ pub(crate) enum Origin {
     Dotenv(PathBuf),
     Set,
     LocalEnv,
+    /// `run --as-file`: the key now holds the path of a memfd.
+    AsFile,
+    /// `run --render TEMPLATE=KEY`: the path of the rendered memfd.
+    Render(PathBuf),
 }
 
 impl fmt::Display for Origin {
@@ -53,6 +57,8 @@ impl fmt::Display for Origin {
             Origin::Dotenv(path) => write!(f, "dotenv:{}", path.display()),
             Origin::Set => f.write_str("set"),
             Origin::LocalEnv => f.write_str("local-env"),
+            Origin::AsFile => f.write_str("as-file"),
+            Origin::Render(path) => write!(f, "render:{}", path.display()),
         }
     }
 }
@@ -137,6 +143,15 @@ impl ChildEnv {
             .and_then(|s| s.last())
             .map(|s| OsStr::new(s.value.expose()));
         from_source.or(inherited)
+    }
+
+    /// The value a source gave `key`, if that is what the child gets (not
+    /// when `--no-override` lets an inherited variable win).
+    pub(crate) fn source_value(&self, key: &EnvKey) -> Option<&SecretValue> {
+        if self.no_override && self.base.contains_key(OsStr::new(key.as_str())) {
+            return None;
+        }
+        self.set.get(key).and_then(|s| s.last()).map(|s| &s.value)
     }
 
     /// Whether any source set `key` (whatever wins in the end).

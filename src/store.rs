@@ -11,6 +11,9 @@ use zeroize::Zeroizing;
 use crate::error::{Error, Result};
 use crate::names::{EnvKey, SecretName, SecretValue};
 
+pub(crate) mod history;
+pub use history::set_author;
+
 // The statements that create each schema object, as `sqlite_schema`
 // keeps them: the strict load compares them byte for byte, so a statement
 // that ever ran in a released migration is never edited, only superseded.
@@ -44,6 +47,28 @@ const ENTRIES_V2: &str = "CREATE TABLE entries (
          PRIMARY KEY (secret_id, key)
      )";
 
+const SECRETS_V3: &str = "CREATE TABLE secrets (
+         id         INTEGER PRIMARY KEY,
+         name       TEXT NOT NULL UNIQUE,
+         created_at TEXT NOT NULL,
+         updated_at TEXT NOT NULL
+     , version INTEGER NOT NULL DEFAULT 1, updated_by TEXT NOT NULL DEFAULT '')";
+const ENTRIES_V3: &str = "CREATE TABLE entries (
+         secret_id INTEGER NOT NULL REFERENCES secrets(id) ON DELETE CASCADE,
+         key       TEXT NOT NULL,
+         value     TEXT NOT NULL, description TEXT,
+         PRIMARY KEY (secret_id, key)
+     )";
+const HISTORY_V3: &str = "CREATE TABLE history (
+         secret_id  INTEGER NOT NULL REFERENCES secrets(id) ON DELETE CASCADE,
+         version    INTEGER NOT NULL,
+         name       TEXT NOT NULL,
+         changed_at TEXT NOT NULL,
+         changed_by TEXT NOT NULL,
+         entries    TEXT NOT NULL,
+         PRIMARY KEY (secret_id, version)
+     )";
+
 /// One numbered migration: statements run in order in one transaction,
 /// then `then` (for what SQL cannot do alone, like a random vault id).
 struct Migration {
@@ -70,6 +95,20 @@ const MIGRATIONS: &[Migration] = &[
             "DROP TABLE entries_v1",
         ],
         then: Some(new_meta),
+    },
+    // v3 (issue 17, DESIGN v2 "History", "Files, editing, generating"):
+    // earlier versions of every secret, the current version's number and
+    // author, and descriptions of keys. Additive only (ADD COLUMN, a new
+    // table): SQLite rewrites the stored CREATE statements, as SECRETS_V3
+    // and ENTRIES_V3 spell out.
+    Migration {
+        sql: &[
+            "ALTER TABLE secrets ADD COLUMN version INTEGER NOT NULL DEFAULT 1",
+            "ALTER TABLE secrets ADD COLUMN updated_by TEXT NOT NULL DEFAULT ''",
+            "ALTER TABLE entries ADD COLUMN description TEXT",
+            HISTORY_V3,
+        ],
+        then: None,
     },
 ];
 
@@ -109,6 +148,19 @@ const SCHEMAS: &[&[Object]] = &[
         ("table", "meta", "meta", Some(META_V2)),
         ("table", "recipients", "recipients", Some(RECIPIENTS_V1)),
         ("table", "secrets", "secrets", Some(SECRETS_V1)),
+    ],
+    // v3
+    &[
+        ("index", "sqlite_autoindex_entries_1", "entries", None),
+        ("index", "sqlite_autoindex_history_1", "history", None),
+        ("index", "sqlite_autoindex_meta_1", "meta", None),
+        ("index", "sqlite_autoindex_recipients_1", "recipients", None),
+        ("index", "sqlite_autoindex_secrets_1", "secrets", None),
+        ("table", "entries", "entries", Some(ENTRIES_V3)),
+        ("table", "history", "history", Some(HISTORY_V3)),
+        ("table", "meta", "meta", Some(META_V2)),
+        ("table", "recipients", "recipients", Some(RECIPIENTS_V1)),
+        ("table", "secrets", "secrets", Some(SECRETS_V3)),
     ],
 ];
 
@@ -396,8 +448,76 @@ pub(crate) fn validate(conn: &Connection, source: &str) -> Result<()> {
                 .map_err(|_| bad(format!("secret `{name}`: the value of `{key}` is invalid")))?;
         }
     }
+    validate_history(conn, source)?;
     recipients_info(conn)
         .map_err(|e| Error::new(format!("{source} is damaged: {}", e.message())))?;
+    Ok(())
+}
+
+/// The columns and table that schema v3 (history) adds: versions are
+/// positive integers, authors and descriptions printable, and every earlier
+/// version an object of valid keys and values, as if typed by a user.
+fn validate_history(conn: &Connection, source: &str) -> Result<()> {
+    let bad = |what: String| damaged(source, what);
+    let printable = |s: &str| !s.chars().any(char::is_control) && s.len() <= 1024;
+    let mut stmt = conn.prepare(
+        "SELECT name, typeof(version), version, typeof(updated_by), updated_by FROM secrets",
+    )?;
+    let mut rows = stmt.query([])?;
+    while let Some(r) = rows.next()? {
+        let name: String = r.get(0)?;
+        let ok = r.get::<_, String>(1)? == "integer"
+            && r.get::<_, i64>(2)? >= 1
+            && r.get::<_, String>(3)? == "text"
+            && printable(&r.get::<_, String>(4)?);
+        if !ok {
+            return Err(bad(format!(
+                "secret `{name}` has an invalid version or author"
+            )));
+        }
+    }
+    let mut stmt = conn.prepare(
+        "SELECT s.name, e.description FROM entries e JOIN secrets s ON s.id = e.secret_id
+         WHERE e.description IS NOT NULL",
+    )?;
+    let mut rows = stmt.query([])?;
+    while let Some(r) = rows.next()? {
+        let name: String = r.get(0)?;
+        let text: Option<String> = r.get(1).ok();
+        if !text.as_deref().is_some_and(is_description) {
+            return Err(bad(format!(
+                "secret `{name}` has an invalid key description"
+            )));
+        }
+    }
+    let mut stmt = conn.prepare(
+        "SELECT s.name, typeof(h.version), h.version, h.name, h.changed_at, h.changed_by, h.entries
+         FROM history h LEFT JOIN secrets s ON s.id = h.secret_id",
+    )?;
+    let mut rows = stmt.query([])?;
+    while let Some(r) = rows.next()? {
+        let Some(name) = r.get::<_, Option<String>>(0)? else {
+            return Err(bad("a history row belongs to no secret".into()));
+        };
+        let texts = (3..7).all(|i| {
+            r.get_ref(i)
+                .is_ok_and(|v| v.data_type() == rusqlite::types::Type::Text)
+        });
+        if !texts || r.get::<_, String>(1)? != "integer" || r.get::<_, i64>(2)? < 1 {
+            return Err(bad(format!("secret `{name}` has an invalid history row")));
+        }
+        let old_name: String = r.get(3)?;
+        let when: String = r.get(4)?;
+        let by: String = r.get(5)?;
+        let entries = Zeroizing::new(r.get::<_, String>(6)?);
+        let ok = SecretName::parse(&old_name).is_ok()
+            && check_time(&when).is_ok()
+            && printable(&by)
+            && history::parse_entries(&entries).is_some();
+        if !ok {
+            return Err(bad(format!("secret `{name}` has an invalid history row")));
+        }
+    }
     Ok(())
 }
 
@@ -574,14 +694,14 @@ pub fn entries(conn: &Connection, name: &SecretName) -> Result<Vec<(EnvKey, Secr
 }
 
 /// Creates `name` with `entries`; with `replace`, an existing secret of that
-/// name is replaced (its creation time kept).
+/// name is replaced (its creation time and history kept, the replaced
+/// entries becoming its previous version).
 pub fn create_secret(
     conn: &Connection,
     name: &SecretName,
     entries: &[(EnvKey, SecretValue)],
     replace: bool,
 ) -> Result<()> {
-    let now = now();
     if exists(conn, name)? {
         if !replace {
             return Err(Error::new(format!("a secret named `{name}` already exists"))
@@ -590,17 +710,17 @@ pub fn create_secret(
                 )));
         }
         let id = id_of(conn, name)?;
+        let before = history::begin(conn, id)?;
         conn.execute("DELETE FROM entries WHERE secret_id = ?1", [id])?;
-        conn.execute(
-            "UPDATE secrets SET updated_at = ?1 WHERE id = ?2",
-            params![now, id],
-        )?;
-    } else {
-        conn.execute(
-            "INSERT INTO secrets (name, created_at, updated_at) VALUES (?1, ?2, ?2)",
-            params![name.as_str(), now],
-        )?;
+        put_entries(conn, id, entries)?;
+        history::finish(conn, before)?;
+        return Ok(());
     }
+    conn.execute(
+        "INSERT INTO secrets (name, created_at, updated_at, version, updated_by)
+         VALUES (?1, ?2, ?2, 1, ?3)",
+        params![name.as_str(), now(), history::author(conn)?],
+    )?;
     let id = id_of(conn, name)?;
     put_entries(conn, id, entries)
 }
@@ -616,37 +736,74 @@ fn put_entries(conn: &Connection, id: i64, entries: &[(EnvKey, SecretValue)]) ->
     Ok(())
 }
 
-/// Sets keys of an existing secret, adding or overwriting.
+/// Sets keys of an existing secret, adding or overwriting. Returns whether
+/// anything changed (setting a key to the value it has makes no version).
 pub(crate) fn set(
     conn: &Connection,
     name: &SecretName,
     entries: &[(EnvKey, SecretValue)],
-) -> Result<()> {
+) -> Result<bool> {
     let id = id_of(conn, name)?;
+    let before = history::begin(conn, id)?;
     put_entries(conn, id, entries)?;
-    touch(conn, id)
+    history::finish(conn, before)
+}
+
+/// Makes the secret's entries exactly `entries` (`edit`, `rollback`):
+/// keys not in it are removed, the rest added or overwritten, so the
+/// descriptions of keys that stay are kept. Returns whether anything changed.
+pub(crate) fn replace(
+    conn: &Connection,
+    name: &SecretName,
+    entries: &[(EnvKey, SecretValue)],
+) -> Result<bool> {
+    if entries.is_empty() {
+        return Err(
+            Error::new(format!("that would leave `{name}` with no keys")).hint(format!(
+                "`vault secret delete {name}` removes the whole secret"
+            )),
+        );
+    }
+    let id = id_of(conn, name)?;
+    let before = history::begin(conn, id)?;
+    let present = keys_of(conn, id)?;
+    let mut stmt = conn.prepare("DELETE FROM entries WHERE secret_id = ?1 AND key = ?2")?;
+    for p in &present {
+        if !entries.iter().any(|(k, _)| k.as_str() == p) {
+            stmt.execute(params![id, p])?;
+        }
+    }
+    put_entries(conn, id, entries)?;
+    history::finish(conn, before)
+}
+
+fn keys_of(conn: &Connection, id: i64) -> Result<Vec<String>> {
+    let mut stmt = conn.prepare("SELECT key FROM entries WHERE secret_id = ?1 ORDER BY key")?;
+    let keys = stmt
+        .query_map([id], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    Ok(keys)
+}
+
+/// The error for a key a secret does not have, with the closest one.
+fn no_such_key(name: &SecretName, key: &EnvKey, present: &[String]) -> Error {
+    let e = Error::new(format!("secret `{name}` has no key `{key}`"));
+    match crate::names::closest(key.as_str(), present.iter().map(String::as_str)) {
+        Some(c) => e.hint(format!(
+            "did you mean `{c}`? `vault secret show {name}` lists its keys"
+        )),
+        None => e.hint(format!("`vault secret show {name}` lists its keys")),
+    }
 }
 
 /// Removes keys of an existing secret. Every key must exist, and at least
 /// one must remain (a secret without keys is deleted, not emptied).
 pub(crate) fn unset(conn: &Connection, name: &SecretName, keys: &[EnvKey]) -> Result<()> {
     let id = id_of(conn, name)?;
-    let present: Vec<String> = {
-        let mut stmt = conn.prepare("SELECT key FROM entries WHERE secret_id = ?1")?;
-        stmt.query_map([id], |r| r.get(0))?
-            .collect::<rusqlite::Result<_>>()?
-    };
+    let present = keys_of(conn, id)?;
     for k in keys {
         if !present.iter().any(|p| p == k.as_str()) {
-            let mut e = Error::new(format!("secret `{name}` has no key `{k}`"));
-            if let Some(c) = crate::names::closest(k.as_str(), present.iter().map(String::as_str)) {
-                e = e.hint(format!(
-                    "did you mean `{c}`? `vault secret show {name}` lists its keys"
-                ));
-            } else {
-                e = e.hint(format!("`vault secret show {name}` lists its keys"));
-            }
-            return Err(e);
+            return Err(no_such_key(name, k, &present));
         }
     }
     let remaining = present
@@ -660,18 +817,12 @@ pub(crate) fn unset(conn: &Connection, name: &SecretName, keys: &[EnvKey]) -> Re
             )),
         );
     }
+    let before = history::begin(conn, id)?;
     let mut stmt = conn.prepare("DELETE FROM entries WHERE secret_id = ?1 AND key = ?2")?;
     for k in keys {
         stmt.execute(params![id, k.as_str()])?;
     }
-    touch(conn, id)
-}
-
-fn touch(conn: &Connection, id: i64) -> Result<()> {
-    conn.execute(
-        "UPDATE secrets SET updated_at = ?1 WHERE id = ?2",
-        params![now(), id],
-    )?;
+    history::finish(conn, before)?;
     Ok(())
 }
 
@@ -684,18 +835,67 @@ pub(crate) fn rename(conn: &Connection, old: &SecretName, new: &SecretName) -> R
             )),
         );
     }
+    let before = history::begin(conn, id)?;
     conn.execute(
-        "UPDATE secrets SET name = ?1, updated_at = ?2 WHERE id = ?3",
-        params![new.as_str(), now(), id],
+        "UPDATE secrets SET name = ?1 WHERE id = ?2",
+        params![new.as_str(), id],
     )?;
+    history::finish(conn, before)?;
     Ok(())
 }
 
-/// Deletes a secret and, through the foreign key, its entries.
+/// Deletes a secret and, through the foreign keys, its entries and its
+/// whole history (`secure_delete` zeroes their bytes).
 pub fn delete(conn: &Connection, name: &SecretName) -> Result<()> {
     let id = id_of(conn, name)?;
     conn.execute("DELETE FROM secrets WHERE id = ?1", [id])?;
     Ok(())
+}
+
+/// Sets (or with `None` removes) the description of one key; not a new
+/// version: descriptions are notes about keys, not their values.
+pub(crate) fn describe(
+    conn: &Connection,
+    name: &SecretName,
+    key: &EnvKey,
+    text: Option<&str>,
+) -> Result<()> {
+    let id = id_of(conn, name)?;
+    let n = conn.execute(
+        "UPDATE entries SET description = ?1 WHERE secret_id = ?2 AND key = ?3",
+        params![text, id, key.as_str()],
+    )?;
+    if n == 0 {
+        return Err(no_such_key(name, key, &keys_of(conn, id)?));
+    }
+    Ok(())
+}
+
+/// The descriptions of a secret's keys that have one, sorted by key.
+pub(crate) fn descriptions(conn: &Connection, name: &SecretName) -> Result<Vec<(String, String)>> {
+    let mut stmt = conn.prepare(
+        "SELECT e.key, e.description FROM entries e JOIN secrets s ON s.id = e.secret_id
+         WHERE s.name = ?1 AND e.description IS NOT NULL ORDER BY e.key",
+    )?;
+    let rows = stmt.query_map([name.as_str()], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    let mut out = vec![];
+    for row in rows {
+        let (key, text): (String, String) = row?;
+        if !is_description(&text) {
+            return Err(Error::new(format!(
+                "secret `{name}`: the description of a key holds control characters"
+            ))
+            .hint("the vault was changed by hand; `vault secret describe` can set it again"));
+        }
+        out.push((key, text));
+    }
+    Ok(out)
+}
+
+/// What a description may hold: one line of printable text, at most 200
+/// characters (it is shown in a table).
+pub(crate) fn is_description(text: &str) -> bool {
+    text.chars().count() <= 200 && !text.chars().any(char::is_control)
 }
 
 pub fn recipients(conn: &Connection) -> Result<Vec<String>> {
@@ -809,7 +1009,7 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn v1_migrates_to_v2_keeping_every_entry() {
+    fn v1_migrates_to_the_latest_keeping_every_entry() {
         let mut conn = at_version(1);
         conn.execute_batch(
             "INSERT INTO secrets VALUES (1, 'db', '2026-01-01T00:00:00Z', '2026-01-01T00:00:00Z');
@@ -818,7 +1018,7 @@ pub(crate) mod tests {
         )
         .unwrap();
         assert_eq!(prepare(&mut conn, "t").unwrap(), 1);
-        assert_eq!(schema_version(&conn).unwrap(), 2);
+        assert_eq!(schema_version(&conn).unwrap(), SCHEMA_VERSION);
         let e = entries(&conn, &name("db")).unwrap();
         let got: Vec<_> = e.iter().map(|(k, v)| (k.as_str(), v.expose())).collect();
         assert_eq!(got, [("A", "x"), ("B", "y")]);
@@ -880,18 +1080,31 @@ pub(crate) mod tests {
         let ok = create(&[R.into()]).unwrap();
         validate(&ok, "t").unwrap();
         let cases = [
-            "INSERT INTO secrets VALUES (9, 'bad name', '2026-01-01T00:00:00Z', '2026-01-01T00:00:00Z')",
-            "INSERT INTO secrets VALUES (9, 'ok', 'yesterday', '2026-01-01T00:00:00Z')",
-            "INSERT INTO secrets VALUES (9, x'6f6b', '2026-01-01T00:00:00Z', '2026-01-01T00:00:00Z')",
-            "INSERT INTO secrets VALUES (9, 'ok', '2026-01-01T00:00:00Z', '2026-01-01T00:00:00Z');
-             INSERT INTO entries VALUES (9, 'BAD-KEY', 'v')",
-            "INSERT INTO secrets VALUES (9, 'ok', '2026-01-01T00:00:00Z', '2026-01-01T00:00:00Z');
-             INSERT INTO entries VALUES (9, 'K', 'a' || char(0) || 'b')",
-            "INSERT INTO secrets VALUES (9, 'ok', '2026-01-01T00:00:00Z', '2026-01-01T00:00:00Z');
-             INSERT INTO entries VALUES (9, 'K', x'00ff')",
+            "INSERT INTO secrets (id, name, created_at, updated_at) VALUES (9, 'bad name', '2026-01-01T00:00:00Z', '2026-01-01T00:00:00Z')",
+            "INSERT INTO secrets (id, name, created_at, updated_at) VALUES (9, 'ok', 'yesterday', '2026-01-01T00:00:00Z')",
+            "INSERT INTO secrets (id, name, created_at, updated_at) VALUES (9, x'6f6b', '2026-01-01T00:00:00Z', '2026-01-01T00:00:00Z')",
+            "INSERT INTO secrets (id, name, created_at, updated_at) VALUES (9, 'ok', '2026-01-01T00:00:00Z', '2026-01-01T00:00:00Z');
+             INSERT INTO entries (secret_id, key, value) VALUES (9, 'BAD-KEY', 'v')",
+            "INSERT INTO secrets (id, name, created_at, updated_at) VALUES (9, 'ok', '2026-01-01T00:00:00Z', '2026-01-01T00:00:00Z');
+             INSERT INTO entries (secret_id, key, value) VALUES (9, 'K', 'a' || char(0) || 'b')",
+            "INSERT INTO secrets (id, name, created_at, updated_at) VALUES (9, 'ok', '2026-01-01T00:00:00Z', '2026-01-01T00:00:00Z');
+             INSERT INTO entries (secret_id, key, value) VALUES (9, 'K', x'00ff')",
             "INSERT INTO recipients VALUES ('age1nope', '2026-01-01T00:00:00Z')",
             "INSERT INTO recipients VALUES ('ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHsKLqeplhpW+uObz5dvMgjz1OxfM/XXUB+VHtZ6isGN me', '2026-01-01T00:00:00Z')",
             "UPDATE meta SET value = 'x' WHERE key = 'generation'",
+            "INSERT INTO secrets (id, name, created_at, updated_at, version) VALUES (9, 'ok', '2026-01-01T00:00:00Z', '2026-01-01T00:00:00Z', 0)",
+            "INSERT INTO secrets (id, name, created_at, updated_at, updated_by) VALUES (9, 'ok', '2026-01-01T00:00:00Z', '2026-01-01T00:00:00Z', 'a' || char(27))",
+            "INSERT INTO secrets (id, name, created_at, updated_at) VALUES (9, 'ok', '2026-01-01T00:00:00Z', '2026-01-01T00:00:00Z');
+             INSERT INTO entries (secret_id, key, value, description) VALUES (9, 'K', 'v', 'x' || char(10) || 'y')",
+            "INSERT INTO secrets (id, name, created_at, updated_at) VALUES (9, 'ok', '2026-01-01T00:00:00Z', '2026-01-01T00:00:00Z');
+             INSERT INTO entries (secret_id, key, value) VALUES (9, 'K', 'v');
+             INSERT INTO history VALUES (9, 1, 'ok', '2026-01-01T00:00:00Z', 'age1x', '{\"BAD-KEY\": \"v\"}')",
+            "INSERT INTO secrets (id, name, created_at, updated_at) VALUES (9, 'ok', '2026-01-01T00:00:00Z', '2026-01-01T00:00:00Z');
+             INSERT INTO entries (secret_id, key, value) VALUES (9, 'K', 'v');
+             INSERT INTO history VALUES (9, 1, 'bad name', '2026-01-01T00:00:00Z', 'age1x', '{}')",
+            "INSERT INTO secrets (id, name, created_at, updated_at) VALUES (9, 'ok', '2026-01-01T00:00:00Z', '2026-01-01T00:00:00Z');
+             INSERT INTO entries (secret_id, key, value) VALUES (9, 'K', 'v');
+             INSERT INTO history VALUES (9, 1, 'ok', 'never', 'age1x', '{}')",
             "UPDATE meta SET value = 'ABC' WHERE key = 'vault_id'",
             "INSERT INTO meta VALUES ('surprise', '1')",
             "DELETE FROM meta WHERE key = 'vault_id'",
@@ -905,7 +1118,7 @@ pub(crate) mod tests {
         // As read: list, names and recipients refuse what they would print.
         let conn = create(&[]).unwrap();
         conn.execute(
-            "INSERT INTO secrets VALUES (9, 'a[2J', '2026-01-01T00:00:00Z', '2026-01-01T00:00:00Z')",
+            "INSERT INTO secrets (id, name, created_at, updated_at) VALUES (9, 'a[2J', '2026-01-01T00:00:00Z', '2026-01-01T00:00:00Z')",
             [],
         )
         .unwrap();
@@ -915,6 +1128,13 @@ pub(crate) mod tests {
         conn.execute("INSERT INTO recipients VALUES ('age1[2J', 'x')", [])
             .unwrap();
         assert!(recipients(&conn).is_err());
+    }
+
+    /// A database as a write sees it: `vault.rs` names the writer first.
+    fn db(recipients: &[String]) -> Connection {
+        let conn = create(recipients).unwrap();
+        set_author(&conn, "age1writer").unwrap();
+        conn
     }
 
     fn kv(k: &str, v: &str) -> (EnvKey, SecretValue) {
@@ -929,7 +1149,7 @@ pub(crate) mod tests {
 
     #[test]
     fn create_list_show() {
-        let conn = create(&[R.into()]).unwrap();
+        let conn = db(&[R.into()]);
         create_secret(&conn, &name("db"), &[kv("B", "2"), kv("A", "1")], false).unwrap();
         create_secret(&conn, &name("api"), &[kv("K", "v")], false).unwrap();
         let l = list(&conn).unwrap();
@@ -946,7 +1166,7 @@ pub(crate) mod tests {
 
     #[test]
     fn duplicate_needs_replace() {
-        let conn = create(&[]).unwrap();
+        let conn = db(&[]);
         create_secret(&conn, &name("db"), &[kv("A", "1")], false).unwrap();
         let err = create_secret(&conn, &name("db"), &[kv("A", "2")], false).unwrap_err();
         assert!(err.message().contains("already exists"));
@@ -958,7 +1178,7 @@ pub(crate) mod tests {
 
     #[test]
     fn set_unset_rename_delete() {
-        let conn = create(&[]).unwrap();
+        let conn = db(&[]);
         create_secret(&conn, &name("db"), &[kv("A", "1"), kv("B", "2")], false).unwrap();
         set(&conn, &name("db"), &[kv("A", "9"), kv("C", "3")]).unwrap();
         unset(&conn, &name("db"), &[EnvKey::parse("B").unwrap()]).unwrap();
@@ -980,7 +1200,7 @@ pub(crate) mod tests {
 
     #[test]
     fn missing_suggests_closest() {
-        let conn = create(&[]).unwrap();
+        let conn = db(&[]);
         create_secret(&conn, &name("db-prod"), &[kv("A", "1")], false).unwrap();
         let err = entries(&conn, &name("db-prd")).unwrap_err();
         assert!(err.hint_text().unwrap().contains("db-prod"));
@@ -988,7 +1208,7 @@ pub(crate) mod tests {
 
     #[test]
     fn serialize_round_trip_and_checks() {
-        let mut conn = create(&[R.into()]).unwrap();
+        let mut conn = db(&[R.into()]);
         create_secret(&conn, &name("db"), &[kv("A", "1")], false).unwrap();
         let bytes = conn.serialize(MAIN_DB).unwrap().to_vec();
         let mut c2 = Connection::open_in_memory().unwrap();
@@ -1016,7 +1236,7 @@ pub(crate) mod tests {
 
     #[test]
     fn negative_schema_version_is_not_a_vault() {
-        let mut conn = create(&[]).unwrap();
+        let mut conn = db(&[]);
         conn.pragma_update(None, "user_version", -156).unwrap();
         let err = prepare(&mut conn, "vault.age").unwrap_err();
         assert!(err.message().contains("not a vault database"), "{err:?}");
@@ -1024,7 +1244,7 @@ pub(crate) mod tests {
 
     #[test]
     fn newer_schema_is_refused() {
-        let mut conn = create(&[]).unwrap();
+        let mut conn = db(&[]);
         conn.pragma_update(None, "user_version", SCHEMA_VERSION + 1)
             .unwrap();
         let err = prepare(&mut conn, "vault.age").unwrap_err();
@@ -1033,7 +1253,7 @@ pub(crate) mod tests {
 
     #[test]
     fn deleted_values_leave_no_bytes() {
-        let mut conn = create(&[]).unwrap();
+        let mut conn = db(&[]);
         let canary = "CANARY-7f3a9c-deleted-value";
         create_secret(&conn, &name("gone"), &[kv("K", canary)], false).unwrap();
         create_secret(&conn, &name("kept"), &[kv("K", "x")], false).unwrap();
@@ -1041,5 +1261,147 @@ pub(crate) mod tests {
         let bytes = conn.serialize(MAIN_DB).unwrap().to_vec();
         let found = bytes.windows(canary.len()).any(|w| w == canary.as_bytes());
         assert!(!found, "secure_delete must wipe the deleted value");
+    }
+
+    fn values(conn: &Connection, n: &str) -> Vec<(String, String)> {
+        entries(conn, &name(n))
+            .unwrap()
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.expose().to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn every_change_keeps_the_previous_version_with_time_and_author() {
+        let conn = db(&[]);
+        let db_ = name("db");
+        create_secret(&conn, &db_, &[kv("A", "1"), kv("B", "2")], false).unwrap();
+        set_author(&conn, "age1other").unwrap();
+        assert!(set(&conn, &db_, &[kv("A", "9")]).unwrap());
+        // The same value again is no change and no version.
+        assert!(!set(&conn, &db_, &[kv("A", "9")]).unwrap());
+        unset(&conn, &db_, &[EnvKey::parse("B").unwrap()]).unwrap();
+        rename(&conn, &db_, &name("pg")).unwrap();
+        create_secret(&conn, &name("pg"), &[kv("Z", "z")], true).unwrap();
+
+        let vs = history::versions(&conn, &name("pg")).unwrap();
+        let numbers: Vec<i64> = vs.iter().map(|v| v.number).collect();
+        assert_eq!(numbers, [5, 4, 3, 2, 1]);
+        assert!(vs[0].current && !vs[1].current);
+        assert_eq!(
+            vs[4].made_by, "age1writer",
+            "version 1 was made by the first writer"
+        );
+        assert_eq!(vs[3].made_by, "age1other");
+        assert_eq!(vs[4].name, "db");
+        assert_eq!(vs[1].name, "pg");
+        let changes: Vec<String> = history::changes(&vs)
+            .iter()
+            .map(|c| c.as_ref().map_or("-".into(), |c| c.summary()))
+            .collect();
+        assert_eq!(
+            changes,
+            [
+                "added Z; removed A",
+                "renamed from db",
+                "removed B",
+                "changed A",
+                "-"
+            ]
+        );
+        let v1 = history::version(&conn, &name("pg"), 1).unwrap();
+        let got: Vec<_> = v1
+            .entries
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.expose()))
+            .collect();
+        assert_eq!(got, [("A", "1"), ("B", "2")]);
+    }
+
+    #[test]
+    fn ten_earlier_versions_are_kept_and_older_ones_wiped() {
+        let mut conn = db(&[]);
+        let s = name("s");
+        create_secret(&conn, &s, &[kv("K", "OLDEST-VALUE-0")], false).unwrap();
+        for i in 1..=11 {
+            set(&conn, &s, &[kv("K", &format!("value-{i:02}"))]).unwrap();
+        }
+        let vs = history::versions(&conn, &s).unwrap();
+        assert_eq!(vs.len(), 11, "the current one and ten earlier");
+        assert_eq!(vs.last().unwrap().number, 2);
+        assert!(history::version(&conn, &s, 1).is_err());
+        let bytes = conn.serialize(MAIN_DB).unwrap().to_vec();
+        let canary = b"OLDEST-VALUE-0";
+        assert!(!bytes.windows(canary.len()).any(|w| w == canary));
+    }
+
+    #[test]
+    fn rollback_makes_a_new_version_equal_to_an_old_one() {
+        let conn = db(&[]);
+        let s = name("s");
+        create_secret(&conn, &s, &[kv("A", "1"), kv("B", "2")], false).unwrap();
+        describe(&conn, &s, &EnvKey::parse("A").unwrap(), Some("the a")).unwrap();
+        set(&conn, &s, &[kv("A", "x"), kv("C", "3")]).unwrap();
+        let r = history::rollback(&conn, &s, None).unwrap();
+        assert_eq!((r.to, r.new_version), (1, Some(3)));
+        assert_eq!(
+            values(&conn, "s"),
+            [("A".into(), "1".into()), ("B".into(), "2".into())]
+        );
+        assert_eq!(
+            descriptions(&conn, &s).unwrap(),
+            [("A".into(), "the a".into())]
+        );
+        // Back to version 2, then "to the current one" is refused.
+        history::rollback(&conn, &s, Some(2)).unwrap();
+        assert_eq!(values(&conn, "s").len(), 3);
+        assert!(history::rollback(&conn, &s, Some(4)).is_err());
+        let err = history::rollback(&conn, &s, Some(99)).unwrap_err();
+        assert!(
+            err.hint_text().unwrap().contains("versions 1 to 4"),
+            "{err:?}"
+        );
+        let fresh = name("fresh");
+        create_secret(&conn, &fresh, &[kv("A", "1")], false).unwrap();
+        assert!(history::rollback(&conn, &fresh, None).is_err());
+    }
+
+    #[test]
+    fn deleting_a_secret_wipes_its_history() {
+        let mut conn = db(&[]);
+        let s = name("gone");
+        create_secret(&conn, &s, &[kv("K", "HISTORIC-CANARY-1")], false).unwrap();
+        set(&conn, &s, &[kv("K", "HISTORIC-CANARY-2")]).unwrap();
+        create_secret(&conn, &name("kept"), &[kv("K", "x")], false).unwrap();
+        delete(&conn, &s).unwrap();
+        let n: i64 = conn
+            .query_row("SELECT count(*) FROM history", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(n, 0);
+        let bytes = conn.serialize(MAIN_DB).unwrap().to_vec();
+        assert!(
+            !bytes
+                .windows(17)
+                .any(|w| w.starts_with(b"HISTORIC-CANARY-"))
+        );
+    }
+
+    #[test]
+    fn a_change_without_a_writer_is_refused() {
+        let conn = create(&[]).unwrap();
+        assert!(create_secret(&conn, &name("s"), &[kv("A", "1")], false).is_err());
+    }
+
+    #[test]
+    fn a_damaged_history_row_is_an_error_not_output() {
+        let conn = db(&[]);
+        create_secret(&conn, &name("s"), &[kv("A", "1")], false).unwrap();
+        set(&conn, &name("s"), &[kv("A", "2")]).unwrap();
+        for bad in [r#"{"BAD KEY": "v"}"#, r#"{"A": 1}"#, "not json", "{}"] {
+            conn.execute("UPDATE history SET entries = ?1", [bad])
+                .unwrap();
+            let err = history::versions(&conn, &name("s")).unwrap_err();
+            assert!(err.message().contains("damaged"), "{bad}: {err:?}");
+        }
     }
 }

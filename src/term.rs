@@ -67,6 +67,11 @@ fn open_tty() -> io::Result<fs::File> {
         .open("/dev/tty")
 }
 
+/// Whether a terminal can be opened for prompts (and an editor).
+pub(crate) fn have_terminal() -> bool {
+    open_tty().is_ok()
+}
+
 /// Whether an error opening or using `/dev/tty` means there is no terminal.
 pub(crate) fn no_terminal(e: &io::Error) -> bool {
     use rustix::io::Errno;

@@ -17,7 +17,7 @@ pub use crate::{
     names::{EnvKey, SecretName, SecretValue, is_env_key},
     store::{
         RecipientInfo, SecretInfo, create_secret, delete, entries, info, list, recipients,
-        recipients_info,
+        recipients_info, set_author,
     },
     vault::{forge, load_bytes, load_plaintext},
 };
@@ -26,4 +26,17 @@ pub use crate::{
 /// an encrypted ssh key in it is an error.
 pub fn parse_identity_file(text: &[u8], source: &str) -> Result<Keys, Error> {
     crate::crypto::parse_identity_file(text, source, &crate::crypto::never_ask)
+}
+
+/// What `secret history`, `show --rev` and `rollback` run on a database, for
+/// the `db_load` fuzz target: errors are fine, panics are not.
+pub fn exercise_history(conn: &rusqlite::Connection, name: &SecretName) {
+    let _ = crate::store::descriptions(conn, name);
+    if let Ok(versions) = crate::store::history::versions(conn, name) {
+        let _ = crate::store::history::changes(&versions);
+        for v in &versions {
+            let _ = crate::store::history::version(conn, name, v.number);
+        }
+    }
+    let _ = crate::store::history::rollback(conn, name, None);
 }

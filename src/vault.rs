@@ -472,6 +472,9 @@ fn read_modify_write<T>(
     } else {
         (store::create(keys.recipients())?, vec![])
     };
+    // History records the writer's recipient with every version it makes.
+    let author = keys.recipients().first().cloned().unwrap_or_default();
+    store::set_author(&conn, &author)?;
     let tx = conn.transaction()?;
     let out = change(&tx)?;
     tx.commit()?;

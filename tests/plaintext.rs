@@ -70,6 +70,13 @@ fn deleted_canary_is_gone_from_the_database() {
     env.vault(["secret", "unset", "partly", "B"])
         .run()
         .success();
+    // Version 2 (DESIGN v2 "History"): an unset key stays in the secret's
+    // earlier versions, so that the change can be undone; `delete` removes
+    // those too.
+    assert!(contains(&env.plaintext(), &format!("{CANARY}-B")));
+    env.vault(["secret", "delete", "partly", "--yes"])
+        .run()
+        .success();
     assert!(!contains(&env.plaintext(), CANARY));
 }
 

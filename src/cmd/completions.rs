@@ -24,7 +24,7 @@ _vault_with_secrets() {
     esac
     if [[ $COMP_CWORD -ge 3 && "${COMP_WORDS[1]}" == secret ]]; then
         case "${COMP_WORDS[2]}" in
-            show|set|unset|rename|delete|rm) [[ $COMP_CWORD -eq 3 || "${COMP_WORDS[2]}" == delete || "${COMP_WORDS[2]}" == rm ]] && names=1 ;;
+            show|set|unset|rename|delete|rm|history|rollback|edit|generate|describe) [[ $COMP_CWORD -eq 3 || "${COMP_WORDS[2]}" == delete || "${COMP_WORDS[2]}" == rm ]] && names=1 ;;
         esac
     fi
     if [[ $COMP_CWORD -ge 2 && "${COMP_WORDS[1]}" == export && "$cur" != -* ]]; then

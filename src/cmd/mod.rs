@@ -5,8 +5,12 @@ use crate::output::note;
 mod agent;
 mod completions;
 mod doctor;
+mod edit;
 pub(crate) mod export;
 mod export_ci;
+mod files;
+mod generate;
+mod history;
 mod import;
 mod input;
 mod recipients;
@@ -46,6 +50,7 @@ pub(crate) fn dispatch(ctx: &Context, command: Command) -> Result<()> {
         Command::Run(args) => run::run(ctx, args),
         Command::Shell(args) => run::shell(ctx, args),
         Command::Redact(args) => redact::filter(ctx, args),
+        Command::Render(args) => files::render_command(ctx, args),
     }
 }
 

@@ -19,7 +19,7 @@ use std::{
 use serde_json::json;
 use zeroize::Zeroizing;
 
-use super::{input, table};
+use super::{files::Files, input, table};
 use crate::{
     cli::{Conflicts, EnvArgs, RunArgs, ShellArgs, Source},
     context::Context,
@@ -34,14 +34,25 @@ use crate::{
 };
 
 pub(crate) fn run(ctx: &Context, args: RunArgs) -> Result<()> {
-    let env = build(ctx, &args.env, false)?;
+    let files = Files::prepare(&args.as_file, &args.render)?;
+    let mut env = build(ctx, &args.env, false)?;
     if args.env.explain {
         return explain(&env, &args.env);
     }
     check(&env, &args.env)?;
     if args.redact.is_some_and(super::redact::wanted) {
+        // A memfd's path names the pid that `exec` keeps; under --redact
+        // the command is a child with a pid of its own, and vault (not
+        // dumpable) cannot lend it a path into its own /proc entry.
+        if !(args.as_file.is_empty() && args.render.is_empty()) {
+            return Err(Error::usage(
+                "--as-file and --render cannot be combined with --redact yet",
+            )
+            .hint("drop --redact, or pass the value as a variable"));
+        }
         return super::redact::run(ctx, &args.command, env);
     }
+    files.attach(ctx, &mut env)?;
     Err(exec::exec(&ctx.hardening, &args.command, &env))
 }
 
