@@ -1,11 +1,12 @@
 #!/usr/bin/env python3
 """Writes the JSON that `vault import --from-json` takes for a benchmark vault.
 
-    python3 benches/gen_vault.py N > secrets.json
+    python3 benches/gen_vault.py N [SEED] > secrets.json
 
 N secrets named s000000, s000001, ..., each with ten keys KEY_0..KEY_9 whose
 values are 60 random letters and digits (about what an API key or a database
-password is). Seeded, so every run builds the same vault.
+password is). Seeded (SEED, default 6), so every run builds the same vault;
+another SEED gives the same names with other values (benches/history.sh).
 """
 
 import json
@@ -19,7 +20,7 @@ VALUE_LEN = 60
 
 def main() -> None:
     n = int(sys.argv[1])
-    rnd = random.Random(6)
+    rnd = random.Random(int(sys.argv[2]) if len(sys.argv) > 2 else 6)
     alphabet = string.ascii_letters + string.digits
     out = sys.stdout
     out.write("{")

@@ -439,6 +439,7 @@ pub(crate) fn keys(vault_dir: &Path) -> Result<Option<Keys>> {
         socket: place.socket.clone(),
     };
     let socket = place.socket;
+    let signing = socket.clone();
     Ok(Some(Keys::from_agent(
         vec![Box::new(id)],
         move || match ask(&socket, &json!({"op": "status"})) {
@@ -447,6 +448,7 @@ pub(crate) fn keys(vault_dir: &Path) -> Result<Option<Keys>> {
                 .unwrap_or_default(),
             Err(_) => Vec::new(),
         },
+        move |msg| sign(&signing, msg),
     )))
 }
 
@@ -591,6 +593,37 @@ impl Write for Timed<'_> {
     }
 }
 
+/// Asks the agent to sign a vault message (DESIGN v2 "Trust": the agent
+/// signs for the identity it holds, and only messages with the prefix).
+fn sign(socket: &Path, msg: &[u8]) -> Result<crate::sign::Signature> {
+    let failed = |why: &str| {
+        Error::new(format!("the agent did not sign the vault: {why}"))
+            .hint("`vault lock`, then `vault unlock` again, or pass --identity")
+    };
+    let answer = ask(socket, &json!({"op": "sign", "message": hex(msg)}))
+        .map_err(|_| failed("it did not answer"))?;
+    match answer.body.split_first() {
+        Some((b'G', body)) => {
+            let v: serde_json::Value =
+                serde_json::from_slice(body).map_err(|_| failed("unexpected answer"))?;
+            match (
+                v["recipient"].as_str(),
+                v["signature"].as_str().and_then(unhex),
+            ) {
+                (Some(r), Some(bytes)) => Ok(crate::sign::Signature {
+                    recipient: r.to_string(),
+                    bytes,
+                }),
+                _ => Err(failed("unexpected answer")),
+            }
+        }
+        Some((b'E', why)) => Err(failed(&String::from_utf8_lossy(why))),
+        _ => Err(failed(
+            "unexpected answer (an older agent? `vault lock` and unlock again)",
+        )),
+    }
+}
+
 fn write_frame(w: &mut impl Write, body: &[u8]) -> io::Result<()> {
     let len = u32::try_from(body.len()).map_err(|_| io::Error::other("frame too large"))?;
     let mut frame = Zeroizing::new(Vec::with_capacity(4 + body.len()));
@@ -675,6 +708,7 @@ pub(crate) fn start(
         .env_remove("VAULT_PASSPHRASE")
         // Hold no directory: one on a removable disk stays busy otherwise.
         .current_dir("/")
+        .env_remove(crate::env::AGE_KEY_VAR)
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -796,6 +830,25 @@ pub fn respond(state: &AgentState, request: &[u8]) -> (Zeroizing<Vec<u8>>, bool)
                 }
                 Some(Err(_)) => error("the stanza for this identity does not unwrap"),
                 None => (Zeroizing::new(b"N".to_vec()), false),
+            }
+        }
+        Some("sign") => {
+            // Only what `vault` signs: a vault message, prefix and length
+            // checked, so the agent is no signing oracle for anything else.
+            let Some(msg) = req["message"].as_str().and_then(unhex) else {
+                return error("`message` is missing");
+            };
+            if !crate::sign::is_message(&msg) {
+                return error("the agent signs only vault messages");
+            }
+            match state.keys.sign(&msg, &[]) {
+                Ok(sig) => {
+                    let body = json!({"recipient": sig.recipient, "signature": hex(&sig.bytes)});
+                    let mut out = Zeroizing::new(b"G".to_vec());
+                    out.extend_from_slice(body.to_string().as_bytes());
+                    (out, false)
+                }
+                Err(_) => error("the identity cannot sign"),
             }
         }
         _ => error("unknown operation"),
@@ -1072,6 +1125,36 @@ mod tests {
         let text = crypto::identity_file_text(&id);
         let keys = crypto::parse_identity_file(text.as_bytes(), "t", &crypto::never_ask).unwrap();
         (AgentState::new(keys, 0), id)
+    }
+
+    #[test]
+    fn signs_vault_messages_and_nothing_else() {
+        let (state, id) = state();
+        let me = id.to_public().to_string();
+        let msg = crate::sign::message(&[7; 16], 3, &[9; 32]);
+        let req = json!({"op": "sign", "message": hex(&msg)}).to_string();
+        let (answer, stop) = respond(&state, req.as_bytes());
+        assert!(!stop);
+        assert_eq!(answer[0], b'G');
+        let v: serde_json::Value = serde_json::from_slice(&answer[1..]).unwrap();
+        assert_eq!(v["recipient"], me.as_str());
+        let sig = unhex(v["signature"].as_str().unwrap()).unwrap();
+        assert!(crate::sign::verify(&me, &msg, &sig));
+        // Anything without the prefix, or of another length, is refused.
+        let mut other = msg.clone();
+        other[0] ^= 1;
+        for m in [
+            other,
+            msg[..msg.len() - 1].to_vec(),
+            b"hello".to_vec(),
+            vec![],
+        ] {
+            let req = json!({"op": "sign", "message": hex(&m)}).to_string();
+            let (answer, _) = respond(&state, req.as_bytes());
+            assert_eq!(answer[0], b'E', "{m:?}");
+        }
+        let (answer, _) = respond(&state, br#"{"op": "sign"}"#);
+        assert_eq!(answer[0], b'E');
     }
 
     #[test]

@@ -61,6 +61,11 @@ pub(crate) struct Global {
     /// Ignore vault.toml: none of its sources, vault or environment
     #[arg(long, global = true)]
     pub(crate) no_project: bool,
+
+    /// Write even though the vault is older than the newest seen and lists
+    /// members a newer file removed (they become members again)
+    #[arg(long, global = true)]
+    pub(crate) allow_older: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -150,16 +155,32 @@ pub(crate) enum Command {
     #[command(after_long_help = EX_RECIPIENT)]
     Recipient,
 
-    /// Print secrets, merged in order (later names win), as dotenv, JSON or shell
+    /// Show who signed the vault and who its members are, and trust them
+    /// (for a vault that was rebuilt, re-keyed or replaced on purpose)
+    #[command(after_long_help = EX_TRUST)]
+    Trust {
+        /// Trust without asking (required without a terminal)
+        #[arg(long)]
+        yes: bool,
+    },
+
+    /// Print secrets, merged in order (later names win), as dotenv, JSON, shell, or for CI
     #[command(after_long_help = EX_EXPORT)]
     Export {
         /// Secrets to merge (NAME or ENV/NAME), after the project's; a later one's keys win
         #[arg(value_name = "NAME")]
         names: Vec<String>,
-        /// dotenv (read back by `vault import`), json (an object), or shell
-        /// (`export KEY='value'` lines, safe to eval in sh, bash and zsh)
+        /// dotenv (read back by `vault import`), json (an object), shell
+        /// (`export KEY='value'` lines, safe to eval in sh, bash and zsh),
+        /// docker (KEY=VALUE lines as `docker run --env-file` reads them,
+        /// unquoted), k8s (a v1 Secret manifest), or github (appends to
+        /// $GITHUB_ENV in a GitHub Actions step and prints ::add-mask:: lines)
         #[arg(long, value_enum, default_value_t = ExportFormat::Dotenv)]
         format: ExportFormat,
+        /// With --format k8s: the Secret's name [default: the first NAME,
+        /// made a valid Kubernetes name]
+        #[arg(long, value_name = "NAME")]
+        k8s_name: Option<String>,
     },
 
     /// Run a command with secrets in its environment
@@ -167,7 +188,8 @@ pub(crate) enum Command {
     /// Sources are applied in the order they appear on the command line, later
     /// ones overriding earlier keys, all of them overriding the inherited
     /// environment. The command follows `--`, is run by exec (vault is
-    /// replaced, so exit status and signals are the command's own) with its
+    /// replaced, so exit status and signals are the command's own; with
+    /// --redact vault stays as its parent and passes them on) with its
     /// arguments exactly as given, never through a shell.
     #[command(visible_alias = "exec")]
     #[command(after_long_help = EX_RUN)]
@@ -176,6 +198,22 @@ pub(crate) enum Command {
     /// Start your shell ($SHELL, else /bin/sh) with secrets in its environment
     #[command(after_long_help = EX_SHELL)]
     Shell(ShellArgs),
+
+    /// Copy stdin to stdout with every secret value masked as ********
+    ///
+    /// The values are those the sources set, as for `run` (inherited variables
+    /// are not masked), and each line of a multi-line value; values and lines
+    /// shorter than 4 bytes are left alone. A value split across reads is
+    /// still masked.
+    #[command(after_long_help = EX_REDACT)]
+    Redact(RedactArgs),
+
+    /// Print a template with values filled in from secrets and the environment
+    ///
+    /// Sources are those of `run`, in command-line order. An unknown name is
+    /// an error; nothing is printed then.
+    #[command(after_long_help = EX_RENDER)]
+    Render(RenderArgs),
 
     /// List environments (every secret belongs to one; `main` by default)
     #[command(subcommand)]
@@ -327,17 +365,57 @@ pub(crate) struct ImportArgs {
     pub(crate) from_json: Option<PathBuf>,
 }
 
+/// The characters `secret generate` draws from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum Chars {
+    Alnum,
+    Hex,
+    Url,
+    Ascii,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub(crate) enum ExportFormat {
     Dotenv,
     Json,
     Shell,
+    Docker,
+    K8s,
+    Github,
 }
 
 #[derive(Debug, Args)]
 pub(crate) struct RunArgs {
     #[command(flatten)]
     pub(crate) env: EnvArgs,
+
+    /// Mask secret values in the command's output: vault stays as its parent
+    /// and copies its stdout and stderr, replacing every value a source set
+    /// (and each line of a multi-line one) of 4 bytes or more by ********;
+    /// signals are passed on and the exit status is the command's. When
+    /// stdout and stderr are both terminals it execs as usual, unless
+    /// --redact=always
+    #[arg(
+        long,
+        value_enum,
+        value_name = "WHEN",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "auto"
+    )]
+    pub(crate) redact: Option<RedactWhen>,
+
+    /// Give the command KEY's value as a file: KEY becomes the path of a
+    /// sealed, read-only in-memory file (/proc/PID/fd/N) holding the value;
+    /// nothing touches the disk. Repeatable; Linux only
+    #[arg(long = "as-file", value_name = "KEY")]
+    pub(crate) as_file: Vec<String>,
+
+    /// Render the file TEMPLATE ({{ NAME }} and {{ vault://SECRET/KEY }}
+    /// replaced by values) into a sealed in-memory file whose path becomes
+    /// KEY. Repeatable; Linux only
+    #[arg(long = "render", value_name = "TEMPLATE=KEY")]
+    pub(crate) render: Vec<String>,
 
     /// The command and its arguments, after `--`
     #[arg(
@@ -349,9 +427,35 @@ pub(crate) struct RunArgs {
 }
 
 #[derive(Debug, Args)]
+pub(crate) struct RenderArgs {
+    /// The template: any text file; `{{ NAME }}` becomes the value NAME has
+    /// in the merged environment, `{{ vault://SECRET/KEY }}` a stored value
+    #[arg(value_name = "TEMPLATE")]
+    pub(crate) template: PathBuf,
+
+    #[command(flatten)]
+    pub(crate) env: EnvArgs,
+}
+
+#[derive(Debug, Args)]
 pub(crate) struct ShellArgs {
     #[command(flatten)]
     pub(crate) env: EnvArgs,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct RedactArgs {
+    #[command(flatten)]
+    pub(crate) env: EnvArgs,
+}
+
+/// When `run --redact` masks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum RedactWhen {
+    /// Unless stdout and stderr are both terminals
+    Auto,
+    /// Also on a terminal
+    Always,
 }
 
 const SOURCES: &str = "Sources (applied in command-line order, later ones win)";
@@ -487,7 +591,10 @@ pub(crate) fn parse() -> Result<Cli, clap::Error> {
     let mut cli = Cli::from_arg_matches(&matches).map_err(|e| e.format(&mut Cli::command()))?;
     if let Some((_, sub)) = matches.subcommand() {
         match &mut cli.command {
-            Command::Run(RunArgs { env, .. }) | Command::Shell(ShellArgs { env }) => {
+            Command::Run(RunArgs { env, .. })
+            | Command::Shell(ShellArgs { env })
+            | Command::Redact(RedactArgs { env })
+            | Command::Render(RenderArgs { env, .. }) => {
                 env.sources = ordered_sources(sub);
             }
             _ => {}
@@ -586,6 +693,9 @@ pub(crate) enum SecretCommand {
         /// Print the values instead of ********
         #[arg(long)]
         reveal: bool,
+        /// Show version N (`vault secret history NAME` lists them) instead of the current one
+        #[arg(long, value_name = "N")]
+        rev: Option<i64>,
         /// Print {name, created_at, updated_at, entries: {KEY: value}}
         #[arg(long)]
         json: bool,
@@ -611,6 +721,63 @@ pub(crate) enum SecretCommand {
     /// Rename a secret
     #[command(after_long_help = EX_RENAME)]
     Rename { old: String, new: String },
+
+    /// List a secret's versions: number, time, author, and which keys changed
+    ///
+    /// Every change of a secret (set, unset, create --force, rename, rollback,
+    /// generate, edit, import over it) makes a new version; the ten before the
+    /// current one are kept. Values are never shown: `show NAME --rev N` does.
+    #[command(after_long_help = EX_HISTORY)]
+    History {
+        name: String,
+        /// Print a JSON array of {version, current, changed_at, changed_by,
+        /// you, name, added, changed, removed, renamed_from}
+        #[arg(long)]
+        json: bool,
+    },
+
+    /// Undo changes: make a new version whose keys equal an earlier one
+    #[command(after_long_help = EX_ROLLBACK)]
+    Rollback {
+        name: String,
+        /// The version to go back to [default: the one before the current]
+        #[arg(long, value_name = "N")]
+        to: Option<i64>,
+    },
+
+    /// Edit a secret as a dotenv file in $VISUAL or $EDITOR (else vi)
+    ///
+    /// The file lives in a private directory on a tmpfs (/dev/shm or
+    /// $XDG_RUNTIME_DIR) and is overwritten and removed afterwards. The keys
+    /// added, changed and removed are listed (names only) and saved as a new
+    /// version; a file that does not parse can be edited again.
+    #[command(after_long_help = EX_EDIT)]
+    Edit { name: String },
+
+    /// Set keys to fresh random values (a rotation); creates NAME if needed
+    ///
+    /// Values come from the operating system's CSPRNG and are never printed.
+    #[command(after_long_help = EX_GENERATE)]
+    Generate {
+        name: String,
+        #[arg(value_name = "KEY", required = true)]
+        keys: Vec<String>,
+        /// Characters per value
+        #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u16).range(1..=4096))]
+        length: u16,
+        /// alnum (A-Z a-z 0-9), hex (0-9 a-f), url (alnum, `-`, `_`), or
+        /// ascii (every printable character but space)
+        #[arg(long, value_enum, default_value_t = Chars::Alnum)]
+        chars: Chars,
+    },
+
+    /// Describe a key (shown by `show`); an empty TEXT removes the description
+    #[command(after_long_help = EX_DESCRIBE)]
+    Describe {
+        name: String,
+        key: String,
+        text: String,
+    },
 
     /// Delete secrets (asks on a terminal unless --yes)
     #[command(visible_alias = "rm")]
@@ -639,8 +806,10 @@ const EX_PASSWD: &str =
 const EX_DOCTOR: &str = "Examples:\n  vault doctor\n";
 const EX_RECIPIENTS: &str = "Examples:\n  vault recipients list\n  vault recipients add age1… --vault ./secrets.vault\n  vault recipients remove \"$(cat bob.pub)\"\n";
 const EX_RECIPIENT: &str = "Examples:\n  vault recipient\n";
-const EX_EXPORT: &str = "Examples:\n  vault export\n  vault export db\n  vault export db stripe --format json\n  eval \"$(vault export db --format shell)\"\n";
-const EX_RUN: &str = "Examples:\n  vault run -- npm start\n  vault run -s db -- psql\n  vault run -s prod/db --dotenv-name .env.local -- ./migrate\n  vault run -s db -s stripe --dotenv -- npm test\n  vault run -s db --require PGPASSWORD --clean-env -- ./migrate\n  vault run --set X=1 -s a --set X=2 --explain\n";
+const EX_TRUST: &str = "Examples:\n  vault trust\n  vault trust --vault ./secrets.vault --yes\n";
+const EX_EXPORT: &str = "Examples:\n  vault export\n  vault export db\n  vault export db stripe --format json\n  eval \"$(vault export db --format shell)\"\n  vault export db --format docker > db.env && docker run --env-file db.env IMAGE\n  vault export db --format k8s --k8s-name db-credentials | kubectl apply -f -\n  vault export db --format github    # in a GitHub Actions step\n";
+const EX_RUN: &str = "Examples:\n  vault run -- npm start\n  vault run -s db -- psql\n  vault run -s prod/db --dotenv-name .env.local -- ./migrate\n  vault run --redact -s deploy -- ./deploy\n  vault run -s gcp --as-file GOOGLE_APPLICATION_CREDENTIALS -- gcloud auth list\n  vault run -s db --render config.tmpl=APP_CONFIG -- ./app\n  vault run -s db -s stripe --dotenv -- npm test\n  vault run -s db --require PGPASSWORD --clean-env -- ./migrate\n  vault run --set X=1 -s a --set X=2 --explain\n";
+const EX_REDACT: &str = "Examples:\n  ./build.sh 2>&1 | vault redact -s deploy\n  vault redact -s db < app.log > app-redacted.log\n";
 const EX_SHELL: &str = "Examples:\n  vault shell -s db\n";
 const EX_RCP_LIST: &str = "Examples:\n  vault recipients list\n  vault recipients list --json\n";
 const EX_RCP_ADD: &str = "Examples:\n  vault recipients add age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p\n  vault recipients add \"$(cat ~/.ssh/id_ed25519.pub)\"\n  vault recipients add -R team-keys.txt\n";
@@ -657,7 +826,14 @@ const EX_ALLOW: &str = "Examples:\n  vault allow\n  vault allow ~/src/api/vault.
 const EX_DENY: &str = "Examples:\n  vault deny\n";
 const EX_CHECK: &str =
     "Examples:\n  vault check\n  vault check -e prod\n  vault check --all-envs\n";
-const EX_SHOW: &str = "Examples:\n  vault secret show db\n  vault secret show db --reveal --json\n";
+const EX_SHOW: &str = "Examples:\n  vault secret show db\n  vault secret show db --reveal --json\n  vault secret show db --rev 3 --reveal\n";
+const EX_HISTORY: &str = "Examples:\n  vault secret history db\n  vault secret history db --json\n";
+const EX_ROLLBACK: &str =
+    "Examples:\n  vault secret rollback db\n  vault secret rollback db --to 3\n";
+const EX_EDIT: &str = "Examples:\n  vault secret edit db\n  EDITOR=nano vault secret edit db\n";
+const EX_GENERATE: &str = "Examples:\n  vault secret generate app SESSION_KEY\n  vault secret generate db PGPASSWORD --length 40 --chars url\n";
+const EX_DESCRIBE: &str = "Examples:\n  vault secret describe db PGPASSWORD \"rotated by the DBA, ask #infra\"\n  vault secret describe db PGPASSWORD \"\"\n";
+const EX_RENDER: &str = "Examples:\n  vault render config.yaml.tmpl -s db\n  vault render kubeconfig.tmpl -s k8s > /dev/null\n";
 const EX_SET: &str = "Examples:\n  vault secret set db PGPORT=5433\n  vault secret set db PGPASSWORD < new-password.txt\n";
 const EX_UNSET: &str = "Examples:\n  vault secret unset db PGPORT\n";
 const EX_RENAME: &str = "Examples:\n  vault secret rename db db-staging\n";

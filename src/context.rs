@@ -47,7 +47,10 @@ impl Context {
         let file = file.or_else(|| scope.vault.clone());
         Ok(Context {
             scope,
-            paths: Paths::resolved(dir, file)?,
+            paths: Paths {
+                allow_older: global.allow_older,
+                ..Paths::resolved(dir, file)?
+            },
             sources: Sources {
                 identity: global.identity.clone(),
                 passphrase_file: global.passphrase_file.clone(),
@@ -76,6 +79,9 @@ pub(crate) struct Paths {
     /// `VAULT_DIR/vault.lock`: the lock `identity.age` is written under
     /// (the same as `lock` for the default vault).
     pub(crate) dir_lock: PathBuf,
+    /// `--allow-older`: not a path, but how the vault at these paths may be
+    /// written (DESIGN v2 "Trust", "Older files").
+    pub(crate) allow_older: bool,
 }
 
 impl Paths {
@@ -97,6 +103,7 @@ impl Paths {
             file,
             lock,
             dir_lock,
+            allow_older: false,
         }
     }
 

@@ -18,6 +18,14 @@ use crate::names::{EnvKey, SecretName, SecretValue};
 /// The passphrase that unlocks a vault: a secret itself, never handed on.
 pub(crate) const PASSPHRASE_VAR: &str = "VAULT_PASSPHRASE";
 
+/// The text of an age identity file (CI systems hand secrets over as
+/// variables): unlocks by itself, never handed on, never echoed.
+pub(crate) const AGE_KEY_VAR: &str = "VAULT_AGE_KEY";
+
+/// Variables that unlock a vault by themselves (the passphrase, the text of
+/// an identity): never in a child's environment, inherited or from a source.
+pub(crate) const UNLOCKING_VARS: &[&str] = &[PASSPHRASE_VAR, AGE_KEY_VAR];
+
 /// The variables `--clean-env` keeps (plus every `LC_*`): what a program
 /// needs to find things and speak the user's language, nothing that
 /// configures a particular tool.
@@ -41,6 +49,10 @@ pub(crate) enum Origin {
     LocalEnv,
     /// A source of the project file at the path.
     Project(Box<Origin>, PathBuf),
+    /// `run --as-file`: the key now holds the path of a memfd.
+    AsFile,
+    /// `run --render TEMPLATE=KEY`: the path of the rendered memfd.
+    Render(PathBuf),
 }
 
 impl fmt::Display for Origin {
@@ -52,6 +64,8 @@ impl fmt::Display for Origin {
             Origin::Dotenv(path) => write!(f, "dotenv:{}", path.display()),
             Origin::Set => f.write_str("set"),
             Origin::LocalEnv => f.write_str("local-env"),
+            Origin::AsFile => f.write_str("as-file"),
+            Origin::Render(path) => write!(f, "render:{}", path.display()),
         }
     }
 }
@@ -84,7 +98,7 @@ pub(crate) struct ChildEnv {
 }
 
 impl ChildEnv {
-    /// The base: `inherited` less `VAULT_PASSPHRASE`, and with `clean` only
+    /// The base: `inherited` less `UNLOCKING_VARS`, and with `clean` only
     /// the `CLEAN_ENV` allowlist of it.
     pub(crate) fn new(
         inherited: impl IntoIterator<Item = (OsString, OsString)>,
@@ -93,7 +107,7 @@ impl ChildEnv {
     ) -> ChildEnv {
         let base = inherited
             .into_iter()
-            .filter(|(k, _)| k != PASSPHRASE_VAR)
+            .filter(|(k, _)| !UNLOCKING_VARS.iter().any(|u| k == u))
             .filter(|(k, _)| !clean || kept_by_clean_env(k))
             .collect();
         ChildEnv {
@@ -138,9 +152,24 @@ impl ChildEnv {
         from_source.or(inherited)
     }
 
+    /// The value a source gave `key`, if that is what the child gets (not
+    /// when `--no-override` lets an inherited variable win).
+    pub(crate) fn source_value(&self, key: &EnvKey) -> Option<&SecretValue> {
+        if self.no_override && self.base.contains_key(OsStr::new(key.as_str())) {
+            return None;
+        }
+        self.set.get(key).and_then(|s| s.last()).map(|s| &s.value)
+    }
+
     /// Whether any source set `key` (whatever wins in the end).
     pub(crate) fn sources_set(&self, key: &str) -> bool {
         EnvKey::parse(key).is_ok_and(|k| self.set.contains_key(&k))
+    }
+
+    /// Every value a source set, overridden ones included, never an
+    /// inherited one: what `--redact` masks.
+    pub(crate) fn source_values(&self) -> impl Iterator<Item = &str> {
+        self.set.values().flatten().map(|s| s.value.expose())
     }
 
     /// The variables the child gets, sorted by name.
@@ -338,6 +367,7 @@ mod tests {
     fn passphrase_never_in_base_and_clean_env_allowlist() {
         let inherited = os(&[
             ("VAULT_PASSPHRASE", "pw"),
+            ("VAULT_AGE_KEY", "AGE-SECRET-KEY-1"),
             ("VAULT_DIR", "/d"),
             ("PATH", "/bin"),
             ("LC_ALL", "C"),
@@ -346,6 +376,7 @@ mod tests {
         ]);
         let env = ChildEnv::new(inherited.clone(), false, false);
         assert_eq!(get(&env, "VAULT_PASSPHRASE"), None);
+        assert_eq!(get(&env, "VAULT_AGE_KEY"), None);
         assert_eq!(get(&env, "VAULT_DIR"), Some("/d"));
         assert_eq!(get(&env, "AWS_PROFILE"), Some("prod"));
         let clean = ChildEnv::new(inherited, true, false);
@@ -408,6 +439,16 @@ mod tests {
             .collect();
         let missing: Vec<&str> = env.missing(&req).iter().map(|k| k.as_str()).collect();
         assert_eq!(missing, ["B", "C"], "an empty value is set");
+    }
+
+    #[test]
+    fn source_values_are_every_value_a_source_set() {
+        let mut env = ChildEnv::new(os(&[("INHERITED", "not-masked")]), false, false);
+        env.apply(secret("a"), [kv("X", "overridden"), kv("Y", "y-value")]);
+        env.apply(Origin::Set, [kv("X", "winner")]);
+        let mut values: Vec<&str> = env.source_values().collect();
+        values.sort_unstable();
+        assert_eq!(values, ["overridden", "winner", "y-value"]);
     }
 
     #[test]

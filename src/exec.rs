@@ -36,20 +36,35 @@ const ARG_MAX_CEILING: u64 = 6 << 20;
 
 /// Replaces this process with `argv` in `env`. Returns only on failure.
 pub(crate) fn exec(hardening: &Hardening, argv: &[OsString], env: &ChildEnv) -> Error {
-    let Some((program, args)) = argv.split_first() else {
-        return Error::usage("no command to run")
-            .hint("give it after `--`: `vault run -s NAME -- COMMAND`");
+    let mut cmd = match command(argv, env) {
+        Ok(cmd) => cmd,
+        Err(e) => return e,
     };
-    let vars = env.vars();
-    if let Err(e) = check_size(argv, &vars) {
-        return e;
-    }
-    let mut cmd = Command::new(program);
-    cmd.args(args).env_clear().envs(vars.iter().copied());
     hardening.restore();
     // execvp: a bare name is looked up on the PATH the command gets.
     let err = cmd.exec();
-    failed(program, &err, argv, &vars)
+    start_failed(argv, env, &err)
+}
+
+/// `argv` with exactly `env`, checked against exec's limits: what `exec`
+/// replaces us with, and what `run --redact` spawns.
+pub(crate) fn command(argv: &[OsString], env: &ChildEnv) -> Result<Command, Error> {
+    let Some((program, args)) = argv.split_first() else {
+        return Err(Error::usage("no command to run")
+            .hint("give it after `--`: `vault run -s NAME -- COMMAND`"));
+    };
+    let vars = env.vars();
+    check_size(argv, &vars)?;
+    let mut cmd = Command::new(program);
+    cmd.args(args).env_clear().envs(vars.iter().copied());
+    Ok(cmd)
+}
+
+/// The one-line error, with the shell's exit code, for a command that
+/// `command` built and that could not be exec'd or spawned.
+pub(crate) fn start_failed(argv: &[OsString], env: &ChildEnv, err: &io::Error) -> Error {
+    let program = argv.first().map_or(OsStr::new(""), OsString::as_os_str);
+    failed(program, err, argv, &env.vars())
 }
 
 /// Bytes exec copies onto the new stack: every string with its NUL, and a

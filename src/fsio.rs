@@ -376,6 +376,24 @@ fn sync_dir(dir: &Path) -> Result<()> {
         .map_err(|e| Error::io("sync directory", dir, e))
 }
 
+/// Appends `bytes` to `path` in one write, creating it (0600) if missing:
+/// for a file another program owns and reads after us, such as GitHub's
+/// `GITHUB_ENV`, never for a vault file (those are replaced atomically).
+#[allow(
+    clippy::disallowed_methods,
+    reason = "fsio is where files are opened for writing"
+)]
+pub(crate) fn append(path: &Path, bytes: &[u8]) -> Result<()> {
+    let mut file = OpenOptions::new()
+        .append(true)
+        .create(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(|e| Error::io("open", path, e))?;
+    file.write_all(bytes)
+        .map_err(|e| Error::io("append to", path, e))
+}
+
 pub(crate) fn parent(path: &Path) -> PathBuf {
     match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),

@@ -43,4 +43,19 @@ impl Hardening {
         rustix::process::umask(self.umask);
         let _ = rustix::process::setrlimit(rustix::process::Resource::Core, self.core);
     }
+
+    /// Hardens again after `restore`: `run --redact` gives its child the
+    /// caller's settings only for as long as spawning it takes, and stays
+    /// the parent holding the secrets.
+    pub(crate) fn reapply(&self) {
+        use rustix::process::{Resource, Rlimit, setrlimit};
+        rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
+        let _ = setrlimit(
+            Resource::Core,
+            Rlimit {
+                current: Some(0),
+                maximum: self.core.maximum,
+            },
+        );
+    }
 }

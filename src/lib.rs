@@ -18,8 +18,10 @@
 //! `unlock` (where the keys come from), `vault` (the only code that touches
 //! vault files and `identity.age`), `agent` (the unlock agent), `store`
 //! (schema and queries), `crypto` (age: `identity`, `recipient`,
-//! `payload`), `env` (the merged environment `run` gives its child), `exec`
-//! (replacing `vault` with that child), `dotenv` (our dotenv reader),
+//! `payload`), `supervise` (`run --redact`: staying the child's parent),
+//! `env` (the merged environment `run` gives its child), `exec` (replacing
+//! `vault` with that child), `redact` (masking values in a stream), `dotenv`
+//! (our dotenv reader),
 //! `templates`, `term` (the terminal: prompts and colour), `fsio` (atomic
 //! writes, the lock), `hardening`, `names` (validated names and values),
 //! `error`. Everything is `pub(crate)`; `testing` is the one door for
@@ -38,12 +40,18 @@ mod error;
 mod exec;
 mod fsio;
 mod hardening;
+mod memfd;
 mod names;
 mod output;
 mod project;
+mod redact;
+mod render;
+mod sign;
 mod store;
+mod supervise;
 mod templates;
 mod term;
+mod trust;
 mod unlock;
 mod vault;
 

@@ -11,42 +11,131 @@ use zeroize::Zeroizing;
 use crate::error::{Error, Result};
 use crate::names::{EnvKey, SecretName, SecretValue};
 
-/// `MIGRATIONS[i]` takes the schema from version `i` to `i + 1`.
-const MIGRATIONS: &[&str] = &[
-    // v1: secrets, their entries, and who the vault is encrypted to.
-    "CREATE TABLE secrets (
+pub(crate) mod history;
+pub use history::set_author;
+
+// The statements that create each schema object, as `sqlite_schema`
+// keeps them: the strict load compares them byte for byte, so a statement
+// that ever ran in a released migration is never edited, only superseded.
+const SECRETS_V1: &str = "CREATE TABLE secrets (
          id         INTEGER PRIMARY KEY,
          name       TEXT NOT NULL UNIQUE,
          created_at TEXT NOT NULL,
          updated_at TEXT NOT NULL
-     );
-     CREATE TABLE entries (
+     )";
+const ENTRIES_V1: &str = "CREATE TABLE entries (
          secret_id INTEGER NOT NULL REFERENCES secrets(id) ON DELETE CASCADE,
          key       TEXT NOT NULL,
          value     TEXT NOT NULL,
          PRIMARY KEY (secret_id, key)
-     ) WITHOUT ROWID;
-     CREATE TABLE recipients (
+     ) WITHOUT ROWID";
+const RECIPIENTS_V1: &str = "CREATE TABLE recipients (
          recipient TEXT NOT NULL UNIQUE,
          added_at  TEXT NOT NULL
-     );",
-    // v2 (issue 16): every secret belongs to an environment; v1's land in
-    // `main`. SQLite cannot change a UNIQUE constraint in place, so the
-    // table is rebuilt. `migrate` runs this with foreign keys off (dropping
-    // the old table must not cascade into `entries`) and the legacy rename
-    // on (so `entries` keeps referring to `secrets`, not to the old copy).
-    "ALTER TABLE secrets RENAME TO secrets_v1;
-     CREATE TABLE secrets (
+     )";
+const META_V2: &str = "CREATE TABLE meta (
+         key   TEXT PRIMARY KEY,
+         value TEXT NOT NULL
+     )";
+// A rowid table: `WITHOUT ROWID` keeps a whole row in a b-tree cell, so
+// values of about 1 KB spill onto overflow pages of their own (10 MB of
+// such values came out at 46 MB; DESIGN v2 "Schema").
+const ENTRIES_V2: &str = "CREATE TABLE entries (
+         secret_id INTEGER NOT NULL REFERENCES secrets(id) ON DELETE CASCADE,
+         key       TEXT NOT NULL,
+         value     TEXT NOT NULL,
+         PRIMARY KEY (secret_id, key)
+     )";
+
+const SECRETS_V3: &str = "CREATE TABLE secrets (
+         id         INTEGER PRIMARY KEY,
+         name       TEXT NOT NULL UNIQUE,
+         created_at TEXT NOT NULL,
+         updated_at TEXT NOT NULL
+     , version INTEGER NOT NULL DEFAULT 1, updated_by TEXT NOT NULL DEFAULT '')";
+const SECRETS_V4: &str = "CREATE TABLE secrets (
          id         INTEGER PRIMARY KEY,
          env        TEXT NOT NULL DEFAULT 'main',
          name       TEXT NOT NULL,
          created_at TEXT NOT NULL,
          updated_at TEXT NOT NULL,
+         version    INTEGER NOT NULL DEFAULT 1,
+         updated_by TEXT NOT NULL DEFAULT '',
          UNIQUE (env, name)
-     );
-     INSERT INTO secrets (id, env, name, created_at, updated_at)
-         SELECT id, 'main', name, created_at, updated_at FROM secrets_v1;
-     DROP TABLE secrets_v1;",
+     )";
+const ENTRIES_V3: &str = "CREATE TABLE entries (
+         secret_id INTEGER NOT NULL REFERENCES secrets(id) ON DELETE CASCADE,
+         key       TEXT NOT NULL,
+         value     TEXT NOT NULL, description TEXT,
+         PRIMARY KEY (secret_id, key)
+     )";
+const HISTORY_V3: &str = "CREATE TABLE history (
+         secret_id  INTEGER NOT NULL REFERENCES secrets(id) ON DELETE CASCADE,
+         version    INTEGER NOT NULL,
+         name       TEXT NOT NULL,
+         changed_at TEXT NOT NULL,
+         changed_by TEXT NOT NULL,
+         entries    TEXT NOT NULL,
+         PRIMARY KEY (secret_id, version)
+     )";
+
+/// One numbered migration: statements run in order in one transaction,
+/// then `then` (for what SQL cannot do alone, like a random vault id).
+struct Migration {
+    sql: &'static [&'static str],
+    then: Option<fn(&Connection) -> Result<()>>,
+}
+
+/// `MIGRATIONS[i]` takes the schema from version `i` to `i + 1`.
+const MIGRATIONS: &[Migration] = &[
+    // v1: secrets, their entries, and who the vault is encrypted to.
+    Migration {
+        sql: &[SECRETS_V1, ENTRIES_V1, RECIPIENTS_V1],
+        then: None,
+    },
+    // v2 (issue 15): `meta` with the vault's id and generation, which the
+    // signature covers; `entries` rebuilt as a rowid table.
+    Migration {
+        sql: &[
+            META_V2,
+            "ALTER TABLE entries RENAME TO entries_v1",
+            ENTRIES_V2,
+            "INSERT INTO entries (secret_id, key, value)
+             SELECT secret_id, key, value FROM entries_v1",
+            "DROP TABLE entries_v1",
+        ],
+        then: Some(new_meta),
+    },
+    // v3 (issue 17, DESIGN v2 "History", "Files, editing, generating"):
+    // earlier versions of every secret, the current version's number and
+    // author, and descriptions of keys. Additive only (ADD COLUMN, a new
+    // table): SQLite rewrites the stored CREATE statements, as SECRETS_V3
+    // and ENTRIES_V3 spell out.
+    Migration {
+        sql: &[
+            "ALTER TABLE secrets ADD COLUMN version INTEGER NOT NULL DEFAULT 1",
+            "ALTER TABLE secrets ADD COLUMN updated_by TEXT NOT NULL DEFAULT ''",
+            "ALTER TABLE entries ADD COLUMN description TEXT",
+            HISTORY_V3,
+        ],
+        then: None,
+    },
+    // v4 (issue 16): every secret belongs to an environment; v3's land in
+    // `main`. SQLite cannot change a UNIQUE constraint in place, so
+    // `secrets` is rebuilt, keeping v3's version and author. `migrate`
+    // runs this with foreign keys off (dropping the old table must not
+    // cascade into `entries` and `history`) and the legacy rename on (so
+    // they keep referring to `secrets`, not to the old copy).
+    Migration {
+        sql: &[
+            "ALTER TABLE secrets RENAME TO secrets_v3",
+            SECRETS_V4,
+            "INSERT INTO secrets (id, env, name, created_at, updated_at, version, updated_by)
+             SELECT id, 'main', name, created_at, updated_at, version, updated_by FROM secrets_v3",
+            "DROP TABLE secrets_v3",
+        ],
+        then: None,
+    },
 ];
 
 /// The environment every secret of a version-1 vault is in, and the one a
@@ -55,15 +144,81 @@ pub(crate) const DEFAULT_ENV: &str = "main";
 
 pub(crate) const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 
+/// One row of `sqlite_schema`: type, name, table, SQL (`None` for the
+/// indexes SQLite makes for UNIQUE and PRIMARY KEY constraints).
+type Object = (
+    &'static str,
+    &'static str,
+    &'static str,
+    Option<&'static str>,
+);
+
+/// `SCHEMAS[v - 1]`: exactly the objects a database of schema version `v`
+/// holds, sorted by type and name. The strict load accepts nothing else:
+/// no trigger, view, extra table or index, no changed definition (a forged
+/// database must not run anything inside SQLite). A new migration adds
+/// the list of its version here (the unit tests check that a fresh and a
+/// migrated database both match it).
+const SCHEMAS: &[&[Object]] = &[
+    // v1
+    &[
+        ("index", "sqlite_autoindex_recipients_1", "recipients", None),
+        ("index", "sqlite_autoindex_secrets_1", "secrets", None),
+        ("table", "entries", "entries", Some(ENTRIES_V1)),
+        ("table", "recipients", "recipients", Some(RECIPIENTS_V1)),
+        ("table", "secrets", "secrets", Some(SECRETS_V1)),
+    ],
+    // v2
+    &[
+        ("index", "sqlite_autoindex_entries_1", "entries", None),
+        ("index", "sqlite_autoindex_meta_1", "meta", None),
+        ("index", "sqlite_autoindex_recipients_1", "recipients", None),
+        ("index", "sqlite_autoindex_secrets_1", "secrets", None),
+        ("table", "entries", "entries", Some(ENTRIES_V2)),
+        ("table", "meta", "meta", Some(META_V2)),
+        ("table", "recipients", "recipients", Some(RECIPIENTS_V1)),
+        ("table", "secrets", "secrets", Some(SECRETS_V1)),
+    ],
+    // v3
+    &[
+        ("index", "sqlite_autoindex_entries_1", "entries", None),
+        ("index", "sqlite_autoindex_history_1", "history", None),
+        ("index", "sqlite_autoindex_meta_1", "meta", None),
+        ("index", "sqlite_autoindex_recipients_1", "recipients", None),
+        ("index", "sqlite_autoindex_secrets_1", "secrets", None),
+        ("table", "entries", "entries", Some(ENTRIES_V3)),
+        ("table", "history", "history", Some(HISTORY_V3)),
+        ("table", "meta", "meta", Some(META_V2)),
+        ("table", "recipients", "recipients", Some(RECIPIENTS_V1)),
+        ("table", "secrets", "secrets", Some(SECRETS_V3)),
+    ],
+    // v4
+    &[
+        ("index", "sqlite_autoindex_entries_1", "entries", None),
+        ("index", "sqlite_autoindex_history_1", "history", None),
+        ("index", "sqlite_autoindex_meta_1", "meta", None),
+        ("index", "sqlite_autoindex_recipients_1", "recipients", None),
+        ("index", "sqlite_autoindex_secrets_1", "secrets", None),
+        ("table", "entries", "entries", Some(ENTRIES_V3)),
+        ("table", "history", "history", Some(HISTORY_V3)),
+        ("table", "meta", "meta", Some(META_V2)),
+        ("table", "recipients", "recipients", Some(RECIPIENTS_V1)),
+        ("table", "secrets", "secrets", Some(SECRETS_V4)),
+    ],
+];
+
 /// Settings every connection gets before it is used.
 fn configure(conn: &Connection) -> Result<()> {
     // secure_delete: a deleted value's bytes are zeroed, not left in free
     // pages that get re-encrypted. temp_store: sorts and temp tables stay in
-    // memory instead of spilling plaintext to /var/tmp.
+    // memory instead of spilling plaintext to /var/tmp. trusted_schema OFF:
+    // defence in depth behind the strict load, no SQL function runs from
+    // inside the schema.
     conn.execute_batch(
         "PRAGMA secure_delete = ON;
          PRAGMA temp_store = MEMORY;
-         PRAGMA foreign_keys = ON;",
+         PRAGMA foreign_keys = ON;
+         PRAGMA trusted_schema = OFF;",
     )?;
     Ok(())
 }
@@ -83,10 +238,18 @@ pub(crate) fn create(recipients: &[String]) -> Result<Connection> {
     Ok(conn)
 }
 
-/// Checks a freshly deserialized database and brings its schema up to date.
-/// Cheap on purpose (no `integrity_check`): it catches a payload that is not
-/// a vault database at all, and versions this build cannot read.
-pub(crate) fn prepare(conn: &mut Connection, source: &str) -> Result<()> {
+/// A vault whose content breaks the rules: exit 1, nothing run.
+pub(crate) fn damaged(source: &str, what: impl std::fmt::Display) -> Error {
+    Error::new(format!("{source} is damaged: {what}"))
+        .hint("restore it from a backup or from version control; `vault doctor` shows more")
+}
+
+/// The strict load of a freshly deserialized database (DESIGN v2
+/// "Schema"), before anything else runs on it: it must be a vault database
+/// of a version this build knows, holding exactly that version's schema
+/// objects. Returns the schema version. Cheap on purpose (no
+/// `integrity_check`, no row scan): it runs on every load.
+pub(crate) fn check(conn: &Connection, source: &str) -> Result<i64> {
     let not_a_vault = || {
         Error::new(format!(
             "{source} decrypts, but what it holds is not a vault database"
@@ -97,71 +260,91 @@ pub(crate) fn prepare(conn: &mut Connection, source: &str) -> Result<()> {
     let version: i64 = conn
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .map_err(|_| not_a_vault())?;
-    let has_secrets: i64 = conn
-        .query_row(
-            "SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name = 'secrets'",
-            [],
-            |r| r.get(0),
-        )
-        .map_err(|_| not_a_vault())?;
+    let objects = schema_objects(conn).map_err(|_| not_a_vault())?;
     // user_version is a signed 32-bit field: a negative one (a hand-edited
     // or hostile database) is no version vault ever wrote.
-    if version <= 0 || has_secrets == 0 {
+    if version <= 0 || !objects.iter().any(|o| o.0 == "table" && o.1 == "secrets") {
         return Err(not_a_vault());
     }
     if version > SCHEMA_VERSION {
         return Err(Error::new(format!(
-            "{source} has schema version {version}, newer than this vault understands ({SCHEMA_VERSION})"
+            "{source} has schema version {version}, newer than this vault understands ({SCHEMA_VERSION}): it was written by a newer vault"
         ))
         .hint("upgrade vault (`cargo install --path .` in a newer checkout)"));
     }
-    migrate(conn, version)
-}
-
-/// A database as version 1 of the schema made it, with one secret `db`
-/// in it: for the tests of loading and migrating older vaults.
-#[cfg(test)]
-pub(crate) fn create_v1(recipients: &[String]) -> Connection {
-    let conn = Connection::open_in_memory().unwrap();
-    configure(&conn).unwrap();
-    conn.execute_batch(MIGRATIONS[0]).unwrap();
-    conn.pragma_update(None, "user_version", 1).unwrap();
-    for r in recipients {
-        conn.execute(
-            "INSERT INTO recipients (recipient, added_at) VALUES (?1, ?2)",
-            params![r, now()],
-        )
-        .unwrap();
+    let want = SCHEMAS[version as usize - 1];
+    let same = objects.len() == want.len()
+        && objects.iter().zip(want.iter()).all(|(got, want)| {
+            got.0 == want.0 && got.1 == want.1 && got.2 == want.2 && got.3.as_deref() == want.3
+        });
+    if !same {
+        let extra = objects
+            .iter()
+            .find(|got| {
+                !want.iter().any(|w| {
+                    w.0 == got.0 && w.1 == got.1 && w.2 == got.2 && w.3 == got.3.as_deref()
+                })
+            })
+            .map(|o| format!("{} `{}`", o.0, crate::names::printable(&o.1)));
+        let what = match extra {
+            Some(o) => {
+                format!("its database holds a {o} that schema version {version} does not have")
+            }
+            None => format!("its database lacks part of schema version {version}"),
+        };
+        return Err(damaged(source, what));
     }
-    conn.execute_batch(
-        "INSERT INTO secrets (id, name, created_at, updated_at)
-             VALUES (7, 'db', '2025-01-01T00:00:00Z', '2025-01-02T00:00:00Z');
-         INSERT INTO entries VALUES (7, 'PGPASSWORD', 'pw'), (7, 'PGUSER', 'app');",
-    )
-    .unwrap();
-    conn
+    Ok(version)
 }
 
-/// Whether a loaded database has a known schema older than this build's,
-/// so that `prepare` will migrate it (and needs a writable copy).
-pub(crate) fn needs_migration(conn: &Connection) -> bool {
-    schema_version(conn).is_ok_and(|v| v > 0 && v < SCHEMA_VERSION)
+/// A row of `sqlite_schema` as read.
+type Found = (String, String, String, Option<String>);
+
+/// `sqlite_schema`, sorted as `SCHEMAS` is.
+fn schema_objects(conn: &Connection) -> rusqlite::Result<Vec<Found>> {
+    let mut stmt =
+        conn.prepare("SELECT type, name, tbl_name, sql FROM sqlite_schema ORDER BY type, name")?;
+    let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?;
+    rows.collect()
 }
 
-fn migrate(conn: &mut Connection, from: i64) -> Result<()> {
+/// Checks a freshly deserialized database and brings its schema up to date;
+/// returns the version it had. The strict check comes first: a migration
+/// writes, and a write would fire a forged trigger.
+pub(crate) fn prepare(conn: &mut Connection, source: &str) -> Result<i64> {
+    let version = check(conn, source)?;
+    migrate(conn, version)?;
+    Ok(version)
+}
+
+/// Runs the migrations after `from` (already checked by `check`).
+pub(crate) fn migrate(conn: &mut Connection, from: i64) -> Result<()> {
+    migrate_to(conn, from, SCHEMA_VERSION)
+}
+
+/// Runs the migrations after `from` up to version `to`.
+fn migrate_to(conn: &mut Connection, from: i64, to: i64) -> Result<()> {
     if from >= SCHEMA_VERSION {
         return Ok(());
     }
     let from = usize::try_from(from)
         .map_err(|_| Error::new(format!("cannot migrate from schema version {from}")))?;
-    // Rebuilding a table (v2) must neither cascade a DROP into `entries`
-    // nor let RENAME rewrite `entries`' reference to `secrets`; both
-    // pragmas only take effect outside a transaction.
+    // Rebuilding a table (v4) must neither cascade a DROP into `entries`
+    // and `history` nor let RENAME rewrite their references to `secrets`;
+    // both pragmas only take effect outside a transaction.
     conn.execute_batch("PRAGMA foreign_keys = OFF; PRAGMA legacy_alter_table = ON;")?;
+    let to = usize::try_from(to)
+        .unwrap_or(MIGRATIONS.len())
+        .min(MIGRATIONS.len());
     let migrated = (|| -> Result<()> {
         let tx = conn.transaction()?;
-        for sql in &MIGRATIONS[from..] {
-            tx.execute_batch(sql)?;
+        for m in &MIGRATIONS[from..to] {
+            for sql in m.sql {
+                tx.execute_batch(sql)?;
+            }
+            if let Some(then) = m.then {
+                then(&tx)?;
+            }
         }
         let broken: Option<String> = tx
             .query_row("PRAGMA foreign_key_check", [], |r| r.get(0))
@@ -172,12 +355,246 @@ fn migrate(conn: &mut Connection, from: i64) -> Result<()> {
             )
             .hint("`vault doctor` checks the vault file"));
         }
-        tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+        tx.pragma_update(None, "user_version", to as i64)?;
         tx.commit()?;
         Ok(())
     })();
     conn.execute_batch("PRAGMA foreign_keys = ON; PRAGMA legacy_alter_table = OFF;")?;
     migrated
+}
+
+/// v2's `meta`: a new random vault id, generation 0.
+fn new_meta(conn: &Connection) -> Result<()> {
+    use rand_core::RngCore;
+    let mut id = [0u8; 16];
+    rand_core::OsRng
+        .try_fill_bytes(&mut id)
+        .map_err(|e| Error::new(format!("no randomness from the system: {e}")))?;
+    conn.execute(
+        "INSERT INTO meta (key, value) VALUES ('vault_id', ?1), ('generation', '0')",
+        [hex(&id)],
+    )?;
+    Ok(())
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// What `meta` says: the vault's id and generation (schema v2 on).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Meta {
+    pub(crate) vault_id: [u8; 16],
+    pub(crate) generation: u64,
+}
+
+impl Meta {
+    pub(crate) fn id_hex(&self) -> String {
+        hex(&self.vault_id)
+    }
+}
+
+/// Reads and validates `meta`: exactly the keys below, each once (a new
+/// key comes with the migration that adds it, and an arm here).
+pub(crate) fn meta(conn: &Connection, source: &str) -> Result<Meta> {
+    let mut stmt = conn.prepare_cached("SELECT key, value FROM meta")?;
+    let mut rows = stmt.query([])?;
+    let (mut id, mut generation) = (None, None);
+    while let Some(row) = rows.next()? {
+        let (Ok(key), Ok(value)) = (row.get::<_, String>(0), row.get::<_, String>(1)) else {
+            return Err(damaged(source, "a row of `meta` is not text"));
+        };
+        match key.as_str() {
+            "vault_id" => {
+                id = Some(
+                    parse_vault_id(&value)
+                        .ok_or_else(|| damaged(source, "its vault id is malformed"))?,
+                )
+            }
+            "generation" => {
+                let g = (!value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()))
+                    .then(|| value.parse::<u64>().ok())
+                    .flatten()
+                    .ok_or_else(|| damaged(source, "its generation is malformed"))?;
+                generation = Some(g);
+            }
+            other => {
+                return Err(damaged(
+                    source,
+                    format!(
+                        "`meta` holds an unknown key `{}`",
+                        crate::names::printable(other)
+                    ),
+                ));
+            }
+        }
+    }
+    match (id, generation) {
+        (Some(vault_id), Some(generation)) => Ok(Meta {
+            vault_id,
+            generation,
+        }),
+        _ => Err(damaged(source, "`meta` lacks the vault id or generation")),
+    }
+}
+
+/// 32 lowercase hex digits.
+pub(crate) fn parse_vault_id(s: &str) -> Option<[u8; 16]> {
+    if s.len() != 32
+        || !s
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    {
+        return None;
+    }
+    let mut id = [0u8; 16];
+    for (i, b) in id.iter_mut().enumerate() {
+        *b = u8::from_str_radix(&s[2 * i..2 * i + 2], 16).ok()?;
+    }
+    Some(id)
+}
+
+/// Sets the generation a write saves.
+pub(crate) fn set_generation(conn: &Connection, generation: u64) -> Result<()> {
+    conn.execute(
+        "UPDATE meta SET value = ?1 WHERE key = 'generation'",
+        [generation.to_string()],
+    )?;
+    Ok(())
+}
+
+/// Every row checked as if a user had typed it (DESIGN v2 "Schema"): what
+/// a write runs before it saves, and `doctor` on every load. Names, keys,
+/// values (no NUL, pair size), recipients that parse, RFC 3339 timestamps,
+/// `meta`. SQLite's types are checked too: a forged row may hold a blob.
+pub(crate) fn validate(conn: &Connection, source: &str) -> Result<()> {
+    let bad = |what: String| damaged(source, what);
+    meta(conn, source)?;
+    {
+        let mut stmt = conn.prepare(
+            "SELECT id, typeof(name), name, typeof(created_at), created_at,
+                    typeof(updated_at), updated_at, typeof(env), env FROM secrets",
+        )?;
+        let mut rows = stmt.query([])?;
+        while let Some(r) = rows.next()? {
+            let id: i64 = r.get(0)?;
+            let texts = r.get::<_, String>(1)? == "text"
+                && r.get::<_, String>(3)? == "text"
+                && r.get::<_, String>(5)? == "text"
+                && r.get::<_, String>(7)? == "text";
+            if !texts {
+                return Err(bad(format!("secret row {id} is not text")));
+            }
+            let name: String = r.get(2)?;
+            SecretName::parse(&name)
+                .map_err(|_| bad(format!("secret row {id} has an invalid name")))?;
+            // An environment is named like a secret (`-e`, `ENV/NAME`).
+            SecretName::parse(&r.get::<_, String>(8)?)
+                .map_err(|_| bad(format!("secret `{name}` has an invalid environment")))?;
+            for t in [r.get::<_, String>(4)?, r.get::<_, String>(6)?] {
+                check_time(&t)
+                    .map_err(|_| bad(format!("secret `{name}` has an invalid timestamp")))?;
+            }
+        }
+    }
+    {
+        let mut stmt = conn.prepare(
+            "SELECT s.name, typeof(e.key), e.key, typeof(e.value), e.value
+             FROM entries e LEFT JOIN secrets s ON s.id = e.secret_id",
+        )?;
+        let mut rows = stmt.query([])?;
+        while let Some(r) = rows.next()? {
+            let Some(name) = r.get::<_, Option<String>>(0)? else {
+                return Err(bad("an entry belongs to no secret".into()));
+            };
+            if r.get::<_, String>(1)? != "text" || r.get::<_, String>(3)? != "text" {
+                return Err(bad(format!(
+                    "secret `{name}` has an entry that is not text"
+                )));
+            }
+            let key: String = r.get(2)?;
+            let key = EnvKey::parse(&key)
+                .map_err(|_| bad(format!("secret `{name}` has an invalid key")))?;
+            let value = Zeroizing::new(r.get::<_, String>(4)?);
+            SecretValue::new(&key, value)
+                .map_err(|_| bad(format!("secret `{name}`: the value of `{key}` is invalid")))?;
+        }
+    }
+    validate_history(conn, source)?;
+    recipients_info(conn)
+        .map_err(|e| Error::new(format!("{source} is damaged: {}", e.message())))?;
+    Ok(())
+}
+
+/// The columns and table that schema v3 (history) adds: versions are
+/// positive integers, authors and descriptions printable, and every earlier
+/// version an object of valid keys and values, as if typed by a user.
+fn validate_history(conn: &Connection, source: &str) -> Result<()> {
+    let bad = |what: String| damaged(source, what);
+    let printable = |s: &str| !s.chars().any(char::is_control) && s.len() <= 1024;
+    let mut stmt = conn.prepare(
+        "SELECT name, typeof(version), version, typeof(updated_by), updated_by FROM secrets",
+    )?;
+    let mut rows = stmt.query([])?;
+    while let Some(r) = rows.next()? {
+        let name: String = r.get(0)?;
+        let ok = r.get::<_, String>(1)? == "integer"
+            && r.get::<_, i64>(2)? >= 1
+            && r.get::<_, String>(3)? == "text"
+            && printable(&r.get::<_, String>(4)?);
+        if !ok {
+            return Err(bad(format!(
+                "secret `{name}` has an invalid version or author"
+            )));
+        }
+    }
+    let mut stmt = conn.prepare(
+        "SELECT s.name, e.description FROM entries e JOIN secrets s ON s.id = e.secret_id
+         WHERE e.description IS NOT NULL",
+    )?;
+    let mut rows = stmt.query([])?;
+    while let Some(r) = rows.next()? {
+        let name: String = r.get(0)?;
+        let text: Option<String> = r.get(1).ok();
+        if !text.as_deref().is_some_and(is_description) {
+            return Err(bad(format!(
+                "secret `{name}` has an invalid key description"
+            )));
+        }
+    }
+    let mut stmt = conn.prepare(
+        "SELECT s.name, typeof(h.version), h.version, h.name, h.changed_at, h.changed_by, h.entries
+         FROM history h LEFT JOIN secrets s ON s.id = h.secret_id",
+    )?;
+    let mut rows = stmt.query([])?;
+    while let Some(r) = rows.next()? {
+        let Some(name) = r.get::<_, Option<String>>(0)? else {
+            return Err(bad("a history row belongs to no secret".into()));
+        };
+        let texts = (3..7).all(|i| {
+            r.get_ref(i)
+                .is_ok_and(|v| v.data_type() == rusqlite::types::Type::Text)
+        });
+        if !texts || r.get::<_, String>(1)? != "integer" || r.get::<_, i64>(2)? < 1 {
+            return Err(bad(format!("secret `{name}` has an invalid history row")));
+        }
+        let old_name: String = r.get(3)?;
+        let when: String = r.get(4)?;
+        let by: String = r.get(5)?;
+        let entries = Zeroizing::new(r.get::<_, String>(6)?);
+        let ok = SecretName::parse(&old_name).is_ok()
+            && check_time(&when).is_ok()
+            && printable(&by)
+            && history::parse_entries(&entries).is_some();
+        if !ok {
+            return Err(bad(format!("secret `{name}` has an invalid history row")));
+        }
+    }
+    Ok(())
+}
+
+fn check_time(t: &str) -> std::result::Result<(), ()> {
+    t.parse::<jiff::Timestamp>().map(|_| ()).map_err(|_| ())
 }
 
 /// SQLite's full check; costs as much as loading the vault, so only
@@ -197,6 +614,7 @@ pub(crate) fn integrity_check(conn: &Connection) -> Result<()> {
     }
 }
 
+#[cfg(test)]
 pub(crate) fn schema_version(conn: &Connection) -> Result<i64> {
     Ok(conn.query_row("PRAGMA user_version", [], |r| r.get(0))?)
 }
@@ -219,14 +637,38 @@ pub struct SecretInfo {
 const INFO_COLUMNS: &str = "s.env, s.name,
     (SELECT count(*) FROM entries e WHERE e.secret_id = s.id), s.created_at, s.updated_at";
 
-fn info_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<SecretInfo> {
-    Ok(SecretInfo {
-        env: r.get(0)?,
-        name: r.get(1)?,
+/// A row of `secrets` as `list` and `info` read it (`INFO_COLUMNS`),
+/// validated: a forged environment, name or timestamp is damage, never
+/// printed.
+fn secret_info(r: &rusqlite::Row) -> rusqlite::Result<std::result::Result<SecretInfo, Error>> {
+    let bad = |what: &str| {
+        Err(Error::new(format!("the vault lists a secret with {what}"))
+            .hint("restore it from a backup or from version control"))
+    };
+    let (Ok(env), Ok(name), Ok(created_at), Ok(updated_at)) = (
+        r.get::<_, String>(0),
+        r.get::<_, String>(1),
+        r.get::<_, String>(3),
+        r.get::<_, String>(4),
+    ) else {
+        return Ok(bad("a field that is not text"));
+    };
+    if SecretName::parse(&env).is_err() {
+        return Ok(bad("an invalid environment"));
+    }
+    if SecretName::parse(&name).is_err() {
+        return Ok(bad("an invalid name"));
+    }
+    if check_time(&created_at).is_err() || check_time(&updated_at).is_err() {
+        return Ok(bad("an invalid timestamp"));
+    }
+    Ok(Ok(SecretInfo {
+        env,
+        name,
         keys: r.get(2)?,
-        created_at: r.get(3)?,
-        updated_at: r.get(4)?,
-    })
+        created_at,
+        updated_at,
+    }))
 }
 
 /// The secrets of environment `env` sorted by name, or with `None` those of
@@ -236,14 +678,30 @@ pub fn list(conn: &Connection, env: Option<&str>) -> Result<Vec<SecretInfo>> {
         "SELECT {INFO_COLUMNS} FROM secrets s
          WHERE ?1 IS NULL OR s.env = ?1 ORDER BY s.env, s.name"
     ))?;
-    let rows = stmt.query_map([env], info_row)?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
+    let rows = stmt.query_map([env], secret_info)?;
+    let mut out = vec![];
+    for row in rows {
+        out.push(row??);
+    }
+    Ok(out)
 }
 
+/// Every secret name of `env`, validated (completion scripts print them).
 pub(crate) fn names(conn: &Connection, env: &str) -> Result<Vec<String>> {
     let mut stmt = conn.prepare("SELECT name FROM secrets WHERE env = ?1 ORDER BY name")?;
-    let rows = stmt.query_map([env], |r| r.get(0))?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
+    let rows = stmt.query_map([env], |r| r.get::<_, String>(0))?;
+    let mut out = vec![];
+    for name in rows {
+        let name = name
+            .ok()
+            .filter(|n| SecretName::parse(n).is_ok())
+            .ok_or_else(|| {
+                Error::new("the vault lists a secret with an invalid name")
+                    .hint("restore it from a backup or from version control")
+            })?;
+        out.push(name);
+    }
+    Ok(out)
 }
 
 /// Every environment that holds a secret, with how many, sorted by name.
@@ -299,13 +757,14 @@ pub(crate) fn require_env(conn: &Connection, env: &str) -> Result<()> {
 }
 
 pub fn info(conn: &Connection, env: &str, name: &SecretName) -> Result<Option<SecretInfo>> {
-    Ok(conn
+    let row = conn
         .query_row(
             &format!("SELECT {INFO_COLUMNS} FROM secrets s WHERE s.env = ?1 AND s.name = ?2"),
             [env, name.as_str()],
-            info_row,
+            secret_info,
         )
-        .optional()?)
+        .optional()?;
+    row.transpose()
 }
 
 /// The `no secret named …` error, with the closest existing name; or, when
@@ -378,8 +837,12 @@ pub fn entries(
     let mut rows = stmt.query([env, name.as_str()])?;
     let mut out = vec![];
     while let Some(row) = rows.next()? {
-        let key: String = row.get(0)?;
-        let value = Zeroizing::new(row.get::<_, String>(1)?);
+        let not_text = || {
+            Error::new(format!("secret `{name}` has an entry that is not text"))
+                .hint("restore the vault from a backup or from version control")
+        };
+        let key: String = row.get(0).map_err(|_| not_text())?;
+        let value = Zeroizing::new(row.get::<_, String>(1).map_err(|_| not_text())?);
         // Keys and values were validated when written; a hand-edited database
         // that breaks the rules is reported, not passed on.
         let key = EnvKey::parse(&key).map_err(|e| e.context(format_args!("secret `{name}`")))?;
@@ -393,7 +856,8 @@ pub fn entries(
 }
 
 /// Creates `name` in `env` with `entries`; with `replace`, an existing
-/// secret of that name is replaced (its creation time kept).
+/// secret of that name is replaced (its creation time and history kept,
+/// the replaced entries becoming its previous version).
 pub fn create_secret(
     conn: &Connection,
     env: &str,
@@ -401,7 +865,6 @@ pub fn create_secret(
     entries: &[(EnvKey, SecretValue)],
     replace: bool,
 ) -> Result<()> {
-    let now = now();
     if exists(conn, env, name)? {
         if !replace {
             let flag = if env == DEFAULT_ENV {
@@ -420,17 +883,17 @@ pub fn create_secret(
                 )));
         }
         let id = id_of(conn, env, name)?;
+        let before = history::begin(conn, id)?;
         conn.execute("DELETE FROM entries WHERE secret_id = ?1", [id])?;
-        conn.execute(
-            "UPDATE secrets SET updated_at = ?1 WHERE id = ?2",
-            params![now, id],
-        )?;
-    } else {
-        conn.execute(
-            "INSERT INTO secrets (env, name, created_at, updated_at) VALUES (?1, ?2, ?3, ?3)",
-            params![env, name.as_str(), now],
-        )?;
+        put_entries(conn, id, entries)?;
+        history::finish(conn, before)?;
+        return Ok(());
     }
+    conn.execute(
+        "INSERT INTO secrets (env, name, created_at, updated_at, version, updated_by)
+         VALUES (?1, ?2, ?3, ?3, 1, ?4)",
+        params![env, name.as_str(), now(), history::author(conn)?],
+    )?;
     let id = id_of(conn, env, name)?;
     put_entries(conn, id, entries)
 }
@@ -460,16 +923,66 @@ fn put_entries(conn: &Connection, id: i64, entries: &[(EnvKey, SecretValue)]) ->
     Ok(())
 }
 
-/// Sets keys of an existing secret, adding or overwriting.
+/// Sets keys of an existing secret, adding or overwriting. Returns whether
+/// anything changed (setting a key to the value it has makes no version).
 pub(crate) fn set(
     conn: &Connection,
     env: &str,
     name: &SecretName,
     entries: &[(EnvKey, SecretValue)],
-) -> Result<()> {
+) -> Result<bool> {
     let id = id_of(conn, env, name)?;
+    let before = history::begin(conn, id)?;
     put_entries(conn, id, entries)?;
-    touch(conn, id)
+    history::finish(conn, before)
+}
+
+/// Makes the secret's entries exactly `entries` (`edit`, `rollback`):
+/// keys not in it are removed, the rest added or overwritten, so the
+/// descriptions of keys that stay are kept. Returns whether anything changed.
+pub(crate) fn replace(
+    conn: &Connection,
+    env: &str,
+    name: &SecretName,
+    entries: &[(EnvKey, SecretValue)],
+) -> Result<bool> {
+    if entries.is_empty() {
+        return Err(
+            Error::new(format!("that would leave `{name}` with no keys")).hint(format!(
+                "`vault secret delete {name}` removes the whole secret"
+            )),
+        );
+    }
+    let id = id_of(conn, env, name)?;
+    let before = history::begin(conn, id)?;
+    let present = keys_of(conn, id)?;
+    let mut stmt = conn.prepare("DELETE FROM entries WHERE secret_id = ?1 AND key = ?2")?;
+    for p in &present {
+        if !entries.iter().any(|(k, _)| k.as_str() == p) {
+            stmt.execute(params![id, p])?;
+        }
+    }
+    put_entries(conn, id, entries)?;
+    history::finish(conn, before)
+}
+
+fn keys_of(conn: &Connection, id: i64) -> Result<Vec<String>> {
+    let mut stmt = conn.prepare("SELECT key FROM entries WHERE secret_id = ?1 ORDER BY key")?;
+    let keys = stmt
+        .query_map([id], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    Ok(keys)
+}
+
+/// The error for a key a secret does not have, with the closest one.
+fn no_such_key(name: &SecretName, key: &EnvKey, present: &[String]) -> Error {
+    let e = Error::new(format!("secret `{name}` has no key `{key}`"));
+    match crate::names::closest(key.as_str(), present.iter().map(String::as_str)) {
+        Some(c) => e.hint(format!(
+            "did you mean `{c}`? `vault secret show {name}` lists its keys"
+        )),
+        None => e.hint(format!("`vault secret show {name}` lists its keys")),
+    }
 }
 
 /// Removes keys of an existing secret. Every key must exist, and at least
@@ -481,22 +994,10 @@ pub(crate) fn unset(
     keys: &[EnvKey],
 ) -> Result<()> {
     let id = id_of(conn, env, name)?;
-    let present: Vec<String> = {
-        let mut stmt = conn.prepare("SELECT key FROM entries WHERE secret_id = ?1")?;
-        stmt.query_map([id], |r| r.get(0))?
-            .collect::<rusqlite::Result<_>>()?
-    };
+    let present = keys_of(conn, id)?;
     for k in keys {
         if !present.iter().any(|p| p == k.as_str()) {
-            let mut e = Error::new(format!("secret `{name}` has no key `{k}`"));
-            if let Some(c) = crate::names::closest(k.as_str(), present.iter().map(String::as_str)) {
-                e = e.hint(format!(
-                    "did you mean `{c}`? `vault secret show {name}` lists its keys"
-                ));
-            } else {
-                e = e.hint(format!("`vault secret show {name}` lists its keys"));
-            }
-            return Err(e);
+            return Err(no_such_key(name, k, &present));
         }
     }
     let remaining = present
@@ -510,18 +1011,12 @@ pub(crate) fn unset(
             )),
         );
     }
+    let before = history::begin(conn, id)?;
     let mut stmt = conn.prepare("DELETE FROM entries WHERE secret_id = ?1 AND key = ?2")?;
     for k in keys {
         stmt.execute(params![id, k.as_str()])?;
     }
-    touch(conn, id)
-}
-
-fn touch(conn: &Connection, id: i64) -> Result<()> {
-    conn.execute(
-        "UPDATE secrets SET updated_at = ?1 WHERE id = ?2",
-        params![now(), id],
-    )?;
+    history::finish(conn, before)?;
     Ok(())
 }
 
@@ -539,24 +1034,79 @@ pub(crate) fn rename(
             )),
         );
     }
+    let before = history::begin(conn, id)?;
     conn.execute(
-        "UPDATE secrets SET name = ?1, updated_at = ?2 WHERE id = ?3",
-        params![new.as_str(), now(), id],
+        "UPDATE secrets SET name = ?1 WHERE id = ?2",
+        params![new.as_str(), id],
     )?;
+    history::finish(conn, before)?;
     Ok(())
 }
 
-/// Deletes a secret and, through the foreign key, its entries.
+/// Deletes a secret and, through the foreign keys, its entries and its
+/// whole history (`secure_delete` zeroes their bytes).
 pub fn delete(conn: &Connection, env: &str, name: &SecretName) -> Result<()> {
     let id = id_of(conn, env, name)?;
     conn.execute("DELETE FROM secrets WHERE id = ?1", [id])?;
     Ok(())
 }
 
+/// Sets (or with `None` removes) the description of one key; not a new
+/// version: descriptions are notes about keys, not their values.
+pub(crate) fn describe(
+    conn: &Connection,
+    env: &str,
+    name: &SecretName,
+    key: &EnvKey,
+    text: Option<&str>,
+) -> Result<()> {
+    let id = id_of(conn, env, name)?;
+    let n = conn.execute(
+        "UPDATE entries SET description = ?1 WHERE secret_id = ?2 AND key = ?3",
+        params![text, id, key.as_str()],
+    )?;
+    if n == 0 {
+        return Err(no_such_key(name, key, &keys_of(conn, id)?));
+    }
+    Ok(())
+}
+
+/// The descriptions of a secret's keys that have one, sorted by key.
+pub(crate) fn descriptions(
+    conn: &Connection,
+    env: &str,
+    name: &SecretName,
+) -> Result<Vec<(String, String)>> {
+    let mut stmt = conn.prepare(
+        "SELECT e.key, e.description FROM entries e JOIN secrets s ON s.id = e.secret_id
+         WHERE s.env = ?1 AND s.name = ?2 AND e.description IS NOT NULL ORDER BY e.key",
+    )?;
+    let rows = stmt.query_map([env, name.as_str()], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    let mut out = vec![];
+    for row in rows {
+        let (key, text): (String, String) = row?;
+        if !is_description(&text) {
+            return Err(Error::new(format!(
+                "secret `{name}`: the description of a key holds control characters"
+            ))
+            .hint("the vault was changed by hand; `vault secret describe` can set it again"));
+        }
+        out.push((key, text));
+    }
+    Ok(out)
+}
+
+/// What a description may hold: one line of printable text, at most 200
+/// characters (it is shown in a table).
+pub(crate) fn is_description(text: &str) -> bool {
+    text.chars().count() <= 200 && !text.chars().any(char::is_control)
+}
+
 pub fn recipients(conn: &Connection) -> Result<Vec<String>> {
-    let mut stmt = conn.prepare("SELECT recipient FROM recipients ORDER BY rowid")?;
-    let rows = stmt.query_map([], |r| r.get(0))?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
+    Ok(recipients_info(conn)?
+        .into_iter()
+        .map(|r| r.recipient)
+        .collect())
 }
 
 pub struct RecipientInfo {
@@ -564,15 +1114,36 @@ pub struct RecipientInfo {
     pub added_at: String,
 }
 
+/// The recipients, each validated as it is read: a recipient that does not
+/// parse, or is not in the form `recipients add` stores, is damage.
 pub fn recipients_info(conn: &Connection) -> Result<Vec<RecipientInfo>> {
-    let mut stmt = conn.prepare("SELECT recipient, added_at FROM recipients ORDER BY rowid")?;
-    let rows = stmt.query_map([], |r| {
-        Ok(RecipientInfo {
-            recipient: r.get(0)?,
-            added_at: r.get(1)?,
-        })
-    })?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
+    let mut stmt = conn.prepare_cached(
+        "SELECT typeof(recipient), recipient, typeof(added_at), added_at
+         FROM recipients ORDER BY rowid",
+    )?;
+    let mut rows = stmt.query([])?;
+    let mut out = vec![];
+    let bad = || {
+        Error::new("the vault lists an invalid recipient")
+            .hint("restore it from a backup or from version control")
+    };
+    while let Some(r) = rows.next()? {
+        if r.get::<_, String>(0)? != "text" || r.get::<_, String>(2)? != "text" {
+            return Err(bad());
+        }
+        let recipient: String = r.get(1)?;
+        let added_at: String = r.get(3)?;
+        match crate::crypto::canonical_recipient(&recipient) {
+            Ok(c) if c == recipient => {}
+            _ => return Err(bad()),
+        }
+        check_time(&added_at).map_err(|_| bad())?;
+        out.push(RecipientInfo {
+            recipient,
+            added_at,
+        });
+    }
+    Ok(out)
 }
 
 /// Adds a recipient; returns false if it was already there.
@@ -591,67 +1162,232 @@ pub(crate) fn remove_recipient(conn: &Connection, recipient: &str) -> Result<boo
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use rusqlite::MAIN_DB;
 
-    /// Commands that only read load the database read-only (vault.rs,
-    /// `read_only_image`), where `migrate` cannot write: an older vault is
-    /// migrated in a writable copy there (`vault::tests` covers it).
-    #[test]
-    fn read_only_loads_migrate_a_copy() {
-        assert_eq!(SCHEMA_VERSION, 2);
+    const R: &str = "age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p";
+
+    /// A database of schema version `v`, made by the migrations up to it.
+    pub(crate) fn at_version(v: usize) -> Connection {
+        let mut conn = Connection::open_in_memory().unwrap();
+        configure(&conn).unwrap();
+        migrate_to(&mut conn, 0, v as i64).unwrap();
+        conn
     }
 
-    fn v1() -> Connection {
-        create_v1(&[])
+    fn objects(conn: &Connection) -> Vec<Found> {
+        schema_objects(conn).unwrap()
+    }
+
+    fn owned(list: &[Object]) -> Vec<Found> {
+        list.iter()
+            .map(|o| (o.0.into(), o.1.into(), o.2.into(), o.3.map(String::from)))
+            .collect()
     }
 
     #[test]
-    fn v1_secrets_land_in_main() {
-        let mut conn = v1();
-        prepare(&mut conn, "vault.age").unwrap();
+    fn every_version_has_its_schema_list_and_fresh_and_migrated_agree() {
+        assert_eq!(SCHEMAS.len(), MIGRATIONS.len());
+        for v in 1..=MIGRATIONS.len() {
+            let conn = at_version(v);
+            assert_eq!(objects(&conn), owned(SCHEMAS[v - 1]), "fresh v{v}");
+            assert_eq!(check(&conn, "t").unwrap(), v as i64);
+            // From every older version, the migrations end at the same schema.
+            for from in 1..v {
+                let mut old = at_version(from);
+                migrate(&mut old, from as i64).unwrap();
+                assert_eq!(objects(&old), owned(SCHEMAS[SCHEMA_VERSION as usize - 1]));
+            }
+        }
+        let conn = create(&[]).unwrap();
+        assert_eq!(objects(&conn), owned(SCHEMAS[SCHEMA_VERSION as usize - 1]));
+    }
+
+    #[test]
+    fn v1_migrates_to_the_latest_keeping_every_entry() {
+        let mut conn = at_version(1);
+        conn.execute_batch(
+            "INSERT INTO secrets VALUES (1, 'db', '2026-01-01T00:00:00Z', '2026-01-01T00:00:00Z');
+             INSERT INTO entries VALUES (1, 'A', 'x'), (1, 'B', 'y');
+             INSERT INTO recipients VALUES ('age1x', '2026-01-01T00:00:00Z');",
+        )
+        .unwrap();
+        assert_eq!(prepare(&mut conn, "t").unwrap(), 1);
         assert_eq!(schema_version(&conn).unwrap(), SCHEMA_VERSION);
-        let l = list(&conn, None).unwrap();
-        assert_eq!(l.len(), 1);
-        assert_eq!(
-            (l[0].env.as_str(), l[0].name.as_str(), l[0].keys),
-            ("main", "db", 2)
-        );
-        assert_eq!(l[0].created_at, "2025-01-01T00:00:00Z");
         let e = entries(&conn, "main", &name("db")).unwrap();
-        assert_eq!(e[0].1.expose(), "pw");
-        // the foreign key still points at `secrets`, and still cascades
-        let sql: String = conn
-            .query_row(
-                "SELECT sql FROM sqlite_schema WHERE name = 'entries'",
-                [],
-                |r| r.get(0),
-            )
+        let got: Vec<_> = e.iter().map(|(k, v)| (k.as_str(), v.expose())).collect();
+        assert_eq!(got, [("A", "x"), ("B", "y")]);
+        let m = meta(&conn, "t").unwrap();
+        assert_eq!(m.generation, 0);
+        assert_ne!(m.vault_id, [0; 16]);
+        // Entries are a rowid table now; the cascade still holds.
+        let rowid: i64 = conn
+            .query_row("SELECT max(rowid) FROM entries", [], |r| r.get(0))
             .unwrap();
-        assert!(sql.contains("REFERENCES secrets(id)"), "{sql}");
+        assert_eq!(rowid, 2);
         delete(&conn, "main", &name("db")).unwrap();
         let n: i64 = conn
             .query_row("SELECT count(*) FROM entries", [], |r| r.get(0))
             .unwrap();
         assert_eq!(n, 0);
-        // a fresh vault and a migrated one have the same schema
-        let fresh = create(&[]).unwrap();
-        let schema = |c: &Connection| -> Vec<(String, Option<String>)> {
-            let mut st = c
-                .prepare("SELECT name, sql FROM sqlite_schema ORDER BY name")
+        // Two migrations, two vault ids.
+        let other = create(&[]).unwrap();
+        assert_ne!(meta(&other, "t").unwrap().vault_id, m.vault_id);
+    }
+
+    #[test]
+    fn strict_load_refuses_any_other_schema_object() {
+        let forged = [
+            // The attack of DESIGN v2 "Schema": a trigger that adds a
+            // recipient when the victim writes.
+            "CREATE TRIGGER t AFTER INSERT ON entries BEGIN
+                 INSERT INTO recipients VALUES ('age1evil', '2026-01-01T00:00:00Z'); END",
+            "CREATE VIEW v AS SELECT 1",
+            "CREATE TABLE extra (x)",
+            "CREATE INDEX i ON entries (value)",
+        ];
+        for v in 1..=MIGRATIONS.len() {
+            for sql in forged {
+                let mut conn = at_version(v);
+                conn.execute_batch(sql).unwrap();
+                let err = prepare(&mut conn, "vault.age").unwrap_err();
+                assert!(err.message().contains("is damaged"), "v{v} {sql}: {err:?}");
+                // Nothing ran: no migration, no trigger.
+                assert_eq!(schema_version(&conn).unwrap(), v as i64);
+            }
+            // A table of the right name with another definition.
+            let mut conn = at_version(v);
+            conn.execute_batch(
+                "DROP TABLE recipients;
+                 CREATE TABLE recipients (recipient TEXT NOT NULL UNIQUE, added_at TEXT NOT NULL)",
+            )
+            .unwrap();
+            assert!(prepare(&mut conn, "t").is_err(), "v{v}");
+            // A missing table.
+            let mut conn = at_version(v);
+            conn.execute_batch("DROP TABLE recipients").unwrap();
+            assert!(prepare(&mut conn, "t").is_err(), "v{v}");
+        }
+    }
+
+    #[test]
+    fn rows_are_validated_on_write_and_as_read() {
+        let ok = create(&[R.into()]).unwrap();
+        validate(&ok, "t").unwrap();
+        let cases = [
+            "INSERT INTO secrets (id, name, created_at, updated_at) VALUES (9, 'bad name', '2026-01-01T00:00:00Z', '2026-01-01T00:00:00Z')",
+            "INSERT INTO secrets (id, name, created_at, updated_at) VALUES (9, 'ok', 'yesterday', '2026-01-01T00:00:00Z')",
+            "INSERT INTO secrets (id, name, created_at, updated_at) VALUES (9, x'6f6b', '2026-01-01T00:00:00Z', '2026-01-01T00:00:00Z')",
+            "INSERT INTO secrets (id, name, created_at, updated_at) VALUES (9, 'ok', '2026-01-01T00:00:00Z', '2026-01-01T00:00:00Z');
+             INSERT INTO entries (secret_id, key, value) VALUES (9, 'BAD-KEY', 'v')",
+            "INSERT INTO secrets (id, name, created_at, updated_at) VALUES (9, 'ok', '2026-01-01T00:00:00Z', '2026-01-01T00:00:00Z');
+             INSERT INTO entries (secret_id, key, value) VALUES (9, 'K', 'a' || char(0) || 'b')",
+            "INSERT INTO secrets (id, name, created_at, updated_at) VALUES (9, 'ok', '2026-01-01T00:00:00Z', '2026-01-01T00:00:00Z');
+             INSERT INTO entries (secret_id, key, value) VALUES (9, 'K', x'00ff')",
+            "INSERT INTO recipients VALUES ('age1nope', '2026-01-01T00:00:00Z')",
+            "INSERT INTO recipients VALUES ('ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHsKLqeplhpW+uObz5dvMgjz1OxfM/XXUB+VHtZ6isGN me', '2026-01-01T00:00:00Z')",
+            "UPDATE meta SET value = 'x' WHERE key = 'generation'",
+            "INSERT INTO secrets (id, name, created_at, updated_at, version) VALUES (9, 'ok', '2026-01-01T00:00:00Z', '2026-01-01T00:00:00Z', 0)",
+            "INSERT INTO secrets (id, name, created_at, updated_at, updated_by) VALUES (9, 'ok', '2026-01-01T00:00:00Z', '2026-01-01T00:00:00Z', 'a' || char(27))",
+            "INSERT INTO secrets (id, name, created_at, updated_at) VALUES (9, 'ok', '2026-01-01T00:00:00Z', '2026-01-01T00:00:00Z');
+             INSERT INTO entries (secret_id, key, value, description) VALUES (9, 'K', 'v', 'x' || char(10) || 'y')",
+            "INSERT INTO secrets (id, name, created_at, updated_at) VALUES (9, 'ok', '2026-01-01T00:00:00Z', '2026-01-01T00:00:00Z');
+             INSERT INTO entries (secret_id, key, value) VALUES (9, 'K', 'v');
+             INSERT INTO history VALUES (9, 1, 'ok', '2026-01-01T00:00:00Z', 'age1x', '{\"BAD-KEY\": \"v\"}')",
+            "INSERT INTO secrets (id, name, created_at, updated_at) VALUES (9, 'ok', '2026-01-01T00:00:00Z', '2026-01-01T00:00:00Z');
+             INSERT INTO entries (secret_id, key, value) VALUES (9, 'K', 'v');
+             INSERT INTO history VALUES (9, 1, 'bad name', '2026-01-01T00:00:00Z', 'age1x', '{}')",
+            "INSERT INTO secrets (id, name, created_at, updated_at) VALUES (9, 'ok', '2026-01-01T00:00:00Z', '2026-01-01T00:00:00Z');
+             INSERT INTO entries (secret_id, key, value) VALUES (9, 'K', 'v');
+             INSERT INTO history VALUES (9, 1, 'ok', 'never', 'age1x', '{}')",
+            "INSERT INTO secrets (id, env, name, created_at, updated_at) VALUES (9, 'bad env', 'ok', '2026-01-01T00:00:00Z', '2026-01-01T00:00:00Z')",
+            "INSERT INTO secrets (id, env, name, created_at, updated_at) VALUES (9, x'6f6b', 'ok', '2026-01-01T00:00:00Z', '2026-01-01T00:00:00Z')",
+            "UPDATE meta SET value = 'ABC' WHERE key = 'vault_id'",
+            "INSERT INTO meta VALUES ('surprise', '1')",
+            "DELETE FROM meta WHERE key = 'vault_id'",
+        ];
+        for sql in cases {
+            let conn = create(&[R.into()]).unwrap();
+            conn.execute_batch(sql).unwrap();
+            let err = validate(&conn, "t").unwrap_err();
+            assert!(!err.message().contains("database error"), "{sql}: {err:?}");
+        }
+        // As read: list, names and recipients refuse what they would print.
+        let conn = create(&[]).unwrap();
+        conn.execute(
+            "INSERT INTO secrets (id, name, created_at, updated_at) VALUES (9, 'a[2J', '2026-01-01T00:00:00Z', '2026-01-01T00:00:00Z')",
+            [],
+        )
+        .unwrap();
+        assert!(list(&conn, None).is_err());
+        assert!(names(&conn, "main").is_err());
+        let conn = create(&[]).unwrap();
+        conn.execute("INSERT INTO recipients VALUES ('age1[2J', 'x')", [])
+            .unwrap();
+        assert!(recipients(&conn).is_err());
+    }
+
+    /// A database as a write sees it: `vault.rs` names the writer first.
+    fn db(recipients: &[String]) -> Connection {
+        let conn = create(recipients).unwrap();
+        set_author(&conn, "age1writer").unwrap();
+        conn
+    }
+
+    #[test]
+    fn v3_secrets_land_in_main_keeping_versions_history_and_descriptions() {
+        let mut conn = at_version(3);
+        conn.execute_batch(
+            "INSERT INTO secrets VALUES (7, 'db', '2025-01-01T00:00:00Z', '2025-01-02T00:00:00Z', 3, 'age1writer');
+             INSERT INTO entries (secret_id, key, value, description) VALUES (7, 'PGPASSWORD', 'pw', 'the password'), (7, 'PGUSER', 'app', NULL);
+             INSERT INTO history VALUES (7, 2, 'db', '2025-01-01T12:00:00Z', 'age1writer', '{\"PGPASSWORD\": \"old\"}');",
+        )
+        .unwrap();
+        assert_eq!(prepare(&mut conn, "vault.age").unwrap(), 3);
+        assert_eq!(schema_version(&conn).unwrap(), SCHEMA_VERSION);
+        let l = list(&conn, None).unwrap();
+        assert_eq!(
+            (l[0].env.as_str(), l[0].name.as_str(), l[0].keys),
+            ("main", "db", 2)
+        );
+        assert_eq!(l[0].created_at, "2025-01-01T00:00:00Z");
+        let (version, by): (i64, String) = conn
+            .query_row(
+                "SELECT version, updated_by FROM secrets WHERE id = 7",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap();
+        assert_eq!((version, by.as_str()), (3, "age1writer"));
+        assert_eq!(
+            descriptions(&conn, "main", &name("db")).unwrap(),
+            [("PGPASSWORD".to_string(), "the password".to_string())]
+        );
+        validate(&conn, "t").unwrap();
+        // `entries` and `history` still refer to `secrets`, and cascade.
+        for table in ["entries", "history"] {
+            let sql: String = conn
+                .query_row(
+                    "SELECT sql FROM sqlite_schema WHERE name = ?1",
+                    [table],
+                    |r| r.get(0),
+                )
                 .unwrap();
-            st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-                .unwrap()
-                .map(Result::unwrap)
-                .collect()
-        };
-        assert_eq!(schema(&conn), schema(&fresh));
+            assert!(sql.contains("REFERENCES secrets(id)"), "{sql}");
+        }
+        delete(&conn, "main", &name("db")).unwrap();
+        for table in ["entries", "history"] {
+            let n: i64 = conn
+                .query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0))
+                .unwrap();
+            assert_eq!(n, 0, "{table}");
+        }
     }
 
     #[test]
     fn environments_hold_names_of_their_own() {
-        let conn = create(&[]).unwrap();
+        let conn = db(&[]);
         create_secret(&conn, "main", &name("db"), &[kv("A", "1")], false).unwrap();
         create_secret(&conn, "prod", &name("db"), &[kv("A", "2")], false).unwrap();
         assert_eq!(
@@ -700,7 +1436,7 @@ mod tests {
 
     #[test]
     fn create_list_show() {
-        let conn = create(&["age1x".into()]).unwrap();
+        let conn = db(&[R.into()]);
         create_secret(
             &conn,
             "main",
@@ -710,7 +1446,7 @@ mod tests {
         )
         .unwrap();
         create_secret(&conn, "main", &name("api"), &[kv("K", "v")], false).unwrap();
-        let l = list(&conn, Some("main")).unwrap();
+        let l = list(&conn, None).unwrap();
         assert_eq!(
             l.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(),
             ["api", "db"]
@@ -719,12 +1455,12 @@ mod tests {
         let e = entries(&conn, "main", &name("db")).unwrap();
         assert_eq!(e[0].0.as_str(), "A");
         assert_eq!(e[1].1.expose(), "2");
-        assert_eq!(recipients(&conn).unwrap(), ["age1x"]);
+        assert_eq!(recipients(&conn).unwrap(), [R]);
     }
 
     #[test]
     fn duplicate_needs_replace() {
-        let conn = create(&[]).unwrap();
+        let conn = db(&[]);
         create_secret(&conn, "main", &name("db"), &[kv("A", "1")], false).unwrap();
         let err = create_secret(&conn, "main", &name("db"), &[kv("A", "2")], false).unwrap_err();
         assert!(err.message().contains("already exists"));
@@ -736,7 +1472,7 @@ mod tests {
 
     #[test]
     fn set_unset_rename_delete() {
-        let conn = create(&[]).unwrap();
+        let conn = db(&[]);
         create_secret(
             &conn,
             "main",
@@ -765,7 +1501,7 @@ mod tests {
 
     #[test]
     fn missing_suggests_closest() {
-        let conn = create(&[]).unwrap();
+        let conn = db(&[]);
         create_secret(&conn, "main", &name("db-prod"), &[kv("A", "1")], false).unwrap();
         let err = entries(&conn, "main", &name("db-prd")).unwrap_err();
         assert!(err.hint_text().unwrap().contains("db-prod"));
@@ -773,7 +1509,7 @@ mod tests {
 
     #[test]
     fn serialize_round_trip_and_checks() {
-        let mut conn = create(&["age1x".into()]).unwrap();
+        let mut conn = db(&[R.into()]);
         create_secret(&conn, "main", &name("db"), &[kv("A", "1")], false).unwrap();
         let bytes = conn.serialize(MAIN_DB).unwrap().to_vec();
         let mut c2 = Connection::open_in_memory().unwrap();
@@ -804,7 +1540,7 @@ mod tests {
 
     #[test]
     fn negative_schema_version_is_not_a_vault() {
-        let mut conn = create(&[]).unwrap();
+        let mut conn = db(&[]);
         conn.pragma_update(None, "user_version", -156).unwrap();
         let err = prepare(&mut conn, "vault.age").unwrap_err();
         assert!(err.message().contains("not a vault database"), "{err:?}");
@@ -812,7 +1548,7 @@ mod tests {
 
     #[test]
     fn newer_schema_is_refused() {
-        let mut conn = create(&[]).unwrap();
+        let mut conn = db(&[]);
         conn.pragma_update(None, "user_version", SCHEMA_VERSION + 1)
             .unwrap();
         let err = prepare(&mut conn, "vault.age").unwrap_err();
@@ -821,7 +1557,7 @@ mod tests {
 
     #[test]
     fn deleted_values_leave_no_bytes() {
-        let mut conn = create(&[]).unwrap();
+        let mut conn = db(&[]);
         let canary = "CANARY-7f3a9c-deleted-value";
         create_secret(&conn, "main", &name("gone"), &[kv("K", canary)], false).unwrap();
         create_secret(&conn, "main", &name("kept"), &[kv("K", "x")], false).unwrap();
@@ -829,5 +1565,154 @@ mod tests {
         let bytes = conn.serialize(MAIN_DB).unwrap().to_vec();
         let found = bytes.windows(canary.len()).any(|w| w == canary.as_bytes());
         assert!(!found, "secure_delete must wipe the deleted value");
+    }
+
+    fn values(conn: &Connection, n: &str) -> Vec<(String, String)> {
+        entries(conn, "main", &name(n))
+            .unwrap()
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.expose().to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn every_change_keeps_the_previous_version_with_time_and_author() {
+        let conn = db(&[]);
+        let db_ = name("db");
+        create_secret(&conn, "main", &db_, &[kv("A", "1"), kv("B", "2")], false).unwrap();
+        set_author(&conn, "age1other").unwrap();
+        assert!(set(&conn, "main", &db_, &[kv("A", "9")]).unwrap());
+        // The same value again is no change and no version.
+        assert!(!set(&conn, "main", &db_, &[kv("A", "9")]).unwrap());
+        unset(&conn, "main", &db_, &[EnvKey::parse("B").unwrap()]).unwrap();
+        rename(&conn, "main", &db_, &name("pg")).unwrap();
+        create_secret(&conn, "main", &name("pg"), &[kv("Z", "z")], true).unwrap();
+
+        let vs = history::versions(&conn, "main", &name("pg")).unwrap();
+        let numbers: Vec<i64> = vs.iter().map(|v| v.number).collect();
+        assert_eq!(numbers, [5, 4, 3, 2, 1]);
+        assert!(vs[0].current && !vs[1].current);
+        assert_eq!(
+            vs[4].made_by, "age1writer",
+            "version 1 was made by the first writer"
+        );
+        assert_eq!(vs[3].made_by, "age1other");
+        assert_eq!(vs[4].name, "db");
+        assert_eq!(vs[1].name, "pg");
+        let changes: Vec<String> = history::changes(&vs)
+            .iter()
+            .map(|c| c.as_ref().map_or("-".into(), |c| c.summary()))
+            .collect();
+        assert_eq!(
+            changes,
+            [
+                "added Z; removed A",
+                "renamed from db",
+                "removed B",
+                "changed A",
+                "-"
+            ]
+        );
+        let v1 = history::version(&conn, "main", &name("pg"), 1).unwrap();
+        let got: Vec<_> = v1
+            .entries
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.expose()))
+            .collect();
+        assert_eq!(got, [("A", "1"), ("B", "2")]);
+    }
+
+    #[test]
+    fn ten_earlier_versions_are_kept_and_older_ones_wiped() {
+        let mut conn = db(&[]);
+        let s = name("s");
+        create_secret(&conn, "main", &s, &[kv("K", "OLDEST-VALUE-0")], false).unwrap();
+        for i in 1..=11 {
+            set(&conn, "main", &s, &[kv("K", &format!("value-{i:02}"))]).unwrap();
+        }
+        let vs = history::versions(&conn, "main", &s).unwrap();
+        assert_eq!(vs.len(), 11, "the current one and ten earlier");
+        assert_eq!(vs.last().unwrap().number, 2);
+        assert!(history::version(&conn, "main", &s, 1).is_err());
+        let bytes = conn.serialize(MAIN_DB).unwrap().to_vec();
+        let canary = b"OLDEST-VALUE-0";
+        assert!(!bytes.windows(canary.len()).any(|w| w == canary));
+    }
+
+    #[test]
+    fn rollback_makes_a_new_version_equal_to_an_old_one() {
+        let conn = db(&[]);
+        let s = name("s");
+        create_secret(&conn, "main", &s, &[kv("A", "1"), kv("B", "2")], false).unwrap();
+        describe(
+            &conn,
+            "main",
+            &s,
+            &EnvKey::parse("A").unwrap(),
+            Some("the a"),
+        )
+        .unwrap();
+        set(&conn, "main", &s, &[kv("A", "x"), kv("C", "3")]).unwrap();
+        let r = history::rollback(&conn, "main", &s, None).unwrap();
+        assert_eq!((r.to, r.new_version), (1, Some(3)));
+        assert_eq!(
+            values(&conn, "s"),
+            [("A".into(), "1".into()), ("B".into(), "2".into())]
+        );
+        assert_eq!(
+            descriptions(&conn, "main", &s).unwrap(),
+            [("A".into(), "the a".into())]
+        );
+        // Back to version 2, then "to the current one" is refused.
+        history::rollback(&conn, "main", &s, Some(2)).unwrap();
+        assert_eq!(values(&conn, "s").len(), 3);
+        assert!(history::rollback(&conn, "main", &s, Some(4)).is_err());
+        let err = history::rollback(&conn, "main", &s, Some(99)).unwrap_err();
+        assert!(
+            err.hint_text().unwrap().contains("versions 1 to 4"),
+            "{err:?}"
+        );
+        let fresh = name("fresh");
+        create_secret(&conn, "main", &fresh, &[kv("A", "1")], false).unwrap();
+        assert!(history::rollback(&conn, "main", &fresh, None).is_err());
+    }
+
+    #[test]
+    fn deleting_a_secret_wipes_its_history() {
+        let mut conn = db(&[]);
+        let s = name("gone");
+        create_secret(&conn, "main", &s, &[kv("K", "HISTORIC-CANARY-1")], false).unwrap();
+        set(&conn, "main", &s, &[kv("K", "HISTORIC-CANARY-2")]).unwrap();
+        create_secret(&conn, "main", &name("kept"), &[kv("K", "x")], false).unwrap();
+        delete(&conn, "main", &s).unwrap();
+        let n: i64 = conn
+            .query_row("SELECT count(*) FROM history", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(n, 0);
+        let bytes = conn.serialize(MAIN_DB).unwrap().to_vec();
+        assert!(
+            !bytes
+                .windows(17)
+                .any(|w| w.starts_with(b"HISTORIC-CANARY-"))
+        );
+    }
+
+    #[test]
+    fn a_change_without_a_writer_is_refused() {
+        let conn = create(&[]).unwrap();
+        assert!(create_secret(&conn, "main", &name("s"), &[kv("A", "1")], false).is_err());
+    }
+
+    #[test]
+    fn a_damaged_history_row_is_an_error_not_output() {
+        let conn = db(&[]);
+        create_secret(&conn, "main", &name("s"), &[kv("A", "1")], false).unwrap();
+        set(&conn, "main", &name("s"), &[kv("A", "2")]).unwrap();
+        for bad in [r#"{"BAD KEY": "v"}"#, r#"{"A": 1}"#, "not json", "{}"] {
+            conn.execute("UPDATE history SET entries = ?1", [bad])
+                .unwrap();
+            let err = history::versions(&conn, "main", &name("s")).unwrap_err();
+            assert!(err.message().contains("damaged"), "{bad}: {err:?}");
+        }
     }
 }

@@ -57,8 +57,8 @@ pub(crate) const TEMPLATES: &[Template] = &[
     },
     Template {
         name: "gcp",
-        description: "Google Cloud service account (the whole JSON key as one value; pipe it on stdin)",
-        keys: &[secret("SERVICE_ACCOUNT_JSON")],
+        description: "Google Cloud service account: the whole JSON key as one value (pipe it on stdin); `vault run --as-file GOOGLE_APPLICATION_CREDENTIALS` gives it to tools as a file",
+        keys: &[secret("GOOGLE_APPLICATION_CREDENTIALS")],
     },
     Template {
         name: "github",

@@ -67,6 +67,11 @@ fn open_tty() -> io::Result<fs::File> {
         .open("/dev/tty")
 }
 
+/// Whether a terminal can be opened for prompts (and an editor).
+pub(crate) fn have_terminal() -> bool {
+    open_tty().is_ok()
+}
+
 /// Whether an error opening or using `/dev/tty` means there is no terminal.
 pub(crate) fn no_terminal(e: &io::Error) -> bool {
     use rustix::io::Errno;
@@ -86,6 +91,11 @@ pub(crate) fn no_terminal(e: &io::Error) -> bool {
 /// Prints `vault: warning: …` on stderr.
 pub(crate) fn warn(msg: &str) {
     output::stderr_line(&format!("vault: {}: {msg}", paint("warning", "33")));
+}
+
+/// Prints `vault: note: …` on stderr.
+pub(crate) fn note(msg: &str) {
+    output::stderr_line(&format!("vault: {}: {msg}", paint("note", "36")));
 }
 
 /// Prints an error as `vault: error: …` and its `hint: …` on stderr;

@@ -17,13 +17,26 @@ pub use crate::{
     names::{EnvKey, SecretName, SecretValue, is_env_key},
     store::{
         RecipientInfo, SecretInfo, create_secret, delete, entries, envs, info, list, recipients,
-        recipients_info,
+        recipients_info, set_author,
     },
-    vault::{load_bytes, load_plaintext},
+    vault::{forge, load_bytes, load_plaintext},
 };
 
 /// `crypto::parse_identity_file` for identity text that must not prompt:
 /// an encrypted ssh key in it is an error.
 pub fn parse_identity_file(text: &[u8], source: &str) -> Result<Keys, Error> {
     crate::crypto::parse_identity_file(text, source, &crate::crypto::never_ask)
+}
+
+/// What `secret history`, `show --rev` and `rollback` run on a database, for
+/// the `db_load` fuzz target: errors are fine, panics are not.
+pub fn exercise_history(conn: &rusqlite::Connection, name: &SecretName) {
+    let _ = crate::store::descriptions(conn, "main", name);
+    if let Ok(versions) = crate::store::history::versions(conn, "main", name) {
+        let _ = crate::store::history::changes(&versions);
+        for v in &versions {
+            let _ = crate::store::history::version(conn, "main", name, v.number);
+        }
+    }
+    let _ = crate::store::history::rollback(conn, "main", name, None);
 }

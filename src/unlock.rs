@@ -1,6 +1,8 @@
 //! Where the identity that opens the vault comes from, in DESIGN.md's order:
 //!
 //! 1. `--identity FILE` / `VAULT_IDENTITY`: a plain age identity file;
+//!    then `VAULT_AGE_KEY`: the text of one, as CI systems hand secrets
+//!    over (sops's `SOPS_AGE_KEY`);
 //! 2. the agent started by `vault unlock`, while it is alive;
 //! 3. `--passphrase-file FILE` / `VAULT_PASSPHRASE_FILE` (must be private);
 //! 4. `VAULT_PASSPHRASE`;
@@ -16,6 +18,7 @@ use crate::{
     agent,
     context::Context,
     crypto::{self, Keys},
+    env::AGE_KEY_VAR,
     error::{Error, Result},
     fsio, term,
     vault::{self, WriteKeys},
@@ -26,6 +29,9 @@ pub(crate) fn unlock(ctx: &Context) -> Result<Keys> {
     fsio::check_vault_dir(&ctx.paths.dir)?;
     if let Some(path) = &ctx.sources.identity {
         return identity_file(path);
+    }
+    if let Some(keys) = age_key()? {
+        return Ok(keys);
     }
     if let Some(keys) = agent::keys(&ctx.paths.dir)? {
         return Ok(keys);
@@ -65,7 +71,7 @@ pub(crate) fn for_read(ctx: &Context) -> Result<Keys> {
 /// `vault` to write once it holds the lock (and has re-checked).
 pub(crate) fn for_write(ctx: &Context) -> Result<WriteKeys<'_>> {
     fsio::check_vault_dir(&ctx.paths.dir)?;
-    if ctx.sources.identity.is_some() || ctx.paths.identity.exists() {
+    if identity_given(ctx) || ctx.paths.identity.exists() {
         // (An agent only runs for an existing identity.age.)
         return unlock(ctx).map(WriteKeys::Existing);
     }
@@ -80,6 +86,28 @@ pub(crate) fn for_write(ctx: &Context) -> Result<WriteKeys<'_>> {
         sealed,
         existing: Box::new(|| unlock(ctx)),
     })
+}
+
+/// Whether the identity is given directly (`--identity`/`VAULT_IDENTITY`
+/// or `VAULT_AGE_KEY`), so that no agent or passphrase is involved.
+pub(crate) fn identity_given(ctx: &Context) -> bool {
+    ctx.sources.identity.is_some() || std::env::var_os(AGE_KEY_VAR).is_some_and(|v| !v.is_empty())
+}
+
+/// `VAULT_AGE_KEY`, when set and not empty. A malformed one is named by
+/// the variable and a line number, never shown: it is key material.
+fn age_key() -> Result<Option<Keys>> {
+    let Some(text) = std::env::var_os(AGE_KEY_VAR).filter(|v| !v.is_empty()) else {
+        return Ok(None);
+    };
+    let text = Zeroizing::new(text.into_encoded_bytes());
+    crypto::parse_identity_file(&text, AGE_KEY_VAR, &ssh_passphrase)
+        .map(Some)
+        .map_err(|e| {
+            e.hint(format!(
+                "{AGE_KEY_VAR} holds the text of an age identity file (`{AGE_KEY_VAR}=\"$(cat key.txt)\"`), not a path: a path goes in VAULT_IDENTITY"
+            ))
+        })
 }
 
 /// `--identity` / `VAULT_IDENTITY`: a key file must be as private as ssh
@@ -162,7 +190,7 @@ fn ask(prompt: &str) -> Result<SecretString> {
             "the vault is locked and there is no terminal to ask for the passphrase",
         )
         .hint(
-            "run `vault unlock` in a terminal first, or pass an identity file (--identity / VAULT_IDENTITY), a passphrase file (--passphrase-file / VAULT_PASSPHRASE_FILE), or set VAULT_PASSPHRASE",
+            "run `vault unlock` in a terminal first, or pass an identity file (--identity / VAULT_IDENTITY) or its text (VAULT_AGE_KEY), a passphrase file (--passphrase-file / VAULT_PASSPHRASE_FILE), or set VAULT_PASSPHRASE",
         )),
         Err(e) => Err(Error::new(format!(
             "cannot read the passphrase from the terminal: {}",

@@ -3,12 +3,17 @@
 //! Reading: open `vault.age`, decrypt it as a stream straight into the
 //! memory SQLite reads from (a read-only image of our own for commands that
 //! only read, SQLite's own buffer for a write; no other plaintext copy,
-//! nothing on disk), check it, done. Readers take no lock: a write replaces
-//! the file by rename, so a reader sees the old file or the new one.
+//! nothing on disk), hashing it on the way; the strict load (`store::check`)
+//! before any SQL runs on it; then the signature in its header and the trust
+//! rules (`verify`, `trust.rs`; DESIGN v2 "Trust"). Readers take no lock on
+//! the vault: a write replaces the file by rename, so a reader sees the old
+//! file or the new one (`trusted.json` has a short lock of its own).
 //!
 //! Writing: obtain the keys (prompt, scrypt) first, then take the exclusive
-//! lock, re-check what exists, load, change, serialize, encrypt to exactly the
-//! recipients listed in the database, and replace the file atomically.
+//! lock, re-check what exists, load and verify, change, validate every row,
+//! take the newest generation, serialize, sign, encrypt to exactly the
+//! recipients listed in the database plus the signature stanza, and replace
+//! the file atomically.
 //!
 //! `identity.age` is written here too, by one function (`write_identity`),
 //! and only under `VAULT_DIR/vault.lock` (DESIGN.md, "v2: Hardening"): a
@@ -23,37 +28,59 @@ use std::{
 
 use rusqlite::{Connection, MAIN_DB, Transaction};
 
+use sha2::{Digest, Sha256};
+
 use crate::{
     context::Paths,
     crypto::{self, Keys},
     error::{Error, Result},
-    fsio, store,
+    fsio, sign, store, trust,
 };
 
 /// An open, decrypted vault: an in-memory SQLite database.
 pub(crate) struct Vault {
     conn: Connection,
+    provenance: Provenance,
 }
 
 impl Vault {
-    /// Opens an existing vault for reading.
+    /// Opens an existing vault for reading: decrypted, strictly loaded, its
+    /// signature checked against what this user trusts.
     pub(crate) fn open(paths: &Paths, keys: &Keys) -> Result<Vault> {
         require_exists(&paths.file)?;
-        Vault::open_file(&paths.file, keys)
-    }
-
-    fn open_file(path: &Path, keys: &Keys) -> Result<Vault> {
+        let loaded = load(&paths.file, keys, Access::Read)?;
+        let provenance = verify(paths, keys, &loaded)?;
         Ok(Vault {
-            conn: load(path, keys, Access::Read)?,
+            conn: loaded.conn,
+            provenance,
         })
     }
 
     pub(crate) fn conn(&self) -> &Connection {
         &self.conn
     }
+
+    /// Who signed the file, and its generation.
+    pub(crate) fn provenance(&self) -> &Provenance {
+        &self.provenance
+    }
 }
 
-/// "no vault at …", with the hint to create one.
+/// What a file said about itself, once its signature was checked.
+#[derive(Debug, Clone)]
+pub(crate) struct Provenance {
+    /// The file's schema version (before any migration in memory).
+    pub(crate) schema: i64,
+    /// Its id and generation; `None` for a version-1 file.
+    pub(crate) meta: Option<store::Meta>,
+    /// The recipient whose signature it carries; `None` if unsigned.
+    pub(crate) signer: Option<String>,
+    /// Its own `recipients` table.
+    pub(crate) recipients: Vec<String>,
+    /// The highest generation this user has seen of it.
+    pub(crate) newest: Option<u64>,
+}
+
 pub(crate) fn require_exists(path: &Path) -> Result<()> {
     if path.exists() {
         return Ok(());
@@ -81,7 +108,20 @@ enum Access {
 }
 
 /// Decrypts `path` into a fresh in-memory database and checks it.
-fn load(path: &Path, keys: &Keys, access: Access) -> Result<Connection> {
+/// A decrypted, strictly loaded database and what the reader saw on the
+/// way: the schema version and `meta` as in the file, the signature
+/// stanzas of its header, and the SHA-256 of the database bytes.
+struct Loaded {
+    conn: Connection,
+    schema: i64,
+    meta: Option<store::Meta>,
+    signatures: Vec<age_core::format::Stanza>,
+    db_sha256: [u8; 32],
+    source: String,
+}
+
+/// Decrypts `path` into a fresh in-memory database and checks it.
+fn load(path: &Path, keys: &Keys, access: Access) -> Result<Loaded> {
     let source = path.display().to_string();
     let file = fsio::open_regular(path)?;
     if file.metadata().is_ok_and(|m| m.len() == 0) {
@@ -96,24 +136,49 @@ fn load(path: &Path, keys: &Keys, access: Access) -> Result<Connection> {
 /// and all. Loaded for writing: a read image is never freed (see
 /// `read_only_image`), and a fuzzer calls this millions of times.
 pub fn load_bytes(bytes: &[u8], keys: &Keys) -> Result<Connection> {
-    load_input(&bytes, keys, "input", Access::Write)
+    Ok(load_input(&bytes, keys, "input", Access::Write)?.conn)
 }
 
 /// `crypto::open` decides how the payload is read (binary, armored, by
-/// several threads); this decides what it goes into.
+/// several threads); this decides what it goes into. Either way the header
+/// goes through `Keys`, which keeps its signature stanza.
 fn load_input(
     input: &dyn crypto::ReadAt,
     keys: &Keys,
     source: &str,
     access: Access,
-) -> Result<Connection> {
+) -> Result<Loaded> {
+    keys.forget_signatures();
     let (plain, len) = crypto::open(input, keys, source, PARALLEL_MIN, THREADS_MAX)?;
-    deserialize(plain, len, source, access)
+    let signatures = keys.take_signatures();
+    deserialize(plain, len, source, access, signatures)
+}
+
+/// Reads through, hashing what passes (the signature covers the database
+/// bytes; hashing them on the way costs no second pass).
+struct Hashing<R> {
+    inner: R,
+    sha: Sha256,
+}
+
+impl<R: Read> Read for Hashing<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.sha.update(&buf[..n]);
+        Ok(n)
+    }
 }
 
 /// The plaintext database, `len` bytes from `plain`, into memory SQLite
-/// reads from, then the cheap check.
-fn deserialize(mut plain: impl Read, len: u64, source: &str, access: Access) -> Result<Connection> {
+/// reads from, then the strict load (`store::check`) and, for an older
+/// schema, the migrations (in a writable copy when the image is read-only).
+fn deserialize(
+    plain: impl Read,
+    len: u64,
+    source: &str,
+    access: Access,
+    signatures: Vec<age_core::format::Stanza>,
+) -> Result<Loaded> {
     let damaged = |e: &dyn std::fmt::Display| crypto::damaged(e, source);
     if len == 0 {
         return Err(
@@ -122,13 +187,18 @@ fn deserialize(mut plain: impl Read, len: u64, source: &str, access: Access) -> 
         );
     }
     let len = usize::try_from(len).map_err(|e| damaged(&e))?;
+    let mut plain = Hashing {
+        inner: plain,
+        sha: Sha256::new(),
+    };
     let mut conn = Connection::open_in_memory()?;
+    let mut image = None;
     match access {
         Access::Write => conn
             .deserialize_read_exact(MAIN_DB, &mut plain, len, false)
             .map_err(|e| damaged(&e))?,
         Access::Read => {
-            let image = read_only_image(plain, len).map_err(|e| match e {
+            let bytes = read_only_image(&mut plain, len).map_err(|e| match e {
                 Image::Memory(e) => Error::new(format!(
                     "cannot get {} MiB of memory to decrypt {source} into: {e}",
                     len.div_ceil(1 << 20)
@@ -136,19 +206,36 @@ fn deserialize(mut plain: impl Read, len: u64, source: &str, access: Access) -> 
                 .hint("free some memory (or raise `ulimit -v`) and try again"),
                 Image::Read(e) => damaged(&e),
             })?;
-            conn.deserialize_bytes(MAIN_DB, image)?;
-            // An older schema cannot be migrated in a read-only image: copy
-            // it into a writable database first (only once per older file:
-            // the next write saves it migrated).
-            if store::needs_migration(&conn) {
-                conn = Connection::open_in_memory()?;
-                conn.deserialize_read_exact(MAIN_DB, image, image.len(), false)
-                    .map_err(|e| damaged(&e))?;
-            }
+            conn.deserialize_bytes(MAIN_DB, bytes)?;
+            image = Some(bytes);
         }
     }
-    store::prepare(&mut conn, source)?;
-    Ok(conn)
+    let db_sha256: [u8; 32] = plain.sha.finalize().into();
+    let schema = store::check(&conn, source)?;
+    let meta = if schema >= 2 {
+        Some(store::meta(&conn, source)?)
+    } else {
+        None
+    };
+    if schema < store::SCHEMA_VERSION {
+        if let Some(bytes) = image {
+            // A read-only image cannot migrate: an older file read by this
+            // build is migrated in a writable copy (in memory, like all).
+            conn = Connection::open_in_memory()?;
+            conn.deserialize_read_exact(MAIN_DB, bytes, bytes.len(), false)
+                .map_err(|e| damaged(&e))?;
+            store::check(&conn, source)?;
+        }
+        store::migrate(&mut conn, schema)?;
+    }
+    Ok(Loaded {
+        conn,
+        schema,
+        meta,
+        signatures,
+        db_sha256,
+        source: source.to_string(),
+    })
 }
 
 /// A database image that is only read, from `len` bytes of `plain`, in an
@@ -311,6 +398,8 @@ enum Mode {
     Change,
     /// Change many secrets, then rebuild the database compactly.
     Bulk,
+    /// Sign a file the user vouched for (`vault trust`): no trust check.
+    Trust,
 }
 
 /// Keys come first, from the caller: a slow prompt or scrypt must not hold
@@ -369,41 +458,397 @@ fn read_modify_write<T>(
             write_identity(paths, held, sealed)?;
         }
     }
-    let mut conn = if paths.file.exists() {
-        load(&paths.file, keys.keys(), Access::Write)?
+    let keys = keys.keys();
+    // The file must pass the strict load and the trust check before a
+    // write starts from it (invariant 5); `before` is whom it lists.
+    let (mut conn, before) = if paths.file.exists() {
+        let loaded = load(&paths.file, keys, Access::Write)?;
+        let before = if mode == Mode::Trust {
+            store::recipients(&loaded.conn)?
+        } else {
+            verify(paths, keys, &loaded)?.recipients
+        };
+        (loaded.conn, before)
     } else {
-        store::create(keys.keys().recipients())?
+        (store::create(keys.recipients())?, vec![])
     };
+    // History records the writer's recipient with every version it makes.
+    let author = keys.recipients().first().cloned().unwrap_or_default();
+    store::set_author(&conn, &author)?;
     let tx = conn.transaction()?;
     let out = change(&tx)?;
     tx.commit()?;
+    let source = paths.file.display().to_string();
+    // Every row as if typed by a user, before anything is saved.
+    store::validate(&conn, &source)?;
+    let meta = store::meta(&conn, &source)?;
+    let after = store::recipients(&conn)?;
+    let id = meta.id_hex();
+    let at = trust_path(paths);
+    let trusted = trust::Store::new(&paths.dir);
+    let state = trusted.load()?;
+    trust::check_write(
+        &state,
+        &id,
+        &before,
+        &after,
+        paths.allow_older || mode == Mode::Trust,
+    )
+    .map_err(|r| refusal(r, &source, paths))?;
+    // The newest generation: above the file's and above all seen.
+    let generation = trust::next_generation(&state, &id, meta.generation);
+    store::set_generation(&conn, generation)?;
     if mode == Mode::Bulk {
         // In memory like everything else (temp_store = MEMORY); the rebuilt
         // database has no free pages left to carry old bytes.
         conn.execute_batch("VACUUM")?;
     }
-    save(&mut conn, &paths.file)?;
+    let db_sha256 = save(&mut conn, &paths.file, keys)?;
+    // You signed it: its recipients are the trusted set.
+    trusted.update(|st| trust::record_write(st, &at, &id, generation, &after, &db_sha256))?;
     Ok(out)
 }
 
 /// Serializes the database and replaces `path` with it, encrypted to
 /// exactly the recipients the database lists (never "me plus the table":
-/// a teammate's write must not drop the owner).
-fn save(conn: &mut Connection, path: &Path) -> Result<()> {
-    let recipients = store::recipients(conn)?;
-    if recipients.is_empty() {
+/// a teammate's write must not drop the owner), and signed by `keys`
+/// (DESIGN v2 "Trust"): one more header stanza, `-> vault-sig v1 <fp>`.
+/// Returns the SHA-256 (hex) of the database it saved.
+fn save(conn: &mut Connection, path: &Path, keys: &Keys) -> Result<String> {
+    let listed = store::recipients(conn)?;
+    if listed.is_empty() {
         return Err(
             Error::new("the vault lists no recipients, so nobody could open it")
                 .hint("`vault recipients add age1…` first"),
         );
     }
-    let recipients = crypto::parse_recipients(&recipients)?;
+    let meta = store::meta(conn, &path.display().to_string())?;
     let data = conn.serialize(MAIN_DB)?;
+    let signature = sign_database(&data, &meta, &listed, keys)?;
+    let db_sha256 = hex(&Sha256::digest(&data[..]));
+    let mut recipients = crypto::parse_recipients(&listed)?;
+    recipients.push(Box::new(signature));
     fsio::atomic_write(path, |f| {
         let mut w = BufWriter::with_capacity(1 << 16, f);
         crypto::encrypt_to(&recipients, &data, &mut w)?;
         w.flush()
+    })?;
+    Ok(db_sha256)
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The signature stanza for database bytes `data` whose `meta` is given.
+fn sign_database(
+    data: &[u8],
+    meta: &store::Meta,
+    listed: &[String],
+    keys: &Keys,
+) -> Result<SignatureStanza> {
+    let db_sha256: [u8; 32] = Sha256::digest(data).into();
+    let msg = sign::message(&meta.vault_id, meta.generation, &db_sha256);
+    let signature = keys.sign(&msg, listed)?;
+    Ok(SignatureStanza {
+        fingerprint: sign::fingerprint(&signature.recipient),
+        body: signature.bytes,
     })
+}
+
+/// For tests that forge vault files (`testing`): database bytes signed by
+/// `keys` (as `save` signs them), or by nobody, or with a stanza taken from
+/// elsewhere, encrypted to `recipients`.
+pub mod forge {
+    use super::*;
+
+    /// `(fingerprint, body)` of the signature `keys` would give `db`
+    /// (whose `meta` is read without any check).
+    pub fn signature(db: &[u8], keys: &Keys) -> Result<(String, Vec<u8>)> {
+        let mut conn = Connection::open_in_memory()?;
+        conn.deserialize_read_exact(MAIN_DB, db, db.len(), false)?;
+        let meta = store::meta(&conn, "input")?;
+        let s = sign_database(db, &meta, keys.recipients(), keys)?;
+        Ok((s.fingerprint, s.body))
+    }
+
+    /// `db` encrypted to `recipients`, with `signature` as its stanza.
+    pub fn seal(
+        db: &[u8],
+        recipients: &[String],
+        signature: Option<(String, Vec<u8>)>,
+    ) -> Result<Vec<u8>> {
+        let mut rs = crypto::parse_recipients(recipients)?;
+        if let Some((fingerprint, body)) = signature {
+            rs.push(Box::new(SignatureStanza { fingerprint, body }));
+        }
+        let mut out = vec![];
+        crypto::encrypt_to(&rs, db, &mut out).map_err(|e| Error::new(e.to_string()))?;
+        Ok(out)
+    }
+
+    /// The signature stanza of a vault file, as a reader sees it.
+    pub fn stanza_of(file: &[u8], keys: &Keys) -> Result<Option<(String, Vec<u8>)>> {
+        let loaded = load_input(&file, keys, "input", Access::Write)?;
+        Ok(loaded
+            .signatures
+            .into_iter()
+            .next()
+            .and_then(|s| Some((s.args.get(1)?.clone(), s.body))))
+    }
+}
+
+/// The pseudo-recipient that writes the signature into the age header: it
+/// wraps no file key, it adds the stanza. Its label set is empty, like
+/// X25519's and ssh's, so age 0.12 mixes it with them; age implementations
+/// skip a stanza they do not know, so stock `age -d` still decrypts.
+struct SignatureStanza {
+    fingerprint: String,
+    body: Vec<u8>,
+}
+
+impl age::Recipient for SignatureStanza {
+    fn wrap_file_key(
+        &self,
+        _file_key: &age_core::format::FileKey,
+    ) -> std::result::Result<
+        (
+            Vec<age_core::format::Stanza>,
+            std::collections::HashSet<String>,
+        ),
+        age::EncryptError,
+    > {
+        let stanza = age_core::format::Stanza {
+            tag: sign::STANZA_TAG.to_string(),
+            args: vec![sign::STANZA_VERSION.to_string(), self.fingerprint.clone()],
+            body: self.body.clone(),
+        };
+        Ok((vec![stanza], std::collections::HashSet::new()))
+    }
+}
+
+/// The path a vault is known by in `trusted.json`: resolved, so that a
+/// symlink and its target are one path.
+fn trust_path(paths: &Paths) -> String {
+    std::fs::canonicalize(&paths.file)
+        .unwrap_or_else(|_| paths.file.clone())
+        .display()
+        .to_string()
+}
+
+/// The signature check of DESIGN v2 "Trust" on a loaded file, and the
+/// update of `trusted.json` it implies. Refusals are errors (exit 1,
+/// nothing run, file unchanged).
+fn verify(paths: &Paths, keys: &Keys, loaded: &Loaded) -> Result<Provenance> {
+    let source = &loaded.source;
+    let refuse = |r| refusal(r, source, paths);
+    let recipients = store::recipients(&loaded.conn)?;
+    let trusted = trust::Store::new(&paths.dir);
+    let at = trust_path(paths);
+    let (signer, seen_id) = match (loaded.signatures.as_slice(), loaded.meta) {
+        ([], _) => (None, None),
+        ([stanza], Some(meta))
+            if stanza.args.len() == 2 && stanza.args[0] == sign::STANZA_VERSION =>
+        {
+            let fingerprint = &stanza.args[1];
+            let id = meta.id_hex();
+            let state = trusted.load()?;
+            // Your own recipients only when no member matches: from the
+            // agent they cost a round trip, and `run` is on every path.
+            let signer = state
+                .signer_candidates(&id, &recipients)
+                .into_iter()
+                .find(|c| sign::fingerprint(c) == *fingerprint)
+                .or_else(|| {
+                    keys.recipients()
+                        .iter()
+                        .find(|c| sign::fingerprint(c) == *fingerprint)
+                        .cloned()
+                })
+                .ok_or_else(|| {
+                    refuse(trust::Refusal::Untrusted {
+                        fingerprint: fingerprint.clone(),
+                    })
+                })?;
+            let msg = sign::message(&meta.vault_id, meta.generation, &loaded.db_sha256);
+            if !sign::verify(&signer, &msg, &stanza.body) {
+                return Err(refuse(trust::Refusal::BadSignature));
+            }
+            (Some(signer), Some((id, meta.generation)))
+        }
+        _ => return Err(refuse(trust::Refusal::BadSignature)),
+    };
+    let db_hex = hex(&loaded.db_sha256);
+    let seen = match (&signer, &seen_id) {
+        (Some(signer), Some((id, generation))) => trust::Seen::Signed {
+            vault_id: id,
+            generation: *generation,
+            signer,
+            recipients: &recipients,
+            db_sha256: &db_hex,
+        },
+        _ => trust::Seen::Unsigned {
+            schema: loaded.schema,
+        },
+    };
+    let is_me = |r: &str| keys.is_mine(r);
+    let (notes, newest) = trusted.update(|st| {
+        let verdict = trust::decide(st, &at, seen, &is_me);
+        let newest = seen_id
+            .as_ref()
+            .and_then(|(id, _)| st.vaults.get(id).map(|k| k.generation));
+        (verdict, newest)
+    })?;
+    for note in notes.map_err(refuse)? {
+        match note {
+            trust::Note::FirstUse { signer, members } => crate::term::note(&format!(
+                "trusting {source} on first use: signed by {signer}, {members} member{}",
+                if members == 1 { "" } else { "s" }
+            )),
+            trust::Note::Older {
+                generation,
+                highest,
+            } => crate::term::note(&format!(
+                "{source} is generation {generation}, older than generation {highest} seen before (an older branch or checkout?)"
+            )),
+        }
+    }
+    Ok(Provenance {
+        schema: loaded.schema,
+        meta: loaded.meta,
+        signer,
+        recipients,
+        newest,
+    })
+}
+
+/// `vault trust`, and `--vault FILE` when it is not the default vault.
+fn trust_command(paths: &Paths) -> String {
+    if paths.lock == paths.dir_lock {
+        "`vault trust`".to_string()
+    } else {
+        format!("`vault trust --vault {}`", paths.file.display())
+    }
+}
+
+/// The words of each refusal (DESIGN v2 "Trust", "Refusals").
+fn refusal(r: trust::Refusal, source: &str, paths: &Paths) -> Error {
+    let trust = trust_command(paths);
+    match r {
+        trust::Refusal::BadSignature => Error::new(format!(
+            "{source} has a bad signature: it was changed after it was signed, or forged"
+        ))
+        .hint("restore it from a backup or from version control"),
+        trust::Refusal::Untrusted { fingerprint } => Error::new(format!(
+            "{source} was written by a key you do not trust: {fingerprint}"
+        ))
+        .hint(format!(
+            "if a member rebuilt or re-keyed this vault, check with them, then {trust} shows the signer and members and accepts them"
+        )),
+        trust::Refusal::UnsignedAfterSigned => Error::new(format!(
+            "{source} is not signed, but the vault last seen at this path was"
+        ))
+        .hint(format!(
+            "restore it from version control; if you replaced it on purpose, {trust} accepts it"
+        )),
+        trust::Refusal::UnsignedNewSchema { schema } => Error::new(format!(
+            "{source} is not signed, and a vault of schema version {schema} always is"
+        ))
+        .hint(format!(
+            "restore it from version control; if you re-encrypted it yourself with stock age, {trust} signs it"
+        )),
+        trust::Refusal::OtherVault => Error::new(format!(
+            "{source} holds another vault (another vault id) than the one last seen at this path"
+        ))
+        .hint(format!(
+            "if it was rebuilt on purpose, {trust} shows the signer and members and accepts them"
+        )),
+        trust::Refusal::Removed { member, generation } => Error::new(format!(
+            "this write would encrypt {source} to {member}, whom generation {generation} removed"
+        ))
+        .hint(format!(
+            "the file is older than the newest seen (an old checkout, or a replayed file); pass --allow-older to write it anyway, or `vault recipients remove {member}`"
+        )),
+    }
+}
+
+/// `vault trust`: the file as it is, its signature checked but not against
+/// `trusted.json`, for the user to look at and accept (`accept`).
+pub(crate) struct Candidate {
+    db_sha256: String,
+    pub(crate) schema: i64,
+    pub(crate) meta: Option<store::Meta>,
+    pub(crate) signer: Option<String>,
+    pub(crate) recipients: Vec<String>,
+}
+
+pub(crate) fn inspect(paths: &Paths, keys: &Keys) -> Result<Candidate> {
+    require_exists(&paths.file)?;
+    let loaded = load(&paths.file, keys, Access::Write)?;
+    let source = &loaded.source;
+    let recipients = store::recipients(&loaded.conn)?;
+    let signer = match (loaded.signatures.as_slice(), loaded.meta) {
+        ([], _) => None,
+        ([stanza], Some(meta))
+            if stanza.args.len() == 2 && stanza.args[0] == sign::STANZA_VERSION =>
+        {
+            let state = trust::Store::new(&paths.dir).load()?;
+            let mut candidates = state.signer_candidates(&meta.id_hex(), &recipients);
+            candidates.extend(keys.recipients().iter().cloned());
+            let msg = sign::message(&meta.vault_id, meta.generation, &loaded.db_sha256);
+            let signer = candidates
+                .into_iter()
+                .find(|c| sign::fingerprint(c) == stanza.args[1])
+                .ok_or_else(|| {
+                    Error::new(format!(
+                        "{source} is signed by a key that is none of its members: {}",
+                        stanza.args[1]
+                    ))
+                    .hint(
+                        "nobody can vouch for it; restore it from a backup or from version control",
+                    )
+                })?;
+            if !sign::verify(&signer, &msg, &stanza.body) {
+                return Err(refusal(trust::Refusal::BadSignature, source, paths));
+            }
+            Some(signer)
+        }
+        _ => return Err(refusal(trust::Refusal::BadSignature, source, paths)),
+    };
+    Ok(Candidate {
+        db_sha256: hex(&loaded.db_sha256),
+        schema: loaded.schema,
+        meta: loaded.meta,
+        signer,
+        recipients,
+    })
+}
+
+/// `vault trust` of an unsigned file (one re-encrypted by hand with stock
+/// age after a recovery, say): the user vouches for it, so it is written
+/// again, signed by them, and its members become the trusted set. The
+/// strict load still applies.
+pub(crate) fn resign(paths: &Paths, keys: Keys) -> Result<()> {
+    read_modify_write(paths, WriteKeys::Existing(keys), Mode::Trust, |_| Ok(()))
+}
+
+/// Accepts `candidate` as what is trusted at this vault's path.
+pub(crate) fn accept(paths: &Paths, candidate: &Candidate) -> Result<()> {
+    let at = trust_path(paths);
+    let id = candidate.meta.map(|m| m.id_hex());
+    let seen = match (&id, candidate.meta, &candidate.signer) {
+        (Some(id), Some(meta), Some(signer)) => trust::Seen::Signed {
+            vault_id: id,
+            generation: meta.generation,
+            signer,
+            recipients: &candidate.recipients,
+            db_sha256: &candidate.db_sha256,
+        },
+        _ => trust::Seen::Unsigned {
+            schema: candidate.schema,
+        },
+    };
+    trust::Store::new(&paths.dir).update(|st| trust::replace(st, &at, seen))
 }
 
 #[cfg(test)]
@@ -467,21 +912,29 @@ mod tests {
     }
 
     #[test]
-    fn a_version_1_vault_read_only_is_migrated_in_memory_and_left_as_it_was() {
+    fn a_version_3_vault_read_only_is_migrated_in_memory_and_left_as_it_was() {
         let keys = Keys::from_x25519(crypto::generate());
-        let mut db = store::create_v1(keys.recipients());
+        let mut db = store::tests::at_version(3);
+        db.execute(
+            "INSERT INTO recipients VALUES (?1, '2025-01-01T00:00:00Z')",
+            [&keys.recipients()[0]],
+        )
+        .unwrap();
+        db.execute_batch(
+            "INSERT INTO secrets (id, name, created_at, updated_at)
+                 VALUES (7, 'db', '2025-01-01T00:00:00Z', '2025-01-02T00:00:00Z');
+             INSERT INTO entries (secret_id, key, value) VALUES (7, 'PGPASSWORD', 'pw'), (7, 'PGUSER', 'app');",
+        )
+        .unwrap();
         let plain = db.serialize(MAIN_DB).unwrap().to_vec();
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("vault.age");
         let file = crypto::encrypt_vec(keys.recipients(), &plain).unwrap();
         crate::fsio::write_fixture(&path, &file);
-        let v = Vault::open_file(&path, &keys).unwrap();
-        assert_eq!(
-            store::schema_version(v.conn()).unwrap(),
-            store::SCHEMA_VERSION
-        );
+        let v = load(&path, &keys, Access::Read).unwrap().conn;
+        assert_eq!(store::schema_version(&v).unwrap(), store::SCHEMA_VERSION);
         let name = crate::names::SecretName::parse("db").unwrap();
-        let e = store::entries(v.conn(), store::DEFAULT_ENV, &name).unwrap();
+        let e = store::entries(&v, store::DEFAULT_ENV, &name).unwrap();
         assert_eq!(e.len(), 2);
         assert_eq!(std::fs::read(&path).unwrap(), file, "a read never writes");
     }
@@ -498,12 +951,40 @@ mod tests {
             crypto::encrypt_vec(keys.recipients(), &plain).unwrap(),
         );
 
-        let v = Vault::open_file(&path, &keys).unwrap();
-        assert_eq!(store::recipients(v.conn()).unwrap(), keys.recipients());
-        let err = v.conn().execute("DELETE FROM recipients", []).unwrap_err();
+        let v = load(&path, &keys, Access::Read).unwrap().conn;
+        assert_eq!(store::recipients(&v).unwrap(), keys.recipients());
+        let err = v.execute("DELETE FROM recipients", []).unwrap_err();
         assert!(err.to_string().contains("readonly"), "{err}");
 
-        let w = load(&path, &keys, Access::Write).unwrap();
+        let w = load(&path, &keys, Access::Write).unwrap().conn;
         assert_eq!(w.execute("DELETE FROM recipients", []).unwrap(), 1);
+    }
+
+    /// Was a tripwire in store.rs: a read-only load cannot migrate, so an
+    /// older file read by this build is migrated in a writable copy, and
+    /// the reader still sees the file's own schema version and hash.
+    #[test]
+    fn an_older_schema_read_for_reading_is_migrated_in_a_copy() {
+        let keys = Keys::from_x25519(crypto::generate());
+        let mut db = store::tests::at_version(1);
+        let plain = db.serialize(MAIN_DB).unwrap().to_vec();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("vault.age");
+        crate::fsio::write_fixture(
+            &path,
+            crypto::encrypt_vec(keys.recipients(), &plain).unwrap(),
+        );
+        let loaded = load(&path, &keys, Access::Read).unwrap();
+        assert_eq!(loaded.schema, 1);
+        assert!(loaded.meta.is_none());
+        assert!(loaded.signatures.is_empty());
+        let want: [u8; 32] = Sha256::digest(&plain).into();
+        assert_eq!(loaded.db_sha256, want);
+        let version: i64 = loaded
+            .conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, store::SCHEMA_VERSION);
+        store::meta(&loaded.conn, "t").unwrap();
     }
 }

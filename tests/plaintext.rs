@@ -70,6 +70,13 @@ fn deleted_canary_is_gone_from_the_database() {
     env.vault(["secret", "unset", "partly", "B"])
         .run()
         .success();
+    // Version 2 (DESIGN v2 "History"): an unset key stays in the secret's
+    // earlier versions, so that the change can be undone; `delete` removes
+    // those too.
+    assert!(contains(&env.plaintext(), &format!("{CANARY}-B")));
+    env.vault(["secret", "delete", "partly", "--yes"])
+        .run()
+        .success();
     assert!(!contains(&env.plaintext(), CANARY));
 }
 
@@ -161,7 +168,8 @@ fn canary_in_no_file_after_a_full_session() {
 /// Under strace, every file a session opens for writing (or creates, or
 /// renames) is a temp file beside vault.age or identity.age, the lock, or
 /// the target of a rename from such a temp file: no plaintext file, no
-/// SQLite journal, nothing in TMPDIR.
+/// SQLite journal, nothing in TMPDIR. (Since issue 15 also `trusted.json`,
+/// public data, and its lock.)
 #[test]
 fn strace_shows_only_temp_lock_and_rename_writes() {
     if !have("strace") {
@@ -212,7 +220,11 @@ fn strace_shows_only_temp_lock_and_rename_writes() {
         name == "vault.lock"
             || name == "vault.age"
             || name == "identity.age"
-            || (name.starts_with(".vault.age.") || name.starts_with(".identity.age."))
+            || name == "trusted.json"
+            || name == "trusted.lock"
+            || (name.starts_with(".vault.age.")
+                || name.starts_with(".identity.age.")
+                || name.starts_with(".trusted.json."))
                 && name.ends_with(".tmp")
     };
     let bad: Vec<_> = opened_for_writing.iter().filter(|p| !allowed(p)).collect();

@@ -365,14 +365,91 @@ fn a_project_that_does_not_parse_names_the_line() {
         .current_dir(&proj)
         .run()
         .success();
-    // `files` is parsed but not supported yet
+    // a key of `files` that no source sets is refused before anything runs
     fs::write(&toml, "files = [\"CREDS\"]\n").unwrap();
     env.vault(["allow"]).current_dir(&proj).run().success();
     env.vault(["run", "--", "true"])
         .current_dir(&proj)
         .run()
         .fails(1)
-        .stderr_has("`files` (CREDS) is not supported");
+        .stderr_has("--as-file `CREDS`: no source sets it");
+}
+
+#[test]
+fn a_project_key_in_files_reaches_the_command_as_a_file() {
+    let (env, proj) = world();
+    fs::write(
+        proj.join("vault.toml"),
+        "secrets = [\"db\"]\nfiles = [\"PGPASSWORD\"]\n\n[env.prod]\nsecrets = [\"db\", \"aws-prod\"]\nfiles = [\"AWS_SECRET_ACCESS_KEY\"]\n",
+    )
+    .unwrap();
+    env.vault(["allow"]).current_dir(&proj).run().success();
+    // The key holds a path, the file holds the value (as --as-file does).
+    let out = env
+        .vault([
+            "run",
+            "--",
+            "sh",
+            "-c",
+            "case \"$PGPASSWORD\" in /proc/*) cat \"$PGPASSWORD\";; *) echo not-a-file;; esac",
+        ])
+        .current_dir(&proj)
+        .run()
+        .success();
+    assert_eq!(out.stdout, "main-pw");
+    // [env.prod] replaces `files` for that environment.
+    let out = env
+        .vault([
+            "-e",
+            "prod",
+            "run",
+            "--",
+            "sh",
+            "-c",
+            "cat \"$AWS_SECRET_ACCESS_KEY\"; printf '|%s' \"$PGPASSWORD\"",
+        ])
+        .current_dir(&proj)
+        .run()
+        .success();
+    assert_eq!(out.stdout, "hunter2-aws|prod-pw");
+    // The project's keys and --as-file's add up; naming one twice is refused.
+    env.vault([
+        "run",
+        "--as-file",
+        "PGUSER",
+        "--",
+        "sh",
+        "-c",
+        "cat \"$PGUSER\" \"$PGPASSWORD\"",
+    ])
+    .current_dir(&proj)
+    .run()
+    .success()
+    .stdout_has("appmain-pw");
+    env.vault(["run", "--as-file", "PGPASSWORD", "--", "true"])
+        .current_dir(&proj)
+        .run()
+        .fails(1)
+        .stderr_has("`PGPASSWORD` is named by more than one --as-file or --render");
+}
+
+#[test]
+fn a_project_s_sources_are_masked_under_redact() {
+    let (env, proj) = world();
+    fs::write(proj.join("vault.toml"), "secrets = [\"db\"]\n").unwrap();
+    env.vault(["allow"]).current_dir(&proj).run().success();
+    env.vault([
+        "run",
+        "--redact=always",
+        "--",
+        "sh",
+        "-c",
+        "echo \"pw=$PGPASSWORD\"",
+    ])
+    .current_dir(&proj)
+    .run()
+    .success()
+    .stdout_has("pw=********");
 }
 
 #[test]

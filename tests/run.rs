@@ -38,7 +38,7 @@ fn create_json(env: &Env, name: &str, object: &serde_json::Value) {
 
 /// Sets the umask and soft core limit the test (the "caller") runs `vault`
 /// with, and an 8 MiB stack limit so exec's argument limit is 2 MiB.
-fn as_caller(mut cmd: Cmd) -> Cmd {
+pub(crate) fn as_caller(mut cmd: Cmd) -> Cmd {
     let hard = getrlimit(Resource::Core).maximum;
     let stack_hard = getrlimit(Resource::Stack).maximum;
     // SAFETY: umask and setrlimit are async-signal-safe and allocate nothing.

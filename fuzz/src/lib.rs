@@ -74,7 +74,10 @@ pub fn db_load(data: &[u8]) {
         let key = vault::testing::EnvKey::parse("KEY").expect("a valid key");
         let value = vault::testing::SecretValue::new(&key, "value".to_string().into())
             .expect("a valid value");
+        // A write names its author (history records it), as vault.rs does.
+        let _ = vault_api::set_author(&conn, "age1fuzz");
         let _ = vault_api::create_secret(&conn, "main", &name, &[(key, value)], true);
+        vault_api::exercise_history(&conn, &name);
         let _ = vault_api::delete(&conn, "main", &name);
         let _ = conn.serialize(rusqlite::MAIN_DB);
     }

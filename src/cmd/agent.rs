@@ -16,11 +16,11 @@ use crate::{
 };
 
 pub(crate) fn unlock(ctx: &Context, timeout: Duration) -> Result<()> {
-    if ctx.sources.identity.is_some() {
+    if unlock::identity_given(ctx) {
         return Err(Error::new(
-            "nothing to unlock: --identity / VAULT_IDENTITY opens the vault without a passphrase",
+            "nothing to unlock: --identity / VAULT_IDENTITY or VAULT_AGE_KEY opens the vault without a passphrase",
         )
-        .hint("unset VAULT_IDENTITY to unlock identity.age"));
+        .hint("unset VAULT_IDENTITY and VAULT_AGE_KEY to unlock identity.age"));
     }
     let text = unlock::identity_text(ctx)?;
     let status = agent::start(&ctx.paths.dir, &text, timeout)?;
@@ -54,14 +54,19 @@ pub(crate) fn status(ctx: &Context, as_json: bool) -> Result<()> {
     let exists = file.exists();
     let agent = agent::status(&ctx.paths.dir)?;
     // Count secrets only when that needs no passphrase.
-    let secrets = if exists && (agent.is_some() || ctx.sources.identity.is_some()) {
+    let opened = if exists && (agent.is_some() || unlock::identity_given(ctx)) {
         unlock::unlock(ctx)
-            .and_then(|k| Vault::open(&ctx.paths, &k))
-            .and_then(|v| Ok(store::list(v.conn(), None)?.len()))
+            .and_then(|k| {
+                let v = Vault::open(&ctx.paths, &k)?;
+                let n = store::list(v.conn(), None)?.len();
+                Ok((n, v.provenance().clone(), k.recipients().to_vec()))
+            })
             .ok()
     } else {
         None
     };
+    let secrets = opened.as_ref().map(|o| o.0);
+    let provenance = opened.as_ref().map(|o| &o.1);
     if as_json {
         let out = json!({
             "vault": file,
@@ -71,6 +76,9 @@ pub(crate) fn status(ctx: &Context, as_json: bool) -> Result<()> {
             "agent_pid": agent.as_ref().map(|a| a.pid),
             "socket": agent.as_ref().map(|a| &a.socket),
             "secrets": secrets,
+            "generation": provenance.and_then(|p| p.meta.map(|m| m.generation)),
+            "signer": provenance.and_then(|p| p.signer.clone()),
+            "signed_by_you": opened.as_ref().and_then(|(_, p, mine)| p.signer.as_ref().map(|s| mine.contains(s))),
         });
         out!("{}", serde_json::to_string_pretty(&out).unwrap_or_default())?;
         return Ok(());
@@ -89,6 +97,13 @@ pub(crate) fn status(ctx: &Context, as_json: bool) -> Result<()> {
     }
     if let Some(n) = secrets {
         text += &format!("secrets:  {n}\n");
+    }
+    if let Some((_, p, mine)) = &opened {
+        text += &format!(
+            "written:  {}
+",
+            super::recipients::provenance_line(p, mine)
+        );
     }
     crate::output::print(&text)
 }

@@ -24,7 +24,7 @@ _vault_with_secrets() {
     esac
     if [[ $COMP_CWORD -ge 3 && "${COMP_WORDS[1]}" == secret ]]; then
         case "${COMP_WORDS[2]}" in
-            show|set|unset|rename|delete|rm) [[ $COMP_CWORD -eq 3 || "${COMP_WORDS[2]}" == delete || "${COMP_WORDS[2]}" == rm ]] && names=1 ;;
+            show|set|unset|rename|delete|rm|history|rollback|edit|generate|describe) [[ $COMP_CWORD -eq 3 || "${COMP_WORDS[2]}" == delete || "${COMP_WORDS[2]}" == rm ]] && names=1 ;;
         esac
     fi
     if [[ $COMP_CWORD -ge 2 && "${COMP_WORDS[1]}" == export && "$cur" != -* ]]; then
@@ -56,7 +56,7 @@ pub(crate) fn run(shell: Shell) -> Result<()> {
 /// can be read without asking. A stored name that is not a valid name
 /// (a forged or damaged database) is never printed: a shell reads this.
 pub(crate) fn secret_names(ctx: &Context, prefix: &str) -> Result<()> {
-    if ctx.sources.identity.is_none() && agent::status(&ctx.paths.dir).ok().flatten().is_none() {
+    if !unlock::identity_given(ctx) && agent::status(&ctx.paths.dir).ok().flatten().is_none() {
         return Ok(());
     }
     let Ok(keys) = unlock::unlock(ctx) else {

@@ -126,8 +126,8 @@ pub(crate) fn run(ctx: &Context) -> Result<()> {
     if !p.file.exists() {
         r.problem(&format!("no vault at {}", p.file.display()), "vault init");
     } else {
-        match unlock::unlock(ctx).and_then(|k| Vault::open(p, &k)) {
-            Ok(v) => {
+        match unlock::unlock(ctx).and_then(|k| Ok((Vault::open(p, &k)?, k))) {
+            Ok((v, keys)) => {
                 r.ok(&format!("{} decrypts", p.file.display()));
                 match store::integrity_check(v.conn()) {
                     Ok(()) => r.ok("the database passes PRAGMA integrity_check"),
@@ -136,11 +136,26 @@ pub(crate) fn run(ctx: &Context) -> Result<()> {
                         "restore vault.age from a backup or from version control",
                     ),
                 }
-                let version = store::schema_version(v.conn())?;
+                let version = v.provenance().schema;
                 r.ok(&format!(
                     "schema version {version} (this vault knows up to {})",
                     store::SCHEMA_VERSION
                 ));
+                match store::validate(v.conn(), &p.file.display().to_string()) {
+                    Ok(()) => r.ok("every row is valid"),
+                    Err(e) => r.problem(
+                        e.message(),
+                        "restore vault.age from a backup or from version control",
+                    ),
+                }
+                let p_ = v.provenance();
+                let line = super::recipients::provenance_line(p_, keys.recipients());
+                match (p_.meta, p_.newest) {
+                    (Some(m), Some(n)) if n > m.generation => r.note(&format!(
+                        "{line}: an older file than the newest seen (an older branch or checkout?)"
+                    )),
+                    _ => r.ok(&line),
+                }
             }
             Err(e) => r.problem(
                 &format!("cannot open the vault: {}", e.message()),
@@ -174,6 +189,8 @@ pub(crate) fn run(ctx: &Context) -> Result<()> {
     // 7. identity.age.
     if ctx.sources.identity.is_some() {
         r.ok("the identity comes from --identity / VAULT_IDENTITY");
+    } else if crate::unlock::identity_given(ctx) {
+        r.ok("the identity comes from VAULT_AGE_KEY");
     } else if p.identity.exists() {
         r.ok(&format!("{} is present", p.identity.display()));
     } else {

@@ -16,7 +16,16 @@ use crate::{
     error::{Error, Result},
 };
 
-pub(crate) fn run(ctx: &Context, names: &[String], format: ExportFormat) -> Result<()> {
+pub(crate) fn run(
+    ctx: &Context,
+    names: &[String],
+    format: ExportFormat,
+    k8s_name: Option<&str>,
+) -> Result<()> {
+    if k8s_name.is_some() && format != ExportFormat::K8s {
+        return Err(Error::usage("--k8s-name goes with --format k8s")
+            .hint("add --format k8s, or drop --k8s-name"));
+    }
     if names.is_empty() && ctx.scope.project.is_none() {
         return Err(Error::new("nothing to export: no secret named, and no vault.toml here").hint(
             "name the secrets (`vault export NAME…`), or run it in a project (`vault project init`)",
@@ -41,8 +50,29 @@ pub(crate) fn run(ctx: &Context, names: &[String], format: ExportFormat) -> Resu
         ExportFormat::Dotenv => dotenv::render_dotenv(&pairs),
         ExportFormat::Json => render_json(&pairs),
         ExportFormat::Shell => render_shell(&pairs),
+        ExportFormat::Docker => super::export_ci::docker(&pairs)?,
+        ExportFormat::K8s => super::export_ci::k8s(&pairs, k8s_name, &k8s_default(ctx, names))?,
+        ExportFormat::Github => return super::export_ci::github(&pairs),
     });
     crate::output::print(&text)
+}
+
+/// The Secret's name without --k8s-name: from the first secret named (its
+/// name, not its environment), else from the project's folder.
+fn k8s_default(ctx: &Context, names: &[String]) -> String {
+    let base = match names.first() {
+        Some(n) => n.rsplit('/').next().unwrap_or(n).to_string(),
+        None => ctx
+            .scope
+            .project
+            .as_ref()
+            .and_then(|p| p.path.parent()?.file_name())
+            .map_or_else(
+                || "secrets".to_string(),
+                |f| f.to_string_lossy().into_owned(),
+            ),
+    };
+    super::export_ci::k8s_name_from(&base)
 }
 
 /// Renders `export KEY='value'` lines for `eval` in any POSIX shell.

@@ -5,15 +5,22 @@ use crate::output::note;
 mod agent;
 mod completions;
 mod doctor;
+mod edit;
 mod envs;
 pub(crate) mod export;
+mod export_ci;
+mod files;
+mod generate;
+mod history;
 mod import;
 mod input;
 mod project;
 mod recipients;
+mod redact;
 mod run;
 mod secret;
 mod table;
+mod trust;
 
 use crate::{cli::Command, context::Context, error::Result, project::Use, unlock, vault};
 
@@ -21,15 +28,19 @@ use crate::{cli::Command, context::Context, error::Result, project::Use, unlock,
 /// "Projects"): its sources, only its vault and environment, or nothing.
 pub(crate) fn project_use(command: &Command) -> Use {
     match command {
-        Command::Run(_) | Command::Shell(_) | Command::Export { .. } | Command::Check { .. } => {
-            Use::Sources
-        }
+        Command::Run(_)
+        | Command::Shell(_)
+        | Command::Export { .. }
+        | Command::Check { .. }
+        | Command::Redact(_)
+        | Command::Render(_) => Use::Sources,
         Command::Init
         | Command::Secret(_)
         | Command::Import(_)
         | Command::Status { .. }
         | Command::Doctor
         | Command::Recipients(_)
+        | Command::Trust { .. }
         | Command::Env(_) => Use::Settings,
         Command::Unlock { .. }
         | Command::Lock
@@ -63,7 +74,12 @@ pub(crate) fn dispatch(ctx: &Context, command: Command) -> Result<()> {
         Command::Agent { socket, seconds } => crate::agent::serve(&socket, seconds),
         Command::Recipients(c) => recipients::run(ctx, c),
         Command::Recipient => recipients::own(ctx),
-        Command::Export { names, format } => export::run(ctx, &names, format),
+        Command::Trust { yes } => trust::run(ctx, yes),
+        Command::Export {
+            names,
+            format,
+            k8s_name,
+        } => export::run(ctx, &names, format, k8s_name.as_deref()),
         Command::Env(c) => envs::run(ctx, c),
         Command::Project(c) => project::init(ctx, c),
         Command::Allow { path } => project::allow(ctx, path.as_deref()),
@@ -71,6 +87,8 @@ pub(crate) fn dispatch(ctx: &Context, command: Command) -> Result<()> {
         Command::Check { all_envs } => project::check(ctx, all_envs),
         Command::Run(args) => run::run(ctx, args),
         Command::Shell(args) => run::shell(ctx, args),
+        Command::Redact(args) => redact::filter(ctx, args),
+        Command::Render(args) => files::render_command(ctx, args),
     }
 }
 

@@ -82,10 +82,18 @@ fn list(ctx: &Context, as_json: bool) -> Result<()> {
     let v = vault::Vault::open(&ctx.paths, &keys)?;
     let list = store::recipients_info(v.conn())?;
     let mine = keys.recipients();
+    let signer = v.provenance().signer.as_deref();
     if as_json {
         let arr: Vec<_> = list
             .iter()
-            .map(|r| json!({"recipient": r.recipient, "added_at": r.added_at, "you": mine.contains(&r.recipient)}))
+            .map(|r| {
+                json!({
+                    "recipient": r.recipient,
+                    "added_at": r.added_at,
+                    "you": mine.contains(&r.recipient),
+                    "signer": signer == Some(r.recipient.as_str()),
+                })
+            })
             .collect();
         out!("{}", serde_json::to_string_pretty(&arr).unwrap_or_default())?;
         return Ok(());
@@ -98,15 +106,41 @@ fn list(ctx: &Context, as_json: bool) -> Result<()> {
             } else {
                 ""
             };
+            let signed = if signer == Some(r.recipient.as_str()) {
+                "signer"
+            } else {
+                ""
+            };
             vec![
                 r.recipient.clone(),
                 table::local_time(&r.added_at),
                 you.to_string(),
+                signed.to_string(),
             ]
         })
         .collect();
-    crate::output::print(&table::render(&["RECIPIENT", "ADDED", ""], &rows))?;
+    crate::output::print(&table::render(&["RECIPIENT", "ADDED", "", ""], &rows))?;
+    out!("{}", provenance_line(v.provenance(), mine))?;
     Ok(())
+}
+
+/// `generation 4, signed by age1… (you)`: who wrote the vault last
+/// (DESIGN v2 "Trust"), for `recipients list` and `status`.
+pub(crate) fn provenance_line(p: &vault::Provenance, mine: &[String]) -> String {
+    match (&p.meta, &p.signer) {
+        (Some(meta), Some(signer)) => {
+            let you = if mine.contains(signer) { " (you)" } else { "" };
+            let newest = match p.newest {
+                Some(n) if n > meta.generation => format!(" (older: generation {n} was seen)"),
+                _ => String::new(),
+            };
+            format!(
+                "generation {}{newest}, signed by {signer}{you}",
+                meta.generation
+            )
+        }
+        _ => "not signed (a version-1 vault; the next write signs it)".to_string(),
+    }
 }
 
 /// Recipients from arguments and `-R` files (one per line; `#` comments

@@ -21,12 +21,12 @@ use std::{
 use serde_json::json;
 use zeroize::Zeroizing;
 
-use super::{input, table};
+use super::{files::Files, input, table};
 use crate::{
     cli::{Conflicts, EnvArgs, RunArgs, ShellArgs, Source},
     context::Context,
     dotenv,
-    env::{ChildEnv, Origin, PASSPHRASE_VAR},
+    env::{ChildEnv, Origin, UNLOCKING_VARS},
     error::{Error, Result},
     exec,
     names::MASK,
@@ -38,21 +38,48 @@ use crate::{
 use rusqlite::Connection;
 
 pub(crate) fn run(ctx: &Context, args: RunArgs) -> Result<()> {
-    let env = build(ctx, &args.env, false)?;
+    let as_file = [project_files(ctx), args.as_file.clone()].concat();
+    let files = Files::prepare(&as_file, &args.render)?;
+    let mut env = build(ctx, &args.env, false)?;
     if args.env.explain {
         return explain(ctx, &env, &args.env);
     }
     check(ctx, &env, &args.env)?;
+    if args.redact.is_some_and(super::redact::wanted) {
+        // A memfd's path names the pid that `exec` keeps; under --redact
+        // the command is a child with a pid of its own, and vault (not
+        // dumpable) cannot lend it a path into its own /proc entry.
+        if !(as_file.is_empty() && args.render.is_empty()) {
+            return Err(Error::usage(
+                "--as-file and --render cannot be combined with --redact yet",
+            )
+            .hint("drop --redact, or pass the value as a variable"));
+        }
+        return super::redact::run(ctx, &args.command, env);
+    }
+    files.attach(ctx, &mut env)?;
     Err(exec::exec(&ctx.hardening, &args.command, &env))
+}
+
+/// The keys the project's `files` (for the current environment) puts in
+/// files, as `--as-file` does; they come before the command line's.
+fn project_files(ctx: &Context) -> Vec<String> {
+    ctx.scope
+        .project
+        .as_ref()
+        .map(|p| p.sources(&ctx.scope.env).files)
+        .unwrap_or_default()
 }
 
 /// `$SHELL` (from the merged environment, else `/bin/sh`), with no arguments.
 pub(crate) fn shell(ctx: &Context, args: ShellArgs) -> Result<()> {
-    let env = build(ctx, &args.env, true)?;
+    let files = Files::prepare(&project_files(ctx), &[])?;
+    let mut env = build(ctx, &args.env, true)?;
     if args.env.explain {
         return explain(ctx, &env, &args.env);
     }
     check(ctx, &env, &args.env)?;
+    files.attach(ctx, &mut env)?;
     let shell = env
         .lookup("SHELL")
         .filter(|s| !s.is_empty())
@@ -159,14 +186,6 @@ pub(crate) fn all_sources(
     let mut out = vec![];
     if let Some(p) = &ctx.scope.project {
         let s = p.sources(env);
-        if !s.files.is_empty() {
-            return Err(Error::new(format!(
-                "{}: `files` ({}) is not supported by this vault yet",
-                p.path.display(),
-                s.files.join(", ")
-            ))
-            .hint("remove `files` from vault.toml, or upgrade vault"));
-        }
         out.extend(s.secrets.into_iter().map(|n| (Source::Secret(n), true)));
         out.extend(
             s.dotenv
@@ -198,16 +217,16 @@ pub(crate) fn required_keys(ctx: &Context, env: &str, given: &[String]) -> Resul
 
 /// The child's environment from the base and every source, in order.
 /// `shell` is true for `vault shell`, which runs `SHELL` itself.
-fn build(ctx: &Context, args: &EnvArgs, shell: bool) -> Result<ChildEnv> {
+pub(super) fn build(ctx: &Context, args: &EnvArgs, shell: bool) -> Result<ChildEnv> {
     let invoking: Vec<(OsString, OsString)> = std::env::vars_os().collect();
     let mut env = ChildEnv::new(invoking.clone(), args.clean_env, args.no_override);
     merge(ctx, &args.sources, &invoking, &mut env, shell)?;
     required_keys(ctx, &ctx.scope.env, &args.require)?;
-    if env.sources_set(PASSPHRASE_VAR) {
+    if let Some(var) = UNLOCKING_VARS.iter().find(|v| env.sources_set(v)) {
         return Err(Error::new(format!(
-            "a source sets `{PASSPHRASE_VAR}`, which vault never passes to a command"
+            "a source sets `{var}`, which vault never passes to a command"
         ))
-        .hint("rename that key, or give a nested vault VAULT_PASSPHRASE_FILE instead"));
+        .hint("rename that key, or give a nested vault VAULT_PASSPHRASE_FILE or VAULT_IDENTITY (a file) instead"));
     }
     Ok(env)
 }
@@ -373,10 +392,11 @@ pub(crate) fn prepare(
         }
         Source::LocalEnv(key) => {
             let key = EnvKey::parse(key)?;
-            if key.as_str() == PASSPHRASE_VAR {
+            if UNLOCKING_VARS.contains(&key.as_str()) {
                 return Err(
-                    Error::new(format!("`{PASSPHRASE_VAR}` is never passed to a command"))
-                        .hint("give a nested vault VAULT_PASSPHRASE_FILE instead"),
+                    Error::new(format!("`{key}` is never passed to a command")).hint(
+                        "give a nested vault VAULT_PASSPHRASE_FILE or VAULT_IDENTITY (a file) instead",
+                    ),
                 );
             }
             let Some((_, value)) = invoking.iter().find(|(k, _)| k == key.as_str()) else {
@@ -496,7 +516,7 @@ pub(crate) fn read_dotenv(
 }
 
 /// `--conflicts=error` and `--require`, the checks before anything runs.
-fn check(ctx: &Context, env: &ChildEnv, args: &EnvArgs) -> Result<()> {
+pub(super) fn check(ctx: &Context, env: &ChildEnv, args: &EnvArgs) -> Result<()> {
     if args.conflicts == Conflicts::Error {
         let conflicts = env.conflicts();
         if !conflicts.is_empty() {
@@ -547,7 +567,7 @@ pub(crate) fn missing_keys(env: &ChildEnv, required: &[EnvKey]) -> Result<()> {
 /// `--explain`: every key the sources set, the source that won and what it
 /// overrode; values masked; nothing runs. Failed `--require` and
 /// `--conflicts=error` checks are warnings here, so the answer is still shown.
-fn explain(ctx: &Context, env: &ChildEnv, args: &EnvArgs) -> Result<()> {
+pub(super) fn explain(ctx: &Context, env: &ChildEnv, args: &EnvArgs) -> Result<()> {
     if let Some(p) = &ctx.scope.project {
         note!(
             "Project {} (environment {}): its sources come first",

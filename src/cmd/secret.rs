@@ -1,4 +1,5 @@
-//! `vault secret create|list|show|set|unset|rename|delete`.
+//! `vault secret create|list|show|set|unset|rename|delete|describe`; the
+//! version-2 subcommands live in `history`, `edit` and `generate`.
 
 use crate::output::{note, out};
 use std::io::IsTerminal;
@@ -6,7 +7,7 @@ use std::io::IsTerminal;
 use serde_json::json;
 use zeroize::Zeroizing;
 
-use super::{input, table};
+use super::{edit, generate, history, input, table};
 use crate::{
     cli::SecretCommand,
     context::Context,
@@ -106,13 +107,34 @@ pub(crate) fn run(ctx: &Context, command: SecretCommand) -> Result<()> {
             }
             Ok(())
         }
-        SecretCommand::Show { name, reveal, json } => {
+        SecretCommand::Show {
+            name,
+            reveal,
+            rev,
+            json,
+        } => {
             let name = SecretName::parse(&name)?;
             let v = Vault::open(&ctx.paths, &unlock::for_read(ctx)?)?;
             let env = &ctx.scope.env;
-            let info = store::info(v.conn(), env, &name)?
+            let mut info = store::info(v.conn(), env, &name)?
                 .ok_or_else(|| store::missing(v.conn(), env, &name))?;
-            let entries = store::entries(v.conn(), env, &name)?;
+            let (entries, descriptions) = match rev {
+                Some(n) => {
+                    let version = store::history::version(v.conn(), env, &name, n)?;
+                    info.updated_at = version.made_at;
+                    (version.entries, vec![])
+                }
+                None => (
+                    store::entries(v.conn(), env, &name)?,
+                    store::descriptions(v.conn(), env, &name)?,
+                ),
+            };
+            let described = |k: &EnvKey| {
+                descriptions
+                    .iter()
+                    .find(|(d, _)| d == k.as_str())
+                    .map_or("", |(_, t)| t.as_str())
+            };
             let shown = |value: &names::SecretValue| -> String {
                 if reveal {
                     value.expose().to_string()
@@ -125,14 +147,30 @@ pub(crate) fn run(ctx: &Context, command: SecretCommand) -> Result<()> {
                 for (k, val) in &entries {
                     map.insert(k.to_string(), json!(shown(val)));
                 }
-                let out = json!({"name": info.name, "created_at": info.created_at, "updated_at": info.updated_at, "entries": map});
-                out!("{}", serde_json::to_string_pretty(&out).unwrap_or_default())?;
-            } else {
+                let mut doc = json!({"name": info.name, "created_at": info.created_at, "updated_at": info.updated_at, "entries": map});
+                if let Some(n) = rev {
+                    doc["version"] = json!(n);
+                }
+                if !descriptions.is_empty() {
+                    let d: serde_json::Map<_, _> = descriptions
+                        .iter()
+                        .map(|(k, t)| (k.clone(), json!(t)))
+                        .collect();
+                    doc["descriptions"] = json!(d);
+                }
+                out!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default())?;
+            } else if descriptions.is_empty() {
                 let rows: Vec<Vec<String>> = entries
                     .iter()
                     .map(|(k, val)| vec![k.to_string(), shown(val)])
                     .collect();
                 crate::output::print(&table::render(&["KEY", "VALUE"], &rows))?;
+            } else {
+                let rows: Vec<Vec<String>> = entries
+                    .iter()
+                    .map(|(k, val)| vec![k.to_string(), shown(val), described(k).to_string()])
+                    .collect();
+                crate::output::print(&table::render(&["KEY", "VALUE", "DESCRIPTION"], &rows))?;
             }
             Ok(())
         }
@@ -176,6 +214,34 @@ pub(crate) fn run(ctx: &Context, command: SecretCommand) -> Result<()> {
             yes,
             allow_missing,
         } => delete(ctx, &names, yes, allow_missing),
+        SecretCommand::History { name, json } => history::list(ctx, &name, json),
+        SecretCommand::Rollback { name, to } => history::rollback(ctx, &name, to),
+        SecretCommand::Edit { name } => edit::run(ctx, &name),
+        SecretCommand::Generate {
+            name,
+            keys,
+            length,
+            chars,
+        } => generate::run(ctx, &name, &keys, length.into(), chars),
+        SecretCommand::Describe { name, key, text } => {
+            let name = SecretName::parse(&name)?;
+            let key = EnvKey::parse(&key)?;
+            if !store::is_description(&text) {
+                return Err(Error::new(
+                    "a description is one line of at most 200 characters, without control characters",
+                )
+                .hint("shorten it, or keep longer notes elsewhere"));
+            }
+            let text = (!text.is_empty()).then_some(text.as_str());
+            vault::write(&ctx.paths, unlock::for_write(ctx)?, |db| {
+                store::describe(db, &ctx.scope.env, &name, &key, text)
+            })?;
+            match text {
+                Some(_) => note!("Described `{key}` in `{name}`"),
+                None => note!("Removed the description of `{key}` in `{name}`"),
+            }
+            Ok(())
+        }
         SecretCommand::Copy {
             name,
             to_env,

@@ -68,7 +68,7 @@ pub(crate) fn parse_identity_file(
     if text.trim_start().starts_with("-----BEGIN") {
         return parse_ssh_identity(text, source, ask);
     }
-    let (mut identities, mut recipients) = (vec![], vec![]);
+    let (mut identities, mut signers) = (vec![], vec![]);
     for (n, line) in text.lines().enumerate() {
         let line = line.trim();
         if line.is_empty() || line.starts_with('#') {
@@ -81,46 +81,58 @@ pub(crate) fn parse_identity_file(
             ))
             .hint("create one with `age-keygen -o key.txt`")
         })?;
-        recipients.push(id.to_public().to_string());
+        signers.push((
+            id.to_public().to_string(),
+            crate::sign::SigningKey::x25519(&id),
+        ));
         identities.push(Box::new(id) as Box<dyn age::Identity>);
     }
     if identities.is_empty() {
         return Err(not_identity());
     }
-    Ok(Keys::known(identities, recipients))
+    Ok(Keys::known(identities, signers))
 }
 
 fn parse_ssh_identity(text: &str, source: &str, ask: AskPassphrase<'_>) -> Result<Keys> {
     use age::ssh::Identity as Ssh;
+    let unsupported = || {
+        Error::new(format!(
+            "{source} is an ssh key of a type age does not support"
+        ))
+        .hint("age accepts ssh-ed25519 and ssh-rsa keys")
+    };
     let id = Ssh::from_buffer(text.as_bytes(), Some(source.to_string())).map_err(|_| {
         Error::new(format!("{source} is not an ssh private key age can use"))
             .hint("age accepts ssh-ed25519 and ssh-rsa keys")
     })?;
     let recipient = age::ssh::Recipient::try_from(id.clone())
-        .map_err(|_| {
-            Error::new(format!(
-                "{source} is an ssh key of a type age does not support"
-            ))
-            .hint("age accepts ssh-ed25519 and ssh-rsa keys")
-        })?
+        .map_err(|_| unsupported())?
         .to_string();
-    let id = match id {
-        Ssh::Encrypted(enc) => {
+    // The key signs too (DESIGN v2 "Trust"), and age keeps its parsed key
+    // to itself: `ssh-key` reads it, decrypting it if need be (one
+    // passphrase prompt, one bcrypt), and age is given the decrypted text.
+    let key = ssh_key::PrivateKey::from_openssh(text).map_err(|_| unsupported())?;
+    let (key, id) = match id {
+        Ssh::Encrypted(_) => {
             let pass = ask(source)?;
-            let key = enc
-                .decrypt(pass)
+            let key = key
+                .decrypt(pass.expose_secret())
                 .map_err(|_| Error::new(format!("wrong passphrase for the ssh key {source}")))?;
-            Ssh::Unencrypted(key)
+            let plain = key
+                .to_openssh(ssh_key::LineEnding::LF)
+                .map_err(|_| unsupported())?;
+            let id = Ssh::from_buffer(plain.as_bytes(), Some(source.to_string()))
+                .map_err(|_| unsupported())?;
+            (key, id)
         }
-        Ssh::Unencrypted(key) => Ssh::Unencrypted(key),
-        Ssh::Unsupported(_) => {
-            return Err(Error::new(format!(
-                "{source} is an ssh key of a type age does not support"
-            ))
-            .hint("age accepts ssh-ed25519 and ssh-rsa keys"));
-        }
+        Ssh::Unencrypted(key_) => (key, Ssh::Unencrypted(key_)),
+        Ssh::Unsupported(_) => return Err(unsupported()),
     };
-    Ok(Keys::known(vec![Box::new(id)], vec![recipient]))
+    if !matches!(id, Ssh::Unencrypted(_)) {
+        return Err(unsupported());
+    }
+    let signer = crate::sign::SigningKey::from_ssh(&key)?;
+    Ok(Keys::known(vec![Box::new(id)], vec![(recipient, signer)]))
 }
 
 /// The text of an identity file for `id`, as `age-keygen` writes it.

@@ -7,9 +7,14 @@ pub(crate) mod identity;
 pub(crate) mod payload;
 pub(crate) mod recipient;
 
-use std::{cell::OnceCell, fmt};
+use std::{
+    cell::{OnceCell, RefCell},
+    fmt,
+};
 
 use age::secrecy::{ExposeSecret, SecretString};
+
+use crate::error::{Error, Result};
 
 pub(crate) use identity::*;
 pub(crate) use payload::*;
@@ -25,7 +30,23 @@ pub struct Keys {
     /// the agent is asked only if they are needed (`run` never needs them,
     /// and one round trip to the agent is a third of a millisecond).
     lookup: Option<Box<dyn Fn() -> Vec<String>>>,
+    /// What signs this user's writes (DESIGN v2 "Trust").
+    signers: Signers,
+    /// The `vault-sig` stanzas of the header these keys unwrapped last:
+    /// the reader sees the signature through its identity.
+    seen: RefCell<Vec<age_core::format::Stanza>>,
 }
+
+/// Who can sign for these keys.
+enum Signers {
+    /// Secret keys in this process, each with its recipient.
+    Local(Vec<(String, crate::sign::SigningKey)>),
+    /// The agent, which signs only vault messages (`sign::is_message`).
+    Agent(Box<AgentSign>),
+}
+
+/// How the agent is asked to sign a message.
+type AgentSign = dyn Fn(&[u8]) -> Result<crate::sign::Signature>;
 
 impl fmt::Debug for Keys {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -39,14 +60,21 @@ impl fmt::Debug for Keys {
 impl Keys {
     pub(crate) fn from_x25519(id: age::x25519::Identity) -> Self {
         let recipient = id.to_public().to_string();
-        Keys::known(vec![Box::new(id)], vec![recipient])
+        let signer = crate::sign::SigningKey::x25519(&id);
+        Keys::known(vec![Box::new(id)], vec![(recipient, signer)])
     }
 
-    fn known(identities: Vec<Box<dyn age::Identity>>, recipients: Vec<String>) -> Self {
+    /// Identities held here, with the recipient and signing key of each.
+    fn known(
+        identities: Vec<Box<dyn age::Identity>>,
+        signers: Vec<(String, crate::sign::SigningKey)>,
+    ) -> Self {
         Keys {
             identities,
-            recipients: OnceCell::from(recipients),
+            recipients: OnceCell::from(signers.iter().map(|(r, _)| r.clone()).collect::<Vec<_>>()),
             lookup: None,
+            signers: Signers::Local(signers),
+            seen: RefCell::default(),
         }
     }
 
@@ -55,12 +83,49 @@ impl Keys {
     pub(crate) fn from_agent(
         identities: Vec<Box<dyn age::Identity>>,
         recipients: impl Fn() -> Vec<String> + 'static,
+        sign: impl Fn(&[u8]) -> Result<crate::sign::Signature> + 'static,
     ) -> Self {
         Keys {
             identities,
             recipients: OnceCell::new(),
             lookup: Some(Box::new(recipients)),
+            signers: Signers::Agent(Box::new(sign)),
+            seen: RefCell::default(),
         }
+    }
+
+    /// Signs a vault message with the key whose recipient is first among
+    /// `prefer` (the vault's recipients), else with the first key.
+    pub(crate) fn sign(&self, msg: &[u8], prefer: &[String]) -> Result<crate::sign::Signature> {
+        match &self.signers {
+            Signers::Agent(ask) => ask(msg),
+            Signers::Local(keys) => {
+                let (recipient, key) = keys
+                    .iter()
+                    .find(|(r, _)| prefer.contains(r))
+                    .or_else(|| keys.first())
+                    .ok_or_else(|| Error::new("there is no key to sign the vault with"))?;
+                Ok(crate::sign::Signature {
+                    recipient: recipient.clone(),
+                    bytes: key.sign(msg)?,
+                })
+            }
+        }
+    }
+
+    /// Whether `recipient` is one of these keys' own.
+    pub(crate) fn is_mine(&self, recipient: &str) -> bool {
+        self.recipients().iter().any(|r| r == recipient)
+    }
+
+    /// Forgets the signature stanzas seen so far (before a new file).
+    pub(crate) fn forget_signatures(&self) {
+        self.seen.borrow_mut().clear();
+    }
+
+    /// The `vault-sig` stanzas of the last header unwrapped.
+    pub(crate) fn take_signatures(&self) -> Vec<age_core::format::Stanza> {
+        std::mem::take(&mut *self.seen.borrow_mut())
     }
 
     pub(crate) fn recipients(&self) -> &[String] {
@@ -74,15 +139,36 @@ impl Keys {
         &self,
         stanzas: &[age_core::format::Stanza],
     ) -> Option<std::result::Result<age_core::format::FileKey, age::DecryptError>> {
+        let sigs = stanzas
+            .iter()
+            .filter(|s| s.tag == crate::sign::STANZA_TAG)
+            .map(|s| age_core::format::Stanza {
+                tag: s.tag.clone(),
+                args: s.args.clone(),
+                body: s.body.clone(),
+            });
+        *self.seen.borrow_mut() = sigs.collect();
         self.identities
             .iter()
             .find_map(|i| i.unwrap_stanzas(stanzas))
     }
+}
 
-    fn identities(&self) -> impl Iterator<Item = &dyn age::Identity> {
-        self.identities
-            .iter()
-            .map(|i| i.as_ref() as &dyn age::Identity)
+/// `Keys` as one age identity: every header goes through
+/// `Keys::unwrap_stanzas`, which notes its signature stanza.
+impl age::Identity for Keys {
+    fn unwrap_stanza(
+        &self,
+        stanza: &age_core::format::Stanza,
+    ) -> Option<std::result::Result<age_core::format::FileKey, age::DecryptError>> {
+        self.unwrap_stanzas(std::slice::from_ref(stanza))
+    }
+
+    fn unwrap_stanzas(
+        &self,
+        stanzas: &[age_core::format::Stanza],
+    ) -> Option<std::result::Result<age_core::format::FileKey, age::DecryptError>> {
+        Keys::unwrap_stanzas(self, stanzas)
     }
 }
 
@@ -123,10 +209,14 @@ mod tests {
         use std::{cell::Cell, rc::Rc};
         let asked = Rc::new(Cell::new(0));
         let counter = asked.clone();
-        let keys = Keys::from_agent(vec![], move || {
-            counter.set(counter.get() + 1);
-            vec!["age1x".to_string()]
-        });
+        let keys = Keys::from_agent(
+            vec![],
+            move || {
+                counter.set(counter.get() + 1);
+                vec!["age1x".to_string()]
+            },
+            |_| Err(Error::new("no")),
+        );
         assert_eq!(asked.get(), 0, "creating them asks nothing");
         assert!(format!("{keys:?}").contains("None"));
         assert_eq!(keys.recipients(), ["age1x"]);

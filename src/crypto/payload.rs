@@ -81,7 +81,7 @@ fn decrypt_stream<R: Read + Seek>(
         ))
         .hint("a vault file is encrypted to recipients; is this identity.age?"));
     }
-    dec.decrypt(keys.identities())
+    dec.decrypt(std::iter::once(keys as &dyn age::Identity))
         .map_err(|e| decrypt_error(e, keys, source))
 }
 
@@ -579,7 +579,11 @@ mod tests {
         let id = generate();
         let recipient = id.to_public().to_string();
         let count = std::rc::Rc::new(std::cell::Cell::new(0));
-        let keys = Keys::known(vec![Box::new(Counting(id, count.clone()))], vec![recipient]);
+        let signer = crate::sign::SigningKey::x25519(&id);
+        let keys = Keys::known(
+            vec![Box::new(Counting(id, count.clone()))],
+            vec![(recipient, signer)],
+        );
         let (plain, f) = sealed_file(&keys);
         let file = File::open(f.path()).unwrap();
         let mut p = Plaintext::with_readers(&file, &Remembering::new(&keys), "t", 3).unwrap();
