@@ -795,7 +795,7 @@ pub fn render_dotenv(entries: &[(&str, &str)]) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use proptest::prelude::*;
 
@@ -1284,7 +1284,7 @@ mod tests {
     // ---- rendering round trips
 
     /// Any string without NUL, biased towards the characters that matter here.
-    fn any_value() -> impl Strategy<Value = String> {
+    pub(crate) fn any_value() -> impl Strategy<Value = String> {
         prop_oneof![
             any::<String>(),
             "[ \t\r\n\u{1}\u{8}\u{c}\u{1f}\u{7f}'\"$`{}()\\\\#=:;!*?~&|<>a-zA-Z0-9_\u{a0}\u{feff}\u{2028}é日]{0,24}",
@@ -1292,7 +1292,7 @@ mod tests {
         .prop_map(|s| s.replace('\0', ""))
     }
 
-    fn any_entries() -> impl Strategy<Value = Vec<(String, String)>> {
+    pub(crate) fn any_entries() -> impl Strategy<Value = Vec<(String, String)>> {
         proptest::collection::vec(any_value(), 0..6).prop_map(|values| {
             values
                 .into_iter()
@@ -1302,7 +1302,7 @@ mod tests {
         })
     }
 
-    fn borrowed(entries: &[(String, String)]) -> Vec<(&str, &str)> {
+    pub(crate) fn borrowed(entries: &[(String, String)]) -> Vec<(&str, &str)> {
         entries
             .iter()
             .map(|(k, v)| (k.as_str(), v.as_str()))

@@ -239,32 +239,13 @@ fn secret_copy_to_another_environment() {
         .stderr_has("no secret named `nope`");
 }
 
-/// The v1 schema as version 1 of `vault` wrote it.
-const V1_SCHEMA: &str = "CREATE TABLE secrets (
-         id         INTEGER PRIMARY KEY,
-         name       TEXT NOT NULL UNIQUE,
-         created_at TEXT NOT NULL,
-         updated_at TEXT NOT NULL
-     );
-     CREATE TABLE entries (
-         secret_id INTEGER NOT NULL REFERENCES secrets(id) ON DELETE CASCADE,
-         key       TEXT NOT NULL,
-         value     TEXT NOT NULL,
-         PRIMARY KEY (secret_id, key)
-     ) WITHOUT ROWID;
-     CREATE TABLE recipients (
-         recipient TEXT NOT NULL UNIQUE,
-         added_at  TEXT NOT NULL
-     );
-     PRAGMA user_version = 1;";
-
 #[test]
 fn a_version_1_vault_lands_in_main_and_is_migrated_by_the_first_write() {
     let env = Env::new();
     // A fresh identity in the user's key file, whose recipient we know.
     let recipient = crate::support::write_identity(env.identity.as_ref().unwrap());
     let mut db = rusqlite::Connection::open_in_memory().unwrap();
-    db.execute_batch(V1_SCHEMA).unwrap();
+    db.execute_batch(crate::support::V1_SCHEMA).unwrap();
     db.execute(
         "INSERT INTO recipients VALUES (?1, '2025-01-01T00:00:00Z')",
         [&recipient],

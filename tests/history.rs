@@ -289,29 +289,12 @@ fn a_version_1_vault_gets_history_on_its_first_write() {
     let env = Env::new().init();
     let recipient = env.vault(["recipient"]).run().success().stdout;
     let mut v1 = rusqlite::Connection::open_in_memory().unwrap();
-    v1.execute_batch(
-        // The exact statements version 1 ran: the strict load compares
-        // them byte for byte.
-        "CREATE TABLE secrets (
-         id         INTEGER PRIMARY KEY,
-         name       TEXT NOT NULL UNIQUE,
-         created_at TEXT NOT NULL,
-         updated_at TEXT NOT NULL
-     );
-     CREATE TABLE entries (
-         secret_id INTEGER NOT NULL REFERENCES secrets(id) ON DELETE CASCADE,
-         key       TEXT NOT NULL,
-         value     TEXT NOT NULL,
-         PRIMARY KEY (secret_id, key)
-     ) WITHOUT ROWID;
-     CREATE TABLE recipients (
-         recipient TEXT NOT NULL UNIQUE,
-         added_at  TEXT NOT NULL
-     );
-         INSERT INTO secrets VALUES (1, 'db', '2026-01-01T00:00:00Z', '2026-01-02T00:00:00Z');
-         INSERT INTO entries VALUES (1, 'PW', 'from-v1');
-         PRAGMA user_version = 1;",
-    )
+    v1.execute_batch(&format!(
+        "{}\n{}",
+        crate::support::V1_SCHEMA,
+        "INSERT INTO secrets VALUES (1, 'db', '2026-01-01T00:00:00Z', '2026-01-02T00:00:00Z');
+             INSERT INTO entries VALUES (1, 'PW', 'from-v1');"
+    ))
     .unwrap();
     v1.execute(
         "INSERT INTO recipients VALUES (?1, '2026-01-01T00:00:00Z')",

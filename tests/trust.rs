@@ -80,26 +80,10 @@ fn altered(db: &[u8], sql: &str) -> Vec<u8> {
 /// holding `db` = {`key`: `value`}, listing `recipients`.
 fn v1_database(recipients: &[&str], key: &str, value: &str) -> Vec<u8> {
     let conn = Connection::open_in_memory().unwrap();
-    conn.execute_batch(
-        "CREATE TABLE secrets (
-         id         INTEGER PRIMARY KEY,
-         name       TEXT NOT NULL UNIQUE,
-         created_at TEXT NOT NULL,
-         updated_at TEXT NOT NULL
-     );
-     CREATE TABLE entries (
-         secret_id INTEGER NOT NULL REFERENCES secrets(id) ON DELETE CASCADE,
-         key       TEXT NOT NULL,
-         value     TEXT NOT NULL,
-         PRIMARY KEY (secret_id, key)
-     ) WITHOUT ROWID;
-     CREATE TABLE recipients (
-         recipient TEXT NOT NULL UNIQUE,
-         added_at  TEXT NOT NULL
-     );
-     PRAGMA user_version = 1;
-     INSERT INTO secrets VALUES (1, 'db', '2025-01-01T00:00:00Z', '2025-01-01T00:00:00Z');",
-    )
+    conn.execute_batch(&format!(
+        "{}\nINSERT INTO secrets VALUES (1, 'db', '2025-01-01T00:00:00Z', '2025-01-01T00:00:00Z');",
+        crate::support::V1_SCHEMA
+    ))
     .unwrap();
     conn.execute("INSERT INTO entries VALUES (1, ?1, ?2)", [key, value])
         .unwrap();

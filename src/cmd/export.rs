@@ -215,31 +215,8 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    /// Any string without NUL, biased towards the characters that matter here.
-    fn any_value() -> impl Strategy<Value = String> {
-        prop_oneof![
-            any::<String>(),
-            "[ \t\r\n\u{1}\u{8}\u{c}\u{1f}\u{7f}'\"$`{}()\\\\#=:;!*?~&|<>a-zA-Z0-9_\u{a0}\u{feff}\u{2028}é日]{0,24}",
-        ]
-        .prop_map(|s| s.replace('\0', ""))
-    }
-
-    fn any_entries() -> impl Strategy<Value = Vec<(String, String)>> {
-        proptest::collection::vec(any_value(), 0..6).prop_map(|values| {
-            values
-                .into_iter()
-                .enumerate()
-                .map(|(i, v)| (format!("K{i}"), v))
-                .collect()
-        })
-    }
-
-    fn borrowed(entries: &[(String, String)]) -> Vec<(&str, &str)> {
-        entries
-            .iter()
-            .map(|(k, v)| (k.as_str(), v.as_str()))
-            .collect()
-    }
+    // The value strategies of the dotenv renderer's round trips.
+    use crate::dotenv::tests::{any_entries, any_value, borrowed};
 
     proptest! {
         #[test]

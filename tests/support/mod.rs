@@ -423,3 +423,24 @@ pub fn locate_corpus(path: &Path, ci: bool) -> Result<Option<PathBuf>, String> {
     );
     Ok(None)
 }
+
+/// The v1 schema exactly as version 1 of `vault` wrote it (the strict load
+/// compares `sqlite_schema` byte for byte), with `user_version` 1: the base
+/// of every hand-made version-1 fixture.
+pub const V1_SCHEMA: &str = "CREATE TABLE secrets (
+         id         INTEGER PRIMARY KEY,
+         name       TEXT NOT NULL UNIQUE,
+         created_at TEXT NOT NULL,
+         updated_at TEXT NOT NULL
+     );
+     CREATE TABLE entries (
+         secret_id INTEGER NOT NULL REFERENCES secrets(id) ON DELETE CASCADE,
+         key       TEXT NOT NULL,
+         value     TEXT NOT NULL,
+         PRIMARY KEY (secret_id, key)
+     ) WITHOUT ROWID;
+     CREATE TABLE recipients (
+         recipient TEXT NOT NULL UNIQUE,
+         added_at  TEXT NOT NULL
+     );
+     PRAGMA user_version = 1;";
