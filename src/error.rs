@@ -126,6 +126,17 @@ impl std::error::Error for Error {}
 
 impl From<rusqlite::Error> for Error {
     fn from(e: rusqlite::Error) -> Self {
+        // A database read through the VFS (issue 20) fails with an I/O
+        // error when a chunk fails to authenticate.
+        if matches!(
+            e.sqlite_error_code(),
+            Some(rusqlite::ErrorCode::SystemIoFailure | rusqlite::ErrorCode::DatabaseCorrupt)
+        ) {
+            return Error::new(
+                "the vault file is damaged: a part of it fails to decrypt or authenticate",
+            )
+            .hint("restore it from a backup or from version control; `vault doctor` shows more");
+        }
         // Statements are parameterised, so SQLite's message never holds a value.
         Error::new(format!("database error: {e}"))
             .hint("`vault doctor` checks the vault file; please report this if it persists")

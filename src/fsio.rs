@@ -336,6 +336,29 @@ pub(crate) fn atomic_write(
     sync_dir(&dir)
 }
 
+/// `atomic_write` without the fsyncs, for a file that is only a cache
+/// (`cache/verified`): a reader sees the old file or the whole new one, and
+/// a crash may lose it, which costs only a slower next read.
+pub(crate) fn replace_unsynced(
+    target: &Path,
+    fill: impl FnOnce(&mut File) -> io::Result<()>,
+) -> Result<()> {
+    let dir = parent(target);
+    let (prefix, suffix) = temp_affixes(target);
+    let mut tmp = tempfile::Builder::new()
+        .prefix(&prefix)
+        .suffix(suffix)
+        .permissions(fs::Permissions::from_mode(0o600))
+        .tempfile_in(&dir)
+        .map_err(|e| Error::io("create a temporary file in", &dir, e))?;
+    fill(tmp.as_file_mut())
+        .and_then(|()| tmp.as_file_mut().flush())
+        .map_err(|e| Error::io("write", target, e))?;
+    tmp.persist(target)
+        .map_err(|e| Error::io("replace", target, e.error))?;
+    Ok(())
+}
+
 /// Removes temp files a killed writer left beside `target`. Only called with
 /// the write lock held, when no other writer can have one open.
 pub(crate) fn remove_stale_temps(target: &Path) {

@@ -34,7 +34,7 @@ use crate::{
     context::Paths,
     crypto::{self, Keys},
     error::{Error, Result},
-    fsio, sign, store, trust,
+    fsio, sign, store, trust, verified,
 };
 
 /// An open, decrypted vault: an in-memory SQLite database.
@@ -44,12 +44,59 @@ pub(crate) struct Vault {
 }
 
 impl Vault {
-    /// Opens an existing vault for reading: decrypted, strictly loaded, its
-    /// signature checked against what this user trusts.
+    /// Opens an existing vault for reading: strictly loaded, its signature
+    /// checked against what this user trusts. A file version verified in
+    /// full before (`verified`) is opened where it lies, through the VFS,
+    /// which decrypts only the chunks the queries read (issue 20); any other
+    /// is decrypted and verified in full, and then recorded.
     pub(crate) fn open(paths: &Paths, keys: &Keys) -> Result<Vault> {
+        Self::open_with(paths, keys, true)
+    }
+
+    /// `open`, always decrypting and hashing the whole file, cache or not
+    /// (`doctor`).
+    pub(crate) fn open_full(paths: &Paths, keys: &Keys) -> Result<Vault> {
+        Self::open_with(paths, keys, false)
+    }
+
+    fn open_with(paths: &Paths, keys: &Keys, paged: bool) -> Result<Vault> {
         require_exists(&paths.file)?;
-        let loaded = load(&paths.file, keys, Access::Read)?;
+        let source = paths.file.display().to_string();
+        let file = open_file(&paths.file, &source)?;
+        let cache = verified::Cache::new(&paths.dir);
+        // The version is read from the open file, so it is the one read.
+        let version = verified::Version::of(&file);
+        if paged
+            && let Some(version) = &version
+            && let Some(db_sha256) = cache.lookup(version)
+            && let Ok(dup) = file.try_clone()
+        {
+            // The cache only ever speeds a read up: whatever fails here is
+            // decided again by the full verification below, which says
+            // why (a damaged chunk, a bad signature, ...).
+            let paged = load_paged(dup, keys, &source, db_sha256).and_then(|loaded| {
+                loaded
+                    .map(|l| verify(paths, keys, &l).map(|p| (l, p)))
+                    .transpose()
+            });
+            if let Ok(Some((loaded, provenance))) = paged {
+                return Ok(Vault {
+                    conn: loaded.conn,
+                    provenance,
+                });
+            }
+        }
+        let loaded = load_input(&file, keys, &source, Access::Read)?;
         let provenance = verify(paths, keys, &loaded)?;
+        // Recorded only if the file did not change while it was read, and
+        // only for this schema version (an older file is migrated in
+        // memory, which the VFS cannot do: it takes this path anyway).
+        if let Some(version) = version
+            && loaded.schema == store::SCHEMA_VERSION
+            && verified::Version::of(&file).as_ref() == Some(&version)
+        {
+            cache.record(&version, &loaded.db_sha256);
+        }
         Ok(Vault {
             conn: loaded.conn,
             provenance,
@@ -123,12 +170,55 @@ struct Loaded {
 /// Decrypts `path` into a fresh in-memory database and checks it.
 fn load(path: &Path, keys: &Keys, access: Access) -> Result<Loaded> {
     let source = path.display().to_string();
+    let file = open_file(path, &source)?;
+    load_input(&file, keys, &source, access)
+}
+
+/// Opens the vault file at `path`, which must be a regular file that is not
+/// empty.
+fn open_file(path: &Path, source: &str) -> Result<std::fs::File> {
     let file = fsio::open_regular(path)?;
     if file.metadata().is_ok_and(|m| m.len() == 0) {
         return Err(Error::new(format!("{source} is empty"))
             .hint("restore it from a backup or from version control"));
     }
-    load_input(&file, keys, &source, access)
+    Ok(file)
+}
+
+/// Opens a file version verified before (its database's SHA-256 is
+/// `db_sha256`, from the cache) through the VFS: the header unwrapped, the
+/// final chunk authenticated, the strict load and `meta` read through the
+/// chunks they need. `None` for an older schema, which only the full path
+/// migrates.
+fn load_paged(
+    file: std::fs::File,
+    keys: &Keys,
+    source: &str,
+    db_sha256: [u8; 32],
+) -> Result<Option<Loaded>> {
+    keys.forget_signatures();
+    let chunks = crypto::Chunks::open(file, keys, source)?;
+    let signatures = keys.take_signatures();
+    if chunks.len() == 0 {
+        return Err(
+            Error::new(format!("{source} decrypts to nothing: it is not a vault"))
+                .hint("restore it from a backup or from version control"),
+        );
+    }
+    let conn = crate::vfs::open(Box::new(chunks)).map_err(|e| crypto::damaged(&e, source))?;
+    let schema = store::check(&conn, source)?;
+    if schema != store::SCHEMA_VERSION {
+        return Ok(None);
+    }
+    let meta = Some(store::meta(&conn, source)?);
+    Ok(Some(Loaded {
+        conn,
+        schema,
+        meta,
+        signatures,
+        db_sha256,
+        source: source.to_string(),
+    }))
 }
 
 /// `load` for a vault file held in memory: what the fuzz targets and their

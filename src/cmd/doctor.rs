@@ -126,7 +126,7 @@ pub(crate) fn run(ctx: &Context) -> Result<()> {
     if !p.file.exists() {
         r.problem(&format!("no vault at {}", p.file.display()), "vault init");
     } else {
-        match unlock::unlock(ctx).and_then(|k| Ok((Vault::open(p, &k)?, k))) {
+        match unlock::unlock(ctx).and_then(|k| Ok((Vault::open_full(p, &k)?, k))) {
             Ok((v, keys)) => {
                 r.ok(&format!("{} decrypts", p.file.display()));
                 match store::integrity_check(v.conn()) {

@@ -352,6 +352,117 @@ fn reader<'f>(
         .map_err(|e| decrypt_error(e, keys.keys, source))
 }
 
+/// The size of age's payload chunks: each is decrypted and authenticated
+/// on its own.
+pub(crate) const CHUNK: usize = 64 << 10;
+
+/// How many decrypted chunks `Chunks` keeps: a b-tree descent in an index
+/// and a table touches about six; 16 are 1 MiB.
+const CACHED_CHUNKS: usize = 16;
+
+/// The plaintext of a binary vault file, decrypted a chunk at a time where
+/// SQLite asks (the VFS, `crate::vfs`; issue 20): age's seekable reader
+/// authenticates each chunk it decrypts, so every byte handed out is
+/// authenticated, and the final chunk is decrypted at `open` (which
+/// authenticates the length: a truncated file fails there). Decrypted
+/// chunks live only in memory, in a few `Zeroizing` buffers, wiped when
+/// evicted or dropped. After one chunk fails, every read fails.
+pub(crate) struct Chunks {
+    reader: age::stream::StreamReader<BufReader<File>>,
+    len: u64,
+    /// Decrypted chunks by index, the most recently used last.
+    cache: Vec<(u64, Zeroizing<Vec<u8>>)>,
+    failed: bool,
+}
+
+impl Chunks {
+    /// Opens `file`, a binary age file (`crypto::looks_like_binary`), for
+    /// `keys`: its header unwrapped (so the signature stanza is seen), its
+    /// final chunk authenticated.
+    pub(crate) fn open(file: File, keys: &Keys, source: &str) -> Result<Chunks> {
+        let dec = age::Decryptor::new_buffered(BufReader::new(file))
+            .map_err(|e| decrypt_error(e, keys, source))?;
+        if dec.is_scrypt() {
+            return Err(Error::new(format!(
+                "{source} is encrypted with a passphrase, not to a key"
+            ))
+            .hint("a vault file is encrypted to recipients; is this identity.age?"));
+        }
+        let mut reader = dec
+            .decrypt(std::iter::once(keys as &dyn age::Identity))
+            .map_err(|e| decrypt_error(e, keys, source))?;
+        let len = stream_len(&mut reader).map_err(|e| damaged(&e, source))?;
+        Ok(Chunks {
+            reader,
+            len,
+            cache: Vec::with_capacity(CACHED_CHUNKS),
+            failed: false,
+        })
+    }
+
+    /// The plaintext's length, authenticated.
+    pub(crate) fn len(&self) -> u64 {
+        self.len
+    }
+
+    /// Chunk `index`, decrypted, as the last entry of the cache.
+    fn chunk(&mut self, index: u64) -> io::Result<&[u8]> {
+        if let Some(i) = self.cache.iter().position(|(k, _)| *k == index) {
+            let hit = self.cache.remove(i);
+            self.cache.push(hit);
+        } else {
+            let start = index * CHUNK as u64;
+            let n =
+                usize::try_from((self.len - start).min(CHUNK as u64)).map_err(io::Error::other)?;
+            let mut plain = Zeroizing::new(vec![0; n]);
+            // Always at a chunk's start: age then decrypts the chunk
+            // straight into its own (zeroized) buffer, never into a
+            // scratch one to skip bytes.
+            self.reader.seek(SeekFrom::Start(start))?;
+            self.reader.read_exact(&mut plain)?;
+            if self.cache.len() == CACHED_CHUNKS {
+                self.cache.remove(0);
+            }
+            self.cache.push((index, plain));
+        }
+        Ok(&self.cache.last().expect("just pushed").1)
+    }
+}
+
+impl crate::vfs::Pages for Chunks {
+    fn len(&self) -> u64 {
+        self.len
+    }
+
+    fn read_exact_at(&mut self, buf: &mut [u8], offset: u64) -> io::Result<()> {
+        if self.failed {
+            return Err(io::Error::other("an earlier chunk failed to authenticate"));
+        }
+        if offset
+            .checked_add(buf.len() as u64)
+            .is_none_or(|end| end > self.len)
+        {
+            return Err(io::Error::from(io::ErrorKind::UnexpectedEof));
+        }
+        let mut done = 0;
+        while done < buf.len() {
+            let at = offset + done as u64;
+            let within = (at % CHUNK as u64) as usize;
+            let chunk = match self.chunk(at / CHUNK as u64) {
+                Ok(c) => c,
+                Err(e) => {
+                    self.failed = true;
+                    return Err(e);
+                }
+            };
+            let n = (chunk.len() - within).min(buf.len() - done);
+            buf[done..done + n].copy_from_slice(&chunk[within..within + n]);
+            done += n;
+        }
+        Ok(())
+    }
+}
+
 /// What `Plaintext` reads from: an open file (`pread`), or bytes in memory
 /// (the fuzz targets), at any offset, from several threads at once.
 pub(crate) trait ReadAt: Sync {
@@ -563,6 +674,70 @@ mod tests {
             );
         }
     }
+    /// Chunks read at offsets around every chunk boundary, and across the
+    /// whole file at a stride, with lengths from one byte to more than a
+    /// chunk, give what a full decryption gives.
+    #[test]
+    fn chunks_read_anywhere_are_the_plaintext() {
+        use crate::vfs::Pages;
+        let keys = Keys::from_x25519(generate());
+        for size in [10, CHUNK, 3 * CHUNK + 4321] {
+            let plain: Vec<u8> = (0..size).map(|i| (i * 13 % 251) as u8).collect();
+            let f = tempfile::NamedTempFile::new().unwrap();
+            crate::fsio::write_fixture(f.path(), encrypt_vec(keys.recipients(), &plain).unwrap());
+            let mut c = Chunks::open(File::open(f.path()).unwrap(), &keys, "t").unwrap();
+            assert_eq!(Pages::len(&c), size as u64);
+            let mut offsets: Vec<usize> = (0..size).step_by(997).collect();
+            for k in 0..=size / CHUNK {
+                let b = k * CHUNK;
+                offsets.extend(b.saturating_sub(20)..(b + 20).min(size));
+            }
+            for &at in offsets.iter().rev() {
+                for n in [1, 7, 4096, CHUNK + 100] {
+                    let n = n.min(size - at);
+                    let mut buf = vec![0; n];
+                    c.read_exact_at(&mut buf, at as u64).unwrap();
+                    assert!(buf == plain[at..at + n], "size {size}, {n} at {at}");
+                }
+            }
+            let mut buf = [0; 2];
+            assert!(c.read_exact_at(&mut buf, size as u64 - 1).is_err());
+        }
+    }
+
+    #[test]
+    fn a_flipped_chunk_fails_when_read_and_a_damaged_end_at_open() {
+        use crate::vfs::Pages;
+        let keys = Keys::from_x25519(generate());
+        let plain: Vec<u8> = (0..3 * CHUNK + 99).map(|i| (i % 7) as u8).collect();
+        let good = encrypt_vec(keys.recipients(), &plain).unwrap();
+        let f = tempfile::NamedTempFile::new().unwrap();
+        let open = |bytes: &[u8]| {
+            crate::fsio::write_fixture(f.path(), bytes);
+            Chunks::open(File::open(f.path()).unwrap(), &keys, "t")
+        };
+        let payload = good.len() - (3 * (CHUNK + 16) + 99 + 16);
+        // A byte of chunk 1 flipped: chunk 0 still reads, chunk 1 does not,
+        // and after that nothing does.
+        let mut bad = good.clone();
+        bad[payload + (CHUNK + 16) + 500] ^= 1;
+        let mut c = open(&bad).unwrap();
+        let mut buf = vec![0; 100];
+        c.read_exact_at(&mut buf, 10).unwrap();
+        assert!(c.read_exact_at(&mut buf, CHUNK as u64 + 10).is_err());
+        assert!(c.read_exact_at(&mut buf, 10).is_err());
+        // The final chunk, the header, or a truncation: refused at open.
+        let mut bad = good.clone();
+        *bad.last_mut().unwrap() ^= 1;
+        assert!(open(&bad).is_err());
+        let mut bad = good.clone();
+        bad[30] ^= 1;
+        assert!(open(&bad).is_err());
+        for keep in [good.len() - 115, good.len() - 1, payload + CHUNK + 16] {
+            assert!(open(&good[..keep]).is_err(), "{keep}");
+        }
+    }
+
     #[test]
     fn more_readers_of_one_file_unwrap_its_header_once() {
         struct Counting(age::x25519::Identity, std::rc::Rc<std::cell::Cell<u32>>);
