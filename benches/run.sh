@@ -6,11 +6,18 @@
 #
 # It builds vaults of N secrets x 10 keys through `vault import --from-json`,
 # then for each size times, side by side in one hyperfine invocation per round:
-#   run        vault run -s <one> -- true         (identity file)
+#   run        vault run -s <one> -- true         (identity file; a file
+#              version verified before, so read through the VFS, issue 20)
+#   run-first  the same, verified in full every time: a vault directory
+#              whose cache cannot be written (what the first read of a new
+#              file version costs)
 #   run-agent  the same through the agent           (vault unlock, no identity file)
 #   age        age -d -i key.txt vault.age          (stock age, same file)
 #   true       bare `true`                          (process start floor)
-#   write      vault secret set <one> KEY_0=...     (fsync included)
+#   write      vault secret set <one> KEY_0=...     (fsync included; on a
+#              copy of the vault, so that `run` keeps reading one version)
+#   dd         dd conv=fsync of a file of the vault's size: what writing
+#              and fsyncing the file costs by itself (the write goal)
 #   list       vault secret list
 #   run-dir    run -s <one> -- true from a folder with no vault.toml above
 #   run-project  run -- true from three folders below a vault.toml that
@@ -229,6 +236,11 @@ for n in $sizes; do
   # The agent's recipient too, so the one file opens both ways.
   "$bin" --vault-dir "$dir" --identity "$key" recipients add "$agent_recipient" >/dev/null 2>&1
   stat -c %s "$file" >"$out/size-$n.txt"
+  # The writes' own copy (so `run` keeps reading a verified version), and a
+  # vault directory whose cache is a file: every read there is a first read.
+  cp -a "$dir" "$dir-w"
+  mkdir -p "$dir-first"
+  echo "not a directory: every read verifies in full" >"$dir-first/cache"
   if [ -n "$baseline" ]; then
     "$baseline" --vault-dir "$dir-base" --identity "$key" import --from-json "$out/s$n.json" 2>/dev/null
     "$baseline" --vault-dir "$dir-base" --identity "$key" recipients add "$agent_recipient" >/dev/null 2>&1
@@ -239,10 +251,12 @@ for n in $sizes; do
   id=(--vault-dir "$dir" --identity "$key")
   cmds=(
     -n run "$bin ${id[*]} run -s $one -- true"
+    -n run-first "$bin --vault-dir $dir-first --identity $key --vault $file run -s $one -- true"
     -n run-agent "$bin --vault-dir $agent_dir --vault $file run -s $one -- true"
     -n age "age -d -i $key $file"
     -n true "true"
-    -n write "$bin ${id[*]} secret set $one KEY_0=written-by-the-benchmark"
+    -n write "$bin --vault-dir $dir-w --identity $key secret set $one KEY_0=written-by-the-benchmark"
+    -n dd "dd if=$file of=$out/dd-$n.out bs=1M conv=fsync status=none"
     -n list "$bin ${id[*]} secret list"
   )
   if [ "$n" = "$(echo "$sizes" | awk '{print $1}')" ] && env -C / true 2>/dev/null; then
@@ -264,9 +278,10 @@ for n in $sizes; do
   fi
   if [ -n "$baseline" ]; then
     base=(--vault-dir "$dir-base" --identity "$key")
+    cp -a "$dir-base" "$dir-base-w"
     cmds+=(
       -n run-base "$baseline ${base[*]} run -s $one -- true"
-      -n write-base "$baseline ${base[*]} secret set $one KEY_0=written-by-the-benchmark"
+      -n write-base "$baseline --vault-dir $dir-base-w --identity $key secret set $one KEY_0=written-by-the-benchmark"
     )
   fi
   hyperfine_rounds "$n" "$(rounds_for "$n")" "${cmds[@]}"
@@ -274,12 +289,13 @@ for n in $sizes; do
   if [ -n "$gnu_time" ]; then
     say "$n secrets: peak memory"
     for r in 1 2 3; do
-      for what in run run-agent age write list; do
+      for what in run run-first run-agent age write list; do
         case "$what" in
           run) c=("$bin" "${id[@]}" run -s "$one" -- true) ;;
+          run-first) c=("$bin" --vault-dir "$dir-first" --identity "$key" --vault "$file" run -s "$one" -- true) ;;
           run-agent) c=("$bin" --vault-dir "$agent_dir" --vault "$file" run -s "$one" -- true) ;;
           age) c=(age -d -i "$key" "$file") ;;
-          write) c=("$bin" "${id[@]}" secret set "$one" KEY_0=written-by-the-benchmark) ;;
+          write) c=("$bin" --vault-dir "$dir-w" --identity "$key" secret set "$one" KEY_0=written-by-the-benchmark) ;;
           list) c=("$bin" "${id[@]}" secret list) ;;
         esac
         "$gnu_time" -v -o "$out/time.txt" "${c[@]}" >/dev/null 2>&1
@@ -288,6 +304,7 @@ for n in $sizes; do
       done
     done
   fi
+  rm -f "$out/dd-$n.out"
 done
 
 # ---------------------------------------------------------------- peers

@@ -204,6 +204,20 @@ impl Cache {
     }
 }
 
+/// For tests: the database hash the cache in `vault_dir` holds for the
+/// file at `file` as it is now.
+pub fn cached_hash(vault_dir: &Path, file: &Path) -> Option<[u8; 32]> {
+    Cache::new(vault_dir).lookup(&Version::of(&File::open(file).ok()?)?)
+}
+
+/// For tests: makes the cache in `vault_dir` say that the file at `file`,
+/// as it is now, holds a database hashing to `db` (a forged cache, or a
+/// change the file's times did not show).
+pub fn record_hash(vault_dir: &Path, file: &Path, db: [u8; 32]) {
+    let version = File::open(file).ok().as_ref().and_then(Version::of);
+    Cache::new(vault_dir).record(&version.expect("an age file"), &db);
+}
+
 fn parse(text: &str) -> Option<Vec<(String, [u8; 32])>> {
     let body_end = text.rfind("end ")?;
     let (body, tail) = text.split_at(body_end);

@@ -28,6 +28,7 @@ mod identity;
 mod init;
 mod inputs;
 mod man;
+mod page_reads;
 mod plaintext;
 mod projects;
 mod recovery;

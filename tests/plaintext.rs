@@ -169,7 +169,7 @@ fn canary_in_no_file_after_a_full_session() {
 /// renames) is a temp file beside vault.age or identity.age, the lock, or
 /// the target of a rename from such a temp file: no plaintext file, no
 /// SQLite journal, nothing in TMPDIR. (Since issue 15 also `trusted.json`,
-/// public data, and its lock.)
+/// public data, and its lock; since issue 20 the verification cache.)
 #[test]
 fn strace_shows_only_temp_lock_and_rename_writes() {
     if !have("strace") {
@@ -222,6 +222,11 @@ fn strace_shows_only_temp_lock_and_rename_writes() {
             || name == "identity.age"
             || name == "trusted.json"
             || name == "trusted.lock"
+            // Issue 20: the verification cache, public data, and its lock.
+            || name == "cache"
+            || name == "cache/verified"
+            || name == "cache/verified.lock"
+            || name.starts_with("cache/.verified.") && name.ends_with(".tmp")
             || (name.starts_with(".vault.age.")
                 || name.starts_with(".identity.age.")
                 || name.starts_with(".trusted.json."))
