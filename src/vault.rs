@@ -8,6 +8,12 @@
 //! rules (`verify`, `trust.rs`; DESIGN v2 "Trust"). Readers take no lock on
 //! the vault: a write replaces the file by rename, so a reader sees the old
 //! file or the new one (`trusted.json` has a short lock of its own).
+//! A file version verified so once is recorded in the verification cache
+//! (`verified`); a later read of it opens the database through the VFS
+//! (`vfs`, `crypto::Chunks`), decrypting only the chunks its queries touch,
+//! and runs the strict load, the signature check (over the recorded hash)
+//! and the trust rules on that (issue 20; DESIGN v2 "Performance"). Writes,
+//! `doctor` (`open_full`) and `trust` decrypt in full.
 //!
 //! Writing: obtain the keys (prompt, scrypt) first, then take the exclusive
 //! lock, re-check what exists, load and verify, change, validate every row,

@@ -95,41 +95,13 @@ impl Version {
 /// SHA-256 of the age header of `file` (up to and including its MAC line)
 /// and the payload nonce after it.
 fn header_sha256(file: &File, size: u64) -> Option<[u8; 32]> {
-    let mut head = Vec::new();
-    let mut buf = vec![0; 8192];
-    let end = loop {
-        if let Some(end) = header_end(&head) {
-            break end;
-        }
-        if head.len() as u64 >= MAX_HEADER.min(size) {
-            return None;
-        }
-        let n = file.read_at(&mut buf, head.len() as u64).ok()?;
-        if n == 0 {
-            return None;
-        }
-        head.extend_from_slice(&buf[..n]);
-    };
-    if !head.starts_with(b"age-encryption.org/") {
+    let with_nonce = crate::crypto::header_len(file)? + 16;
+    if with_nonce > size.min(MAX_HEADER + 16) {
         return None;
     }
-    let with_nonce = end + 16;
-    while head.len() < with_nonce {
-        let n = file.read_at(&mut buf, head.len() as u64).ok()?;
-        if n == 0 {
-            return None;
-        }
-        head.extend_from_slice(&buf[..n]);
-    }
-    Some(Sha256::digest(&head[..with_nonce]).into())
-}
-
-/// Where the binary age header in `head` ends: after the newline that ends
-/// its `---` MAC line.
-fn header_end(head: &[u8]) -> Option<usize> {
-    let mac = head.windows(4).position(|w| w == b"\n---")? + 1;
-    let nl = head[mac..].iter().position(|&b| b == b'\n')?;
-    Some(mac + nl + 1)
+    let mut head = vec![0; usize::try_from(with_nonce).ok()?];
+    file.read_exact_at(&mut head, 0).ok()?;
+    Some(Sha256::digest(&head).into())
 }
 
 /// The cache in `vault_dir`.

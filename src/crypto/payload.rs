@@ -380,6 +380,7 @@ impl Chunks {
     /// `keys`: its header unwrapped (so the signature stanza is seen), its
     /// final chunk authenticated.
     pub(crate) fn open(file: File, keys: &Keys, source: &str) -> Result<Chunks> {
+        let chunks_at = header_len(&file).map(|h| (h + 16, file.metadata().map(|m| m.len())));
         let dec = age::Decryptor::new_buffered(BufReader::new(file))
             .map_err(|e| decrypt_error(e, keys, source))?;
         if dec.is_scrypt() {
@@ -391,7 +392,7 @@ impl Chunks {
         let mut reader = dec
             .decrypt(std::iter::once(keys as &dyn age::Identity))
             .map_err(|e| decrypt_error(e, keys, source))?;
-        let len = stream_len(&mut reader).map_err(|e| damaged(&e, source))?;
+        let len = authenticated_len(&mut reader, chunks_at).map_err(|e| damaged(&e, source))?;
         Ok(Chunks {
             reader,
             len,
@@ -426,6 +427,58 @@ impl Chunks {
             self.cache.push((index, plain));
         }
         Ok(&self.cache.last().expect("just pushed").1)
+    }
+}
+
+/// The plaintext length of `reader`, authenticated by age (which decrypts
+/// the final chunk as the final one), leaving it at the start. A seek to
+/// the end would make age decrypt that chunk a second time, into a scratch
+/// buffer it does not wipe, to skip to its end; a seek to the final chunk's
+/// start, computed from where the chunks start and the file's size, does
+/// not. (If the computation were off, age's own length still decides.)
+fn authenticated_len(
+    reader: &mut age::stream::StreamReader<BufReader<File>>,
+    chunks_at: Option<(u64, io::Result<u64>)>,
+) -> io::Result<u64> {
+    let back = match chunks_at {
+        Some((start, Ok(size))) if size >= start => {
+            let sealed = size - start;
+            let n = sealed.div_ceil(CHUNK as u64 + 16).max(1);
+            let plain = sealed.saturating_sub(16 * n);
+            plain.saturating_sub((n - 1) * CHUNK as u64)
+        }
+        _ => 0,
+    };
+    let at = reader.seek(SeekFrom::End(
+        -i64::try_from(back).map_err(io::Error::other)?,
+    ))?;
+    reader.seek(SeekFrom::Start(0))?;
+    Ok(at + back)
+}
+
+/// The length of the header of the binary age file `file`, up to and
+/// including the newline after its MAC line (the payload nonce follows),
+/// if it ends within the first MiB.
+pub(crate) fn header_len(file: &File) -> Option<u64> {
+    let mut head = Vec::new();
+    let mut buf = vec![0; 8192];
+    loop {
+        if let Some(mac) = head.windows(4).position(|w| w == b"\n---") {
+            let nl = head[mac + 1..].iter().position(|&b| b == b'\n');
+            if let Some(nl) = nl {
+                return head
+                    .starts_with(BINARY_MAGIC)
+                    .then_some((mac + 1 + nl + 1) as u64);
+            }
+        }
+        if head.len() >= 1 << 20 {
+            return None;
+        }
+        let n = ReadAt::read_at(file, &mut buf, head.len() as u64).ok()?;
+        if n == 0 {
+            return None;
+        }
+        head.extend_from_slice(&buf[..n]);
     }
 }
 
@@ -702,6 +755,25 @@ mod tests {
             }
             let mut buf = [0; 2];
             assert!(c.read_exact_at(&mut buf, size as u64 - 1).is_err());
+        }
+    }
+
+    /// The length comes out right at every shape of final chunk, and a
+    /// file cut anywhere near a chunk's end (inside its tag too) is refused.
+    #[test]
+    fn chunks_know_their_length_and_refuse_any_cut() {
+        let keys = Keys::from_x25519(generate());
+        let f = tempfile::NamedTempFile::new().unwrap();
+        for size in [0, 1, CHUNK - 1, CHUNK, CHUNK + 1, 2 * CHUNK, 2 * CHUNK + 17] {
+            let good = encrypt_vec(keys.recipients(), &vec![3; size]).unwrap();
+            crate::fsio::write_fixture(f.path(), &good);
+            let c = Chunks::open(File::open(f.path()).unwrap(), &keys, "t").unwrap();
+            assert_eq!(c.len(), size as u64);
+            for cut in 1..40.min(good.len() - 100) {
+                crate::fsio::write_fixture(f.path(), &good[..good.len() - cut]);
+                let r = Chunks::open(File::open(f.path()).unwrap(), &keys, "t");
+                assert!(r.is_err(), "size {size}, cut {cut}");
+            }
         }
     }
 
