@@ -239,7 +239,9 @@ def check_goals(per_size):
             f"{fmt(big['median_ms']['run'], 2)} / {fmt(small['median_ms']['run'], 2)} ms = {fmt(r, 2)}",
         )
     if big:
-        for what in ("run", "run-first"):
+        # A first read at 100,000 is a full verification of 80+ MB; version
+        # 2 holds it to "linear" (below), not to this bound.
+        for what in ("run",):
             t = big["median_ms"].get(what)
             if t is None:
                 continue
