@@ -254,7 +254,7 @@ pub(crate) enum Command {
         path: Option<PathBuf>,
     },
 
-    /// Check that every source and required key of the project resolves (the CI gate)
+    /// Check that every source, required key and files key of the project resolves (the CI gate)
     ///
     /// Runs nothing; exits 1 naming every missing secret, file and key.
     #[command(after_long_help = EX_CHECK)]
