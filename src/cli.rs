@@ -118,7 +118,8 @@ pub(crate) enum Command {
         new_passphrase_file: Option<PathBuf>,
     },
 
-    /// Check permissions, the lock, the agent, integrity, schema and stray files
+    /// Check permissions, the lock, the agent, integrity, schema, secrets to
+    /// rotate and stray files
     #[command(after_long_help = EX_DOCTOR)]
     Doctor,
 
@@ -662,11 +663,12 @@ pub(crate) enum SecretCommand {
         json: bool,
     },
 
-    /// List secrets: name, number of keys, created, updated
+    /// List secrets: name, number of keys, created, updated, and ROTATE for
+    /// those a removed member could read
     #[command(visible_alias = "ls")]
     #[command(after_long_help = EX_LIST)]
     List {
-        /// Print a JSON array of {name, keys, created_at, updated_at}
+        /// Print a JSON array of {name, keys, created_at, updated_at, rotate_since}
         #[arg(long)]
         json: bool,
         /// Secrets of every environment, with an ENV column (`env` in --json)
@@ -771,6 +773,19 @@ pub(crate) enum SecretCommand {
         chars: Chars,
     },
 
+    /// Clear the rotation mark of secrets whose values need no change
+    ///
+    /// `vault recipients remove` marks every secret for rotation (ROTATE in
+    /// `secret list`, listed by `doctor`): the removed member could read its
+    /// values. A new value for any existing key (set, generate, edit, import
+    /// over it, rollback) clears the mark by itself; this clears it by hand,
+    /// for values that are not sensitive or were rotated where they are used.
+    #[command(after_long_help = EX_ROTATED)]
+    Rotated {
+        #[arg(value_name = "NAME", required = true)]
+        names: Vec<String>,
+    },
+
     /// Describe a key (shown by `show`); an empty TEXT removes the description
     #[command(after_long_help = EX_DESCRIBE)]
     Describe {
@@ -832,6 +847,8 @@ const EX_ROLLBACK: &str =
     "Examples:\n  vault secret rollback db\n  vault secret rollback db --to 3\n";
 const EX_EDIT: &str = "Examples:\n  vault secret edit db\n  EDITOR=nano vault secret edit db\n";
 const EX_GENERATE: &str = "Examples:\n  vault secret generate app SESSION_KEY\n  vault secret generate db PGPASSWORD --length 40 --chars url\n";
+const EX_ROTATED: &str =
+    "Examples:\n  vault secret rotated db\n  vault secret rotated -e prod db stripe\n";
 const EX_DESCRIBE: &str = "Examples:\n  vault secret describe db PGPASSWORD \"rotated by the DBA, ask #infra\"\n  vault secret describe db PGPASSWORD \"\"\n";
 const EX_RENDER: &str = "Examples:\n  vault render config.yaml.tmpl -s db\n  vault render kubeconfig.tmpl -s k8s > /dev/null\n";
 const EX_SET: &str = "Examples:\n  vault secret set db PGPORT=5433\n  vault secret set db PGPASSWORD < new-password.txt\n";

@@ -32,6 +32,7 @@ mod plaintext;
 mod projects;
 mod recovery;
 mod regression;
+mod rotation;
 mod run;
 mod secret;
 mod suggestions;
