@@ -13,6 +13,7 @@ use crate::names::{EnvKey, SecretName, SecretValue};
 
 pub(crate) mod history;
 pub(crate) mod rotation;
+pub(crate) mod view;
 pub use history::set_author;
 
 // The statements that create each schema object, as `sqlite_schema`
@@ -444,10 +445,6 @@ fn new_diff_key(conn: &Connection) -> Result<()> {
 
 /// The key `vault git show` fingerprints values with (schema v5 on; `meta`
 /// validated it).
-#[allow(
-    dead_code,
-    reason = "read by `vault git show` (issue 18), which lands next"
-)]
 pub(crate) fn diff_key(conn: &Connection, source: &str) -> Result<Zeroizing<[u8; 32]>> {
     let value: Option<String> = conn
         .query_row("SELECT value FROM meta WHERE key = 'diff_key'", [], |r| {
