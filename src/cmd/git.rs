@@ -438,7 +438,7 @@ fn signed_line(s: &Signed, schema: i64) -> String {
                 trust::Standing::You => "you".to_string(),
                 trust::Standing::Member => "a trusted member".to_string(),
                 trust::Standing::Removed { generation } => {
-                    format!("a member that generation {generation} removed")
+                    format!("a member that generation {generation} removed: a read refuses it")
                 }
                 trust::Standing::FirstSight => {
                     "one of its recipients; this vault is not trusted here yet".to_string()
