@@ -525,6 +525,41 @@ mod tests {
         s
     }
 
+    /// `standing` describes what `decide` would do, and changes nothing.
+    #[test]
+    fn standing_matches_the_reading_rules() {
+        let mut s = known();
+        s.vaults
+            .get_mut(ID)
+            .unwrap()
+            .removed
+            .insert("age1gone".into(), 4);
+        let before = s.clone();
+        let r = rs(&["age1a", "age1x"]);
+        let st = |id: &str, generation: u64, hash: &str, signer: &str| {
+            standing(&s, id, generation, hash, signer, &r, &me)
+        };
+        assert_eq!(st(ID, 2, "old", "age1me"), Standing::You);
+        assert_eq!(st(ID, 2, "old", "age1b"), Standing::Member);
+        assert_eq!(
+            st(ID, 2, "old", "age1gone"),
+            Standing::Removed { generation: 4 }
+        );
+        // A file's own recipient is no member of a vault already known...
+        assert_eq!(st(ID, 9, "new", "age1x"), Standing::Outsider);
+        // ...unless it is the newest file adopted, byte for byte.
+        assert_eq!(st(ID, 5, "h5", "age1x"), Standing::Member);
+        // A vault not seen yet: its own recipients would be trusted on
+        // first use, anyone else not.
+        assert_eq!(st(OTHER_ID, 1, "x", "age1x"), Standing::FirstSight);
+        assert_eq!(st(OTHER_ID, 1, "x", "age1z"), Standing::Outsider);
+        assert_eq!(s, before);
+        // And `decide` agrees on the refusals.
+        let mut d = s.clone();
+        assert!(decide(&mut d, P, signed(6, "age1gone", &r), &me).is_err());
+        assert!(decide(&mut d, P, signed(6, "age1x", &r), &me).is_err());
+    }
+
     #[test]
     fn first_use_trusts_a_signer_among_the_files_members_and_says_so() {
         let mut s = State::default();
