@@ -75,9 +75,11 @@ pub(crate) fn setup(ctx: &Context) -> Result<()> {
         .to_string();
 
     let mut changed = vec![];
+    let mut files_changed = false;
     let attributes = format!("{} merge=vault diff=vault", attribute_pattern(&rel));
     let gitattributes = top.join(".gitattributes");
     if add_line(&gitattributes, &attributes)? {
+        files_changed = true;
         changed.push(format!(
             "Added `{attributes}` to {}",
             gitattributes.display()
@@ -87,6 +89,7 @@ pub(crate) fn setup(ctx: &Context) -> Result<()> {
     let gitignore = top.join(".gitignore");
     let ignore = ignore_pattern(&lock);
     if !ignored_by_repository(&top, &lock)? && add_line(&gitignore, &ignore)? {
+        files_changed = true;
         changed.push(format!("Added `{ignore}` to {}", gitignore.display()));
     }
     for (key, value) in CONFIG {
@@ -118,9 +121,11 @@ pub(crate) fn setup(ctx: &Context) -> Result<()> {
     for line in changed {
         note!("{line}");
     }
-    note!(
-        "hint: commit .gitattributes and .gitignore; each teammate runs `vault git setup --vault {rel}` once in their clone (git config is not shared)"
-    );
+    if files_changed {
+        note!(
+            "hint: commit .gitattributes and .gitignore; each teammate runs `vault git setup --vault {rel}` once in their clone (git config is not shared)"
+        );
+    }
     Ok(())
 }
 
