@@ -43,9 +43,12 @@ pub(crate) fn fingerprint(
             value.as_bytes(),
         ],
     );
-    let mut out: String = mac.iter().map(|b| format!("{b:02x}")).collect();
-    out.truncate(DIGITS);
-    out
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    mac[..DIGITS / 2]
+        .iter()
+        .flat_map(|b| [HEX[usize::from(b >> 4)], HEX[usize::from(b & 15)]])
+        .map(char::from)
+        .collect()
 }
 
 #[cfg(test)]
