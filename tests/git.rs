@@ -297,6 +297,32 @@ fn git_setup_needs_git_a_repository_and_a_team_vault() {
         .run()
         .success()
         .stderr_has("Added `/team.vault merge=vault diff=vault`");
+    // git will run `vault` by name: a `vault` missing from PATH is said.
+    // (Another program called `vault` there, HashiCorp's say, is named.)
+    if Path::new("/usr/bin/git").exists() {
+        a.vault(&repo, &["git", "setup"])
+            .env("PATH", "/usr/bin:/bin")
+            .run()
+            .success()
+            .stderr_has("Nothing to change")
+            .stderr_has("vault: warning: `vault` ");
+        let other = a.env.path("other-bin");
+        fs::create_dir_all(&other).unwrap();
+        fs::write(other.join("vault"), "#!/bin/sh\n").unwrap();
+        fs::set_permissions(
+            other.join("vault"),
+            std::os::unix::fs::PermissionsExt::from_mode(0o755),
+        )
+        .unwrap();
+        a.vault(&repo, &["git", "setup"])
+            .env("PATH", format!("{}:/usr/bin:/bin", other.display()))
+            .run()
+            .success()
+            .stderr_has(&format!(
+                "`vault` on PATH is {}, not this program",
+                other.join("vault").display()
+            ));
+    }
 }
 
 #[test]

@@ -106,10 +106,15 @@ pub(crate) fn setup(ctx: &Context) -> Result<()> {
             None => format!("Set {key} = {value} (git config --local)"),
         });
     }
-    if !on_path("vault") {
-        crate::term::warn(
-            "`vault` is not on PATH, and git runs the merge driver and textconv as `vault …`: put the binary on PATH",
-        );
+    match first_on_path("vault") {
+        None => crate::term::warn(
+            "`vault` is not on PATH, and git runs the merge driver and textconv as `vault …`: put this program on PATH",
+        ),
+        Some(found) if !is_this_program(&found) => crate::term::warn(&format!(
+            "`vault` on PATH is {}, not this program, and git runs the merge driver and textconv as `vault …`: put this one first on PATH",
+            found.display()
+        )),
+        Some(_) => {}
     }
     if changed.is_empty() {
         note!(
@@ -275,15 +280,24 @@ fn ignore_pattern(rel: &str) -> String {
     p
 }
 
-/// Whether an executable named `name` is on PATH.
-fn on_path(name: &str) -> bool {
+/// The first executable named `name` on PATH, as a shell finds it.
+fn first_on_path(name: &str) -> Option<PathBuf> {
     use std::os::unix::fs::PermissionsExt;
-    std::env::var_os("PATH").is_some_and(|p| {
-        std::env::split_paths(&p).any(|d| {
-            std::fs::metadata(d.join(name))
-                .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|d| d.join(name))
+        .find(|p| {
+            std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
         })
-    })
+}
+
+/// Whether `found` is the running executable (another program may be
+/// called `vault`: HashiCorp's is, and it often sits in /usr/bin).
+fn is_this_program(found: &Path) -> bool {
+    match (std::env::current_exe(), std::fs::canonicalize(found)) {
+        (Ok(me), Ok(found)) => std::fs::canonicalize(me).is_ok_and(|me| me == found),
+        _ => true,
+    }
 }
 
 pub(crate) fn show(ctx: &Context, file: Option<&Path>, reveal: bool) -> Result<()> {
