@@ -722,3 +722,39 @@ fn git_show_says_when_a_read_would_refuse_the_file_and_shows_marks_and_old_schem
     assert!(out.stdout.ends_with("\nmain/db PW\n"), "{}", out.stdout);
     assert!(!out.stdout.contains("old-v1"));
 }
+
+/// Stops the agent when the test ends, pass or fail.
+struct Locks<'a>(&'a Env);
+
+impl Drop for Locks<'_> {
+    fn drop(&mut self) {
+        let _ = self.0.vault(["lock"]).run();
+    }
+}
+
+#[test]
+fn with_the_agent_git_show_decrypts_without_a_passphrase_source() {
+    let env = Env::with_passphrase("agent pw").init();
+    env.create("db", &[&format!("PW={CANARY}")]);
+    env.vault(["unlock", "--timeout", "2m"]).run().success();
+    let _lock = Locks(&env);
+    let out = env
+        .vault(["git", "show"])
+        .arg_path(&env.file())
+        .env_remove("VAULT_PASSPHRASE_FILE")
+        .run()
+        .success();
+    assert!(out.stdout.contains("\nmain/db PW  "), "{out:#?}");
+    assert!(out.stdout.contains("(you)"), "{}", out.stdout);
+    assert!(
+        !out.stdout.contains(CANARY) && out.stderr.is_empty(),
+        "{out:#?}"
+    );
+    // No FILE: the context's vault.
+    let default = env
+        .vault(["git", "show"])
+        .env_remove("VAULT_PASSPHRASE_FILE")
+        .run()
+        .success();
+    assert_eq!(default.stdout, out.stdout);
+}
