@@ -692,6 +692,34 @@ fn git_show_says_when_a_read_would_refuse_the_file_and_shows_marks_and_old_schem
         }
     );
 
+    // A member's file with unresolved conflicts: named, never their values.
+    let conflicted = {
+        let mut c = rusqlite::Connection::open_in_memory().unwrap();
+        c.deserialize_read_exact(rusqlite::MAIN_DB, &original[..], original.len(), false)
+            .unwrap();
+        c.execute_batch(&format!(
+            "INSERT INTO conflicts VALUES ('main', 'db', 'K', 'base-{CANARY}', 'ours-{CANARY}', NULL);
+             INSERT INTO conflicts VALUES ('prod', 'api', NULL, NULL, '{{\"T\": \"{CANARY2}\"}}', NULL);"
+        ))
+        .unwrap();
+        c.serialize(rusqlite::MAIN_DB).unwrap().to_vec()
+    };
+    let signature = vault::testing::forge::signature(&conflicted, &keys(&a)).unwrap();
+    fs::write(
+        &copy,
+        vault::testing::forge::seal(&conflicted, &[a.recipient().to_string()], Some(signature))
+            .unwrap(),
+    )
+    .unwrap();
+    let out = a
+        .vault(&dir, &["git", "show"])
+        .arg_path(&copy)
+        .run()
+        .success()
+        .stdout_has("\nconflict main/db K\nconflict prod/api (the whole secret)\n")
+        .stdout_has("(you)");
+    assert!(!out.stdout.contains(CANARY) && !out.stdout.contains(CANARY2));
+
     // A version-1 file: names, no fingerprints, said once.
     let mut v1 = rusqlite::Connection::open_in_memory().unwrap();
     v1.execute_batch(V1_SCHEMA).unwrap();
