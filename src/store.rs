@@ -12,6 +12,8 @@ use crate::error::{Error, Result};
 use crate::names::{EnvKey, SecretName, SecretValue};
 
 pub(crate) mod history;
+pub(crate) mod rotation;
+pub(crate) mod view;
 pub use history::set_author;
 
 // The statements that create each schema object, as `sqlite_schema`
@@ -443,10 +445,6 @@ fn new_diff_key(conn: &Connection) -> Result<()> {
 
 /// The key `vault git show` fingerprints values with (schema v5 on; `meta`
 /// validated it).
-#[allow(
-    dead_code,
-    reason = "read by `vault git show` (issue 18), which lands next"
-)]
 pub(crate) fn diff_key(conn: &Connection, source: &str) -> Result<Zeroizing<[u8; 32]>> {
     let value: Option<String> = conn
         .query_row("SELECT value FROM meta WHERE key = 'diff_key'", [], |r| {
@@ -803,10 +801,14 @@ pub struct SecretInfo {
     pub keys: i64,
     pub created_at: String,
     pub updated_at: String,
+    /// When a removed member could last read it: RFC 3339, `None` when it
+    /// needs no rotation (`store::rotation`).
+    pub rotate_since: Option<String>,
 }
 
 const INFO_COLUMNS: &str = "s.env, s.name,
-    (SELECT count(*) FROM entries e WHERE e.secret_id = s.id), s.created_at, s.updated_at";
+    (SELECT count(*) FROM entries e WHERE e.secret_id = s.id), s.created_at, s.updated_at,
+    s.rotate_since";
 
 /// A row of `secrets` as `list` and `info` read it (`INFO_COLUMNS`),
 /// validated: a forged environment, name or timestamp is damage, never
@@ -833,12 +835,22 @@ fn secret_info(r: &rusqlite::Row) -> rusqlite::Result<std::result::Result<Secret
     if check_time(&created_at).is_err() || check_time(&updated_at).is_err() {
         return Ok(bad("an invalid timestamp"));
     }
+    let Ok(rotate_since) = r.get::<_, Option<String>>(5) else {
+        return Ok(bad("a field that is not text"));
+    };
+    if rotate_since
+        .as_deref()
+        .is_some_and(|t| check_time(t).is_err())
+    {
+        return Ok(bad("an invalid rotation mark"));
+    }
     Ok(Ok(SecretInfo {
         env,
         name,
         keys: r.get(2)?,
         created_at,
         updated_at,
+        rotate_since,
     }))
 }
 
@@ -1080,6 +1092,7 @@ pub(crate) fn copy(
 ) -> Result<usize> {
     let entries = entries(conn, from, name)?;
     create_secret(conn, to, name, &entries, replace)?;
+    rotation::carry(conn, from, to, name)?;
     Ok(entries.len())
 }
 
