@@ -118,7 +118,8 @@ pub(crate) enum Command {
         new_passphrase_file: Option<PathBuf>,
     },
 
-    /// Check permissions, the lock, the agent, integrity, schema and stray files
+    /// Check permissions, the lock, the agent, integrity, schema, secrets to
+    /// rotate and stray files
     #[command(after_long_help = EX_DOCTOR)]
     Doctor,
 
@@ -254,7 +255,16 @@ pub(crate) enum Command {
         path: Option<PathBuf>,
     },
 
-    /// Check that every source and required key of the project resolves (the CI gate)
+    /// Keep a team vault in git: a diff that names what changed, and a merge driver
+    ///
+    /// `vault git setup` tells the repository to use them; `git diff` and
+    /// `git log -p` then show the vault's keys with fingerprints of their
+    /// values (never the values).
+    #[command(subcommand)]
+    #[command(after_long_help = EX_GIT)]
+    Git(GitCommand),
+
+    /// Check that every source, required key and files key of the project resolves (the CI gate)
     ///
     /// Runs nothing; exits 1 naming every missing secret, file and key.
     #[command(after_long_help = EX_CHECK)]
@@ -262,6 +272,42 @@ pub(crate) enum Command {
         /// The default environment and every [env.NAME] table of vault.toml
         #[arg(long)]
         all_envs: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum GitCommand {
+    /// Set up the git repository that holds the vault (--vault FILE, or vault.toml's)
+    ///
+    /// Adds `/FILE merge=vault diff=vault` to the repository's .gitattributes
+    /// and `/FILE.lock` to its .gitignore (FILE relative to the top of the
+    /// repository; commit both), and sets merge.vault.name,
+    /// merge.vault.driver (`vault git merge %O %A %B %P`) and
+    /// diff.vault.textconv (`vault git show`) in the repository's own
+    /// config (.git/config, which is not shared: each clone runs this
+    /// once). Prints what it changed; a second run changes nothing.
+    #[command(after_long_help = EX_GIT_SETUP)]
+    Setup,
+
+    /// Print a vault file as stable text for git: ids, signer, recipients, keys and fingerprints
+    ///
+    /// git's textconv for the vault (`git diff`, `git log -p`, `git show`).
+    /// One line per `ENV/NAME KEY  FINGERPRINT`, sorted; the fingerprint is
+    /// the first 12 hex digits of HMAC-SHA256 of the value under the
+    /// vault's diff key, the same for every member and meaningless to
+    /// anyone else. Values are never shown unless --reveal. It never asks
+    /// for a passphrase: the identity comes from --identity, VAULT_AGE_KEY,
+    /// the agent (`vault unlock`) or a passphrase file; without one it
+    /// prints what the file's header shows and says it cannot decrypt, and
+    /// exits 0. It reads trusted.json but never changes it.
+    #[command(after_long_help = EX_GIT_SHOW)]
+    Show {
+        /// The vault file [default: --vault FILE, or vault.toml's vault]
+        #[arg(value_name = "FILE")]
+        file: Option<PathBuf>,
+        /// Print each value too, JSON-quoted (for a terminal; never as textconv)
+        #[arg(long)]
+        reveal: bool,
     },
 }
 
@@ -662,11 +708,12 @@ pub(crate) enum SecretCommand {
         json: bool,
     },
 
-    /// List secrets: name, number of keys, created, updated
+    /// List secrets: name, number of keys, created, updated, and ROTATE for
+    /// those a removed member could read
     #[command(visible_alias = "ls")]
     #[command(after_long_help = EX_LIST)]
     List {
-        /// Print a JSON array of {name, keys, created_at, updated_at}
+        /// Print a JSON array of {name, keys, created_at, updated_at, rotate_since}
         #[arg(long)]
         json: bool,
         /// Secrets of every environment, with an ENV column (`env` in --json)
@@ -771,6 +818,19 @@ pub(crate) enum SecretCommand {
         chars: Chars,
     },
 
+    /// Clear the rotation mark of secrets whose values need no change
+    ///
+    /// `vault recipients remove` marks every secret for rotation (ROTATE in
+    /// `secret list`, listed by `doctor`): the removed member could read its
+    /// values. A new value for any existing key (set, generate, edit, import
+    /// over it, rollback) clears the mark by itself; this clears it by hand,
+    /// for values that are not sensitive or were rotated where they are used.
+    #[command(after_long_help = EX_ROTATED)]
+    Rotated {
+        #[arg(value_name = "NAME", required = true)]
+        names: Vec<String>,
+    },
+
     /// Describe a key (shown by `show`); an empty TEXT removes the description
     #[command(after_long_help = EX_DESCRIBE)]
     Describe {
@@ -832,6 +892,11 @@ const EX_ROLLBACK: &str =
     "Examples:\n  vault secret rollback db\n  vault secret rollback db --to 3\n";
 const EX_EDIT: &str = "Examples:\n  vault secret edit db\n  EDITOR=nano vault secret edit db\n";
 const EX_GENERATE: &str = "Examples:\n  vault secret generate app SESSION_KEY\n  vault secret generate db PGPASSWORD --length 40 --chars url\n";
+const EX_ROTATED: &str =
+    "Examples:\n  vault secret rotated db\n  vault secret rotated -e prod db stripe\n";
+const EX_GIT: &str = "Examples:\n  vault git setup --vault secrets.vault\n  git diff secrets.vault\n  git log -p -- secrets.vault\n";
+const EX_GIT_SETUP: &str = "Examples:\n  vault git setup --vault secrets.vault\n  vault git setup    # in a project whose vault.toml names the vault\n";
+const EX_GIT_SHOW: &str = "Examples:\n  vault git show secrets.vault\n  git show HEAD~3:secrets.vault > old.vault && vault git show old.vault\n";
 const EX_DESCRIBE: &str = "Examples:\n  vault secret describe db PGPASSWORD \"rotated by the DBA, ask #infra\"\n  vault secret describe db PGPASSWORD \"\"\n";
 const EX_RENDER: &str = "Examples:\n  vault render config.yaml.tmpl -s db\n  vault render kubeconfig.tmpl -s k8s > /dev/null\n";
 const EX_SET: &str = "Examples:\n  vault secret set db PGPORT=5433\n  vault secret set db PGPASSWORD < new-password.txt\n";

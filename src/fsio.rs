@@ -317,14 +317,39 @@ pub(crate) fn atomic_write(
     target: &Path,
     fill: impl FnOnce(&mut File) -> io::Result<()>,
 ) -> Result<()> {
+    atomic_write_mode(target, 0o600, fill)
+}
+
+/// `atomic_write` of a file meant to be shared, not secret (a repository's
+/// `.gitattributes` and `.gitignore`, which `vault git setup` appends to):
+/// it keeps the mode of the file it replaces, else 0644. A symlink there
+/// is followed, so the file it points to is the one changed.
+pub(crate) fn write_shared(target: &Path, bytes: &[u8]) -> Result<()> {
+    let target = resolve(target)?;
+    let mode = fs::metadata(&target).map_or(0o644, |m| m.permissions().mode() & 0o7777);
+    atomic_write_mode(&target, mode, |f| f.write_all(bytes))
+}
+
+fn atomic_write_mode(
+    target: &Path,
+    mode: u32,
+    fill: impl FnOnce(&mut File) -> io::Result<()>,
+) -> Result<()> {
     let dir = parent(target);
     let (prefix, suffix) = temp_affixes(target);
     let mut tmp = tempfile::Builder::new()
         .prefix(&prefix)
         .suffix(suffix)
-        .permissions(fs::Permissions::from_mode(0o600))
+        .permissions(fs::Permissions::from_mode(mode))
         .tempfile_in(&dir)
         .map_err(|e| Error::io("create a temporary file in", &dir, e))?;
+    if mode != 0o600 {
+        // `vault` runs with umask 077, which the mode given above went
+        // through.
+        tmp.as_file()
+            .set_permissions(fs::Permissions::from_mode(mode))
+            .map_err(|e| Error::io("set the mode of", tmp.path(), e))?;
+    }
     let written = fill(tmp.as_file_mut())
         .and_then(|()| tmp.as_file_mut().flush())
         .and_then(|()| tmp.as_file().sync_all());

@@ -37,6 +37,7 @@ mod cli;
 mod cmd;
 mod context;
 mod crypto;
+mod diffkey;
 mod dotenv;
 mod env;
 mod error;

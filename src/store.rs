@@ -12,6 +12,8 @@ use crate::error::{Error, Result};
 use crate::names::{EnvKey, SecretName, SecretValue};
 
 pub(crate) mod history;
+pub(crate) mod rotation;
+pub(crate) mod view;
 pub use history::set_author;
 
 // The statements that create each schema object, as `sqlite_schema`
@@ -79,6 +81,31 @@ const HISTORY_V3: &str = "CREATE TABLE history (
          PRIMARY KEY (secret_id, version)
      )";
 
+// v5 (issue 18, DESIGN v2 "Git"): rotation marks, unresolved merge
+// results. ADD COLUMN puts its definition after the last column's, before
+// the UNIQUE constraint, as SQLite stores it.
+const SECRETS_V5: &str = "CREATE TABLE secrets (
+         id         INTEGER PRIMARY KEY,
+         env        TEXT NOT NULL DEFAULT 'main',
+         name       TEXT NOT NULL,
+         created_at TEXT NOT NULL,
+         updated_at TEXT NOT NULL,
+         version    INTEGER NOT NULL DEFAULT 1,
+         updated_by TEXT NOT NULL DEFAULT '', rotate_since TEXT,
+         UNIQUE (env, name)
+     )";
+// A NULL `key` is the whole secret (deleted on one side, changed on the
+// other); a NULL value is "absent on that side". For a whole-secret row the
+// values are JSON objects `{KEY: value}`, as in `history.entries`.
+const CONFLICTS_V5: &str = "CREATE TABLE conflicts (
+         env    TEXT NOT NULL,
+         secret TEXT NOT NULL,
+         key    TEXT,
+         base   TEXT,
+         ours   TEXT,
+         theirs TEXT
+     )";
+
 /// One numbered migration: statements run in order in one transaction,
 /// then `then` (for what SQL cannot do alone, like a random vault id).
 struct Migration {
@@ -135,6 +162,16 @@ const MIGRATIONS: &[Migration] = &[
             "DROP TABLE secrets_v3",
         ],
         then: None,
+    },
+    // v5 (issue 18): `secrets.rotate_since` (set for every secret when a
+    // member is removed), `conflicts`, and the `diff_key` in `meta` that
+    // `vault git show` fingerprints values with.
+    Migration {
+        sql: &[
+            "ALTER TABLE secrets ADD COLUMN rotate_since TEXT",
+            CONFLICTS_V5,
+        ],
+        then: Some(new_diff_key),
     },
 ];
 
@@ -204,6 +241,20 @@ const SCHEMAS: &[&[Object]] = &[
         ("table", "meta", "meta", Some(META_V2)),
         ("table", "recipients", "recipients", Some(RECIPIENTS_V1)),
         ("table", "secrets", "secrets", Some(SECRETS_V4)),
+    ],
+    // v5
+    &[
+        ("index", "sqlite_autoindex_entries_1", "entries", None),
+        ("index", "sqlite_autoindex_history_1", "history", None),
+        ("index", "sqlite_autoindex_meta_1", "meta", None),
+        ("index", "sqlite_autoindex_recipients_1", "recipients", None),
+        ("index", "sqlite_autoindex_secrets_1", "secrets", None),
+        ("table", "conflicts", "conflicts", Some(CONFLICTS_V5)),
+        ("table", "entries", "entries", Some(ENTRIES_V3)),
+        ("table", "history", "history", Some(HISTORY_V3)),
+        ("table", "meta", "meta", Some(META_V2)),
+        ("table", "recipients", "recipients", Some(RECIPIENTS_V1)),
+        ("table", "secrets", "secrets", Some(SECRETS_V5)),
     ],
 ];
 
@@ -377,6 +428,49 @@ fn new_meta(conn: &Connection) -> Result<()> {
     Ok(())
 }
 
+/// v5's `diff_key`: 256 random bits, shared by every member through the
+/// encrypted file (DESIGN v2 "Git").
+fn new_diff_key(conn: &Connection) -> Result<()> {
+    use rand_core::RngCore;
+    let mut key = Zeroizing::new([0u8; 32]);
+    rand_core::OsRng
+        .try_fill_bytes(&mut key[..])
+        .map_err(|e| Error::new(format!("no randomness from the system: {e}")))?;
+    conn.execute(
+        "INSERT INTO meta (key, value) VALUES ('diff_key', ?1)",
+        [hex(&key[..])],
+    )?;
+    Ok(())
+}
+
+/// The key `vault git show` fingerprints values with (schema v5 on; `meta`
+/// validated it).
+pub(crate) fn diff_key(conn: &Connection, source: &str) -> Result<Zeroizing<[u8; 32]>> {
+    let value: Option<String> = conn
+        .query_row("SELECT value FROM meta WHERE key = 'diff_key'", [], |r| {
+            r.get(0)
+        })
+        .optional()?;
+    let value = Zeroizing::new(value.ok_or_else(|| damaged(source, "`meta` lacks its diff key"))?);
+    parse_diff_key(&value).ok_or_else(|| damaged(source, "its diff key is malformed"))
+}
+
+/// 64 lowercase hex digits.
+fn parse_diff_key(s: &str) -> Option<Zeroizing<[u8; 32]>> {
+    if s.len() != 64
+        || !s
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    {
+        return None;
+    }
+    let mut key = Zeroizing::new([0u8; 32]);
+    for (i, b) in key.iter_mut().enumerate() {
+        *b = u8::from_str_radix(&s[2 * i..2 * i + 2], 16).ok()?;
+    }
+    Some(key)
+}
+
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
@@ -399,7 +493,7 @@ impl Meta {
 pub(crate) fn meta(conn: &Connection, source: &str) -> Result<Meta> {
     let mut stmt = conn.prepare_cached("SELECT key, value FROM meta")?;
     let mut rows = stmt.query([])?;
-    let (mut id, mut generation) = (None, None);
+    let (mut id, mut generation, mut diff_key) = (None, None, false);
     while let Some(row) = rows.next()? {
         let (Ok(key), Ok(value)) = (row.get::<_, String>(0), row.get::<_, String>(1)) else {
             return Err(damaged(source, "a row of `meta` is not text"));
@@ -418,6 +512,11 @@ pub(crate) fn meta(conn: &Connection, source: &str) -> Result<Meta> {
                     .ok_or_else(|| damaged(source, "its generation is malformed"))?;
                 generation = Some(g);
             }
+            "diff_key" => {
+                parse_diff_key(&value)
+                    .ok_or_else(|| damaged(source, "its diff key is malformed"))?;
+                diff_key = true;
+            }
             other => {
                 return Err(damaged(
                     source,
@@ -428,6 +527,11 @@ pub(crate) fn meta(conn: &Connection, source: &str) -> Result<Meta> {
                 ));
             }
         }
+    }
+    // Schema v5 added the diff key; an older file has none.
+    let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    if diff_key != (version >= 5) {
+        return Err(damaged(source, "`meta` does not match its schema version"));
     }
     match (id, generation) {
         (Some(vault_id), Some(generation)) => Ok(Meta {
@@ -521,6 +625,7 @@ pub(crate) fn validate(conn: &Connection, source: &str) -> Result<()> {
         }
     }
     validate_history(conn, source)?;
+    validate_v5(conn, source)?;
     recipients_info(conn)
         .map_err(|e| Error::new(format!("{source} is damaged: {}", e.message())))?;
     Ok(())
@@ -593,6 +698,70 @@ fn validate_history(conn: &Connection, source: &str) -> Result<()> {
     Ok(())
 }
 
+/// What schema v5 (issue 18) adds: rotation marks are RFC 3339 times, and
+/// every unresolved conflict names a valid environment, secret and key,
+/// with values (or, for a whole secret, `{KEY: value}` objects) as if typed
+/// by a user.
+fn validate_v5(conn: &Connection, source: &str) -> Result<()> {
+    let bad = |what: String| damaged(source, what);
+    let mut stmt =
+        conn.prepare("SELECT name, rotate_since FROM secrets WHERE rotate_since IS NOT NULL")?;
+    let mut rows = stmt.query([])?;
+    while let Some(r) = rows.next()? {
+        let name: String = r.get(0)?;
+        let ok = r
+            .get::<_, String>(1)
+            .ok()
+            .is_some_and(|t| check_time(&t).is_ok());
+        if !ok {
+            return Err(bad(format!("secret `{name}` has an invalid rotation mark")));
+        }
+    }
+    let mut stmt = conn.prepare("SELECT env, secret, key, base, ours, theirs FROM conflicts")?;
+    let mut rows = stmt.query([])?;
+    while let Some(r) = rows.next()? {
+        let text = |i: usize| -> std::result::Result<Option<Zeroizing<String>>, ()> {
+            match r.get_ref(i).map_err(|_| ())? {
+                rusqlite::types::ValueRef::Null => Ok(None),
+                rusqlite::types::ValueRef::Text(t) => std::str::from_utf8(t)
+                    .map(|t| Some(Zeroizing::new(t.to_owned())))
+                    .map_err(|_| ()),
+                _ => Err(()),
+            }
+        };
+        let conflict = bad("a merge conflict row is invalid".into());
+        let (Ok(Some(env)), Ok(Some(secret)), Ok(key)) = (text(0), text(1), text(2)) else {
+            return Err(conflict);
+        };
+        if SecretName::parse(&env).is_err() || SecretName::parse(&secret).is_err() {
+            return Err(conflict);
+        }
+        let key = match key {
+            Some(k) => {
+                Some(EnvKey::parse(&k).map_err(|_| bad("a merge conflict row is invalid".into()))?)
+            }
+            None => None,
+        };
+        for i in 3..6 {
+            let Ok(value) = text(i) else {
+                return Err(bad("a merge conflict row is invalid".into()));
+            };
+            let ok = match (&key, value) {
+                (_, None) => true,
+                (Some(k), Some(v)) => SecretValue::new(k, v).is_ok(),
+                (None, Some(v)) => history::parse_entries(&v).is_some(),
+            };
+            if !ok {
+                return Err(bad(format!(
+                    "a merge conflict in secret `{}` has an invalid value",
+                    &*secret
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
 fn check_time(t: &str) -> std::result::Result<(), ()> {
     t.parse::<jiff::Timestamp>().map(|_| ()).map_err(|_| ())
 }
@@ -632,10 +801,14 @@ pub struct SecretInfo {
     pub keys: i64,
     pub created_at: String,
     pub updated_at: String,
+    /// When a removed member could last read it: RFC 3339, `None` when it
+    /// needs no rotation (`store::rotation`).
+    pub rotate_since: Option<String>,
 }
 
 const INFO_COLUMNS: &str = "s.env, s.name,
-    (SELECT count(*) FROM entries e WHERE e.secret_id = s.id), s.created_at, s.updated_at";
+    (SELECT count(*) FROM entries e WHERE e.secret_id = s.id), s.created_at, s.updated_at,
+    s.rotate_since";
 
 /// A row of `secrets` as `list` and `info` read it (`INFO_COLUMNS`),
 /// validated: a forged environment, name or timestamp is damage, never
@@ -662,12 +835,22 @@ fn secret_info(r: &rusqlite::Row) -> rusqlite::Result<std::result::Result<Secret
     if check_time(&created_at).is_err() || check_time(&updated_at).is_err() {
         return Ok(bad("an invalid timestamp"));
     }
+    let Ok(rotate_since) = r.get::<_, Option<String>>(5) else {
+        return Ok(bad("a field that is not text"));
+    };
+    if rotate_since
+        .as_deref()
+        .is_some_and(|t| check_time(t).is_err())
+    {
+        return Ok(bad("an invalid rotation mark"));
+    }
     Ok(Ok(SecretInfo {
         env,
         name,
         keys: r.get(2)?,
         created_at,
         updated_at,
+        rotate_since,
     }))
 }
 
@@ -909,6 +1092,7 @@ pub(crate) fn copy(
 ) -> Result<usize> {
     let entries = entries(conn, from, name)?;
     create_secret(conn, to, name, &entries, replace)?;
+    rotation::carry(conn, from, to, name)?;
     Ok(entries.len())
 }
 
@@ -1306,6 +1490,18 @@ pub(crate) mod tests {
             "UPDATE meta SET value = 'ABC' WHERE key = 'vault_id'",
             "INSERT INTO meta VALUES ('surprise', '1')",
             "DELETE FROM meta WHERE key = 'vault_id'",
+            // v5: diff key, rotation marks, conflicts.
+            "DELETE FROM meta WHERE key = 'diff_key'",
+            "UPDATE meta SET value = 'abc' WHERE key = 'diff_key'",
+            "INSERT INTO secrets (id, name, created_at, updated_at, rotate_since) VALUES (9, 'ok', '2026-01-01T00:00:00Z', '2026-01-01T00:00:00Z', 'soon')",
+            "INSERT INTO secrets (id, name, created_at, updated_at, rotate_since) VALUES (9, 'ok', '2026-01-01T00:00:00Z', '2026-01-01T00:00:00Z', 5)",
+            "INSERT INTO conflicts VALUES ('main', 'bad name', 'K', NULL, 'a', 'b')",
+            "INSERT INTO conflicts VALUES ('bad env', 'db', 'K', NULL, 'a', 'b')",
+            "INSERT INTO conflicts VALUES ('main', 'db', 'BAD-KEY', NULL, 'a', 'b')",
+            "INSERT INTO conflicts VALUES ('main', 'db', 'K', NULL, 'a' || char(0), 'b')",
+            "INSERT INTO conflicts VALUES ('main', 'db', 'K', NULL, x'00', 'b')",
+            "INSERT INTO conflicts VALUES ('main', 'db', NULL, NULL, 'not json', NULL)",
+            "INSERT INTO conflicts VALUES ('main', 'db', NULL, NULL, '{\"BAD-KEY\": \"v\"}', NULL)",
         ];
         for sql in cases {
             let conn = create(&[R.into()]).unwrap();
@@ -1326,6 +1522,29 @@ pub(crate) mod tests {
         conn.execute("INSERT INTO recipients VALUES ('age1[2J', 'x')", [])
             .unwrap();
         assert!(recipients(&conn).is_err());
+    }
+
+    #[test]
+    fn v5_rows_that_are_valid_pass_and_the_diff_key_is_random_per_vault() {
+        let conn = create(&[R.into()]).unwrap();
+        conn.execute_batch(
+            "INSERT INTO secrets (id, name, created_at, updated_at, rotate_since) VALUES (9, 'db', '2026-01-01T00:00:00Z', '2026-01-01T00:00:00Z', '2026-02-01T00:00:00Z');
+             INSERT INTO conflicts VALUES ('main', 'db', 'K', NULL, 'a', 'b');
+             INSERT INTO conflicts VALUES ('main', 'db', NULL, '{\"K\": \"v\"}', NULL, NULL);",
+        )
+        .unwrap();
+        validate(&conn, "t").unwrap();
+        let a = diff_key(&conn, "t").unwrap();
+        let b = diff_key(&create(&[]).unwrap(), "t").unwrap();
+        assert_ne!(*a, *b);
+        assert_ne!(*a, [0; 32]);
+        // A v4 file has no diff key until the migration adds one.
+        let mut v4 = at_version(4);
+        assert!(meta(&v4, "t").is_ok());
+        assert!(diff_key(&v4, "t").is_err());
+        migrate(&mut v4, 4).unwrap();
+        diff_key(&v4, "t").unwrap();
+        validate(&v4, "t").unwrap();
     }
 
     /// A database as a write sees it: `vault.rs` names the writer first.

@@ -233,6 +233,56 @@ fn adopt(known: &mut Known, recipients: &[String], generation: u64, db_sha256: &
 
 /// The generation a write saves: the newest, above the file's and above
 /// everything seen.
+/// How this user's record regards the verified signer of a file, without
+/// changing the record: what `vault git show` (git's textconv, run on old
+/// commits and temporary files) says in its header. `decide` is the rule
+/// that accepts or refuses; this only describes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Standing {
+    /// One of your own recipients.
+    You,
+    /// A trusted member of this vault (or the signer of the newest file
+    /// adopted, which is that file).
+    Member,
+    /// A member that a trusted, newer file removed, at that generation.
+    Removed { generation: u64 },
+    /// A vault not seen before, signed by one of its own recipients: what
+    /// a read would trust on first use.
+    FirstSight,
+    /// None of the above: a read would refuse it.
+    Outsider,
+}
+
+/// `Standing` of `signer` for a file of `vault_id` and `generation` whose
+/// database hashes to `db_sha256` and which lists `recipients`.
+pub(crate) fn standing(
+    state: &State,
+    vault_id: &str,
+    generation: u64,
+    db_sha256: &str,
+    signer: &str,
+    recipients: &[String],
+    is_me: &dyn Fn(&str) -> bool,
+) -> Standing {
+    if is_me(signer) {
+        return Standing::You;
+    }
+    match state.vaults.get(vault_id) {
+        Some(k)
+            if k.members.contains(signer)
+                || (generation == k.generation && k.newest == db_sha256) =>
+        {
+            Standing::Member
+        }
+        Some(k) => match k.removed.get(signer) {
+            Some(&generation) => Standing::Removed { generation },
+            None => Standing::Outsider,
+        },
+        None if recipients.iter().any(|r| r == signer) => Standing::FirstSight,
+        None => Standing::Outsider,
+    }
+}
+
 pub(crate) fn next_generation(state: &State, vault_id: &str, file_generation: u64) -> u64 {
     let seen = state.vaults.get(vault_id).map_or(0, |k| k.generation);
     file_generation.max(seen).saturating_add(1)
@@ -473,6 +523,41 @@ mod tests {
         let r = rs(&["age1a", "age1b", "age1me"]);
         decide(&mut s, P, signed(5, "age1a", &r), &me).unwrap();
         s
+    }
+
+    /// `standing` describes what `decide` would do, and changes nothing.
+    #[test]
+    fn standing_matches_the_reading_rules() {
+        let mut s = known();
+        s.vaults
+            .get_mut(ID)
+            .unwrap()
+            .removed
+            .insert("age1gone".into(), 4);
+        let before = s.clone();
+        let r = rs(&["age1a", "age1x"]);
+        let st = |id: &str, generation: u64, hash: &str, signer: &str| {
+            standing(&s, id, generation, hash, signer, &r, &me)
+        };
+        assert_eq!(st(ID, 2, "old", "age1me"), Standing::You);
+        assert_eq!(st(ID, 2, "old", "age1b"), Standing::Member);
+        assert_eq!(
+            st(ID, 2, "old", "age1gone"),
+            Standing::Removed { generation: 4 }
+        );
+        // A file's own recipient is no member of a vault already known...
+        assert_eq!(st(ID, 9, "new", "age1x"), Standing::Outsider);
+        // ...unless it is the newest file adopted, byte for byte.
+        assert_eq!(st(ID, 5, "h5", "age1x"), Standing::Member);
+        // A vault not seen yet: its own recipients would be trusted on
+        // first use, anyone else not.
+        assert_eq!(st(OTHER_ID, 1, "x", "age1x"), Standing::FirstSight);
+        assert_eq!(st(OTHER_ID, 1, "x", "age1z"), Standing::Outsider);
+        assert_eq!(s, before);
+        // And `decide` agrees on the refusals.
+        let mut d = s.clone();
+        assert!(decide(&mut d, P, signed(6, "age1gone", &r), &me).is_err());
+        assert!(decide(&mut d, P, signed(6, "age1x", &r), &me).is_err());
     }
 
     #[test]

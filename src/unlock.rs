@@ -28,9 +28,9 @@ use crate::{
 pub(crate) fn unlock(ctx: &Context) -> Result<Keys> {
     fsio::check_vault_dir(&ctx.paths.dir)?;
     if let Some(path) = &ctx.sources.identity {
-        return identity_file(path);
+        return identity_file(path, &ssh_passphrase);
     }
-    if let Some(keys) = age_key()? {
+    if let Some(keys) = age_key(&ssh_passphrase)? {
         return Ok(keys);
     }
     if let Some(keys) = agent::keys(&ctx.paths.dir)? {
@@ -42,6 +42,38 @@ pub(crate) fn unlock(ctx: &Context) -> Result<Keys> {
         &ctx.paths.identity.display().to_string(),
         &ssh_passphrase,
     )
+}
+
+/// The keys from sources 1-4 only: what runs under git (`vault git show`,
+/// the merge driver), which must never prompt, not even for an ssh key's
+/// passphrase. `Ok(None)` when no source applies, so that the caller can
+/// say what it does without keys.
+pub(crate) fn without_prompt(ctx: &Context) -> Result<Option<Keys>> {
+    fsio::check_vault_dir(&ctx.paths.dir)?;
+    if let Some(path) = &ctx.sources.identity {
+        return identity_file(path, &crypto::never_ask).map(Some);
+    }
+    if let Some(keys) = age_key(&crypto::never_ask)? {
+        return Ok(Some(keys));
+    }
+    if let Some(keys) = agent::keys(&ctx.paths.dir)? {
+        return Ok(Some(keys));
+    }
+    let Some(pass) = configured_passphrase(ctx)? else {
+        return Ok(None);
+    };
+    let sealed_path = &ctx.paths.identity;
+    if !sealed_path.exists() {
+        return Ok(None);
+    }
+    let sealed = fsio::read(sealed_path)?;
+    let text = crypto::open_identity_text(&sealed, &pass, &sealed_path.display().to_string())?;
+    crypto::parse_identity_file(
+        text.as_bytes(),
+        &sealed_path.display().to_string(),
+        &crypto::never_ask,
+    )
+    .map(Some)
 }
 
 /// The text of `identity.age`, opened with a passphrase (sources 3-5; the
@@ -96,12 +128,12 @@ pub(crate) fn identity_given(ctx: &Context) -> bool {
 
 /// `VAULT_AGE_KEY`, when set and not empty. A malformed one is named by
 /// the variable and a line number, never shown: it is key material.
-fn age_key() -> Result<Option<Keys>> {
+fn age_key(ask: crypto::AskPassphrase<'_>) -> Result<Option<Keys>> {
     let Some(text) = std::env::var_os(AGE_KEY_VAR).filter(|v| !v.is_empty()) else {
         return Ok(None);
     };
     let text = Zeroizing::new(text.into_encoded_bytes());
-    crypto::parse_identity_file(&text, AGE_KEY_VAR, &ssh_passphrase)
+    crypto::parse_identity_file(&text, AGE_KEY_VAR, ask)
         .map(Some)
         .map_err(|e| {
             e.hint(format!(
@@ -112,7 +144,7 @@ fn age_key() -> Result<Option<Keys>> {
 
 /// `--identity` / `VAULT_IDENTITY`: a key file must be as private as ssh
 /// demands of its keys (a world-readable one was used silently).
-fn identity_file(path: &std::path::Path) -> Result<Keys> {
+fn identity_file(path: &std::path::Path, ask: crypto::AskPassphrase<'_>) -> Result<Keys> {
     if path.exists() {
         fsio::check_private(path)?;
     }
@@ -121,7 +153,7 @@ fn identity_file(path: &std::path::Path) -> Result<Keys> {
             "--identity / VAULT_IDENTITY must name an age identity file (`age-keygen -o key.txt`)",
         )
     })?);
-    crypto::parse_identity_file(&text, &path.display().to_string(), &ssh_passphrase)
+    crypto::parse_identity_file(&text, &path.display().to_string(), ask)
 }
 
 /// The passphrase of an existing identity, from file, environment or prompt.

@@ -920,6 +920,92 @@ pub(crate) fn inspect(paths: &Paths, keys: &Keys) -> Result<Candidate> {
     })
 }
 
+/// A vault file as `vault git show` sees it: decrypted and strictly loaded,
+/// its signature checked and described against `trusted.json`, which is
+/// only read. git runs its textconv on temporary copies of old commits, so
+/// a path or an older generation means nothing here, and recording them
+/// (or trusting on first use) from a diff would let any commit in a
+/// history shape what later reads accept.
+pub(crate) struct Peeked {
+    pub(crate) conn: Connection,
+    /// The file's own schema version (before any migration in memory).
+    pub(crate) schema: i64,
+    pub(crate) meta: Option<store::Meta>,
+    pub(crate) recipients: Vec<String>,
+    pub(crate) signature: Signed,
+}
+
+/// What the signature of a `Peeked` file says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Signed {
+    /// No signature stanza.
+    No,
+    /// A stanza that is malformed or does not verify.
+    Bad,
+    /// Signed by a key that is none of the file's recipients, the trusted
+    /// or the removed members, or yours: only its fingerprint is known.
+    Unknown { fingerprint: String },
+    /// A valid signature by `signer`.
+    By {
+        signer: String,
+        standing: trust::Standing,
+    },
+}
+
+/// Opens `file` for `vault git show` (see `Peeked`), naming it `source`
+/// in messages; `dir` is `VAULT_DIR`, whose `trusted.json` is read, never
+/// written.
+pub(crate) fn peek(dir: &Path, file: &Path, source: &str, keys: &Keys) -> Result<Peeked> {
+    let input = fsio::open_regular(file)?;
+    let loaded = load_input(&input, keys, source, Access::Read)?;
+    let recipients = store::recipients(&loaded.conn)?;
+    let signature = match (loaded.signatures.as_slice(), loaded.meta) {
+        ([], _) => Signed::No,
+        ([stanza], Some(meta))
+            if stanza.args.len() == 2 && stanza.args[0] == sign::STANZA_VERSION =>
+        {
+            let fingerprint = &stanza.args[1];
+            let id = meta.id_hex();
+            let state = trust::Store::new(dir).load()?;
+            let mut candidates = state.signer_candidates(&id, &recipients);
+            candidates.extend(keys.recipients().iter().cloned());
+            match candidates
+                .into_iter()
+                .find(|c| sign::fingerprint(c) == *fingerprint)
+            {
+                None => Signed::Unknown {
+                    fingerprint: fingerprint.clone(),
+                },
+                Some(signer) => {
+                    let msg = sign::message(&meta.vault_id, meta.generation, &loaded.db_sha256);
+                    if sign::verify(&signer, &msg, &stanza.body) {
+                        let standing = trust::standing(
+                            &state,
+                            &id,
+                            meta.generation,
+                            &hex(&loaded.db_sha256),
+                            &signer,
+                            &recipients,
+                            &|r| keys.is_mine(r),
+                        );
+                        Signed::By { signer, standing }
+                    } else {
+                        Signed::Bad
+                    }
+                }
+            }
+        }
+        _ => Signed::Bad,
+    };
+    Ok(Peeked {
+        conn: loaded.conn,
+        schema: loaded.schema,
+        meta: loaded.meta,
+        recipients,
+        signature,
+    })
+}
+
 /// `vault trust` of an unsigned file (one re-encrypted by hand with stock
 /// age after a recovery, say): the user vouches for it, so it is written
 /// again, signed by them, and its members become the trusted set. The

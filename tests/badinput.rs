@@ -62,6 +62,7 @@ groups!(
     usage,
     fifo,
     projects,
+    git,
 );
 
 fn cmd_dir() -> PathBuf {

@@ -431,6 +431,23 @@ fn a_project_key_in_files_reaches_the_command_as_a_file() {
         .run()
         .fails(1)
         .stderr_has("`PGPASSWORD` is named by more than one --as-file or --render");
+    // `vault check` checks the keys `files` names, like `require`'s.
+    env.vault(["check", "--all-envs"])
+        .current_dir(&proj)
+        .run()
+        .success();
+    fs::write(
+        proj.join("vault.toml"),
+        "secrets = [\"db\"]\nfiles = [\"PGPASSWORD\", \"TLS_KEY\"]\n",
+    )
+    .unwrap();
+    env.vault(["allow"]).current_dir(&proj).run().success();
+    env.vault(["check"])
+        .current_dir(&proj)
+        .run()
+        .fails(1)
+        .stderr_has("[main] missing key `TLS_KEY`, which `files` hands over as a file")
+        .lacks("PGPASSWORD`, which");
 }
 
 #[test]

@@ -18,6 +18,7 @@ use crate::{
 #[derive(Default)]
 struct Report {
     problems: usize,
+    warnings: usize,
     failed: Option<Error>,
 }
 
@@ -36,6 +37,13 @@ impl Report {
 
     fn note(&mut self, what: &str) {
         self.line(&format!("note     {what}"));
+    }
+
+    /// Not broken, but needs doing (a secret to rotate): does not fail.
+    fn warning(&mut self, what: &str, fix: &str) {
+        self.warnings += 1;
+        self.line(&format!("WARNING  {what}"));
+        self.line(&format!("         fix: {fix}"));
     }
 
     fn problem(&mut self, what: &str, fix: &str) {
@@ -156,6 +164,7 @@ pub(crate) fn run(ctx: &Context) -> Result<()> {
                     )),
                     _ => r.ok(&line),
                 }
+                rotation(&mut r, &v, ctx);
             }
             Err(e) => r.problem(
                 &format!("cannot open the vault: {}", e.message()),
@@ -211,6 +220,40 @@ pub(crate) fn run(ctx: &Context) -> Result<()> {
             Error::new(format!("{} problem(s) found", r.problems)).hint("apply the fixes above")
         );
     }
-    out!("All good.")?;
+    if r.warnings > 0 {
+        out!("No problems; {} warning(s).", r.warnings)?;
+    } else {
+        out!("All good.")?;
+    }
     Ok(())
+}
+
+/// Secrets marked for rotation since a member was removed (DESIGN v2
+/// "Git"), one warning each.
+fn rotation(r: &mut Report, v: &Vault, ctx: &Context) {
+    match store::rotation::marks(v.conn()) {
+        Ok(marks) if marks.is_empty() => r.ok("no secret needs rotation"),
+        Ok(marks) => {
+            for (env, name, since) in marks {
+                let flag = if env == ctx.scope.env {
+                    String::new()
+                } else {
+                    format!(" -e {env}")
+                };
+                r.warning(
+                    &format!(
+                        "secret {env}/{name} needs rotation: a member removed at {} could read it",
+                        super::table::local_time(&since)
+                    ),
+                    &format!(
+                        "change its values where they are used and in the vault (`vault secret set{flag} {name} KEY` or `vault secret generate{flag} {name} KEY`), which clears the mark; or `vault secret rotated{flag} {name}` if they need no change"
+                    ),
+                );
+            }
+        }
+        Err(e) => r.problem(
+            e.message(),
+            "restore vault.age from a backup or from version control",
+        ),
+    }
 }

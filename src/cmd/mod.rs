@@ -11,6 +11,7 @@ pub(crate) mod export;
 mod export_ci;
 mod files;
 mod generate;
+mod git;
 mod history;
 mod import;
 mod input;
@@ -22,7 +23,13 @@ mod secret;
 mod table;
 mod trust;
 
-use crate::{cli::Command, context::Context, error::Result, project::Use, unlock, vault};
+use crate::{
+    cli::{Command, GitCommand},
+    context::Context,
+    error::Result,
+    project::Use,
+    unlock, vault,
+};
 
 /// What each command takes from the project it runs in (DESIGN v2
 /// "Projects"): its sources, only its vault and environment, or nothing.
@@ -34,7 +41,12 @@ pub(crate) fn project_use(command: &Command) -> Use {
         | Command::Check { .. }
         | Command::Redact(_)
         | Command::Render(_) => Use::Sources,
+        // git runs `vault git show FILE` on temporary files, in the
+        // repository, where a vault.toml that is not allowed must not
+        // stop a diff: with FILE given, the project is not looked at.
+        Command::Git(GitCommand::Show { file: Some(_), .. }) => Use::Nothing,
         Command::Init
+        | Command::Git(_)
         | Command::Secret(_)
         | Command::Import(_)
         | Command::Status { .. }
@@ -85,6 +97,8 @@ pub(crate) fn dispatch(ctx: &Context, command: Command) -> Result<()> {
         Command::Allow { path } => project::allow(ctx, path.as_deref()),
         Command::Deny { path } => project::deny(ctx, path.as_deref()),
         Command::Check { all_envs } => project::check(ctx, all_envs),
+        Command::Git(GitCommand::Setup) => git::setup(ctx),
+        Command::Git(GitCommand::Show { file, reveal }) => git::show(ctx, file.as_deref(), reveal),
         Command::Run(args) => run::run(ctx, args),
         Command::Shell(args) => run::shell(ctx, args),
         Command::Redact(args) => redact::filter(ctx, args),

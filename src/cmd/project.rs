@@ -229,6 +229,19 @@ pub(crate) fn check(ctx: &Context, all_envs: bool) -> Result<()> {
         for k in child.missing(&required) {
             problems.push(format!("[{env}] missing required key `{k}`"));
         }
+        // `files` hands keys over as files: `run` would fail on a missing one.
+        let mut as_file: Vec<EnvKey> = vec![];
+        for k in p.sources(env).files {
+            let k = EnvKey::parse(&k)?;
+            if !required.contains(&k) && !as_file.contains(&k) {
+                as_file.push(k);
+            }
+        }
+        for k in child.missing(&as_file) {
+            problems.push(format!(
+                "[{env}] missing key `{k}`, which `files` hands over as a file"
+            ));
+        }
         if problems.len() == before {
             report.push(format!(
                 "ok  {env}: {n} {}, {} required {}",

@@ -64,13 +64,23 @@ pub(crate) fn run(ctx: &Context, command: RecipientsCommand) -> Result<()> {
                     return Err(Error::new("this would remove your own last key, and you could no longer open the vault")
                         .hint("pass --force if that is what you want"));
                 }
-                Ok(unwanted.clone())
+                // They could read every value, and git history keeps the
+                // old files: every secret needs new values (DESIGN v2 "Git").
+                let marked = store::rotation::mark_all(db)?;
+                Ok((unwanted.clone(), marked))
             })?;
+            let (removed, marked) = removed;
             for r in removed {
                 note!("Removed {r}");
             }
+            if marked > 0 {
+                note!(
+                    "Marked {marked} {} for rotation: `vault secret list` shows ROTATE, `vault doctor` lists them",
+                    super::secret::plural(marked, "secret", "secrets")
+                );
+            }
             note!(
-                "hint: they may have kept a copy of what they could read; rotate those credentials"
+                "hint: they may have kept a copy of what they could read; rotate those credentials (a new value clears the mark)"
             );
             Ok(())
         }

@@ -73,7 +73,7 @@ pub(crate) fn run(ctx: &Context, command: SecretCommand) -> Result<()> {
                 let arr: Vec<_> = list
                     .iter()
                     .map(|s| {
-                        let mut o = json!({"name": s.name, "keys": s.keys, "created_at": s.created_at, "updated_at": s.updated_at});
+                        let mut o = json!({"name": s.name, "keys": s.keys, "created_at": s.created_at, "updated_at": s.updated_at, "rotate_since": s.rotate_since});
                         if all_envs {
                             o["env"] = json!(s.env);
                         }
@@ -84,6 +84,8 @@ pub(crate) fn run(ctx: &Context, command: SecretCommand) -> Result<()> {
             } else if list.is_empty() {
                 note!("No secrets yet. Create one with `vault secret create NAME KEY=VALUE`.");
             } else {
+                // The column appears only when a secret needs rotation.
+                let any_marked = list.iter().any(|s| s.rotate_since.is_some());
                 let rows: Vec<Vec<String>> = list
                     .iter()
                     .map(|s| {
@@ -96,12 +98,18 @@ pub(crate) fn run(ctx: &Context, command: SecretCommand) -> Result<()> {
                         if all_envs {
                             row.insert(0, s.env.clone());
                         }
+                        if any_marked {
+                            row.push(rotate_cell(s.rotate_since.as_deref()));
+                        }
                         row
                     })
                     .collect();
                 let mut header = vec!["NAME", "KEYS", "CREATED", "UPDATED"];
                 if all_envs {
                     header.insert(0, "ENV");
+                }
+                if any_marked {
+                    header.push("");
                 }
                 crate::output::print(&table::render(&header, &rows))?;
             }
@@ -223,6 +231,7 @@ pub(crate) fn run(ctx: &Context, command: SecretCommand) -> Result<()> {
             length,
             chars,
         } => generate::run(ctx, &name, &keys, length.into(), chars),
+        SecretCommand::Rotated { names } => rotated(ctx, &names),
         SecretCommand::Describe { name, key, text } => {
             let name = SecretName::parse(&name)?;
             let key = EnvKey::parse(&key)?;
@@ -314,6 +323,53 @@ fn delete(ctx: &Context, names: &[String], yes: bool, allow_missing: bool) -> Re
     })?;
     for name in deleted {
         note!("Deleted `{name}`");
+    }
+    Ok(())
+}
+
+/// `ROTATE since 2026-12-02 09:14` for a marked secret in `secret list`.
+fn rotate_cell(since: Option<&str>) -> String {
+    since.map_or_else(String::new, |t| {
+        format!("ROTATE since {}", table::local_time(t))
+    })
+}
+
+/// `vault secret rotated NAME…`: clears the marks by hand. A secret with no
+/// mark is a warning, not an error (a new value may have cleared it
+/// already, as `doctor`'s advice goes); when none has one, nothing is
+/// written.
+fn rotated(ctx: &Context, names: &[String]) -> Result<()> {
+    let names = names
+        .iter()
+        .map(|n| SecretName::parse(n))
+        .collect::<Result<Vec<_>>>()?;
+    let env = &ctx.scope.env;
+    let keys = unlock::for_read(ctx)?;
+    let mut marked = vec![];
+    {
+        let v = Vault::open(&ctx.paths, &keys)?;
+        for name in &names {
+            if store::rotation::mark(v.conn(), env, name)?.is_some() {
+                marked.push(name.clone());
+            } else {
+                crate::term::warn(&format!(
+                    "`{name}`{} is not marked for rotation",
+                    in_env(env)
+                ));
+            }
+        }
+    }
+    if marked.is_empty() {
+        return Ok(());
+    }
+    vault::write(&ctx.paths, vault::WriteKeys::Existing(keys), |db| {
+        for name in &marked {
+            store::rotation::clear(db, env, name)?;
+        }
+        Ok(())
+    })?;
+    for name in marked {
+        note!("Cleared the rotation mark of `{name}`{}", in_env(env));
     }
     Ok(())
 }

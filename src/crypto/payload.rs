@@ -170,6 +170,64 @@ impl age::Identity for Remembering<'_> {
     }
 }
 
+/// The stanzas of an age file's header, read with no key at all (`vault
+/// git show` without an identity shows what they say): an identity that
+/// unwraps nothing is handed the whole header, keeps a copy, and declines.
+pub(crate) fn header_stanzas(
+    mut input: impl Read + Seek,
+    source: &str,
+) -> Result<Vec<age_core::format::Stanza>> {
+    use age_core::format::Stanza;
+    struct Recorder(std::cell::RefCell<Vec<Stanza>>);
+    impl age::Identity for Recorder {
+        fn unwrap_stanza(
+            &self,
+            stanza: &Stanza,
+        ) -> Option<std::result::Result<age_core::format::FileKey, age::DecryptError>> {
+            self.unwrap_stanzas(std::slice::from_ref(stanza))
+        }
+        fn unwrap_stanzas(
+            &self,
+            stanzas: &[Stanza],
+        ) -> Option<std::result::Result<age_core::format::FileKey, age::DecryptError>> {
+            *self.0.borrow_mut() = stanzas
+                .iter()
+                .map(|s| Stanza {
+                    tag: s.tag.clone(),
+                    args: s.args.clone(),
+                    body: s.body.clone(),
+                })
+                .collect();
+            None
+        }
+    }
+    let not_age = || {
+        Error::new(format!("{source} is not an age file"))
+            .hint("restore it from a backup or from version control")
+    };
+    if !looks_like_age(&mut input)
+        .map_err(|e| Error::io("read", std::path::Path::new(source), e))?
+    {
+        return Err(not_age());
+    }
+    let dec = age::Decryptor::new_buffered(age::armor::ArmoredReader::new(BufReader::new(input)))
+        .map_err(|e| match e {
+        age::DecryptError::Io(ref io) if io.kind() == io::ErrorKind::UnexpectedEof => {
+            Error::new(format!("{source} is truncated"))
+        }
+        other => Error::new(format!("{source} is damaged: {}", age_reason(&other))),
+    })?;
+    if dec.is_scrypt() {
+        return Err(Error::new(format!(
+            "{source} is encrypted with a passphrase, not to a key"
+        )));
+    }
+    let recorder = Recorder(std::cell::RefCell::default());
+    // It declines every stanza, so this always fails; the copy is the point.
+    let _ = dec.decrypt(std::iter::once(&recorder as &dyn age::Identity));
+    Ok(recorder.0.into_inner())
+}
+
 fn decrypt_error(e: age::DecryptError, keys: &Keys, source: &str) -> Error {
     // The agent's silence is not the file's fault (issue 14).
     if let age::DecryptError::Io(ref io) = e

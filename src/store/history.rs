@@ -98,6 +98,7 @@ pub(super) fn finish(conn: &Connection, before: Before) -> Result<bool> {
     if name == before.name && entries == before.entries {
         return Ok(false);
     }
+    super::rotation::clear_if_changed(conn, before.id, &before.entries, &entries)?;
     conn.execute(
         "INSERT INTO history (secret_id, version, name, changed_at, changed_by, entries)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
