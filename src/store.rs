@@ -11,6 +11,7 @@ use zeroize::Zeroizing;
 use crate::error::{Error, Result};
 use crate::names::{EnvKey, SecretName, SecretValue};
 
+pub(crate) mod conflicts;
 pub(crate) mod history;
 pub use history::set_author;
 

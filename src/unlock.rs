@@ -48,10 +48,6 @@ pub(crate) fn unlock(ctx: &Context) -> Result<Keys> {
 /// the merge driver), which must never prompt, not even for an ssh key's
 /// passphrase. `Ok(None)` when no source applies, so that the caller can
 /// say what it does without keys.
-#[allow(
-    dead_code,
-    reason = "for `vault git show` and the merge driver (issue 18), landing next"
-)]
 pub(crate) fn without_prompt(ctx: &Context) -> Result<Option<Keys>> {
     fsio::check_vault_dir(&ctx.paths.dir)?;
     if let Some(path) = &ctx.sources.identity {

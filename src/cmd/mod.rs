@@ -4,6 +4,7 @@
 use crate::output::note;
 mod agent;
 mod completions;
+mod conflicts;
 mod doctor;
 mod edit;
 mod envs;
@@ -14,6 +15,7 @@ mod generate;
 mod history;
 mod import;
 mod input;
+mod merge;
 mod project;
 mod recipients;
 mod redact;
@@ -41,6 +43,7 @@ pub(crate) fn project_use(command: &Command) -> Use {
         | Command::Doctor
         | Command::Recipients(_)
         | Command::Trust { .. }
+        | Command::Conflicts(_)
         | Command::Env(_) => Use::Settings,
         Command::Unlock { .. }
         | Command::Lock
@@ -51,7 +54,8 @@ pub(crate) fn project_use(command: &Command) -> Use {
         | Command::Agent { .. }
         | Command::Project(_)
         | Command::Allow { .. }
-        | Command::Deny { .. } => Use::Nothing,
+        | Command::Deny { .. }
+        | Command::Git(_) => Use::Nothing,
     }
 }
 
@@ -85,6 +89,13 @@ pub(crate) fn dispatch(ctx: &Context, command: Command) -> Result<()> {
         Command::Allow { path } => project::allow(ctx, path.as_deref()),
         Command::Deny { path } => project::deny(ctx, path.as_deref()),
         Command::Check { all_envs } => project::check(ctx, all_envs),
+        Command::Git(crate::cli::GitCommand::Merge {
+            base,
+            ours,
+            theirs,
+            path,
+        }) => merge::run(ctx, &base, &ours, &theirs, path.as_deref()),
+        Command::Conflicts(c) => conflicts::run(ctx, c),
         Command::Run(args) => run::run(ctx, args),
         Command::Shell(args) => run::shell(ctx, args),
         Command::Redact(args) => redact::filter(ctx, args),
