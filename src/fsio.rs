@@ -339,7 +339,13 @@ pub(crate) fn atomic_replace(
         .map_err(|e| Error::io("create a temporary file in", &dir, e))?;
     let written = fill(tmp.as_file_mut())
         .and_then(|()| tmp.as_file_mut().flush())
-        .and_then(|()| if durable { tmp.as_file().sync_all() } else { Ok(()) });
+        .and_then(|()| {
+            if durable {
+                tmp.as_file().sync_all()
+            } else {
+                Ok(())
+            }
+        });
     if let Err(e) = written {
         return Err(Error::io("write", target, e));
     }

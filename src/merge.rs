@@ -102,7 +102,11 @@ pub(crate) fn merge_secret<'a>(
     let (mut changes, mut conflicts) = (vec![], vec![]);
     let mut left = 0;
     for key in keys {
-        let (bv, ov, tv) = (b.get(key).copied(), o.get(key).copied(), t.get(key).copied());
+        let (bv, ov, tv) = (
+            b.get(key).copied(),
+            o.get(key).copied(),
+            t.get(key).copied(),
+        );
         match pick(bv, ov, tv) {
             Pick::Ours => left += usize::from(ov.is_some()),
             Pick::Theirs => {
@@ -149,7 +153,7 @@ pub(crate) fn merge_mark<'a>(
     theirs_changed: bool,
 ) -> Option<&'a str> {
     let survives = |mark: Option<&'a str>, other: Option<&'a str>, other_changed: bool| {
-        mark.filter(|m| !other_changed && !(base == Some(*m) && other.is_none()))
+        mark.filter(|m| !(other_changed || (base == Some(*m) && other.is_none())))
     };
     let o = survives(ours, theirs, theirs_changed);
     let t = survives(theirs, ours, ours_changed);
@@ -480,7 +484,11 @@ pub(crate) fn apply(
             .map(sort_key)
             .min();
         let Some(next) = next else { break };
-        let (sb, so, st) = (take(b, &mut i, &next), take(o, &mut j, &next), take(t, &mut k, &next));
+        let (sb, so, st) = (
+            take(b, &mut i, &next),
+            take(o, &mut j, &next),
+            take(t, &mut k, &next),
+        );
         let any = sb.or(so).or(st).expect("one side has it");
         let (env, name) = (any.env.as_str(), any.name.as_str());
         let digest = |s: Option<&Summary>| s.map(|s| s.digest);
@@ -511,9 +519,21 @@ pub(crate) fn apply(
             }
             continue;
         }
-        let bf = if sb.is_some() { full(base.conn, env, name)? } else { None };
-        let of = if so.is_some() { full(conn, env, name)? } else { None };
-        let tf = if st.is_some() { full(theirs.conn, env, name)? } else { None };
+        let bf = if sb.is_some() {
+            full(base.conn, env, name)?
+        } else {
+            None
+        };
+        let of = if so.is_some() {
+            full(conn, env, name)?
+        } else {
+            None
+        };
+        let tf = if st.is_some() {
+            full(theirs.conn, env, name)?
+        } else {
+            None
+        };
         let (bv, ov, tv) = (
             bf.as_ref().map(Full::values),
             of.as_ref().map(Full::values),
@@ -521,13 +541,7 @@ pub(crate) fn apply(
         );
         let ours_changed = changed_a_value(bv.as_ref(), ov.as_ref());
         let theirs_changed = changed_a_value(bv.as_ref(), tv.as_ref());
-        let m = merge_mark(
-            mark(sb),
-            mark(so),
-            mark(st),
-            ours_changed,
-            theirs_changed,
-        );
+        let m = merge_mark(mark(sb), mark(so), mark(st), ours_changed, theirs_changed);
         let id_key = (env.to_string(), name.to_string());
         let merged = merge_secret(bv.as_ref(), ov.as_ref(), tv.as_ref());
         match merged {
@@ -579,9 +593,10 @@ pub(crate) fn apply(
                 }
             }
             SecretMerge::Whole => {
-                let json = |c: &Connection, f: &Option<Full>| -> Result<Option<Zeroizing<String>>> {
-                    f.as_ref().map(|f| entries_json(c, f.id)).transpose()
-                };
+                let json =
+                    |c: &Connection, f: &Option<Full>| -> Result<Option<Zeroizing<String>>> {
+                        f.as_ref().map(|f| entries_json(c, f.id)).transpose()
+                    };
                 report.conflicts.push(Conflict {
                     env: env.to_string(),
                     secret: name.to_string(),
@@ -592,10 +607,7 @@ pub(crate) fn apply(
                 });
             }
             SecretMerge::Keys { changes, conflicts } => {
-                let (of, tf) = (
-                    of.as_ref().ok_or_else(gone)?,
-                    tf.as_ref().ok_or_else(gone)?,
-                );
+                let (of, tf) = (of.as_ref().ok_or_else(gone)?, tf.as_ref().ok_or_else(gone)?);
                 if !changes.is_empty() {
                     report.changed += 1;
                 }
@@ -725,7 +737,7 @@ pub(crate) fn apply(
     }
     // Conflicts THEIRS still carries stay unresolved; the new ones replace
     // any older row for the same key.
-    let carried: Vec<(String, String, Option<String>, [Option<Zeroizing<String>>; 3])> = {
+    let carried: Vec<Carried> = {
         let mut stmt = theirs
             .conn
             .prepare("SELECT env, secret, key, base, ours, theirs FROM conflicts")?;
@@ -763,6 +775,14 @@ pub(crate) fn apply(
     tx.commit()?;
     Ok(report)
 }
+
+/// A conflict row THEIRS carries: env, secret, key, base, ours, theirs.
+type Carried = (
+    String,
+    String,
+    Option<String>,
+    [Option<Zeroizing<String>>; 3],
+);
 
 fn sort_key(s: &Summary) -> (&[u8], &[u8]) {
     (s.env.as_bytes(), s.name.as_bytes())
@@ -878,7 +898,10 @@ pub(crate) fn adopt_identity(ours: &Connection, from: &Connection) -> Result<()>
             .query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
             .optional()?;
         if let Some(v) = value {
-            ours.execute("UPDATE meta SET value = ?1 WHERE key = ?2", [v.as_str(), key])?;
+            ours.execute(
+                "UPDATE meta SET value = ?1 WHERE key = ?2",
+                [v.as_str(), key],
+            )?;
         }
     }
     Ok(())
@@ -901,20 +924,20 @@ mod tests {
         let cases = [
             // base, ours, theirs → pick
             (None, None, None, Ours),
-            (None, y, None, Ours),       // added on ours
-            (None, None, y, Theirs),     // added on theirs
-            (None, y, y, Ours),          // added alike on both
-            (None, y, z, Conflict),      // added differently
-            (x, x, x, Ours),             // untouched
-            (x, y, x, Ours),             // changed on ours
-            (x, x, y, Theirs),           // changed on theirs
-            (x, y, y, Ours),             // the same change on both
-            (x, y, z, Conflict),         // different changes
-            (x, None, x, Ours),          // deleted on ours
-            (x, x, None, Theirs),        // deleted on theirs
-            (x, None, None, Ours),       // deleted on both
-            (x, None, y, Conflict),      // deleted on ours, changed on theirs
-            (x, y, None, Conflict),      // changed on ours, deleted on theirs
+            (None, y, None, Ours),   // added on ours
+            (None, None, y, Theirs), // added on theirs
+            (None, y, y, Ours),      // added alike on both
+            (None, y, z, Conflict),  // added differently
+            (x, x, x, Ours),         // untouched
+            (x, y, x, Ours),         // changed on ours
+            (x, x, y, Theirs),       // changed on theirs
+            (x, y, y, Ours),         // the same change on both
+            (x, y, z, Conflict),     // different changes
+            (x, None, x, Ours),      // deleted on ours
+            (x, x, None, Theirs),    // deleted on theirs
+            (x, None, None, Ours),   // deleted on both
+            (x, None, y, Conflict),  // deleted on ours, changed on theirs
+            (x, y, None, Conflict),  // changed on ours, deleted on theirs
         ];
         for (b, o, t, want) in cases {
             assert_eq!(pick(b, o, t), want, "base {b:?} ours {o:?} theirs {t:?}");
@@ -958,17 +981,38 @@ mod tests {
         };
         assert_eq!(conflicts[0].theirs, None);
         // Whole-secret rules.
-        assert_eq!(merge_secret(Some(&base), Some(&base), Some(&ours)), SecretMerge::Theirs);
-        assert_eq!(merge_secret(Some(&base), Some(&ours), Some(&base)), SecretMerge::Ours);
-        assert_eq!(merge_secret(Some(&base), Some(&ours), Some(&ours)), SecretMerge::Ours);
-        assert_eq!(merge_secret(Some(&base), Some(&base), None), SecretMerge::Theirs);
-        assert_eq!(merge_secret(Some(&base), None, Some(&base)), SecretMerge::Ours);
+        assert_eq!(
+            merge_secret(Some(&base), Some(&base), Some(&ours)),
+            SecretMerge::Theirs
+        );
+        assert_eq!(
+            merge_secret(Some(&base), Some(&ours), Some(&base)),
+            SecretMerge::Ours
+        );
+        assert_eq!(
+            merge_secret(Some(&base), Some(&ours), Some(&ours)),
+            SecretMerge::Ours
+        );
+        assert_eq!(
+            merge_secret(Some(&base), Some(&base), None),
+            SecretMerge::Theirs
+        );
+        assert_eq!(
+            merge_secret(Some(&base), None, Some(&base)),
+            SecretMerge::Ours
+        );
         assert_eq!(merge_secret(None, None, Some(&base)), SecretMerge::Theirs);
         assert_eq!(merge_secret(None, Some(&base), None), SecretMerge::Ours);
         assert_eq!(merge_secret(Some(&base), None, None), SecretMerge::Ours);
         // Deleted on one side, changed on the other: the whole secret.
-        assert_eq!(merge_secret(Some(&base), None, Some(&ours)), SecretMerge::Whole);
-        assert_eq!(merge_secret(Some(&base), Some(&ours), None), SecretMerge::Whole);
+        assert_eq!(
+            merge_secret(Some(&base), None, Some(&ours)),
+            SecretMerge::Whole
+        );
+        assert_eq!(
+            merge_secret(Some(&base), Some(&ours), None),
+            SecretMerge::Whole
+        );
         // Created on both: key by key against an empty base.
         let a = vals(&[("K", "1"), ("L", "same")]);
         let b = vals(&[("K", "2"), ("L", "same"), ("M", "3")]);
@@ -998,9 +1042,15 @@ mod tests {
     fn a_changed_value_is_not_an_added_or_removed_key() {
         let base = vals(&[("A", "1"), ("B", "2")]);
         assert!(!changed_a_value(Some(&base), Some(&base)));
-        assert!(!changed_a_value(Some(&base), Some(&vals(&[("A", "1"), ("B", "2"), ("C", "3")]))));
+        assert!(!changed_a_value(
+            Some(&base),
+            Some(&vals(&[("A", "1"), ("B", "2"), ("C", "3")]))
+        ));
         assert!(!changed_a_value(Some(&base), Some(&vals(&[("A", "1")]))));
-        assert!(changed_a_value(Some(&base), Some(&vals(&[("A", "9"), ("B", "2")]))));
+        assert!(changed_a_value(
+            Some(&base),
+            Some(&vals(&[("A", "9"), ("B", "2")]))
+        ));
         assert!(!changed_a_value(None, Some(&base)));
         assert!(!changed_a_value(Some(&base), None));
     }
@@ -1042,7 +1092,10 @@ mod tests {
             r(&["a", "b", "d"])
         );
         // Removed on one side, while the other added someone.
-        assert_eq!(merge_recipients(&base, &r(&["b"]), &r(&["a", "b", "c"])), r(&["b"]));
+        assert_eq!(
+            merge_recipients(&base, &r(&["b"]), &r(&["a", "b", "c"])),
+            r(&["b"])
+        );
         // A member added on both sides is kept once.
         assert_eq!(
             merge_recipients(&r(&["a"]), &r(&["a", "x"]), &r(&["a", "x"])),

@@ -582,7 +582,9 @@ pub(crate) fn load_merge<S: Send>(
             .into_iter()
             .map(|h| {
                 h.join().unwrap_or_else(|_| {
-                    Err(Error::new("internal error: a thread loading the merge inputs panicked"))
+                    Err(Error::new(
+                        "internal error: a thread loading the merge inputs panicked",
+                    ))
                 })
             })
             .collect()

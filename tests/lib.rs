@@ -22,6 +22,7 @@ mod environments;
 mod file_faults;
 mod files;
 mod fuzz_seeds;
+mod git_merge;
 mod hardening;
 mod history;
 mod identity;

@@ -123,7 +123,10 @@ fn resolve(
             let what = match &wanted {
                 None => "the vault has no unresolved conflicts".to_string(),
                 Some((env, name, Some(k))) => {
-                    format!("no conflict on `{}` of `{env}/{name}`", printable(k.as_str()))
+                    format!(
+                        "no conflict on `{}` of `{env}/{name}`",
+                        printable(k.as_str())
+                    )
                 }
                 Some((env, name, None)) => format!("no conflict in `{env}/{name}`"),
             };

@@ -213,4 +213,3 @@ pub(crate) fn resolve(conn: &Connection, c: &Conflict, side: Side) -> Result<()>
     )?;
     Ok(())
 }
-
