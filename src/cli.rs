@@ -256,6 +256,7 @@ pub(crate) enum Command {
 
     /// Git integration for a vault kept in a repository (the merge driver)
     #[command(subcommand)]
+    #[command(after_long_help = EX_GIT)]
     Git(GitCommand),
 
     /// List and resolve the conflicts `vault git merge` left in the vault
@@ -883,6 +884,7 @@ const EX_PASSWD: &str =
 const EX_DOCTOR: &str = "Examples:\n  vault doctor\n";
 const EX_RECIPIENTS: &str = "Examples:\n  vault recipients list\n  vault recipients add age1… --vault ./secrets.vault\n  vault recipients remove \"$(cat bob.pub)\"\n";
 const EX_RECIPIENT: &str = "Examples:\n  vault recipient\n";
+const EX_GIT: &str = "Examples:\n  git config merge.vault.driver 'vault git merge %O %A %B %P'\n";
 const EX_GIT_MERGE: &str = "Examples:\n  git config merge.vault.driver 'vault git merge %O %A %B %P'\n  echo 'team.age merge=vault' >> .gitattributes\n  VAULT_IDENTITY=key.txt git merge feature\n";
 const EX_CONFLICTS: &str = "Examples:\n  vault conflicts list --vault team.age\n  vault conflicts resolve db PGPASSWORD --take theirs --vault team.age\n  vault conflicts resolve --all --take ours --vault team.age\n";
 const EX_CONFLICTS_LIST: &str =
