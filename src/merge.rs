@@ -191,49 +191,80 @@ pub(crate) struct Summary {
 }
 
 /// Every secret of a side, sorted by environment and name (as bytes, the
-/// way SQLite's index orders them).
-pub(crate) struct Summaries(Vec<Summary>);
+/// way SQLite's index orders them), and whether every `entries` row passed
+/// `store::check_entry` on the way.
+pub(crate) struct Summaries(Vec<Summary>, bool);
 
-/// The summaries of one database: one pass over `secrets` and `entries`
-/// in index order (no sort), no value copied. `hasher` is shared by the
-/// three sides, so equal content gives equal digests.
+impl Summaries {
+    /// Whether every entry row was valid as read.
+    pub(crate) fn entries_valid(&self) -> bool {
+        self.1
+    }
+}
+
+/// The summaries of one database: one sequential pass over `entries` in
+/// rowid order (no index look-up per row, no value copied), each row's
+/// key and value hashed with `hasher` and the hashes of a secret's rows
+/// added up (so their order does not matter), then `secrets` in
+/// (env, name) order. `hasher` is shared by the three sides, so equal
+/// content gives equal digests; its key is random per process, so nobody
+/// can make two different secrets collide on purpose.
 pub(crate) fn summarize(conn: &Connection, hasher: &RandomState) -> Result<Summaries> {
+    let mut digests: std::collections::HashMap<i64, u64> = std::collections::HashMap::new();
+    let mut valid = true;
+    {
+        let mut stmt = conn.prepare("SELECT secret_id, key, value, description FROM entries")?;
+        let mut rows = stmt.query([])?;
+        while let Some(r) = rows.next()? {
+            let id: i64 = r.get(0)?;
+            let text = |i| match r.get_ref(i) {
+                Ok(rusqlite::types::ValueRef::Text(t)) => Some(t),
+                _ => None,
+            };
+            let (key, value) = (text(1), text(2));
+            // The write path's own check, made here while the row is at
+            // hand (`store::validate_with`).
+            valid &= store::check_entry(key, value).is_ok()
+                && match r.get_ref(3) {
+                    Ok(rusqlite::types::ValueRef::Null) => true,
+                    Ok(rusqlite::types::ValueRef::Text(d)) => {
+                        std::str::from_utf8(d).is_ok_and(store::is_description)
+                    }
+                    _ => false,
+                };
+            let (key, value) = (key.unwrap_or_default(), value.unwrap_or_default());
+            let mut h = hasher.build_hasher();
+            h.write_usize(key.len());
+            h.write(key);
+            h.write_usize(value.len());
+            h.write(value);
+            let d = digests.entry(id).or_insert(0);
+            *d = d.wrapping_add(h.finish());
+        }
+    }
     let mut stmt = conn.prepare(
-        "SELECT s.id, s.env, s.name, s.version, s.updated_at, s.rotate_since, e.key, e.value
-         FROM secrets s JOIN entries e ON e.secret_id = s.id
-         ORDER BY s.env, s.name, e.key",
+        "SELECT id, env, name, version, updated_at, rotate_since FROM secrets ORDER BY env, name",
     )?;
     let mut rows = stmt.query([])?;
-    let mut out: Vec<Summary> = vec![];
-    let mut current: Option<(i64, std::hash::DefaultHasher)> = None;
+    let mut out = Vec::with_capacity(digests.len());
     while let Some(r) = rows.next()? {
-        let id: i64 = r.get(0)?;
-        if current.as_ref().is_none_or(|(c, _)| *c != id) {
-            if let (Some((_, h)), Some(last)) = (current.take(), out.last_mut()) {
-                last.digest = h.finish();
-            }
-            out.push(Summary {
-                env: r.get(1)?,
-                name: r.get(2)?,
-                digest: 0,
-                version: r.get(3)?,
-                updated_at: r.get(4)?,
-                rotate_since: r.get(5)?,
-            });
-            current = Some((id, hasher.build_hasher()));
-        }
-        let h = &mut current.as_mut().expect("set above").1;
-        let key = r.get_ref(6)?.as_bytes().map_err(rusqlite::Error::from)?;
-        h.write_usize(key.len());
-        h.write(key);
-        let value = r.get_ref(7)?.as_bytes().map_err(rusqlite::Error::from)?;
-        h.write_usize(value.len());
-        h.write(value);
+        // A secret has a key: a row without any is no secret (as `full`
+        // sees it too).
+        let Some(&digest) = digests.get(&r.get::<_, i64>(0)?) else {
+            continue;
+        };
+        out.push(Summary {
+            env: r.get(1)?,
+            name: r.get(2)?,
+            digest,
+            version: r.get(3)?,
+            updated_at: r.get(4)?,
+            rotate_since: r.get(5)?,
+        });
     }
-    if let (Some((_, h)), Some(last)) = (current, out.last_mut()) {
-        last.digest = h.finish();
-    }
-    Ok(Summaries(out))
+    // Every row's secret exists (no orphan: `store::validate`'s check).
+    valid &= out.len() == digests.len();
+    Ok(Summaries(out, valid))
 }
 
 // --------------------------------------------------------- application
@@ -272,6 +303,9 @@ pub(crate) struct Report {
     /// Secrets marked for rotation because the merge removed a member who
     /// could read them on a branch.
     pub(crate) marked: usize,
+    /// OURS's secrets (by id) whose entries the merge wrote: the rows the
+    /// write must check again (`store::validate_with`).
+    pub(crate) touched: Vec<i64>,
 }
 
 /// One side of the merge, as `apply` needs it.
@@ -304,22 +338,21 @@ impl Full {
 
 fn full(conn: &Connection, env: &str, name: &str) -> Result<Option<Full>> {
     let row = conn
-        .query_row(
+        .prepare_cached(
             "SELECT id, created_at, version, updated_at, updated_by, rotate_since
              FROM secrets WHERE env = ?1 AND name = ?2",
-            [env, name],
-            |r| {
-                Ok(Full {
-                    id: r.get(0)?,
-                    created_at: r.get(1)?,
-                    version: r.get(2)?,
-                    updated_at: r.get(3)?,
-                    updated_by: r.get(4)?,
-                    rotate_since: r.get(5)?,
-                    entries: BTreeMap::new(),
-                })
-            },
-        )
+        )?
+        .query_row([env, name], |r| {
+            Ok(Full {
+                id: r.get(0)?,
+                created_at: r.get(1)?,
+                version: r.get(2)?,
+                updated_at: r.get(3)?,
+                updated_by: r.get(4)?,
+                rotate_since: r.get(5)?,
+                entries: BTreeMap::new(),
+            })
+        })
         .optional()?;
     let Some(mut f) = row else {
         return Ok(None);
@@ -387,11 +420,12 @@ fn as_version(conn: &Connection, name: &str, f: &Full) -> Result<Version> {
 /// `{KEY: value}` of secret `id`, as `history.entries` and whole-secret
 /// conflicts hold it (SQLite writes it, as for history).
 fn entries_json(conn: &Connection, id: i64) -> Result<Zeroizing<String>> {
-    Ok(Zeroizing::new(conn.query_row(
-        "SELECT json_group_object(key, value ORDER BY key) FROM entries WHERE secret_id = ?1",
-        [id],
-        |r| r.get(0),
-    )?))
+    Ok(Zeroizing::new(
+        conn.prepare_cached(
+            "SELECT json_group_object(key, value ORDER BY key) FROM entries WHERE secret_id = ?1",
+        )?
+        .query_row([id], |r| r.get(0))?,
+    ))
 }
 
 /// Replaces the history of OURS's secret `id` by the union of `rows`
@@ -417,7 +451,8 @@ fn rewrite_history(conn: &Connection, id: i64, rows: Vec<Version>, current: i64)
     }
     let n = union.len() as i64;
     let current = current.max(n + 1);
-    conn.execute("DELETE FROM history WHERE secret_id = ?1", [id])?;
+    conn.prepare_cached("DELETE FROM history WHERE secret_id = ?1")?
+        .execute([id])?;
     let mut stmt = conn.prepare_cached(
         "INSERT INTO history (secret_id, version, name, changed_at, changed_by, entries)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
@@ -432,18 +467,14 @@ fn rewrite_history(conn: &Connection, id: i64, rows: Vec<Version>, current: i64)
             v.entries.as_str()
         ])?;
     }
-    conn.execute(
-        "UPDATE secrets SET version = ?1 WHERE id = ?2",
-        params![current, id],
-    )?;
+    conn.prepare_cached("UPDATE secrets SET version = ?1 WHERE id = ?2")?
+        .execute(params![current, id])?;
     Ok(current)
 }
 
 fn set_mark(conn: &Connection, id: i64, mark: Option<&str>) -> Result<()> {
-    conn.execute(
-        "UPDATE secrets SET rotate_since = ?1 WHERE id = ?2",
-        params![mark, id],
-    )?;
+    conn.prepare_cached("UPDATE secrets SET rotate_since = ?1 WHERE id = ?2")?
+        .execute(params![mark, id])?;
     Ok(())
 }
 
@@ -475,6 +506,9 @@ pub(crate) fn apply(
     let mut fresh_from_ours: HashSet<(String, String)> = HashSet::new();
     let mut fresh_from_theirs: HashSet<(String, String)> = HashSet::new();
 
+    let merged = merge_recipients(base.recipients, ours_side.1, theirs.recipients);
+    let dropped = |side: &[String]| side.iter().any(|r| !merged.contains(r));
+    let dropping = dropped(ours_side.1) || dropped(theirs.recipients);
     let (b, o, t) = (&base.summaries.0, &ours_side.0.0, &theirs.summaries.0);
     let (mut i, mut j, mut k) = (0, 0, 0);
     loop {
@@ -497,6 +531,14 @@ pub(crate) fn apply(
         // Their branch made versions of its own (even ending where it began).
         let their_history = st.is_some() && meta(st) != meta(sb) && meta(st) != meta(so);
         if same_values && same_marks && !their_history {
+            continue;
+        }
+        if pick(digest(sb), digest(so), digest(st)) == Pick::Ours
+            && same_marks
+            && !their_history
+            && !dropping
+        {
+            // Changed on our side only: nothing to take.
             continue;
         }
         if same_values {
@@ -573,18 +615,29 @@ pub(crate) fn apply(
                     (Some(of), None) => {
                         conn.execute("DELETE FROM secrets WHERE id = ?1", [of.id])?;
                     }
-                    (None, Some(tf)) => insert_from(conn, theirs.conn, env, name, tf, m)?,
+                    (None, Some(tf)) => {
+                        report
+                            .touched
+                            .push(insert_from(conn, theirs.conn, env, name, tf, m)?);
+                    }
                     (Some(of), Some(tf)) => {
                         let mut rows = history(conn, of.id)?;
                         rows.push(as_version(conn, name, of)?);
                         rows.extend(history(theirs.conn, tf.id)?);
-                        conn.execute("DELETE FROM entries WHERE secret_id = ?1", [of.id])?;
+                        conn.prepare_cached("DELETE FROM entries WHERE secret_id = ?1")?
+                            .execute([of.id])?;
                         put_entries(conn, of.id, &tf.entries)?;
-                        conn.execute(
+                        report.touched.push(of.id);
+                        conn.prepare_cached(
                             "UPDATE secrets SET updated_at = ?1, updated_by = ?2, rotate_since = ?3
                              WHERE id = ?4",
-                            params![tf.updated_at, tf.updated_by, m, of.id],
-                        )?;
+                        )?
+                        .execute(params![
+                            tf.updated_at,
+                            tf.updated_by,
+                            m,
+                            of.id
+                        ])?;
                         let theirs_now = as_version(theirs.conn, name, tf)?;
                         rows.retain(|v| !v.same(&theirs_now));
                         rewrite_history(conn, of.id, rows, tf.version)?;
@@ -610,6 +663,7 @@ pub(crate) fn apply(
                 let (of, tf) = (of.as_ref().ok_or_else(gone)?, tf.as_ref().ok_or_else(gone)?);
                 if !changes.is_empty() {
                     report.changed += 1;
+                    report.touched.push(of.id);
                 }
                 let mut rows = history(conn, of.id)?;
                 let before = as_version(conn, name, of)?;
@@ -682,7 +736,6 @@ pub(crate) fn apply(
     }
 
     // Members.
-    let merged = merge_recipients(base.recipients, ours_side.1, theirs.recipients);
     for r in ours_side.1 {
         if !merged.contains(r) {
             store::remove_recipient(conn, r)?;
@@ -713,7 +766,6 @@ pub(crate) fn apply(
     // (secrets rotated on the other branch, and secrets only the other
     // branch has, are not). `recipients remove` marks what the removing
     // branch held; this covers what the other branch added or changed.
-    let dropped = |side: &[String]| side.iter().any(|r| !merged.contains(r));
     let sides = [
         (dropped(ours_side.1), &fresh_from_ours),
         (dropped(theirs.recipients), &fresh_from_theirs),
@@ -856,7 +908,7 @@ fn insert_from(
     name: &str,
     tf: &Full,
     mark: Option<&str>,
-) -> Result<()> {
+) -> Result<i64> {
     conn.execute(
         "INSERT INTO secrets (env, name, created_at, updated_at, version, updated_by, rotate_since)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
@@ -886,7 +938,7 @@ fn insert_from(
             v.entries.as_str()
         ])?;
     }
-    Ok(())
+    Ok(id)
 }
 
 /// For an OURS of schema version 1 (unsigned, so its id was made up by

@@ -561,18 +561,25 @@ pub(crate) fn load_merge<S: Send>(
         opened.push(file);
     }
     let mut readers = vec![];
-    for (file, (_, label)) in opened.iter().zip(&files) {
+    for (i, (file, (_, label))) in opened.iter().zip(&files).enumerate() {
         keys.forget_signatures();
         let (plain, len) = crypto::open(file, keys, label, PARALLEL_MIN, 1)?;
-        readers.push((plain, len, keys.take_signatures(), label.as_str()));
+        // Only OURS is changed; BASE and THEIRS are only read, from
+        // read-only images that SQLite reads in place (`mmap_size`: no
+        // copy of every page into its cache).
+        let access = if i == 1 { Access::Write } else { Access::Read };
+        readers.push((plain, len, keys.take_signatures(), label.as_str(), access));
     }
     let summarize = &summarize;
     let results: Vec<Result<(Loaded, S)>> = std::thread::scope(|s| {
         let handles: Vec<_> = readers
             .into_iter()
-            .map(|(plain, len, signatures, label)| {
+            .map(|(plain, len, signatures, label, access)| {
                 s.spawn(move || {
-                    let loaded = deserialize(plain, len, label, Access::Write, signatures)?;
+                    let loaded = deserialize(plain, len, label, access, signatures)?;
+                    if access == Access::Read {
+                        loaded.conn.pragma_update(None, "mmap_size", len as i64)?;
+                    }
                     let summary = summarize(&loaded.conn)?;
                     Ok((loaded, summary))
                 })
@@ -645,7 +652,9 @@ impl<S> MergeInputs<S> {
     /// as for any write, the newest generation, signed by you, encrypted to
     /// exactly the recipients it lists, by temporary file and rename beside
     /// `out` (no fsync: git owns that file), and recorded as your write.
-    /// No `vault.lock`: `out` is not the vault's path. A member the result
+    /// No `vault.lock`: `out` is not the vault's path. `checked`: the
+    /// secrets whose entries the merge wrote, when every other entry row
+    /// of OURS was checked as it was read (`store::validate_with`). A member the result
     /// lists whom a newer trusted file removed is refused unless an input
     /// that lists them is at least that new (the removal is not news to
     /// it) or `--allow-older` says so: a replayed old file on a branch must
@@ -656,6 +665,7 @@ impl<S> MergeInputs<S> {
         at: Option<&str>,
         out: &Path,
         keys: &Keys,
+        checked: Option<&[i64]>,
     ) -> Result<()> {
         // What each input listed, and how new it was.
         let seen: Vec<(&[String], Option<u64>)> = [&self.base, &self.ours, &self.theirs]
@@ -671,7 +681,7 @@ impl<S> MergeInputs<S> {
         let result = &self.ours.conn;
         let source = out.display().to_string();
         fsio::refuse_non_regular(out)?;
-        store::validate(result, &source)?;
+        store::validate_with(result, &source, checked)?;
         let meta = store::meta(result, &source)?;
         let id = meta.id_hex();
         let after = store::recipients(result)?;

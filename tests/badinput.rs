@@ -62,6 +62,7 @@ groups!(
     usage,
     fifo,
     projects,
+    conflicts,
 );
 
 fn cmd_dir() -> PathBuf {

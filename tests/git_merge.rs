@@ -650,3 +650,49 @@ fn history_of_both_branches_survives_the_merge() {
     }
     assert_eq!(seen.last().unwrap(), "a2/b2");
 }
+
+/// The merge checks what it takes as any write checks its rows: a value a
+/// member's branch holds that no user could have typed (a NUL here, signed
+/// by that member) fails the merge, OURS unchanged.
+#[test]
+fn an_invalid_row_taken_from_their_branch_fails_the_merge() {
+    let r = Repo::new();
+    let base = r.a.path("base.age");
+    let ours = r.a.path("ours.age");
+    let theirs = r.a.path("theirs.age");
+    fs::copy(r.file(), &base).unwrap();
+    fs::copy(r.file(), &ours).unwrap();
+    let db = plaintext_of(&r.b, &r.file());
+    let mut conn = rusqlite::Connection::open_in_memory().unwrap();
+    conn.deserialize_read_exact(rusqlite::MAIN_DB, &db[..], db.len(), false)
+        .unwrap();
+    conn.execute_batch(
+        "UPDATE entries SET value = 'x' || char(0) || 'y' WHERE key = 'TOKEN';
+         UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'generation';",
+    )
+    .unwrap();
+    let bad = conn.serialize(rusqlite::MAIN_DB).unwrap().to_vec();
+    let b_keys = vault::testing::parse_identity_file(
+        &fs::read(r.b.identity.as_ref().unwrap()).unwrap(),
+        "key",
+    )
+    .unwrap();
+    let members = [r.recipient(&r.a), r.recipient(&r.b)];
+    let sealed = vault::testing::forge::seal(
+        &bad,
+        &members,
+        Some(vault::testing::forge::signature(&bad, &b_keys).unwrap()),
+    )
+    .unwrap();
+    fs::write(&theirs, sealed).unwrap();
+    let before = fs::read(&ours).unwrap();
+    r.a.vault(["git", "merge"])
+        .arg_path(&base)
+        .arg_path(&ours)
+        .arg_path(&theirs)
+        .run()
+        .fails(1)
+        .stderr_has("is damaged")
+        .stderr_has("the value of `TOKEN` is invalid");
+    assert_eq!(fs::read(&ours).unwrap(), before);
+}

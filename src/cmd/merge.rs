@@ -86,7 +86,14 @@ pub(crate) fn run(
         },
         &author,
     )?;
-    inputs.write(&paths, at.as_deref(), ours, &keys)?;
+    // Every entry of OURS was checked as the loader read it; only what the
+    // merge wrote needs checking again (all of it, if a row failed).
+    let checked = inputs
+        .ours
+        .summary
+        .entries_valid()
+        .then_some(report.touched.as_slice());
+    inputs.write(&paths, at.as_deref(), ours, &keys, checked)?;
     for m in &report.removed_members {
         note!("Merged {shown}: {m} is no longer a member (removed on a branch)");
     }
