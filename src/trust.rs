@@ -291,7 +291,7 @@ pub(crate) fn check_write(
 /// recipients are the trusted set.
 pub(crate) fn record_write(
     state: &mut State,
-    path: Option<&str>,
+    path: &str,
     vault_id: &str,
     generation: u64,
     recipients: &[String],
@@ -300,9 +300,7 @@ pub(crate) fn record_write(
     let known = state.vaults.entry(vault_id.to_string()).or_default();
     known.signed = true;
     adopt(known, recipients, generation, db_sha256);
-    if let Some(path) = path {
-        state.claim_path(vault_id, path);
-    }
+    state.claim_path(vault_id, path);
 }
 
 /// `vault trust`: the file at `path` becomes what is trusted there. A
@@ -687,7 +685,7 @@ mod tests {
         // recipients the trusted set.
         let g = next_generation(&s, ID, 5);
         assert_eq!(g, 7);
-        record_write(&mut s, Some(P), ID, g, &old, "h7");
+        record_write(&mut s, P, ID, g, &old, "h7");
         assert!(s.vaults[ID].members.contains("age1b"));
         assert!(s.vaults[ID].removed.is_empty());
         assert_eq!(next_generation(&s, ID, 100), 101);

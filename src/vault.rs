@@ -505,7 +505,7 @@ fn read_modify_write<T>(
     }
     let db_sha256 = save(&mut conn, &paths.file, keys, true)?;
     // You signed it: its recipients are the trusted set.
-    trusted.update(|st| trust::record_write(st, Some(&at), &id, generation, &after, &db_sha256))?;
+    trusted.update(|st| trust::record_write(st, &at, &id, generation, &after, &db_sha256))?;
     Ok(out)
 }
 
@@ -651,7 +651,7 @@ impl<S> MergeInputs<S> {
     /// it) to `out`, git's temporary copy of OURS: every row validated
     /// as for any write, the newest generation, signed by you, encrypted to
     /// exactly the recipients it lists, by temporary file and rename beside
-    /// `out` (no fsync: git owns that file), and recorded as your write.
+    /// `out` (no fsync: git owns that file).
     /// No `vault.lock`: `out` is not the vault's path. `checked`: the
     /// secrets whose entries the merge wrote, when every other entry row
     /// of OURS was checked as it was read (`store::validate_with`). A member the result
@@ -662,7 +662,6 @@ impl<S> MergeInputs<S> {
     pub(crate) fn write(
         &mut self,
         paths: &Paths,
-        at: Option<&str>,
         out: &Path,
         keys: &Keys,
         checked: Option<&[i64]>,
@@ -707,11 +706,15 @@ impl<S> MergeInputs<S> {
                 }
             }
         }
-        let trusted = trust::Store::new(&paths.dir);
-        let generation = trust::next_generation(&trusted.load()?, &id, highest);
+        let trusted = trust::Store::new(&paths.dir).load()?;
+        let generation = trust::next_generation(&trusted, &id, highest);
         store::set_generation(&self.ours.conn, generation)?;
-        let db_sha256 = save(&mut self.ours.conn, out, keys, false)?;
-        trusted.update(|st| trust::record_write(st, at, &id, generation, &after, &db_sha256))?;
+        // Not recorded in `trusted.json` here: `out` is git's copy, and the
+        // first read of the result (signed by you, the newest generation)
+        // adopts it as your own write would. Recording it would cost the
+        // merge an fsync of `trusted.json`, several times its own work on
+        // a slow disk (BENCHMARKS.md, "Merge").
+        save(&mut self.ours.conn, out, keys, false)?;
         Ok(())
     }
 }
