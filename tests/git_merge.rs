@@ -696,3 +696,40 @@ fn an_invalid_row_taken_from_their_branch_fails_the_merge() {
         .stderr_has("the value of `TOKEN` is invalid");
     assert_eq!(fs::read(&ours).unwrap(), before);
 }
+
+/// An unsigned (version-1-shaped) file is merged only into an unsigned
+/// OURS: where the vault is signed, it can only be a forgery.
+#[test]
+fn an_unsigned_branch_does_not_merge_into_a_signed_vault() {
+    let r = Repo::new();
+    let (base, ours, _) = three_copies(&r);
+    let mut conn = rusqlite::Connection::open_in_memory().unwrap();
+    conn.execute_batch(V1_SCHEMA).unwrap();
+    conn.execute(
+        "INSERT INTO recipients VALUES (?1, '2026-01-01T00:00:00Z')",
+        [r.recipient(&r.a)],
+    )
+    .unwrap();
+    conn.execute_batch(
+        "INSERT INTO secrets VALUES (1, 'db', '2026-01-01T00:00:00Z', '2026-01-01T00:00:00Z');
+         INSERT INTO entries VALUES (1, 'LD_PRELOAD', '/tmp/evil.so');",
+    )
+    .unwrap();
+    let v1 = conn.serialize(rusqlite::MAIN_DB).unwrap().to_vec();
+    let theirs = r.a.path("unsigned.age");
+    fs::write(
+        &theirs,
+        vault::testing::forge::seal(&v1, &[r.recipient(&r.a)], None).unwrap(),
+    )
+    .unwrap();
+    let before = fs::read(&ours).unwrap();
+    r.a.vault(["git", "merge"])
+        .arg_path(&base)
+        .arg_path(&ours)
+        .arg_path(&theirs)
+        .run()
+        .fails(1)
+        .stderr_has("(theirs) is not signed, but")
+        .lacks("evil");
+    assert_eq!(fs::read(&ours).unwrap(), before);
+}
