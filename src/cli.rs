@@ -264,6 +264,11 @@ pub(crate) enum Command {
     #[command(after_long_help = EX_GIT)]
     Git(GitCommand),
 
+    /// List and resolve the conflicts `vault git merge` left in the vault
+    #[command(subcommand)]
+    #[command(after_long_help = EX_CONFLICTS)]
+    Conflicts(ConflictsCommand),
+
     /// Check that every source, required key and files key of the project resolves (the CI gate)
     ///
     /// Runs nothing; exits 1 naming every missing secret, file and key.
@@ -309,6 +314,71 @@ pub(crate) enum GitCommand {
         #[arg(long)]
         reveal: bool,
     },
+
+    /// git's merge driver: merge two branches' versions of a vault, key by key
+    ///
+    /// git runs it as `vault git merge %O %A %B %P` for a file with
+    /// `merge=vault` in .gitattributes. All three versions must open with
+    /// your identity, without a prompt (an identity file, VAULT_AGE_KEY, the
+    /// agent, or a passphrase file), and pass the same trust checks as a
+    /// read. The result replaces OURS, signed by you. Different changes of
+    /// one key (or a secret deleted on one branch and changed on the other)
+    /// are conflicts: OURS's value stays, each is recorded in the vault
+    /// (`vault conflicts list`), named on stderr, and the exit status is 1,
+    /// so that git stops.
+    #[command(after_long_help = EX_GIT_MERGE)]
+    Merge {
+        /// The common ancestor's version (git's %O)
+        #[arg(value_name = "BASE")]
+        base: PathBuf,
+        /// Your branch's version, replaced by the result (git's %A)
+        #[arg(value_name = "OURS")]
+        ours: PathBuf,
+        /// The other branch's version (git's %B)
+        #[arg(value_name = "THEIRS")]
+        theirs: PathBuf,
+        /// The vault's path in the work tree (git's %P), for messages and trust
+        #[arg(value_name = "PATH")]
+        path: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum ConflictsCommand {
+    /// The keys and secrets a merge left in conflict (never their values)
+    #[command(visible_alias = "ls")]
+    #[command(after_long_help = EX_CONFLICTS_LIST)]
+    List {
+        /// Print a JSON array of {env, secret, key, base, ours, theirs}, each
+        /// side "set" or "absent" (key null: the whole secret)
+        #[arg(long)]
+        json: bool,
+    },
+    /// Settle a conflict by taking one side: the key (or the whole secret)
+    /// becomes exactly as that side has it, absent included
+    #[command(after_long_help = EX_CONFLICTS_RESOLVE)]
+    Resolve {
+        /// The secret (NAME or ENV/NAME)
+        #[arg(value_name = "ENV/NAME", required_unless_present = "all")]
+        secret: Option<String>,
+        /// One key of it [default: every conflict of the secret]
+        #[arg(value_name = "KEY")]
+        key: Option<String>,
+        /// Every conflict in the vault (with --take ours or theirs)
+        #[arg(long, conflicts_with_all = ["secret", "key"])]
+        all: bool,
+        /// The side to take
+        #[arg(long, value_enum, value_name = "SIDE")]
+        take: TakeSide,
+    },
+}
+
+/// A side of a merge conflict.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum TakeSide {
+    Ours,
+    Theirs,
+    Base,
 }
 
 #[derive(Debug, Subcommand)]
@@ -866,6 +936,11 @@ const EX_PASSWD: &str =
 const EX_DOCTOR: &str = "Examples:\n  vault doctor\n";
 const EX_RECIPIENTS: &str = "Examples:\n  vault recipients list\n  vault recipients add age1… --vault ./secrets.vault\n  vault recipients remove \"$(cat bob.pub)\"\n";
 const EX_RECIPIENT: &str = "Examples:\n  vault recipient\n";
+const EX_GIT_MERGE: &str = "Examples:\n  vault git setup --vault team.age    # once per clone: sets merge.vault.driver\n  VAULT_IDENTITY=key.txt git merge feature\n";
+const EX_CONFLICTS: &str = "Examples:\n  vault conflicts list --vault team.age\n  vault conflicts resolve db PGPASSWORD --take theirs --vault team.age\n  vault conflicts resolve --all --take ours --vault team.age\n";
+const EX_CONFLICTS_LIST: &str =
+    "Examples:\n  vault conflicts list --vault team.age\n  vault conflicts list --json\n";
+const EX_CONFLICTS_RESOLVE: &str = "Examples:\n  vault conflicts resolve db PGPASSWORD --take theirs\n  vault conflicts resolve prod/api --take base\n  vault conflicts resolve --all --take ours\n";
 const EX_TRUST: &str = "Examples:\n  vault trust\n  vault trust --vault ./secrets.vault --yes\n";
 const EX_EXPORT: &str = "Examples:\n  vault export\n  vault export db\n  vault export db stripe --format json\n  eval \"$(vault export db --format shell)\"\n  vault export db --format docker > db.env && docker run --env-file db.env IMAGE\n  vault export db --format k8s --k8s-name db-credentials | kubectl apply -f -\n  vault export db --format github    # in a GitHub Actions step\n";
 const EX_RUN: &str = "Examples:\n  vault run -- npm start\n  vault run -s db -- psql\n  vault run -s prod/db --dotenv-name .env.local -- ./migrate\n  vault run --redact -s deploy -- ./deploy\n  vault run -s gcp --as-file GOOGLE_APPLICATION_CREDENTIALS -- gcloud auth list\n  vault run -s db --render config.tmpl=APP_CONFIG -- ./app\n  vault run -s db -s stripe --dotenv -- npm test\n  vault run -s db --require PGPASSWORD --clean-env -- ./migrate\n  vault run --set X=1 -s a --set X=2 --explain\n";
@@ -894,7 +969,7 @@ const EX_EDIT: &str = "Examples:\n  vault secret edit db\n  EDITOR=nano vault se
 const EX_GENERATE: &str = "Examples:\n  vault secret generate app SESSION_KEY\n  vault secret generate db PGPASSWORD --length 40 --chars url\n";
 const EX_ROTATED: &str =
     "Examples:\n  vault secret rotated db\n  vault secret rotated -e prod db stripe\n";
-const EX_GIT: &str = "Examples:\n  vault git setup --vault secrets.vault\n  git diff secrets.vault\n  git log -p -- secrets.vault\n";
+const EX_GIT: &str = "Examples:\n  vault git setup --vault secrets.vault\n  git diff secrets.vault\n  git log -p -- secrets.vault\n  git merge feature    # runs `vault git merge`\n";
 const EX_GIT_SETUP: &str = "Examples:\n  vault git setup --vault secrets.vault\n  vault git setup    # in a project whose vault.toml names the vault\n";
 const EX_GIT_SHOW: &str = "Examples:\n  vault git show secrets.vault\n  git show HEAD~3:secrets.vault > old.vault && vault git show old.vault\n";
 const EX_DESCRIBE: &str = "Examples:\n  vault secret describe db PGPASSWORD \"rotated by the DBA, ask #infra\"\n  vault secret describe db PGPASSWORD \"\"\n";

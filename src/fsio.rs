@@ -317,7 +317,19 @@ pub(crate) fn atomic_write(
     target: &Path,
     fill: impl FnOnce(&mut File) -> io::Result<()>,
 ) -> Result<()> {
-    atomic_write_mode(target, 0o600, fill)
+    atomic_write_mode(target, 0o600, true, fill)
+}
+
+/// `atomic_write`, with the fsyncs only when `durable`: git's merge driver
+/// replaces a temporary file git owns and syncs itself (DESIGN v2 "Git"),
+/// so it still gets temp + rename (a failure leaves the old file) but not
+/// the cost of two fsyncs.
+pub(crate) fn atomic_replace(
+    target: &Path,
+    durable: bool,
+    fill: impl FnOnce(&mut File) -> io::Result<()>,
+) -> Result<()> {
+    atomic_write_mode(target, 0o600, durable, fill)
 }
 
 /// `atomic_write` of a file meant to be shared, not secret (a repository's
@@ -327,12 +339,13 @@ pub(crate) fn atomic_write(
 pub(crate) fn write_shared(target: &Path, bytes: &[u8]) -> Result<()> {
     let target = resolve(target)?;
     let mode = fs::metadata(&target).map_or(0o644, |m| m.permissions().mode() & 0o7777);
-    atomic_write_mode(&target, mode, |f| f.write_all(bytes))
+    atomic_write_mode(&target, mode, true, |f| f.write_all(bytes))
 }
 
 fn atomic_write_mode(
     target: &Path,
     mode: u32,
+    durable: bool,
     fill: impl FnOnce(&mut File) -> io::Result<()>,
 ) -> Result<()> {
     let dir = parent(target);
@@ -352,13 +365,19 @@ fn atomic_write_mode(
     }
     let written = fill(tmp.as_file_mut())
         .and_then(|()| tmp.as_file_mut().flush())
-        .and_then(|()| tmp.as_file().sync_all());
+        .and_then(|()| {
+            if durable {
+                tmp.as_file().sync_all()
+            } else {
+                Ok(())
+            }
+        });
     if let Err(e) = written {
         return Err(Error::io("write", target, e));
     }
     tmp.persist(target)
         .map_err(|e| Error::io("replace", target, e.error))?;
-    sync_dir(&dir)
+    if durable { sync_dir(&dir) } else { Ok(()) }
 }
 
 /// `atomic_write` without the fsyncs, for a file that is only a cache
@@ -368,20 +387,7 @@ pub(crate) fn replace_unsynced(
     target: &Path,
     fill: impl FnOnce(&mut File) -> io::Result<()>,
 ) -> Result<()> {
-    let dir = parent(target);
-    let (prefix, suffix) = temp_affixes(target);
-    let mut tmp = tempfile::Builder::new()
-        .prefix(&prefix)
-        .suffix(suffix)
-        .permissions(fs::Permissions::from_mode(0o600))
-        .tempfile_in(&dir)
-        .map_err(|e| Error::io("create a temporary file in", &dir, e))?;
-    fill(tmp.as_file_mut())
-        .and_then(|()| tmp.as_file_mut().flush())
-        .map_err(|e| Error::io("write", target, e))?;
-    tmp.persist(target)
-        .map_err(|e| Error::io("replace", target, e.error))?;
-    Ok(())
+    atomic_write_mode(target, 0o600, false, fill)
 }
 
 /// Removes temp files a killed writer left beside `target`. Only called with

@@ -45,6 +45,7 @@ mod exec;
 mod fsio;
 mod hardening;
 mod memfd;
+mod merge;
 mod names;
 mod output;
 mod project;

@@ -89,6 +89,12 @@ pub fn is_env_key(s: &str) -> bool {
 #[derive(Clone, PartialEq, Eq)]
 pub struct SecretValue(Zeroizing<String>);
 
+/// Whether `key=value` may be stored (what `SecretValue::new` checks, on
+/// borrowed text: the write path's row validation runs it on every row).
+pub(crate) fn storable(key: &str, value: &str) -> bool {
+    !value.contains('\0') && key.len() + 1 + value.len() <= MAX_PAIR_LEN
+}
+
 impl SecretValue {
     /// Checks that `key=value` can be stored and later passed to `execve`.
     pub fn new(key: &EnvKey, value: Zeroizing<String>) -> Result<Self> {

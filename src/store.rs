@@ -11,6 +11,7 @@ use zeroize::Zeroizing;
 use crate::error::{Error, Result};
 use crate::names::{EnvKey, SecretName, SecretValue};
 
+pub(crate) mod conflicts;
 pub(crate) mod history;
 pub(crate) mod rotation;
 pub(crate) mod view;
@@ -572,6 +573,45 @@ pub(crate) fn set_generation(conn: &Connection, generation: u64) -> Result<()> {
 /// values (no NUL, pair size), recipients that parse, RFC 3339 timestamps,
 /// `meta`. SQLite's types are checked too: a forged row may hold a blob.
 pub(crate) fn validate(conn: &Connection, source: &str) -> Result<()> {
+    validate_with(conn, source, None)
+}
+
+/// Why an entry fails the checks a user's input gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum EntryFault {
+    NotText,
+    BadKey,
+    BadValue,
+}
+
+/// The checks of one `entries` row as `validate` makes them, on the bytes
+/// SQLite holds: UTF-8 text, a portable key, a value without NUL that fits
+/// in one environment string. `None` for a value that is not text.
+pub(crate) fn check_entry(
+    key: Option<&[u8]>,
+    value: Option<&[u8]>,
+) -> std::result::Result<(), EntryFault> {
+    let (Some(key), Some(value)) = (key, value) else {
+        return Err(EntryFault::NotText);
+    };
+    let (Ok(key), Ok(value)) = (std::str::from_utf8(key), std::str::from_utf8(value)) else {
+        return Err(EntryFault::NotText);
+    };
+    if !crate::names::is_env_key(key) {
+        return Err(EntryFault::BadKey);
+    }
+    if !crate::names::storable(key, value) {
+        return Err(EntryFault::BadValue);
+    }
+    Ok(())
+}
+
+/// `validate`, where every `entries` row but those of the secrets `only`
+/// lists was already checked by `check_entry` in this connection and not
+/// changed since (`git merge` checks OURS's rows as it first reads them,
+/// and then changes a few secrets): the rest of the database is checked
+/// in full, those secrets' entries too.
+pub(crate) fn validate_with(conn: &Connection, source: &str, only: Option<&[i64]>) -> Result<()> {
     let bad = |what: String| damaged(source, what);
     meta(conn, source)?;
     {
@@ -602,29 +642,78 @@ pub(crate) fn validate(conn: &Connection, source: &str) -> Result<()> {
         }
     }
     {
-        let mut stmt = conn.prepare(
-            "SELECT s.name, typeof(e.key), e.key, typeof(e.value), e.value
-             FROM entries e LEFT JOIN secrets s ON s.id = e.secret_id",
-        )?;
-        let mut rows = stmt.query([])?;
-        while let Some(r) = rows.next()? {
-            let Some(name) = r.get::<_, Option<String>>(0)? else {
-                return Err(bad("an entry belongs to no secret".into()));
+        // One look-up for orphans, then a sequential scan of `entries`
+        // that borrows each key and value instead of copying it (this runs
+        // before every write, and on `git merge`'s 10,000-row results;
+        // BENCHMARKS.md, "Merge"). The same checks as `EnvKey::parse` and
+        // `SecretValue::new`; a secret's name only for a message.
+        // (With `only`, the loader checked that every row's secret exists.)
+        let orphan: Option<i64> = match only {
+            Some(_) => None,
+            None => conn
+                .query_row(
+                    "SELECT 1 FROM entries e WHERE NOT EXISTS
+                         (SELECT 1 FROM secrets s WHERE s.id = e.secret_id) LIMIT 1",
+                    [],
+                    |r| r.get(0),
+                )
+                .optional()?,
+        };
+        if orphan.is_some() {
+            return Err(bad("an entry belongs to no secret".into()));
+        }
+        let name_of = |id: i64| -> String {
+            conn.query_row("SELECT name FROM secrets WHERE id = ?1", [id], |r| {
+                r.get::<_, String>(0)
+            })
+            .unwrap_or_default()
+        };
+        let check = |r: &rusqlite::Row| -> Result<()> {
+            use rusqlite::types::ValueRef;
+            let text = |i| match r.get_ref(i) {
+                Ok(ValueRef::Text(t)) => Some(t),
+                _ => None,
             };
-            if r.get::<_, String>(1)? != "text" || r.get::<_, String>(3)? != "text" {
-                return Err(bad(format!(
-                    "secret `{name}` has an entry that is not text"
-                )));
+            let (key, value) = (text(1), text(2));
+            let name = || name_of(r.get::<_, i64>(0).unwrap_or_default());
+            match check_entry(key, value) {
+                Ok(()) => Ok(()),
+                Err(EntryFault::NotText) => Err(bad(format!(
+                    "secret `{}` has an entry that is not text",
+                    name()
+                ))),
+                Err(EntryFault::BadKey) => {
+                    Err(bad(format!("secret `{}` has an invalid key", name())))
+                }
+                Err(EntryFault::BadValue) => Err(bad(format!(
+                    "secret `{}`: the value of `{}` is invalid",
+                    name(),
+                    String::from_utf8_lossy(key.unwrap_or_default())
+                ))),
             }
-            let key: String = r.get(2)?;
-            let key = EnvKey::parse(&key)
-                .map_err(|_| bad(format!("secret `{name}` has an invalid key")))?;
-            let value = Zeroizing::new(r.get::<_, String>(4)?);
-            SecretValue::new(&key, value)
-                .map_err(|_| bad(format!("secret `{name}`: the value of `{key}` is invalid")))?;
+        };
+        match only {
+            None => {
+                let mut stmt = conn.prepare("SELECT secret_id, key, value FROM entries")?;
+                let mut rows = stmt.query([])?;
+                while let Some(r) = rows.next()? {
+                    check(r)?;
+                }
+            }
+            Some(ids) => {
+                let mut stmt = conn.prepare_cached(
+                    "SELECT secret_id, key, value FROM entries WHERE secret_id = ?1",
+                )?;
+                for id in ids {
+                    let mut rows = stmt.query([id])?;
+                    while let Some(r) = rows.next()? {
+                        check(r)?;
+                    }
+                }
+            }
         }
     }
-    validate_history(conn, source)?;
+    validate_history(conn, source, only)?;
     validate_v5(conn, source)?;
     recipients_info(conn)
         .map_err(|e| Error::new(format!("{source} is damaged: {}", e.message())))?;
@@ -634,7 +723,7 @@ pub(crate) fn validate(conn: &Connection, source: &str) -> Result<()> {
 /// The columns and table that schema v3 (history) adds: versions are
 /// positive integers, authors and descriptions printable, and every earlier
 /// version an object of valid keys and values, as if typed by a user.
-fn validate_history(conn: &Connection, source: &str) -> Result<()> {
+fn validate_history(conn: &Connection, source: &str, only: Option<&[i64]>) -> Result<()> {
     let bad = |what: String| damaged(source, what);
     let printable = |s: &str| !s.chars().any(char::is_control) && s.len() <= 1024;
     let mut stmt = conn.prepare(
@@ -653,18 +742,32 @@ fn validate_history(conn: &Connection, source: &str) -> Result<()> {
             )));
         }
     }
-    let mut stmt = conn.prepare(
+    // Every row, or (`only`) those of the secrets listed: the loader
+    // checked the others' descriptions (`check_entry`'s caller). Two
+    // statements: an `OR` in one would scan every row per secret.
+    const DESCRIBED: &str =
         "SELECT s.name, e.description FROM entries e JOIN secrets s ON s.id = e.secret_id
-         WHERE e.description IS NOT NULL",
-    )?;
-    let mut rows = stmt.query([])?;
-    while let Some(r) = rows.next()? {
-        let name: String = r.get(0)?;
-        let text: Option<String> = r.get(1).ok();
-        if !text.as_deref().is_some_and(is_description) {
-            return Err(bad(format!(
-                "secret `{name}` has an invalid key description"
-            )));
+         WHERE e.description IS NOT NULL";
+    let (mut stmt, ids): (_, Vec<Option<i64>>) = match only {
+        None => (conn.prepare(DESCRIBED)?, vec![None]),
+        Some(ids) => (
+            conn.prepare(&format!("{DESCRIBED} AND e.secret_id = ?1"))?,
+            ids.iter().copied().map(Some).collect(),
+        ),
+    };
+    for id in ids {
+        let mut rows = match id {
+            None => stmt.query([])?,
+            Some(id) => stmt.query([id])?,
+        };
+        while let Some(r) = rows.next()? {
+            let name: String = r.get(0)?;
+            let text: Option<String> = r.get(1).ok();
+            if !text.as_deref().is_some_and(is_description) {
+                return Err(bad(format!(
+                    "secret `{name}` has an invalid key description"
+                )));
+            }
         }
     }
     let mut stmt = conn.prepare(

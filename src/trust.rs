@@ -134,9 +134,24 @@ impl State {
 /// The rules for reading (DESIGN v2 "Trust", "Reading", "Refusals", "Older
 /// files", "Version-1 files"). On `Ok`, `state` is what `trusted.json`
 /// becomes. `is_me` tells your own recipients, always trusted.
+#[cfg(test)]
 pub(crate) fn decide(
     state: &mut State,
     path: &str,
+    seen: Seen<'_>,
+    is_me: &dyn Fn(&str) -> bool,
+) -> std::result::Result<Vec<Note>, Refusal> {
+    decide_at(state, Some(path), seen, is_me)
+}
+
+/// `decide` for a file that may be at no path of its own: git's merge
+/// driver reads temporary copies (`%O %A %B`), which must neither be
+/// recorded as the vault's paths nor claim them; without `path` the rules
+/// about paths (another vault, unsigned after signed) do not apply, all
+/// the others do.
+pub(crate) fn decide_at(
+    state: &mut State,
+    path: Option<&str>,
     seen: Seen<'_>,
     is_me: &dyn Fn(&str) -> bool,
 ) -> std::result::Result<Vec<Note>, Refusal> {
@@ -148,7 +163,7 @@ pub(crate) fn decide(
             // A version-1 file is read as before, unless its path was last
             // seen holding a signed vault: a forged v1-shaped file must not
             // replace a signed one.
-            return match state.at_path(path) {
+            return match path.and_then(|p| state.at_path(p)) {
                 Some((_, k)) if k.signed => Err(Refusal::UnsignedAfterSigned),
                 _ => Ok(vec![]),
             };
@@ -161,7 +176,7 @@ pub(crate) fn decide(
             db_sha256,
         } => (vault_id, generation, signer, recipients, db_sha256),
     };
-    if let Some((other, _)) = state.at_path(path)
+    if let Some((other, _)) = path.and_then(|p| state.at_path(p))
         && other != vault_id
     {
         return Err(Refusal::OtherVault);
@@ -185,7 +200,9 @@ pub(crate) fn decide(
                 ..Known::default()
             },
         );
-        state.claim_path(vault_id, path);
+        if let Some(path) = path {
+            state.claim_path(vault_id, path);
+        }
         return Ok(vec![Note::FirstUse {
             signer: signer.to_string(),
             members: recipients.len(),
@@ -213,7 +230,9 @@ pub(crate) fn decide(
         // trusted set now, and whom it dropped is remembered.
         adopt(known, recipients, generation, db_sha256);
     }
-    state.claim_path(vault_id, path);
+    if let Some(path) = path {
+        state.claim_path(vault_id, path);
+    }
     Ok(notes)
 }
 

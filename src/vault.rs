@@ -599,10 +599,220 @@ fn read_modify_write<T>(
         // database has no free pages left to carry old bytes.
         conn.execute_batch("VACUUM")?;
     }
-    let db_sha256 = save(&mut conn, &paths.file, keys)?;
+    let db_sha256 = save(&mut conn, &paths.file, keys, true)?;
     // You signed it: its recipients are the trusted set.
     trusted.update(|st| trust::record_write(st, &at, &id, generation, &after, &db_sha256))?;
     Ok(out)
+}
+
+// ------------------------------------------------- git's merge driver
+
+/// One of the three files git hands its merge driver, decrypted in full,
+/// strictly loaded and verified as a read verifies (DESIGN v2 "Git").
+pub(crate) struct MergeInput<S> {
+    pub(crate) conn: Connection,
+    pub(crate) provenance: Provenance,
+    /// What `summarize` made of it, on the thread that loaded it.
+    pub(crate) summary: S,
+}
+
+/// What `load_merge` returns: BASE, OURS and THEIRS, and `trusted.json`
+/// as it was before any of them was read.
+pub(crate) struct MergeInputs<S> {
+    pub(crate) base: MergeInput<S>,
+    pub(crate) ours: MergeInput<S>,
+    pub(crate) theirs: MergeInput<S>,
+    before: trust::State,
+}
+
+/// Loads git's `%O %A %B`: the three headers are unwrapped here (the keys
+/// may be the agent's, which serves one request at a time), then the three
+/// payloads are decrypted, loaded and `summarize`d by a thread each, so a
+/// merge costs about one decryption on each core instead of three in a
+/// row (BENCHMARKS.md, "Merge"). Then each must pass Trust exactly as a
+/// read does (`verify`), in the order BASE, THEIRS, OURS, so that when two
+/// branches reach the same generation, your own branch's members are the
+/// ones trusted last; `at` is where the vault lives in the work tree
+/// (git's PATH), none for a bare `vault git merge` of three files.
+/// BASE and the other branch may be older than the newest generation seen,
+/// by nature: no note for that. All three must carry the same vault id,
+/// and an unsigned (version-1) input is accepted only when OURS is
+/// unsigned too: a forged version-1-shaped file on a branch must not slip
+/// in where the vault is signed.
+pub(crate) fn load_merge<S: Send>(
+    paths: &Paths,
+    at: Option<&str>,
+    files: [(&Path, String); 3],
+    keys: &Keys,
+    summarize: impl Fn(&Connection) -> Result<S> + Sync,
+) -> Result<MergeInputs<S>> {
+    let before = trust::Store::new(&paths.dir).load()?;
+    let mut opened = vec![];
+    for (path, label) in &files {
+        let file = fsio::open_regular(path)?;
+        if file.metadata().is_ok_and(|m| m.len() == 0) {
+            return Err(Error::new(format!("{label} is empty"))
+                .hint("restore it from version control (`git checkout --ours/--theirs`)"));
+        }
+        opened.push(file);
+    }
+    let mut readers = vec![];
+    for (i, (file, (_, label))) in opened.iter().zip(&files).enumerate() {
+        keys.forget_signatures();
+        let (plain, len) = crypto::open(file, keys, label, PARALLEL_MIN, 1)?;
+        // Only OURS is changed; BASE and THEIRS are only read, from
+        // read-only images that SQLite reads in place (`mmap_size`: no
+        // copy of every page into its cache).
+        let access = if i == 1 { Access::Write } else { Access::Read };
+        readers.push((plain, len, keys.take_signatures(), label.as_str(), access));
+    }
+    let summarize = &summarize;
+    let results: Vec<Result<(Loaded, S)>> = std::thread::scope(|s| {
+        let handles: Vec<_> = readers
+            .into_iter()
+            .map(|(plain, len, signatures, label, access)| {
+                s.spawn(move || {
+                    let loaded = deserialize(plain, len, label, access, signatures)?;
+                    if access == Access::Read {
+                        loaded.conn.pragma_update(None, "mmap_size", len as i64)?;
+                    }
+                    let summary = summarize(&loaded.conn)?;
+                    Ok((loaded, summary))
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join().unwrap_or_else(|_| {
+                    Err(Error::new(
+                        "internal error: a thread loading the merge inputs panicked",
+                    ))
+                })
+            })
+            .collect()
+    });
+    let mut results = results.into_iter();
+    let mut next = || {
+        results
+            .next()
+            .unwrap_or_else(|| Err(Error::new("internal error: a merge input went missing")))
+    };
+    let (base, ours, theirs) = (next()?, next()?, next()?);
+    let verified = |(loaded, summary): (Loaded, S)| -> Result<MergeInput<S>> {
+        let provenance = verify_at(paths, at, keys, &loaded, false)?;
+        Ok(MergeInput {
+            conn: loaded.conn,
+            provenance,
+            summary,
+        })
+    };
+    let base = verified(base)?;
+    let theirs = verified(theirs)?;
+    let ours = verified(ours)?;
+    let labels = [&files[0].1, &files[1].1, &files[2].1];
+    let inputs = [&base, &ours, &theirs];
+    if ours.provenance.signer.is_some() {
+        for (input, label) in inputs.iter().zip(labels) {
+            if input.provenance.signer.is_none() {
+                return Err(Error::new(format!(
+                    "{label} is not signed, but {} is: an unsigned vault cannot be merged into a signed one",
+                    labels[1]
+                ))
+                .hint("a forged version-1 file on a branch must not slip in; ask whoever made that branch to write the vault with this version of vault"));
+            }
+        }
+    }
+    let ids: Vec<String> = inputs
+        .iter()
+        .filter_map(|i| i.provenance.meta.map(|m| m.id_hex()))
+        .collect();
+    if ids.windows(2).any(|w| w[0] != w[1]) {
+        return Err(Error::new(format!(
+            "{}, {} and {} are different vaults (their vault ids differ)",
+            labels[0], labels[1], labels[2]
+        ))
+        .hint("a vault can only be merged with another version of itself; take one side (`git checkout --ours` or `--theirs`) and redo the other's changes"));
+    }
+    Ok(MergeInputs {
+        base,
+        ours,
+        theirs,
+        before,
+    })
+}
+
+impl<S> MergeInputs<S> {
+    /// Writes the merge result (OURS's database, as `merge::apply` changed
+    /// it) to `out`, git's temporary copy of OURS: every row validated
+    /// as for any write, the newest generation, signed by you, encrypted to
+    /// exactly the recipients it lists, by temporary file and rename beside
+    /// `out` (no fsync: git owns that file).
+    /// No `vault.lock`: `out` is not the vault's path. `checked`: the
+    /// secrets whose entries the merge wrote, when every other entry row
+    /// of OURS was checked as it was read (`store::validate_with`). A member the result
+    /// lists whom a newer trusted file removed is refused unless an input
+    /// that lists them is at least that new (the removal is not news to
+    /// it) or `--allow-older` says so: a replayed old file on a branch must
+    /// not bring a removed member back through a merge.
+    pub(crate) fn write(
+        &mut self,
+        paths: &Paths,
+        out: &Path,
+        keys: &Keys,
+        checked: Option<&[i64]>,
+    ) -> Result<()> {
+        // What each input listed, and how new it was.
+        let seen: Vec<(&[String], Option<u64>)> = [&self.base, &self.ours, &self.theirs]
+            .iter()
+            .map(|i| {
+                (
+                    i.provenance.recipients.as_slice(),
+                    i.provenance.meta.map(|m| m.generation),
+                )
+            })
+            .collect();
+        let highest = seen.iter().filter_map(|s| s.1).max().unwrap_or(0);
+        let result = &self.ours.conn;
+        let source = out.display().to_string();
+        fsio::refuse_non_regular(out)?;
+        store::validate_with(result, &source, checked)?;
+        let meta = store::meta(result, &source)?;
+        let id = meta.id_hex();
+        let after = store::recipients(result)?;
+        if let Some(known) = self.before.vaults.get(&id)
+            && !paths.allow_older
+        {
+            for r in &after {
+                let Some(&removed_at) = known.removed.get(r) else {
+                    continue;
+                };
+                let knows = seen
+                    .iter()
+                    .any(|(rs, g)| rs.contains(r) && g.is_some_and(|g| g >= removed_at));
+                if !knows {
+                    return Err(refusal(
+                        trust::Refusal::Removed {
+                            member: r.clone(),
+                            generation: removed_at,
+                        },
+                        &source,
+                        paths,
+                    ));
+                }
+            }
+        }
+        let trusted = trust::Store::new(&paths.dir).load()?;
+        let generation = trust::next_generation(&trusted, &id, highest);
+        store::set_generation(&self.ours.conn, generation)?;
+        // Not recorded in `trusted.json` here: `out` is git's copy, and the
+        // first read of the result (signed by you, the newest generation)
+        // adopts it as your own write would. Recording it would cost the
+        // merge an fsync of `trusted.json`, several times its own work on
+        // a slow disk (BENCHMARKS.md, "Merge").
+        save(&mut self.ours.conn, out, keys, false)?;
+        Ok(())
+    }
 }
 
 /// Serializes the database and replaces `path` with it, encrypted to
@@ -610,7 +820,7 @@ fn read_modify_write<T>(
 /// a teammate's write must not drop the owner), and signed by `keys`
 /// (DESIGN v2 "Trust"): one more header stanza, `-> vault-sig v1 <fp>`.
 /// Returns the SHA-256 (hex) of the database it saved.
-fn save(conn: &mut Connection, path: &Path, keys: &Keys) -> Result<String> {
+fn save(conn: &mut Connection, path: &Path, keys: &Keys, durable: bool) -> Result<String> {
     let listed = store::recipients(conn)?;
     if listed.is_empty() {
         return Err(
@@ -624,7 +834,7 @@ fn save(conn: &mut Connection, path: &Path, keys: &Keys) -> Result<String> {
     let db_sha256 = hex(&Sha256::digest(&data[..]));
     let mut recipients = crypto::parse_recipients(&listed)?;
     recipients.push(Box::new(signature));
-    fsio::atomic_write(path, |f| {
+    fsio::atomic_replace(path, durable, |f| {
         let mut w = BufWriter::with_capacity(1 << 16, f);
         crypto::encrypt_to(&recipients, &data, &mut w)?;
         w.flush()
@@ -736,11 +946,23 @@ fn trust_path(paths: &Paths) -> String {
 /// update of `trusted.json` it implies. Refusals are errors (exit 1,
 /// nothing run, file unchanged).
 fn verify(paths: &Paths, keys: &Keys, loaded: &Loaded) -> Result<Provenance> {
+    verify_at(paths, Some(&trust_path(paths)), keys, loaded, true)
+}
+
+/// `verify` of a file known at `at` in `trusted.json` (none for git's
+/// temporary copies: see `trust::decide_at`); `paths` names the vault in
+/// hints.
+fn verify_at(
+    paths: &Paths,
+    at: Option<&str>,
+    keys: &Keys,
+    loaded: &Loaded,
+    older_note: bool,
+) -> Result<Provenance> {
     let source = &loaded.source;
     let refuse = |r| refusal(r, source, paths);
     let recipients = store::recipients(&loaded.conn)?;
     let trusted = trust::Store::new(&paths.dir);
-    let at = trust_path(paths);
     let (signer, seen_id) = match (loaded.signatures.as_slice(), loaded.meta) {
         ([], _) => (None, None),
         ([stanza], Some(meta))
@@ -789,7 +1011,7 @@ fn verify(paths: &Paths, keys: &Keys, loaded: &Loaded) -> Result<Provenance> {
     };
     let is_me = |r: &str| keys.is_mine(r);
     let (notes, newest) = trusted.update(|st| {
-        let verdict = trust::decide(st, &at, seen, &is_me);
+        let verdict = trust::decide_at(st, at, seen, &is_me);
         let newest = seen_id
             .as_ref()
             .and_then(|(id, _)| st.vaults.get(id).map(|k| k.generation));
@@ -801,6 +1023,7 @@ fn verify(paths: &Paths, keys: &Keys, loaded: &Loaded) -> Result<Provenance> {
                 "trusting {source} on first use: signed by {signer}, {members} member{}",
                 if members == 1 { "" } else { "s" }
             )),
+            trust::Note::Older { .. } if !older_note => {}
             trust::Note::Older {
                 generation,
                 highest,

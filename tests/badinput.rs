@@ -63,6 +63,7 @@ groups!(
     fifo,
     projects,
     git,
+    conflicts,
 );
 
 fn cmd_dir() -> PathBuf {

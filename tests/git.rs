@@ -101,11 +101,6 @@ impl Member {
     }
 }
 
-fn path_with_vault() -> String {
-    let bin = Path::new(BIN).parent().unwrap();
-    format!("{}:/usr/local/bin:/usr/bin:/bin", bin.display())
-}
-
 /// A repository made by `owner` under their temp dir, holding the team
 /// vault `secrets.vault` with `db` (three keys, one of them CANARY) and a
 /// second member `other` added, committed with its `vault git setup`.

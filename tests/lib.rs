@@ -23,6 +23,7 @@ mod file_faults;
 mod files;
 mod fuzz_seeds;
 mod git;
+mod git_merge;
 mod hardening;
 mod history;
 mod identity;

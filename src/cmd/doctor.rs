@@ -165,6 +165,20 @@ pub(crate) fn run(ctx: &Context) -> Result<()> {
                     _ => r.ok(&line),
                 }
                 rotation(&mut r, &v, ctx);
+                // Left by `vault git merge`; `run` refuses those secrets.
+                match store::conflicts::list(v.conn()) {
+                    Ok(c) if c.is_empty() => r.ok("no unresolved merge conflicts"),
+                    Ok(c) => r.problem(
+                        &format!(
+                            "{} unresolved merge conflict{}: {}",
+                            c.len(),
+                            if c.len() == 1 { "" } else { "s" },
+                            c.iter().map(|c| c.label()).collect::<Vec<_>>().join(", ")
+                        ),
+                        "`vault conflicts list`, then `vault conflicts resolve ENV/NAME [KEY] --take ours|theirs|base`",
+                    ),
+                    Err(e) => r.problem(e.message(), e.hint_text().unwrap_or_default()),
+                }
             }
             Err(e) => r.problem(
                 &format!("cannot open the vault: {}", e.message()),

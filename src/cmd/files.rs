@@ -152,7 +152,7 @@ fn stored_values(ctx: &Context) -> impl FnMut(&Reference) -> Result<SecretValue>
             Some(v) => v,
             empty => empty.insert(Vault::open(&ctx.paths, &unlock::for_read(ctx)?)?),
         };
-        store::entries(v.conn(), &env, &r.secret)?
+        store::conflicts::usable_entries(v.conn(), &env, &r.secret)?
             .into_iter()
             .find(|(k, _)| *k == r.key)
             .map(|(_, value)| value)

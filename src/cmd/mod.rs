@@ -4,6 +4,7 @@
 use crate::output::note;
 mod agent;
 mod completions;
+mod conflicts;
 mod doctor;
 mod edit;
 mod envs;
@@ -15,6 +16,7 @@ mod git;
 mod history;
 mod import;
 mod input;
+mod merge;
 mod project;
 mod recipients;
 mod redact;
@@ -44,7 +46,10 @@ pub(crate) fn project_use(command: &Command) -> Use {
         // git runs `vault git show FILE` on temporary files, in the
         // repository, where a vault.toml that is not allowed must not
         // stop a diff: with FILE given, the project is not looked at.
-        Command::Git(GitCommand::Show { file: Some(_), .. }) => Use::Nothing,
+        // The merge driver, likewise, works on git's temporary files.
+        Command::Git(GitCommand::Show { file: Some(_), .. } | GitCommand::Merge { .. }) => {
+            Use::Nothing
+        }
         Command::Init
         | Command::Git(_)
         | Command::Secret(_)
@@ -53,6 +58,7 @@ pub(crate) fn project_use(command: &Command) -> Use {
         | Command::Doctor
         | Command::Recipients(_)
         | Command::Trust { .. }
+        | Command::Conflicts(_)
         | Command::Env(_) => Use::Settings,
         Command::Unlock { .. }
         | Command::Lock
@@ -99,6 +105,13 @@ pub(crate) fn dispatch(ctx: &Context, command: Command) -> Result<()> {
         Command::Check { all_envs } => project::check(ctx, all_envs),
         Command::Git(GitCommand::Setup) => git::setup(ctx),
         Command::Git(GitCommand::Show { file, reveal }) => git::show(ctx, file.as_deref(), reveal),
+        Command::Git(GitCommand::Merge {
+            base,
+            ours,
+            theirs,
+            path,
+        }) => merge::run(ctx, &base, &ours, &theirs, path.as_deref()),
+        Command::Conflicts(c) => conflicts::run(ctx, c),
         Command::Run(args) => run::run(ctx, args),
         Command::Shell(args) => run::shell(ctx, args),
         Command::Redact(args) => redact::filter(ctx, args),

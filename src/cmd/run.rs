@@ -130,7 +130,8 @@ impl<'a> Secrets<'a> {
         name: &SecretName,
     ) -> Result<Vec<(EnvKey, SecretValue)>> {
         let env = env.unwrap_or(&self.env).to_string();
-        store::entries(self.conn()?, &env, name)
+        // Never a value a merge left unresolved (DESIGN v2 "Git").
+        store::conflicts::usable_entries(self.conn()?, &env, name)
     }
 
     /// One key of a stored secret, for a `vault://` reference.

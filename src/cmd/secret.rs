@@ -137,6 +137,14 @@ pub(crate) fn run(ctx: &Context, command: SecretCommand) -> Result<()> {
                     store::descriptions(v.conn(), env, &name)?,
                 ),
             };
+            // A merge left this secret unresolved: say so (DESIGN v2 "Git").
+            let conflicted = store::conflicts::of_secret(v.conn(), env, &name)?;
+            if !conflicted.is_empty() && rev.is_none() {
+                crate::term::warn(&format!(
+                    "`{name}` has an unresolved merge conflict ({}): this branch's values are shown, and `run` refuses it until `vault conflicts resolve`",
+                    conflicted.join(", ")
+                ));
+            }
             let described = |k: &EnvKey| {
                 descriptions
                     .iter()
@@ -158,6 +166,9 @@ pub(crate) fn run(ctx: &Context, command: SecretCommand) -> Result<()> {
                 let mut doc = json!({"name": info.name, "created_at": info.created_at, "updated_at": info.updated_at, "entries": map});
                 if let Some(n) = rev {
                     doc["version"] = json!(n);
+                }
+                if !conflicted.is_empty() && rev.is_none() {
+                    doc["conflicts"] = json!(conflicted);
                 }
                 if !descriptions.is_empty() {
                     let d: serde_json::Map<_, _> = descriptions

@@ -26,7 +26,7 @@ pub(crate) fn open<'f>(
     source: &str,
     parallel_min: u64,
     threads: usize,
-) -> Result<(Box<dyn Read + 'f>, u64)> {
+) -> Result<(Box<dyn Read + Send + 'f>, u64)> {
     let mut at = read_from(input);
     let binary = looks_like_binary_age(&mut at)
         .map_err(|e| Error::io("read", std::path::Path::new(source), e))?;

@@ -444,3 +444,11 @@ pub const V1_SCHEMA: &str = "CREATE TABLE secrets (
          added_at  TEXT NOT NULL
      );
      PRAGMA user_version = 1;";
+
+/// A PATH for git tests: the folder of the `vault` under test first (git
+/// runs the merge driver and textconv by name, as `vault git setup` writes
+/// them), then the system's.
+pub fn path_with_vault() -> String {
+    let bin = std::path::Path::new(BIN).parent().unwrap();
+    format!("{}:/usr/local/bin:/usr/bin:/bin", bin.display())
+}

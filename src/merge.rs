@@ -1,0 +1,1157 @@
+//! The three-way merge of a vault (DESIGN v2 "Git"): the pure rules (one
+//! value, one secret, the recipients, rotation marks), unit-tested case by
+//! case below, and their application to OURS's database in memory, given
+//! BASE and THEIRS. Loading, verifying and writing the files is
+//! `vault.rs`'s (`load_merge`, `MergeInputs::write`); what is printed is
+//! `cmd/merge.rs`'s.
+//!
+//! Secrets are matched by (environment, name), never by id: ids are
+//! assigned per file, and two branches that each create a secret give
+//! them the same id. Most secrets of a large vault are the same on all
+//! three sides, so each side is first summarised, on the thread that
+//! loaded it, as one keyed hash of every secret's keys and values
+//! (`summarize`); only secrets whose summaries differ are read in full.
+
+use std::{
+    collections::{BTreeMap, BTreeSet, HashSet},
+    hash::{BuildHasher, Hasher, RandomState},
+};
+
+use rusqlite::{Connection, OptionalExtension, params};
+use zeroize::Zeroizing;
+
+use crate::{
+    error::{Error, Result},
+    store,
+};
+
+// ------------------------------------------------------------ the rules
+
+/// Which side a merged value comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Pick {
+    /// OURS's (unchanged on their side, or the same change on both).
+    Ours,
+    /// THEIRS's (changed only on their side).
+    Theirs,
+    /// Changed differently on both sides (deleted on one counts).
+    Conflict,
+}
+
+/// The three-way rule for one value, `None` meaning absent: a change on
+/// one side is taken, the same change on both is taken, different
+/// changes conflict.
+pub(crate) fn pick<T: PartialEq>(base: Option<T>, ours: Option<T>, theirs: Option<T>) -> Pick {
+    if ours == theirs || theirs == base {
+        Pick::Ours
+    } else if ours == base {
+        Pick::Theirs
+    } else {
+        Pick::Conflict
+    }
+}
+
+/// A secret's keys and values on one side.
+pub(crate) type Values<'a> = BTreeMap<&'a str, &'a str>;
+
+/// One key changed differently on both sides.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct KeyConflict<'a> {
+    pub(crate) key: &'a str,
+    pub(crate) base: Option<&'a str>,
+    pub(crate) ours: Option<&'a str>,
+    pub(crate) theirs: Option<&'a str>,
+}
+
+/// What the merge makes of one secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum SecretMerge<'a> {
+    /// OURS as it is (absent included).
+    Ours,
+    /// THEIRS as it is (absent: deleted).
+    Theirs,
+    /// Deleted on one side and changed on the other (or a merge that
+    /// would leave it with no key): OURS stays, one conflict for the
+    /// whole secret.
+    Whole,
+    /// Both changed it: key by key, `changes` taken from THEIRS (`None`:
+    /// remove the key), `conflicts` left as OURS has them.
+    Keys {
+        changes: Vec<(&'a str, Option<&'a str>)>,
+        conflicts: Vec<KeyConflict<'a>>,
+    },
+}
+
+/// The three-way rule for a secret, then for each of its keys.
+pub(crate) fn merge_secret<'a>(
+    base: Option<&Values<'a>>,
+    ours: Option<&Values<'a>>,
+    theirs: Option<&Values<'a>>,
+) -> SecretMerge<'a> {
+    match pick(base, ours, theirs) {
+        Pick::Ours => return SecretMerge::Ours,
+        Pick::Theirs => return SecretMerge::Theirs,
+        Pick::Conflict => {}
+    }
+    let (Some(o), Some(t)) = (ours, theirs) else {
+        return SecretMerge::Whole;
+    };
+    let empty = Values::new();
+    let b = base.unwrap_or(&empty);
+    let keys: BTreeSet<&str> = b.keys().chain(o.keys()).chain(t.keys()).copied().collect();
+    let (mut changes, mut conflicts) = (vec![], vec![]);
+    let mut left = 0;
+    for key in keys {
+        let (bv, ov, tv) = (
+            b.get(key).copied(),
+            o.get(key).copied(),
+            t.get(key).copied(),
+        );
+        match pick(bv, ov, tv) {
+            Pick::Ours => left += usize::from(ov.is_some()),
+            Pick::Theirs => {
+                left += usize::from(tv.is_some());
+                changes.push((key, tv));
+            }
+            Pick::Conflict => {
+                left += usize::from(ov.is_some());
+                conflicts.push(KeyConflict {
+                    key,
+                    base: bv,
+                    ours: ov,
+                    theirs: tv,
+                });
+            }
+        }
+    }
+    if left == 0 {
+        // Each side removed the keys the other kept: a secret has a key.
+        return SecretMerge::Whole;
+    }
+    SecretMerge::Keys { changes, conflicts }
+}
+
+/// Whether `side` changed the value of a key `base` has (DESIGN v2
+/// "Git": what clears a rotation mark; adding or removing a key does not).
+pub(crate) fn changed_a_value(base: Option<&Values>, side: Option<&Values>) -> bool {
+    let (Some(b), Some(s)) = (base, side) else {
+        return false;
+    };
+    b.iter().any(|(k, v)| s.get(k).is_some_and(|sv| sv != v))
+}
+
+/// A secret's rotation mark after the merge: each side's mark survives
+/// unless the other side changed a value of the secret (rotated it), or
+/// cleared that very mark (`vault secret rotated`, or its own value
+/// change). When both survive, the earlier one: rotation has been due
+/// since then.
+pub(crate) fn merge_mark<'a>(
+    base: Option<&'a str>,
+    ours: Option<&'a str>,
+    theirs: Option<&'a str>,
+    ours_changed: bool,
+    theirs_changed: bool,
+) -> Option<&'a str> {
+    let survives = |mark: Option<&'a str>, other: Option<&'a str>, other_changed: bool| {
+        mark.filter(|m| !(other_changed || (base == Some(*m) && other.is_none())))
+    };
+    let o = survives(ours, theirs, theirs_changed);
+    let t = survives(theirs, ours, ours_changed);
+    match (o, t) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+/// The merged members: additions from both sides are kept, a removal on
+/// either side wins. OURS's order, then THEIRS's additions.
+pub(crate) fn merge_recipients(base: &[String], ours: &[String], theirs: &[String]) -> Vec<String> {
+    let removed = |r: &String| base.contains(r) && !(ours.contains(r) && theirs.contains(r));
+    let mut out: Vec<String> = ours.iter().filter(|r| !removed(r)).cloned().collect();
+    for r in theirs {
+        if !removed(r) && !out.contains(r) {
+            out.push(r.clone());
+        }
+    }
+    out
+}
+
+// ----------------------------------------------------------- summaries
+
+/// One secret of one side, as `summarize` saw it.
+#[derive(Debug)]
+pub(crate) struct Summary {
+    env: String,
+    name: String,
+    /// A keyed hash (random key per process) of its keys and values.
+    digest: u64,
+    version: i64,
+    updated_at: String,
+    rotate_since: Option<String>,
+}
+
+/// Every secret of a side, sorted by environment and name (as bytes, the
+/// way SQLite's index orders them), and whether every `entries` row passed
+/// `store::check_entry` on the way.
+pub(crate) struct Summaries(Vec<Summary>, bool);
+
+impl Summaries {
+    /// Whether every entry row was valid as read.
+    pub(crate) fn entries_valid(&self) -> bool {
+        self.1
+    }
+}
+
+/// The summaries of one database: one sequential pass over `entries` in
+/// rowid order (no index look-up per row, no value copied), each row's
+/// key and value hashed with `hasher` and the hashes of a secret's rows
+/// added up (so their order does not matter), then `secrets` in
+/// (env, name) order. `hasher` is shared by the three sides, so equal
+/// content gives equal digests; its key is random per process, so nobody
+/// can make two different secrets collide on purpose.
+pub(crate) fn summarize(conn: &Connection, hasher: &RandomState) -> Result<Summaries> {
+    let mut digests: std::collections::HashMap<i64, u64> = std::collections::HashMap::new();
+    let mut valid = true;
+    {
+        let mut stmt = conn.prepare("SELECT secret_id, key, value, description FROM entries")?;
+        let mut rows = stmt.query([])?;
+        while let Some(r) = rows.next()? {
+            let id: i64 = r.get(0)?;
+            let text = |i| match r.get_ref(i) {
+                Ok(rusqlite::types::ValueRef::Text(t)) => Some(t),
+                _ => None,
+            };
+            let (key, value) = (text(1), text(2));
+            // The write path's own check, made here while the row is at
+            // hand (`store::validate_with`).
+            valid &= store::check_entry(key, value).is_ok()
+                && match r.get_ref(3) {
+                    Ok(rusqlite::types::ValueRef::Null) => true,
+                    Ok(rusqlite::types::ValueRef::Text(d)) => {
+                        std::str::from_utf8(d).is_ok_and(store::is_description)
+                    }
+                    _ => false,
+                };
+            let (key, value) = (key.unwrap_or_default(), value.unwrap_or_default());
+            let mut h = hasher.build_hasher();
+            h.write_usize(key.len());
+            h.write(key);
+            h.write_usize(value.len());
+            h.write(value);
+            let d = digests.entry(id).or_insert(0);
+            *d = d.wrapping_add(h.finish());
+        }
+    }
+    let mut stmt = conn.prepare(
+        "SELECT id, env, name, version, updated_at, rotate_since FROM secrets ORDER BY env, name",
+    )?;
+    let mut rows = stmt.query([])?;
+    let mut out = Vec::with_capacity(digests.len());
+    while let Some(r) = rows.next()? {
+        // A secret has a key: a row without any is no secret (as `full`
+        // sees it too).
+        let Some(&digest) = digests.get(&r.get::<_, i64>(0)?) else {
+            continue;
+        };
+        out.push(Summary {
+            env: r.get(1)?,
+            name: r.get(2)?,
+            digest,
+            version: r.get(3)?,
+            updated_at: r.get(4)?,
+            rotate_since: r.get(5)?,
+        });
+    }
+    // Every row's secret exists (no orphan: `store::validate`'s check).
+    valid &= out.len() == digests.len();
+    Ok(Summaries(out, valid))
+}
+
+// --------------------------------------------------------- application
+
+/// A conflict as recorded in `conflicts` (values are secret: `Debug`
+/// shows none).
+pub(crate) struct Conflict {
+    pub(crate) env: String,
+    pub(crate) secret: String,
+    /// `None`: the whole secret.
+    pub(crate) key: Option<String>,
+    pub(crate) base: Option<Zeroizing<String>>,
+    pub(crate) ours: Option<Zeroizing<String>>,
+    pub(crate) theirs: Option<Zeroizing<String>>,
+}
+
+impl std::fmt::Debug for Conflict {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Conflict")
+            .field("env", &self.env)
+            .field("secret", &self.secret)
+            .field("key", &self.key)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What a merge did.
+#[derive(Debug, Default)]
+pub(crate) struct Report {
+    /// Secrets changed in OURS by the merge (taken from THEIRS, added,
+    /// deleted, or merged key by key).
+    pub(crate) changed: usize,
+    pub(crate) conflicts: Vec<Conflict>,
+    pub(crate) added_members: Vec<String>,
+    pub(crate) removed_members: Vec<String>,
+    /// Secrets marked for rotation because the merge removed a member who
+    /// could read them on a branch.
+    pub(crate) marked: usize,
+    /// OURS's secrets (by id) whose entries the merge wrote: the rows the
+    /// write must check again (`store::validate_with`).
+    pub(crate) touched: Vec<i64>,
+}
+
+/// One side of the merge, as `apply` needs it.
+pub(crate) struct Side<'a> {
+    pub(crate) conn: &'a Connection,
+    pub(crate) summaries: &'a Summaries,
+    pub(crate) recipients: &'a [String],
+}
+
+/// A secret of one side read in full.
+struct Full {
+    id: i64,
+    created_at: String,
+    version: i64,
+    updated_at: String,
+    updated_by: String,
+    rotate_since: Option<String>,
+    /// key → (value, description)
+    entries: BTreeMap<String, (Zeroizing<String>, Option<String>)>,
+}
+
+impl Full {
+    fn values(&self) -> Values<'_> {
+        self.entries
+            .iter()
+            .map(|(k, (v, _))| (k.as_str(), v.as_str()))
+            .collect()
+    }
+}
+
+fn full(conn: &Connection, env: &str, name: &str) -> Result<Option<Full>> {
+    let row = conn
+        .prepare_cached(
+            "SELECT id, created_at, version, updated_at, updated_by, rotate_since
+             FROM secrets WHERE env = ?1 AND name = ?2",
+        )?
+        .query_row([env, name], |r| {
+            Ok(Full {
+                id: r.get(0)?,
+                created_at: r.get(1)?,
+                version: r.get(2)?,
+                updated_at: r.get(3)?,
+                updated_by: r.get(4)?,
+                rotate_since: r.get(5)?,
+                entries: BTreeMap::new(),
+            })
+        })
+        .optional()?;
+    let Some(mut f) = row else {
+        return Ok(None);
+    };
+    let mut stmt = conn.prepare_cached(
+        "SELECT key, value, description FROM entries WHERE secret_id = ?1 ORDER BY key",
+    )?;
+    let mut rows = stmt.query([f.id])?;
+    while let Some(r) = rows.next()? {
+        f.entries
+            .insert(r.get(0)?, (Zeroizing::new(r.get(1)?), r.get(2)?));
+    }
+    // A secret has a key; a row without any is no secret (as `summarize`,
+    // which joins on entries, sees it).
+    Ok((!f.entries.is_empty()).then_some(f))
+}
+
+/// An earlier version, as `history` keeps it.
+#[derive(Clone)]
+struct Version {
+    number: i64,
+    name: String,
+    changed_at: String,
+    changed_by: String,
+    entries: Zeroizing<String>,
+}
+
+impl Version {
+    fn same(&self, other: &Version) -> bool {
+        self.name == other.name
+            && self.changed_at == other.changed_at
+            && self.changed_by == other.changed_by
+            && self.entries == other.entries
+    }
+}
+
+fn history(conn: &Connection, id: i64) -> Result<Vec<Version>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT version, name, changed_at, changed_by, entries FROM history
+         WHERE secret_id = ?1 ORDER BY version",
+    )?;
+    let rows = stmt.query_map([id], |r| {
+        Ok(Version {
+            number: r.get(0)?,
+            name: r.get(1)?,
+            changed_at: r.get(2)?,
+            changed_by: r.get(3)?,
+            entries: Zeroizing::new(r.get(4)?),
+        })
+    })?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// The current version of secret `id` as a history row would keep it.
+fn as_version(conn: &Connection, name: &str, f: &Full) -> Result<Version> {
+    Ok(Version {
+        number: f.version,
+        name: name.to_string(),
+        changed_at: f.updated_at.clone(),
+        changed_by: f.updated_by.clone(),
+        entries: entries_json(conn, f.id)?,
+    })
+}
+
+/// `{KEY: value}` of secret `id`, as `history.entries` and whole-secret
+/// conflicts hold it (SQLite writes it, as for history).
+fn entries_json(conn: &Connection, id: i64) -> Result<Zeroizing<String>> {
+    Ok(Zeroizing::new(
+        conn.prepare_cached(
+            "SELECT json_group_object(key, value ORDER BY key) FROM entries WHERE secret_id = ?1",
+        )?
+        .query_row([id], |r| r.get(0))?,
+    ))
+}
+
+/// Replaces the history of OURS's secret `id` by the union of `rows`
+/// (duplicates, such as the versions before the branches parted, once),
+/// oldest first by time, the newest `KEPT` of them, numbered up to just
+/// below `current`. Returns the current version's number (raised if the
+/// kept versions need more room below it).
+fn rewrite_history(conn: &Connection, id: i64, rows: Vec<Version>, current: i64) -> Result<i64> {
+    let mut union: Vec<Version> = vec![];
+    for v in rows {
+        if !union.iter().any(|u| u.same(&v)) {
+            union.push(v);
+        }
+    }
+    union.sort_by(|a, b| {
+        a.changed_at
+            .cmp(&b.changed_at)
+            .then(a.number.cmp(&b.number))
+    });
+    let kept = store::history::KEPT as usize;
+    if union.len() > kept {
+        union.drain(..union.len() - kept);
+    }
+    let n = union.len() as i64;
+    let current = current.max(n + 1);
+    conn.prepare_cached("DELETE FROM history WHERE secret_id = ?1")?
+        .execute([id])?;
+    let mut stmt = conn.prepare_cached(
+        "INSERT INTO history (secret_id, version, name, changed_at, changed_by, entries)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?;
+    for (i, v) in union.iter().enumerate() {
+        stmt.execute(params![
+            id,
+            current - n + i as i64,
+            v.name,
+            v.changed_at,
+            v.changed_by,
+            v.entries.as_str()
+        ])?;
+    }
+    conn.prepare_cached("UPDATE secrets SET version = ?1 WHERE id = ?2")?
+        .execute(params![current, id])?;
+    Ok(current)
+}
+
+fn set_mark(conn: &Connection, id: i64, mark: Option<&str>) -> Result<()> {
+    conn.prepare_cached("UPDATE secrets SET rotate_since = ?1 WHERE id = ?2")?
+        .execute(params![mark, id])?;
+    Ok(())
+}
+
+/// Whether `a` and `b` share a key with the same value.
+fn overlap(a: Option<&Values>, b: Option<&Values>) -> bool {
+    match (a, b) {
+        (Some(a), Some(b)) => a.iter().any(|(k, v)| b.get(k) == Some(v)),
+        _ => false,
+    }
+}
+
+/// Merges BASE and THEIRS into OURS's database `ours` (DESIGN v2 "Git"),
+/// in one transaction; `author` is the merger's recipient (history's
+/// `changed_by` for the versions the merge makes).
+pub(crate) fn apply(
+    ours: &mut Connection,
+    ours_side: (&Summaries, &[String]),
+    base: &Side,
+    theirs: &Side,
+    author: &str,
+) -> Result<Report> {
+    store::set_author(ours, author)?;
+    let tx = ours.transaction()?;
+    let conn: &Connection = &tx;
+    let mut report = Report::default();
+    let now = store::now();
+    // Secrets whose merged values share nothing with OURS's (THEIRS's),
+    // for rotation marks when the merge removes a member (below).
+    let mut fresh_from_ours: HashSet<(String, String)> = HashSet::new();
+    let mut fresh_from_theirs: HashSet<(String, String)> = HashSet::new();
+
+    let merged = merge_recipients(base.recipients, ours_side.1, theirs.recipients);
+    let dropped = |side: &[String]| side.iter().any(|r| !merged.contains(r));
+    let dropping = dropped(ours_side.1) || dropped(theirs.recipients);
+    let (b, o, t) = (&base.summaries.0, &ours_side.0.0, &theirs.summaries.0);
+    let (mut i, mut j, mut k) = (0, 0, 0);
+    loop {
+        let next = [b.get(i), o.get(j), t.get(k)]
+            .into_iter()
+            .flatten()
+            .map(sort_key)
+            .min();
+        let Some(next) = next else { break };
+        let (sb, so, st) = (
+            take(b, &mut i, &next),
+            take(o, &mut j, &next),
+            take(t, &mut k, &next),
+        );
+        let any = sb.or(so).or(st).expect("one side has it");
+        let (env, name) = (any.env.as_str(), any.name.as_str());
+        let digest = |s: Option<&Summary>| s.map(|s| s.digest);
+        let same_values = digest(sb) == digest(so) && digest(so) == digest(st);
+        let same_marks = mark(sb) == mark(so) && mark(so) == mark(st);
+        // Their branch made versions of its own (even ending where it began).
+        let their_history = st.is_some() && meta(st) != meta(sb) && meta(st) != meta(so);
+        if same_values && same_marks && !their_history {
+            continue;
+        }
+        if pick(digest(sb), digest(so), digest(st)) == Pick::Ours
+            && same_marks
+            && !their_history
+            && !dropping
+        {
+            // Changed on our side only: nothing to take.
+            continue;
+        }
+        if same_values {
+            // Only marks or history differ: no value to read.
+            if let Some(so) = so {
+                let id = id_of(conn, env, name)?;
+                let m = merge_mark(mark(sb), mark(Some(so)), mark(st), false, false);
+                if m != so.rotate_since.as_deref() {
+                    set_mark(conn, id, m)?;
+                }
+                if their_history && let Some(tf) = full(theirs.conn, env, name)? {
+                    let mut rows = history(conn, id)?;
+                    rows.extend(history(theirs.conn, tf.id)?);
+                    rows.push(as_version(theirs.conn, name, &tf)?);
+                    let of = full(conn, env, name)?.ok_or_else(gone)?;
+                    let mine = as_version(conn, name, &of)?;
+                    rows.retain(|v| !v.same(&mine));
+                    rewrite_history(conn, id, rows, so.version)?;
+                }
+            }
+            continue;
+        }
+        let bf = if sb.is_some() {
+            full(base.conn, env, name)?
+        } else {
+            None
+        };
+        let of = if so.is_some() {
+            full(conn, env, name)?
+        } else {
+            None
+        };
+        let tf = if st.is_some() {
+            full(theirs.conn, env, name)?
+        } else {
+            None
+        };
+        let (bv, ov, tv) = (
+            bf.as_ref().map(Full::values),
+            of.as_ref().map(Full::values),
+            tf.as_ref().map(Full::values),
+        );
+        let ours_changed = changed_a_value(bv.as_ref(), ov.as_ref());
+        let theirs_changed = changed_a_value(bv.as_ref(), tv.as_ref());
+        let m = merge_mark(mark(sb), mark(so), mark(st), ours_changed, theirs_changed);
+        let id_key = (env.to_string(), name.to_string());
+        let merged = merge_secret(bv.as_ref(), ov.as_ref(), tv.as_ref());
+        match merged {
+            SecretMerge::Ours => {
+                if !overlap(ov.as_ref(), tv.as_ref()) {
+                    fresh_from_theirs.insert(id_key);
+                }
+                if let Some(of) = &of {
+                    if m != of.rotate_since.as_deref() {
+                        set_mark(conn, of.id, m)?;
+                    }
+                    if their_history && let Some(tf) = &tf {
+                        let mut rows = history(conn, of.id)?;
+                        rows.extend(history(theirs.conn, tf.id)?);
+                        rows.push(as_version(theirs.conn, name, tf)?);
+                        let mine = as_version(conn, name, of)?;
+                        rows.retain(|v| !v.same(&mine));
+                        rewrite_history(conn, of.id, rows, of.version)?;
+                    }
+                }
+            }
+            SecretMerge::Theirs => {
+                report.changed += 1;
+                fresh_from_theirs.remove(&id_key);
+                if !overlap(tv.as_ref(), ov.as_ref()) {
+                    fresh_from_ours.insert(id_key);
+                }
+                match (&of, &tf) {
+                    (Some(of), None) => {
+                        conn.execute("DELETE FROM secrets WHERE id = ?1", [of.id])?;
+                    }
+                    (None, Some(tf)) => {
+                        report
+                            .touched
+                            .push(insert_from(conn, theirs.conn, env, name, tf, m)?);
+                    }
+                    (Some(of), Some(tf)) => {
+                        let mut rows = history(conn, of.id)?;
+                        rows.push(as_version(conn, name, of)?);
+                        rows.extend(history(theirs.conn, tf.id)?);
+                        conn.prepare_cached("DELETE FROM entries WHERE secret_id = ?1")?
+                            .execute([of.id])?;
+                        put_entries(conn, of.id, &tf.entries)?;
+                        report.touched.push(of.id);
+                        conn.prepare_cached(
+                            "UPDATE secrets SET updated_at = ?1, updated_by = ?2, rotate_since = ?3
+                             WHERE id = ?4",
+                        )?
+                        .execute(params![
+                            tf.updated_at,
+                            tf.updated_by,
+                            m,
+                            of.id
+                        ])?;
+                        let theirs_now = as_version(theirs.conn, name, tf)?;
+                        rows.retain(|v| !v.same(&theirs_now));
+                        rewrite_history(conn, of.id, rows, tf.version)?;
+                    }
+                    (None, None) => {}
+                }
+            }
+            SecretMerge::Whole => {
+                let json =
+                    |c: &Connection, f: &Option<Full>| -> Result<Option<Zeroizing<String>>> {
+                        f.as_ref().map(|f| entries_json(c, f.id)).transpose()
+                    };
+                report.conflicts.push(Conflict {
+                    env: env.to_string(),
+                    secret: name.to_string(),
+                    key: None,
+                    base: json(base.conn, &bf)?,
+                    ours: json(conn, &of)?,
+                    theirs: json(theirs.conn, &tf)?,
+                });
+            }
+            SecretMerge::Keys { changes, conflicts } => {
+                let (of, tf) = (of.as_ref().ok_or_else(gone)?, tf.as_ref().ok_or_else(gone)?);
+                if !changes.is_empty() {
+                    report.changed += 1;
+                    report.touched.push(of.id);
+                }
+                let mut rows = history(conn, of.id)?;
+                let before = as_version(conn, name, of)?;
+                rows.extend(history(theirs.conn, tf.id)?);
+                rows.push(as_version(theirs.conn, name, tf)?);
+                for (key, value) in &changes {
+                    match value {
+                        Some(v) => {
+                            let description = tf.entries.get(*key).and_then(|(_, d)| d.as_deref());
+                            conn.execute(
+                                "INSERT INTO entries (secret_id, key, value, description)
+                                 VALUES (?1, ?2, ?3, ?4)
+                                 ON CONFLICT (secret_id, key) DO UPDATE SET value = excluded.value,
+                                     description = coalesce(excluded.description, description)",
+                                params![of.id, key, v, description],
+                            )?;
+                        }
+                        None => {
+                            conn.execute(
+                                "DELETE FROM entries WHERE secret_id = ?1 AND key = ?2",
+                                params![of.id, key],
+                            )?;
+                        }
+                    }
+                }
+                for c in &conflicts {
+                    report.conflicts.push(Conflict {
+                        env: env.to_string(),
+                        secret: name.to_string(),
+                        key: Some(c.key.to_string()),
+                        base: c.base.map(|v| Zeroizing::new(v.to_string())),
+                        ours: c.ours.map(|v| Zeroizing::new(v.to_string())),
+                        theirs: c.theirs.map(|v| Zeroizing::new(v.to_string())),
+                    });
+                }
+                let after: Values = {
+                    let mut a = ov.clone().unwrap_or_default();
+                    for (key, value) in &changes {
+                        match value {
+                            Some(v) => a.insert(key, v),
+                            None => a.remove(key),
+                        };
+                    }
+                    a
+                };
+                if !overlap(Some(&after), ov.as_ref()) {
+                    fresh_from_ours.insert(id_key.clone());
+                }
+                if !overlap(Some(&after), tv.as_ref()) {
+                    fresh_from_theirs.insert(id_key);
+                }
+                if changes.is_empty() {
+                    // Nothing taken: OURS's values stay, and so does its
+                    // current version; their versions join its history.
+                    rows.retain(|v| !v.same(&before));
+                    set_mark(conn, of.id, m)?;
+                    rewrite_history(conn, of.id, rows, of.version)?;
+                } else {
+                    // A new version, the merge's, over both sides' own.
+                    rows.push(before);
+                    conn.execute(
+                        "UPDATE secrets SET updated_at = ?1, updated_by = ?2, rotate_since = ?3
+                         WHERE id = ?4",
+                        params![now, author, m, of.id],
+                    )?;
+                    rewrite_history(conn, of.id, rows, of.version.max(tf.version) + 1)?;
+                }
+            }
+        }
+    }
+
+    // Members.
+    for r in ours_side.1 {
+        if !merged.contains(r) {
+            store::remove_recipient(conn, r)?;
+            report.removed_members.push(r.clone());
+        }
+    }
+    for r in theirs.recipients {
+        if merged.contains(r) && !ours_side.1.contains(r) {
+            let added_at: String = theirs
+                .conn
+                .query_row(
+                    "SELECT added_at FROM recipients WHERE recipient = ?1",
+                    [r],
+                    |row| row.get(0),
+                )
+                .optional()?
+                .unwrap_or_else(|| now.clone());
+            conn.execute(
+                "INSERT OR IGNORE INTO recipients (recipient, added_at) VALUES (?1, ?2)",
+                params![r, added_at],
+            )?;
+            report.added_members.push(r.clone());
+        }
+    }
+    // A member the merge removes could read, on the branch that still
+    // listed them, every value that branch's file held: each secret whose
+    // merged values share one with that branch is marked for rotation
+    // (secrets rotated on the other branch, and secrets only the other
+    // branch has, are not). `recipients remove` marks what the removing
+    // branch held; this covers what the other branch added or changed.
+    let sides = [
+        (dropped(ours_side.1), &fresh_from_ours),
+        (dropped(theirs.recipients), &fresh_from_theirs),
+    ];
+    for (drops, fresh) in sides {
+        if !drops {
+            continue;
+        }
+        let unmarked: Vec<(i64, String, String)> = {
+            let mut stmt =
+                conn.prepare("SELECT id, env, name FROM secrets WHERE rotate_since IS NULL")?;
+            stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+                .collect::<rusqlite::Result<_>>()?
+        };
+        for (id, env, name) in unmarked {
+            if !fresh.contains(&(env, name)) {
+                set_mark(conn, id, Some(&now))?;
+                report.marked += 1;
+            }
+        }
+    }
+    // Conflicts THEIRS still carries stay unresolved; the new ones replace
+    // any older row for the same key.
+    let carried: Vec<Carried> = {
+        let mut stmt = theirs
+            .conn
+            .prepare("SELECT env, secret, key, base, ours, theirs FROM conflicts")?;
+        stmt.query_map([], |r| {
+            let v = |i| -> rusqlite::Result<Option<Zeroizing<String>>> {
+                Ok(r.get::<_, Option<String>>(i)?.map(Zeroizing::new))
+            };
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, [v(3)?, v(4)?, v(5)?]))
+        })?
+        .collect::<rusqlite::Result<_>>()?
+    };
+    for (env, secret, key, [b, o, t]) in carried {
+        let exists: bool = conn.query_row(
+            "SELECT count(*) FROM conflicts WHERE env = ?1 AND secret = ?2 AND key IS ?3",
+            params![env, secret, key],
+            |r| r.get::<_, i64>(0),
+        )? > 0;
+        if !exists {
+            insert_conflict(conn, &env, &secret, key.as_deref(), [&b, &o, &t])?;
+        }
+    }
+    for c in &report.conflicts {
+        conn.execute(
+            "DELETE FROM conflicts WHERE env = ?1 AND secret = ?2 AND (key IS ?3 OR ?3 IS NULL)",
+            params![c.env, c.secret, c.key],
+        )?;
+        insert_conflict(
+            conn,
+            &c.env,
+            &c.secret,
+            c.key.as_deref(),
+            [&c.base, &c.ours, &c.theirs],
+        )?;
+    }
+    tx.commit()?;
+    Ok(report)
+}
+
+/// A conflict row THEIRS carries: env, secret, key, base, ours, theirs.
+type Carried = (
+    String,
+    String,
+    Option<String>,
+    [Option<Zeroizing<String>>; 3],
+);
+
+fn sort_key(s: &Summary) -> (&[u8], &[u8]) {
+    (s.env.as_bytes(), s.name.as_bytes())
+}
+
+/// The summary at `list[*n]` if it is the secret `next`, stepping past it.
+fn take<'s>(list: &'s [Summary], n: &mut usize, next: &(&[u8], &[u8])) -> Option<&'s Summary> {
+    let s = list.get(*n).filter(|s| sort_key(s) == *next);
+    if s.is_some() {
+        *n += 1;
+    }
+    s
+}
+
+fn mark(s: Option<&Summary>) -> Option<&str> {
+    s.and_then(|s| s.rotate_since.as_deref())
+}
+
+fn meta(s: Option<&Summary>) -> Option<(i64, &str)> {
+    s.map(|s| (s.version, s.updated_at.as_str()))
+}
+
+fn gone() -> Error {
+    Error::new("internal error: a secret of the merge went missing")
+}
+
+fn id_of(conn: &Connection, env: &str, name: &str) -> Result<i64> {
+    conn.query_row(
+        "SELECT id FROM secrets WHERE env = ?1 AND name = ?2",
+        [env, name],
+        |r| r.get(0),
+    )
+    .optional()?
+    .ok_or_else(gone)
+}
+
+fn insert_conflict(
+    conn: &Connection,
+    env: &str,
+    secret: &str,
+    key: Option<&str>,
+    [b, o, t]: [&Option<Zeroizing<String>>; 3],
+) -> Result<()> {
+    let s = |v: &Option<Zeroizing<String>>| v.as_ref().map(|v| v.as_str().to_string());
+    conn.execute(
+        "INSERT INTO conflicts (env, secret, key, base, ours, theirs) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![env, secret, key, s(b), s(o), s(t)],
+    )?;
+    Ok(())
+}
+
+fn put_entries(
+    conn: &Connection,
+    id: i64,
+    entries: &BTreeMap<String, (Zeroizing<String>, Option<String>)>,
+) -> Result<()> {
+    let mut stmt = conn.prepare_cached(
+        "INSERT INTO entries (secret_id, key, value, description) VALUES (?1, ?2, ?3, ?4)",
+    )?;
+    for (k, (v, d)) in entries {
+        stmt.execute(params![id, k, v.as_str(), d])?;
+    }
+    Ok(())
+}
+
+/// A secret only THEIRS has, copied into OURS with its history.
+fn insert_from(
+    conn: &Connection,
+    theirs: &Connection,
+    env: &str,
+    name: &str,
+    tf: &Full,
+    mark: Option<&str>,
+) -> Result<i64> {
+    conn.execute(
+        "INSERT INTO secrets (env, name, created_at, updated_at, version, updated_by, rotate_since)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        params![
+            env,
+            name,
+            tf.created_at,
+            tf.updated_at,
+            tf.version,
+            tf.updated_by,
+            mark
+        ],
+    )?;
+    let id = conn.last_insert_rowid();
+    put_entries(conn, id, &tf.entries)?;
+    let mut stmt = conn.prepare_cached(
+        "INSERT INTO history (secret_id, version, name, changed_at, changed_by, entries)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?;
+    for v in history(theirs, tf.id)? {
+        stmt.execute(params![
+            id,
+            v.number,
+            v.name,
+            v.changed_at,
+            v.changed_by,
+            v.entries.as_str()
+        ])?;
+    }
+    Ok(id)
+}
+
+/// For an OURS of schema version 1 (unsigned, so its id was made up by
+/// the migration in memory): the vault id and diff key of the signed side,
+/// so that the result is that vault.
+pub(crate) fn adopt_identity(ours: &Connection, from: &Connection) -> Result<()> {
+    for key in ["vault_id", "diff_key"] {
+        let value: Option<String> = from
+            .query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
+            .optional()?;
+        if let Some(v) = value {
+            ours.execute(
+                "UPDATE meta SET value = ?1 WHERE key = ?2",
+                [v.as_str(), key],
+            )?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vals<'a>(pairs: &[(&'a str, &'a str)]) -> Values<'a> {
+        pairs.iter().copied().collect()
+    }
+
+    /// Every case of the table for one value: absent (None), the base
+    /// value x, and two other values y and z.
+    #[test]
+    fn one_value_every_case() {
+        use Pick::*;
+        let (x, y, z) = (Some("x"), Some("y"), Some("z"));
+        let cases = [
+            // base, ours, theirs → pick
+            (None, None, None, Ours),
+            (None, y, None, Ours),   // added on ours
+            (None, None, y, Theirs), // added on theirs
+            (None, y, y, Ours),      // added alike on both
+            (None, y, z, Conflict),  // added differently
+            (x, x, x, Ours),         // untouched
+            (x, y, x, Ours),         // changed on ours
+            (x, x, y, Theirs),       // changed on theirs
+            (x, y, y, Ours),         // the same change on both
+            (x, y, z, Conflict),     // different changes
+            (x, None, x, Ours),      // deleted on ours
+            (x, x, None, Theirs),    // deleted on theirs
+            (x, None, None, Ours),   // deleted on both
+            (x, None, y, Conflict),  // deleted on ours, changed on theirs
+            (x, y, None, Conflict),  // changed on ours, deleted on theirs
+        ];
+        for (b, o, t, want) in cases {
+            assert_eq!(pick(b, o, t), want, "base {b:?} ours {o:?} theirs {t:?}");
+        }
+    }
+
+    #[test]
+    fn a_secret_merges_whole_then_key_by_key() {
+        let base = vals(&[("A", "1"), ("B", "2"), ("C", "3")]);
+        // Different keys changed on each side: both changes, no conflict.
+        let ours = vals(&[("A", "10"), ("B", "2"), ("C", "3")]);
+        let theirs = vals(&[("A", "1"), ("B", "20"), ("C", "3"), ("D", "4")]);
+        assert_eq!(
+            merge_secret(Some(&base), Some(&ours), Some(&theirs)),
+            SecretMerge::Keys {
+                changes: vec![("B", Some("20")), ("D", Some("4"))],
+                conflicts: vec![]
+            }
+        );
+        // The same key changed differently: a conflict on that key; a key
+        // removed on theirs is taken.
+        let theirs = vals(&[("A", "11"), ("B", "2")]);
+        assert_eq!(
+            merge_secret(Some(&base), Some(&ours), Some(&theirs)),
+            SecretMerge::Keys {
+                changes: vec![("C", None)],
+                conflicts: vec![KeyConflict {
+                    key: "A",
+                    base: Some("1"),
+                    ours: Some("10"),
+                    theirs: Some("11")
+                }]
+            }
+        );
+        // Removed on one side, changed on the other: a key conflict.
+        let theirs = vals(&[("B", "2"), ("C", "3")]);
+        let SecretMerge::Keys { conflicts, .. } =
+            merge_secret(Some(&base), Some(&ours), Some(&theirs))
+        else {
+            panic!()
+        };
+        assert_eq!(conflicts[0].theirs, None);
+        // Whole-secret rules.
+        assert_eq!(
+            merge_secret(Some(&base), Some(&base), Some(&ours)),
+            SecretMerge::Theirs
+        );
+        assert_eq!(
+            merge_secret(Some(&base), Some(&ours), Some(&base)),
+            SecretMerge::Ours
+        );
+        assert_eq!(
+            merge_secret(Some(&base), Some(&ours), Some(&ours)),
+            SecretMerge::Ours
+        );
+        assert_eq!(
+            merge_secret(Some(&base), Some(&base), None),
+            SecretMerge::Theirs
+        );
+        assert_eq!(
+            merge_secret(Some(&base), None, Some(&base)),
+            SecretMerge::Ours
+        );
+        assert_eq!(merge_secret(None, None, Some(&base)), SecretMerge::Theirs);
+        assert_eq!(merge_secret(None, Some(&base), None), SecretMerge::Ours);
+        assert_eq!(merge_secret(Some(&base), None, None), SecretMerge::Ours);
+        // Deleted on one side, changed on the other: the whole secret.
+        assert_eq!(
+            merge_secret(Some(&base), None, Some(&ours)),
+            SecretMerge::Whole
+        );
+        assert_eq!(
+            merge_secret(Some(&base), Some(&ours), None),
+            SecretMerge::Whole
+        );
+        // Created on both: key by key against an empty base.
+        let a = vals(&[("K", "1"), ("L", "same")]);
+        let b = vals(&[("K", "2"), ("L", "same"), ("M", "3")]);
+        assert_eq!(
+            merge_secret(None, Some(&a), Some(&b)),
+            SecretMerge::Keys {
+                changes: vec![("M", Some("3"))],
+                conflicts: vec![KeyConflict {
+                    key: "K",
+                    base: None,
+                    ours: Some("1"),
+                    theirs: Some("2")
+                }]
+            }
+        );
+        // Each side removed the key the other kept: no key would be left.
+        let base = vals(&[("A", "1"), ("B", "2")]);
+        let ours = vals(&[("B", "2")]);
+        let theirs = vals(&[("A", "1")]);
+        assert_eq!(
+            merge_secret(Some(&base), Some(&ours), Some(&theirs)),
+            SecretMerge::Whole
+        );
+    }
+
+    #[test]
+    fn a_changed_value_is_not_an_added_or_removed_key() {
+        let base = vals(&[("A", "1"), ("B", "2")]);
+        assert!(!changed_a_value(Some(&base), Some(&base)));
+        assert!(!changed_a_value(
+            Some(&base),
+            Some(&vals(&[("A", "1"), ("B", "2"), ("C", "3")]))
+        ));
+        assert!(!changed_a_value(Some(&base), Some(&vals(&[("A", "1")]))));
+        assert!(changed_a_value(
+            Some(&base),
+            Some(&vals(&[("A", "9"), ("B", "2")]))
+        ));
+        assert!(!changed_a_value(None, Some(&base)));
+        assert!(!changed_a_value(Some(&base), None));
+    }
+
+    #[test]
+    fn rotation_marks() {
+        let (m, n) = (Some("2026-01-01T00:00:00Z"), Some("2026-02-01T00:00:00Z"));
+        // A new mark on one side survives if the other side changed no value...
+        assert_eq!(merge_mark(None, m, None, false, false), m);
+        assert_eq!(merge_mark(None, None, m, false, false), m);
+        // ...and a change of a value on the other side clears it.
+        assert_eq!(merge_mark(None, m, None, false, true), None);
+        assert_eq!(merge_mark(None, None, m, true, false), None);
+        // Its own side's change does not (the mark came after it).
+        assert_eq!(merge_mark(None, m, None, true, false), m);
+        // An inherited mark cleared on one side (rotated) is cleared.
+        assert_eq!(merge_mark(m, m, None, false, false), None);
+        assert_eq!(merge_mark(m, None, m, true, false), None);
+        assert_eq!(merge_mark(m, m, m, false, false), m);
+        // Two marks: the earlier.
+        assert_eq!(merge_mark(None, n, m, false, false), m);
+        assert_eq!(merge_mark(m, m, n, false, false), m);
+    }
+
+    #[test]
+    fn members_additions_kept_removals_win() {
+        let r = |l: &[&str]| l.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let base = r(&["a", "b", "c"]);
+        assert_eq!(
+            merge_recipients(&base, &r(&["a", "b", "c", "d"]), &r(&["a", "b", "c", "e"])),
+            r(&["a", "b", "c", "d", "e"])
+        );
+        assert_eq!(
+            merge_recipients(&base, &r(&["a", "c"]), &r(&["a", "b", "c", "e"])),
+            r(&["a", "c", "e"])
+        );
+        assert_eq!(
+            merge_recipients(&base, &r(&["a", "b", "c", "d"]), &r(&["a", "b"])),
+            r(&["a", "b", "d"])
+        );
+        // Removed on one side, while the other added someone.
+        assert_eq!(
+            merge_recipients(&base, &r(&["b"]), &r(&["a", "b", "c"])),
+            r(&["b"])
+        );
+        // A member added on both sides is kept once.
+        assert_eq!(
+            merge_recipients(&r(&["a"]), &r(&["a", "x"]), &r(&["a", "x"])),
+            r(&["a", "x"])
+        );
+    }
+}

@@ -1,0 +1,726 @@
+//! `vault git merge` (issue 18, DESIGN v2 "Git"): real `git` in a
+//! temporary repository, two members each with an identity of their own,
+//! branches that change the team vault, and the merge driver in between.
+
+use std::{fs, path::PathBuf, process::Command};
+
+use crate::support::*;
+
+const VAULT: &str = "team.age";
+
+/// A repository holding a team vault, and two members, A (who made it)
+/// and B, each with their own HOME, VAULT_DIR and identity file.
+struct Repo {
+    a: Env,
+    b: Env,
+    dir: PathBuf,
+}
+
+impl Repo {
+    /// A repository whose `team.age` holds `db` (PGPASSWORD, PGUSER) and
+    /// `api` (TOKEN), shared by A with B, committed on `main`.
+    fn new() -> Repo {
+        let a = Env::new();
+        let b = Env::new();
+        let dir = a.path("repo");
+        fs::create_dir_all(&dir).unwrap();
+        let r = Repo { a, b, dir };
+        r.git(&r.a, &["init", "-q", "-b", "main"]);
+        r.vault(&r.a, &["init"]).run().success();
+        r.vault(
+            &r.a,
+            &["secret", "create", "db", "PGPASSWORD=base-pw", "PGUSER=app"],
+        )
+        .run()
+        .success();
+        r.vault(&r.a, &["secret", "create", "api", "TOKEN=base-token"])
+            .run()
+            .success();
+        let rb = r.recipient(&r.b);
+        r.vault(&r.a, &["recipients", "add", &rb]).run().success();
+        configure_driver(&r);
+        r.commit(&r.a, "base");
+        // B sees the vault once, as a teammate would after cloning.
+        r.vault(&r.b, &["secret", "list"]).run().success();
+        r
+    }
+
+    fn file(&self) -> PathBuf {
+        self.dir.join(VAULT)
+    }
+
+    fn recipient(&self, who: &Env) -> String {
+        who.vault(["recipient"])
+            .run()
+            .success()
+            .stdout
+            .trim()
+            .to_string()
+    }
+
+    /// A `vault` command by `who` on the team vault.
+    fn vault(&self, who: &Env, args: &[&str]) -> Cmd {
+        who.vault(args).env("VAULT_FILE", self.file())
+    }
+
+    /// `git` as `who`: their HOME and identity, no system or global
+    /// config of the host, fixed author and committer.
+    fn git_cmd(&self, who: &Env, args: &[&str]) -> Command {
+        let mut c = Command::new("git");
+        c.args(args).current_dir(&self.dir);
+        for v in [
+            "VAULT_DIR",
+            "VAULT_FILE",
+            "VAULT_IDENTITY",
+            "VAULT_PASSPHRASE",
+            "VAULT_PASSPHRASE_FILE",
+            "VAULT_AGE_KEY",
+            "GIT_DIR",
+            "GIT_WORK_TREE",
+        ] {
+            c.env_remove(v);
+        }
+        c.env("HOME", &who.home)
+            .env("XDG_CONFIG_HOME", who.home.join(".config"))
+            .env("XDG_RUNTIME_DIR", who.tmp.path().join("run"))
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .env("GIT_AUTHOR_NAME", "member")
+            .env("GIT_AUTHOR_EMAIL", "member@example.com")
+            .env("GIT_COMMITTER_NAME", "member")
+            .env("GIT_COMMITTER_EMAIL", "member@example.com")
+            .env("VAULT_DIR", &who.dir)
+            .env("RUST_BACKTRACE", "0")
+            .env("PATH", path_with_vault())
+            .stdin(std::process::Stdio::null());
+        if let Some(id) = &who.identity {
+            c.env("VAULT_IDENTITY", id);
+        }
+        c
+    }
+
+    #[track_caller]
+    fn git(&self, who: &Env, args: &[&str]) -> String {
+        let o = self.git_cmd(who, args).output().unwrap();
+        assert!(
+            o.status.success(),
+            "git {args:?}: {}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    }
+
+    /// `git merge BRANCH` as `who`: (success, stdout + stderr).
+    fn merge(&self, who: &Env, branch: &str) -> (bool, String) {
+        let o = self
+            .git_cmd(who, &["merge", "--no-edit", branch])
+            .output()
+            .unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
+        (o.status.success(), text)
+    }
+
+    fn commit(&self, who: &Env, msg: &str) {
+        self.git(who, &["add", "-A"]);
+        self.git(who, &["commit", "-q", "-m", msg]);
+    }
+
+    fn reveal(&self, who: &Env, secret: &str, key: &str) -> String {
+        let out = self
+            .vault(who, &["export", secret, "--format", "json"])
+            .run()
+            .success();
+        let v: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+        v[key]
+            .as_str()
+            .unwrap_or_else(|| panic!("{secret} has no {key}"))
+            .to_string()
+    }
+}
+
+/// How the driver is configured until `vault git setup` lands (the lead
+/// switches this to `vault git setup`): the attribute and the driver
+/// command, which gets the member's identity from the environment git
+/// passes on (VAULT_DIR, VAULT_IDENTITY).
+fn configure_driver(r: &Repo) {
+    r.vault(&r.a, &["git", "setup"])
+        .env("PATH", path_with_vault())
+        .run()
+        .success();
+}
+
+fn have_git() -> bool {
+    have("git")
+}
+
+#[test]
+fn different_secrets_on_two_branches_merge_cleanly_for_everyone() {
+    if !have_git() {
+        return;
+    }
+    let r = Repo::new();
+    r.git(&r.b, &["checkout", "-q", "-b", "feature"]);
+    r.vault(&r.b, &["secret", "set", "api", "TOKEN=from-b"])
+        .run()
+        .success();
+    r.vault(&r.b, &["secret", "create", "cache", "REDIS_URL=redis://b"])
+        .run()
+        .success();
+    r.commit(&r.b, "b: api token, cache");
+    r.git(&r.a, &["checkout", "-q", "main"]);
+    r.vault(&r.a, &["secret", "set", "db", "PGPASSWORD=from-a"])
+        .run()
+        .success();
+    r.commit(&r.a, "a: db password");
+    let (ok, text) = r.merge(&r.a, "feature");
+    assert!(ok, "{text}");
+    assert!(!text.contains("CONFLICT"), "{text}");
+    assert!(
+        !text.contains("from-a") && !text.contains("from-b"),
+        "{text}"
+    );
+    assert!(r.git(&r.a, &["status", "--porcelain"]).trim().is_empty());
+    for who in [&r.a, &r.b] {
+        assert_eq!(r.reveal(who, "db", "PGPASSWORD"), "from-a");
+        assert_eq!(r.reveal(who, "api", "TOKEN"), "from-b");
+        assert_eq!(r.reveal(who, "cache", "REDIS_URL"), "redis://b");
+        assert_eq!(r.reveal(who, "db", "PGUSER"), "app");
+    }
+    r.vault(&r.a, &["conflicts", "list"])
+        .run()
+        .success()
+        .stderr_has("No conflicts");
+    // Stock age and sqlite3 read the merge result too.
+    if have("age") && have("sqlite3") {
+        let db = r.b.path("merged.db");
+        let st = Command::new("age")
+            .arg("-d")
+            .arg("-i")
+            .arg(r.b.identity.as_ref().unwrap())
+            .arg("-o")
+            .arg(&db)
+            .arg(r.file())
+            .status()
+            .unwrap();
+        assert!(st.success());
+        let o = Command::new("sqlite3")
+            .arg(&db)
+            .arg("SELECT s.name, e.key, e.value FROM secrets s JOIN entries e ON e.secret_id = s.id ORDER BY 1, 2")
+            .output()
+            .unwrap();
+        let text = String::from_utf8(o.stdout).unwrap();
+        assert!(text.contains("api|TOKEN|from-b"), "{text}");
+        assert!(text.contains("db|PGPASSWORD|from-a"), "{text}");
+        assert!(text.contains("cache|REDIS_URL|redis://b"), "{text}");
+    }
+}
+
+#[test]
+fn the_same_key_changed_differently_stops_git_until_resolved() {
+    if !have_git() {
+        return;
+    }
+    let r = Repo::new();
+    r.git(&r.b, &["checkout", "-q", "-b", "feature"]);
+    r.vault(&r.b, &["secret", "set", "db", "PGPASSWORD=theirs-pw"])
+        .run()
+        .success();
+    r.commit(&r.b, "b: db");
+    r.git(&r.a, &["checkout", "-q", "main"]);
+    r.vault(&r.a, &["secret", "set", "db", "PGPASSWORD=ours-pw"])
+        .run()
+        .success();
+    r.vault(&r.a, &["secret", "set", "api", "TOKEN=ours-token"])
+        .run()
+        .success();
+    r.commit(&r.a, "a: db, api");
+    let (ok, text) = r.merge(&r.a, "feature");
+    assert!(!ok, "{text}");
+    assert!(text.contains("main/db PGPASSWORD"), "{text}");
+    for v in ["ours-pw", "theirs-pw", "base-pw"] {
+        assert!(!text.contains(v), "a value on stderr: {text}");
+    }
+    let status = r.git(&r.a, &["status", "--porcelain"]);
+    assert!(status.contains(&format!("UU {VAULT}")), "{status}");
+    let listed = r
+        .vault(&r.a, &["conflicts", "list"])
+        .run()
+        .success()
+        .stdout_has("main/db")
+        .stdout_has("PGPASSWORD")
+        .lacks("ours-pw")
+        .lacks("theirs-pw");
+    assert_eq!(listed.stdout.lines().count(), 2, "{}", listed.stdout);
+    let json = r
+        .vault(&r.a, &["conflicts", "list", "--json"])
+        .run()
+        .success();
+    let v: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
+    assert_eq!(
+        v,
+        serde_json::json!([{"env": "main", "secret": "db", "key": "PGPASSWORD",
+            "base": "set", "ours": "set", "theirs": "set"}])
+    );
+    // OURS's value stays in place, but nothing hands it to a process.
+    r.vault(&r.a, &["run", "-s", "db", "--", "true"])
+        .run()
+        .fails(1)
+        .stderr_has("unresolved merge conflict (PGPASSWORD)")
+        .lacks("ours-pw");
+    r.vault(&r.a, &["export", "db"])
+        .run()
+        .fails(1)
+        .stderr_has("unresolved merge conflict");
+    r.vault(&r.a, &["secret", "show", "db"])
+        .run()
+        .success()
+        .stderr_has("unresolved merge conflict (PGPASSWORD)");
+    r.vault(&r.a, &["doctor"])
+        .run()
+        .stdout_has("1 unresolved merge conflict: main/db PGPASSWORD");
+    // The other secret merged: OURS's change, no conflict.
+    assert_eq!(r.reveal(&r.a, "api", "TOKEN"), "ours-token");
+    r.vault(
+        &r.a,
+        &[
+            "conflicts",
+            "resolve",
+            "db",
+            "PGPASSWORD",
+            "--take",
+            "theirs",
+        ],
+    )
+    .run()
+    .success()
+    .stderr_has("Resolved main/db PGPASSWORD: took theirs");
+    r.git(&r.a, &["add", VAULT]);
+    r.git(&r.a, &["commit", "-q", "--no-edit"]);
+    for who in [&r.a, &r.b] {
+        assert_eq!(r.reveal(who, "db", "PGPASSWORD"), "theirs-pw");
+        assert_eq!(r.reveal(who, "api", "TOKEN"), "ours-token");
+    }
+    r.vault(&r.a, &["conflicts", "list", "--json"])
+        .run()
+        .success()
+        .stdout_has("[]");
+}
+
+#[test]
+fn a_secret_deleted_on_one_branch_and_changed_on_the_other_is_one_conflict() {
+    if !have_git() {
+        return;
+    }
+    let r = Repo::new();
+    r.git(&r.b, &["checkout", "-q", "-b", "feature"]);
+    r.vault(&r.b, &["secret", "delete", "api", "--yes"])
+        .run()
+        .success();
+    r.commit(&r.b, "b: no api");
+    r.git(&r.a, &["checkout", "-q", "main"]);
+    r.vault(&r.a, &["secret", "set", "api", "TOKEN=rotated"])
+        .run()
+        .success();
+    r.commit(&r.a, "a: api");
+    let (ok, text) = r.merge(&r.a, "feature");
+    assert!(!ok, "{text}");
+    assert!(
+        text.contains("main/api: changed on this branch, deleted on the other"),
+        "{text}"
+    );
+    r.vault(&r.a, &["conflicts", "list"])
+        .run()
+        .success()
+        .stdout_has("(whole secret)");
+    // Taking theirs makes it exactly as they have it: gone.
+    r.vault(
+        &r.a,
+        &["conflicts", "resolve", "main/api", "--take", "theirs"],
+    )
+    .run()
+    .success();
+    r.vault(&r.a, &["secret", "show", "api"]).run().fails(1);
+    // A usage error for --all with base.
+    r.vault(&r.a, &["conflicts", "resolve", "--all", "--take", "base"])
+        .run()
+        .fails(2);
+}
+
+/// A removes member C on main while B adds a secret on a branch: the
+/// merge result is not encrypted to C, C cannot read it, and the secret B
+/// added (which C could read on B's branch) is marked for rotation.
+#[test]
+fn a_member_removed_on_one_branch_cannot_read_the_merge_of_the_other() {
+    if !have_git() {
+        return;
+    }
+    let r = Repo::new();
+    let c = Env::new();
+    let rc = r.recipient(&c);
+    r.vault(&r.a, &["recipients", "add", &rc]).run().success();
+    r.commit(&r.a, "a: add c");
+    r.vault(&r.b, &["secret", "list"]).run().success();
+    r.git(&r.b, &["checkout", "-q", "-b", "feature"]);
+    r.vault(&r.b, &["secret", "create", "new", "K=added-while-c-was-in"])
+        .run()
+        .success();
+    r.commit(&r.b, "b: new secret");
+    r.git(&r.a, &["checkout", "-q", "main"]);
+    r.vault(&r.a, &["recipients", "remove", &rc])
+        .run()
+        .success();
+    r.commit(&r.a, "a: remove c");
+    let (ok, text) = r.merge(&r.a, "feature");
+    assert!(ok, "{text}");
+    let list = r
+        .vault(&r.a, &["recipients", "list", "--json"])
+        .run()
+        .success();
+    assert!(!list.stdout.contains(&rc), "{}", list.stdout);
+    assert!(list.stdout.contains(&r.recipient(&r.b)), "{}", list.stdout);
+    for who in [&r.a, &r.b] {
+        assert_eq!(r.reveal(who, "new", "K"), "added-while-c-was-in");
+    }
+    r.vault(&c, &["secret", "list"])
+        .run()
+        .fails(1)
+        .stderr_has("is not encrypted to your key");
+    // C could read `new` on B's branch: the merge marks it for rotation,
+    // as `recipients remove` marked what A's branch held.
+    let db = plaintext_of(&r.a, &r.file());
+    let conn = rusqlite::Connection::open_in_memory().unwrap();
+    let mut conn = conn;
+    conn.deserialize_read_exact(rusqlite::MAIN_DB, &db[..], db.len(), true)
+        .unwrap();
+    let marked: Vec<(String, Option<String>)> = conn
+        .prepare("SELECT name, rotate_since FROM secrets ORDER BY name")
+        .unwrap()
+        .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    let new = marked.iter().find(|(n, _)| n == "new").unwrap();
+    assert!(new.1.is_some(), "{marked:?}");
+}
+
+/// A member removed on one branch can no longer sign: their own branch,
+/// written before the removal, is refused like any file they sign now
+/// (DESIGN v2 "Trust"); a member re-does the change.
+#[test]
+fn a_removed_members_branch_is_refused() {
+    if !have_git() {
+        return;
+    }
+    let r = Repo::new();
+    let rb = r.recipient(&r.b);
+    r.git(&r.b, &["checkout", "-q", "-b", "feature"]);
+    r.vault(&r.b, &["secret", "create", "new", "K=v"])
+        .run()
+        .success();
+    r.commit(&r.b, "b: new");
+    r.git(&r.a, &["checkout", "-q", "main"]);
+    r.vault(&r.a, &["recipients", "remove", &rb])
+        .run()
+        .success();
+    r.commit(&r.a, "a: remove b");
+    let ours = fs::read(r.file()).unwrap();
+    let (ok, text) = r.merge(&r.a, "feature");
+    assert!(!ok, "{text}");
+    assert!(
+        text.contains("(theirs) was written by a key you do not trust"),
+        "{text}"
+    );
+    assert_eq!(fs::read(r.file()).unwrap(), ours);
+}
+
+/// The database inside the vault file `file`, opened with `who`'s key.
+fn plaintext_of(who: &Env, file: &std::path::Path) -> Vec<u8> {
+    let keys = vault::testing::parse_identity_file(
+        &fs::read(who.identity.as_ref().unwrap()).unwrap(),
+        "key",
+    )
+    .unwrap();
+    vault::testing::decrypt_vec(&fs::read(file).unwrap(), &keys)
+        .unwrap()
+        .to_vec()
+}
+
+/// A branch whose vault a non-member wrote (re-encrypted to the members
+/// with their public keys, unsigned or signed by the outsider) cannot be
+/// merged in: the driver refuses and OURS is left as it was.
+#[test]
+fn a_branch_forged_by_a_non_member_is_refused() {
+    if !have_git() {
+        return;
+    }
+    let r = Repo::new();
+    let members = [r.recipient(&r.a), r.recipient(&r.b)];
+    let outsider = Env::new();
+    let outsider_keys = vault::testing::parse_identity_file(
+        &fs::read(outsider.identity.as_ref().unwrap()).unwrap(),
+        "key",
+    )
+    .unwrap();
+    let db = plaintext_of(&r.a, &r.file());
+    let forgeries = [
+        vault::testing::forge::seal(&db, &members, None).unwrap(),
+        vault::testing::forge::seal(
+            &db,
+            &members,
+            Some(vault::testing::forge::signature(&db, &outsider_keys).unwrap()),
+        )
+        .unwrap(),
+    ];
+    for (i, forged) in forgeries.iter().enumerate() {
+        let branch = format!("forged{i}");
+        r.git(&r.a, &["checkout", "-q", "-b", &branch, "main"]);
+        fs::write(r.file(), forged).unwrap();
+        r.commit(&r.a, "forged");
+        r.git(&r.a, &["checkout", "-q", "main"]);
+        r.vault(
+            &r.a,
+            &["secret", "set", "db", &format!("PGPASSWORD=ours-{i}")],
+        )
+        .run()
+        .success();
+        r.commit(&r.a, "a: db");
+        let ours = fs::read(r.file()).unwrap();
+        let (ok, text) = r.merge(&r.a, &branch);
+        assert!(!ok, "{text}");
+        assert!(
+            text.contains("not signed") || text.contains("a key you do not trust"),
+            "{text}"
+        );
+        assert_eq!(fs::read(r.file()).unwrap(), ours, "OURS changed");
+        r.git(&r.a, &["merge", "--abort"]);
+    }
+}
+
+/// The driver run by hand, as git runs it: OURS is replaced only by a
+/// successful merge.
+fn three_copies(r: &Repo) -> (PathBuf, PathBuf, PathBuf) {
+    let base = r.a.path("base.age");
+    let ours = r.a.path("ours.age");
+    let theirs = r.a.path("theirs.age");
+    fs::copy(r.file(), &base).unwrap();
+    r.vault(&r.b, &["secret", "set", "api", "TOKEN=theirs"])
+        .run()
+        .success();
+    fs::copy(r.file(), &theirs).unwrap();
+    fs::copy(&base, r.file()).unwrap();
+    r.vault(&r.a, &["secret", "set", "db", "PGPASSWORD=ours"])
+        .run()
+        .success();
+    fs::copy(r.file(), &ours).unwrap();
+    (base, ours, theirs)
+}
+
+#[test]
+fn the_driver_never_prompts_and_without_keys_leaves_ours_alone() {
+    let r = Repo::new();
+    let (base, ours, theirs) = three_copies(&r);
+    let before = fs::read(&ours).unwrap();
+    // Not even with identity.age there to unlock: no prompt, no terminal.
+    r.a.vault(["git", "merge"])
+        .env_remove("VAULT_IDENTITY")
+        .arg_path(&base)
+        .arg_path(&ours)
+        .arg_path(&theirs)
+        .arg(VAULT)
+        .run()
+        .fails(1)
+        .stderr_has("never asks for a passphrase");
+    assert_eq!(fs::read(&ours).unwrap(), before);
+    // With the identity: merged, in place.
+    r.a.vault(["git", "merge"])
+        .arg_path(&base)
+        .arg_path(&ours)
+        .arg_path(&theirs)
+        .run()
+        .success();
+    assert_ne!(fs::read(&ours).unwrap(), before);
+    fs::copy(&ours, r.file()).unwrap();
+    assert_eq!(r.reveal(&r.a, "api", "TOKEN"), "theirs");
+    assert_eq!(r.reveal(&r.a, "db", "PGPASSWORD"), "ours");
+}
+
+#[test]
+fn different_vaults_do_not_merge() {
+    let r = Repo::new();
+    let (base, ours, _) = three_copies(&r);
+    let other = r.a.path("other.age");
+    r.a.vault(["init", "--vault"])
+        .arg_path(&other)
+        .run()
+        .success();
+    r.a.vault(["secret", "create", "x", "K=v", "--vault"])
+        .arg_path(&other)
+        .run()
+        .success();
+    let before = fs::read(&ours).unwrap();
+    r.a.vault(["git", "merge"])
+        .arg_path(&base)
+        .arg_path(&ours)
+        .arg_path(&other)
+        .run()
+        .fails(1)
+        .stderr_has("are different vaults");
+    assert_eq!(fs::read(&ours).unwrap(), before);
+}
+
+#[test]
+fn history_of_both_branches_survives_the_merge() {
+    if !have_git() {
+        return;
+    }
+    let r = Repo::new();
+    r.git(&r.b, &["checkout", "-q", "-b", "feature"]);
+    for v in ["b1", "b2"] {
+        r.vault(&r.b, &["secret", "set", "db", &format!("PGUSER={v}")])
+            .run()
+            .success();
+    }
+    r.commit(&r.b, "b: two users");
+    r.git(&r.a, &["checkout", "-q", "main"]);
+    for v in ["a1", "a2"] {
+        r.vault(&r.a, &["secret", "set", "db", &format!("PGPASSWORD={v}")])
+            .run()
+            .success();
+    }
+    r.commit(&r.a, "a: two passwords");
+    let (ok, text) = r.merge(&r.a, "feature");
+    assert!(ok, "{text}");
+    assert_eq!(r.reveal(&r.a, "db", "PGPASSWORD"), "a2");
+    assert_eq!(r.reveal(&r.a, "db", "PGUSER"), "b2");
+    let out = r
+        .vault(&r.a, &["secret", "history", "db", "--json"])
+        .run()
+        .success();
+    let versions: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    let versions = versions.as_array().unwrap();
+    // created, a1, a2, b1, b2 and the merge: six versions, none twice.
+    assert_eq!(versions.len(), 6, "{}", out.stdout);
+    // Each earlier version reads back with its values.
+    let mut seen = vec![];
+    for n in 1..=6 {
+        let o = r
+            .vault(
+                &r.a,
+                &[
+                    "secret",
+                    "show",
+                    "db",
+                    "--rev",
+                    &n.to_string(),
+                    "--reveal",
+                    "--json",
+                ],
+            )
+            .run()
+            .success();
+        let v: serde_json::Value = serde_json::from_str(&o.stdout).unwrap();
+        seen.push(format!(
+            "{}/{}",
+            v["entries"]["PGPASSWORD"].as_str().unwrap(),
+            v["entries"]["PGUSER"].as_str().unwrap()
+        ));
+    }
+    for want in [
+        "base-pw/app",
+        "a1/app",
+        "a2/app",
+        "base-pw/b1",
+        "base-pw/b2",
+        "a2/b2",
+    ] {
+        assert!(seen.contains(&want.to_string()), "{want} missing: {seen:?}");
+    }
+    assert_eq!(seen.last().unwrap(), "a2/b2");
+}
+
+/// The merge checks what it takes as any write checks its rows: a value a
+/// member's branch holds that no user could have typed (a NUL here, signed
+/// by that member) fails the merge, OURS unchanged.
+#[test]
+fn an_invalid_row_taken_from_their_branch_fails_the_merge() {
+    let r = Repo::new();
+    let base = r.a.path("base.age");
+    let ours = r.a.path("ours.age");
+    let theirs = r.a.path("theirs.age");
+    fs::copy(r.file(), &base).unwrap();
+    fs::copy(r.file(), &ours).unwrap();
+    let db = plaintext_of(&r.b, &r.file());
+    let mut conn = rusqlite::Connection::open_in_memory().unwrap();
+    conn.deserialize_read_exact(rusqlite::MAIN_DB, &db[..], db.len(), false)
+        .unwrap();
+    conn.execute_batch(
+        "UPDATE entries SET value = 'x' || char(0) || 'y' WHERE key = 'TOKEN';
+         UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'generation';",
+    )
+    .unwrap();
+    let bad = conn.serialize(rusqlite::MAIN_DB).unwrap().to_vec();
+    let b_keys = vault::testing::parse_identity_file(
+        &fs::read(r.b.identity.as_ref().unwrap()).unwrap(),
+        "key",
+    )
+    .unwrap();
+    let members = [r.recipient(&r.a), r.recipient(&r.b)];
+    let sealed = vault::testing::forge::seal(
+        &bad,
+        &members,
+        Some(vault::testing::forge::signature(&bad, &b_keys).unwrap()),
+    )
+    .unwrap();
+    fs::write(&theirs, sealed).unwrap();
+    let before = fs::read(&ours).unwrap();
+    r.a.vault(["git", "merge"])
+        .arg_path(&base)
+        .arg_path(&ours)
+        .arg_path(&theirs)
+        .run()
+        .fails(1)
+        .stderr_has("is damaged")
+        .stderr_has("the value of `TOKEN` is invalid");
+    assert_eq!(fs::read(&ours).unwrap(), before);
+}
+
+/// An unsigned (version-1-shaped) file is merged only into an unsigned
+/// OURS: where the vault is signed, it can only be a forgery.
+#[test]
+fn an_unsigned_branch_does_not_merge_into_a_signed_vault() {
+    let r = Repo::new();
+    let (base, ours, _) = three_copies(&r);
+    let mut conn = rusqlite::Connection::open_in_memory().unwrap();
+    conn.execute_batch(V1_SCHEMA).unwrap();
+    conn.execute(
+        "INSERT INTO recipients VALUES (?1, '2026-01-01T00:00:00Z')",
+        [r.recipient(&r.a)],
+    )
+    .unwrap();
+    conn.execute_batch(
+        "INSERT INTO secrets VALUES (1, 'db', '2026-01-01T00:00:00Z', '2026-01-01T00:00:00Z');
+         INSERT INTO entries VALUES (1, 'LD_PRELOAD', '/tmp/evil.so');",
+    )
+    .unwrap();
+    let v1 = conn.serialize(rusqlite::MAIN_DB).unwrap().to_vec();
+    let theirs = r.a.path("unsigned.age");
+    fs::write(
+        &theirs,
+        vault::testing::forge::seal(&v1, &[r.recipient(&r.a)], None).unwrap(),
+    )
+    .unwrap();
+    let before = fs::read(&ours).unwrap();
+    r.a.vault(["git", "merge"])
+        .arg_path(&base)
+        .arg_path(&ours)
+        .arg_path(&theirs)
+        .run()
+        .fails(1)
+        .stderr_has("(theirs) is not signed, but")
+        .lacks("evil");
+    assert_eq!(fs::read(&ours).unwrap(), before);
+}
