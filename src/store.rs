@@ -778,6 +778,27 @@ fn text_at<'r>(r: &'r rusqlite::Row<'_>, i: usize) -> rusqlite::Result<&'r str> 
     }
 }
 
+#[cfg(test)]
+mod text_at_tests {
+    /// `text_at` fails exactly as `get::<_, String>` does, for every kind
+    /// of column, so the borrowed checks keep validate's errors.
+    #[test]
+    fn text_at_answers_as_get_string() {
+        let conn = rusqlite::Connection::open_in_memory().unwrap();
+        let mut stmt = conn
+            .prepare("SELECT 'ok', CAST(x'ff41' AS TEXT), NULL, 7, 1.5, x'00'")
+            .unwrap();
+        let mut rows = stmt.query([]).unwrap();
+        let r = rows.next().unwrap().unwrap();
+        for i in 0..6 {
+            let owned = r.get::<_, String>(i);
+            let borrowed = super::text_at(r, i).map(str::to_owned);
+            assert_eq!(format!("{owned:?}"), format!("{borrowed:?}"), "column {i}");
+        }
+        assert_eq!(super::text_at(r, 0).unwrap(), "ok");
+    }
+}
+
 fn check_time(t: &str) -> std::result::Result<(), ()> {
     t.parse::<jiff::Timestamp>().map(|_| ()).map_err(|_| ())
 }
