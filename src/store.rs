@@ -620,23 +620,27 @@ pub(crate) fn validate_with(conn: &Connection, source: &str, only: Option<&[i64]
                     typeof(updated_at), updated_at, typeof(env), env FROM secrets",
         )?;
         let mut rows = stmt.query([])?;
+        // Borrowed, not copied (this runs before every write): the same
+        // checks as `SecretName::parse`, in the same order.
+        let is_text = |r: &rusqlite::Row, i| -> rusqlite::Result<bool> {
+            Ok(r.get_ref(i)? == ValueRef::Text(b"text"))
+        };
         while let Some(r) = rows.next()? {
             let id: i64 = r.get(0)?;
-            let texts = r.get::<_, String>(1)? == "text"
-                && r.get::<_, String>(3)? == "text"
-                && r.get::<_, String>(5)? == "text"
-                && r.get::<_, String>(7)? == "text";
+            let texts = is_text(r, 1)? && is_text(r, 3)? && is_text(r, 5)? && is_text(r, 7)?;
             if !texts {
                 return Err(bad(format!("secret row {id} is not text")));
             }
-            let name: String = r.get(2)?;
-            SecretName::parse(&name)
-                .map_err(|_| bad(format!("secret row {id} has an invalid name")))?;
+            let name = text_at(r, 2)?;
+            if !crate::names::is_secret_name(name) {
+                return Err(bad(format!("secret row {id} has an invalid name")));
+            }
             // An environment is named like a secret (`-e`, `ENV/NAME`).
-            SecretName::parse(&r.get::<_, String>(8)?)
-                .map_err(|_| bad(format!("secret `{name}` has an invalid environment")))?;
-            for t in [r.get::<_, String>(4)?, r.get::<_, String>(6)?] {
-                check_time(&t)
+            if !crate::names::is_secret_name(text_at(r, 8)?) {
+                return Err(bad(format!("secret `{name}` has an invalid environment")));
+            }
+            for i in [4, 6] {
+                check_time(text_at(r, i)?)
                     .map_err(|_| bad(format!("secret `{name}` has an invalid timestamp")))?;
             }
         }
@@ -731,11 +735,11 @@ fn validate_history(conn: &Connection, source: &str, only: Option<&[i64]>) -> Re
     )?;
     let mut rows = stmt.query([])?;
     while let Some(r) = rows.next()? {
-        let name: String = r.get(0)?;
-        let ok = r.get::<_, String>(1)? == "integer"
+        let name = text_at(r, 0)?;
+        let ok = r.get_ref(1)? == ValueRef::Text(b"integer")
             && r.get::<_, i64>(2)? >= 1
-            && r.get::<_, String>(3)? == "text"
-            && printable(&r.get::<_, String>(4)?);
+            && r.get_ref(3)? == ValueRef::Text(b"text")
+            && printable(text_at(r, 4)?);
         if !ok {
             return Err(bad(format!(
                 "secret `{name}` has an invalid version or author"
@@ -863,6 +867,39 @@ fn validate_v5(conn: &Connection, source: &str) -> Result<()> {
         }
     }
     Ok(())
+}
+
+use rusqlite::types::ValueRef;
+
+/// Column `i` as borrowed text, failing as `r.get::<_, String>(i)` does.
+fn text_at<'r>(r: &'r rusqlite::Row<'_>, i: usize) -> rusqlite::Result<&'r str> {
+    match r.get_ref(i)? {
+        ValueRef::Text(t) => std::str::from_utf8(t).map_err(|e| rusqlite::Error::Utf8Error(i, e)),
+        _ => r
+            .get::<_, String>(i)
+            .and(Err(rusqlite::Error::InvalidColumnIndex(i))),
+    }
+}
+
+#[cfg(test)]
+mod text_at_tests {
+    /// `text_at` fails exactly as `get::<_, String>` does, for every kind
+    /// of column, so the borrowed checks keep validate's errors.
+    #[test]
+    fn text_at_answers_as_get_string() {
+        let conn = rusqlite::Connection::open_in_memory().unwrap();
+        let mut stmt = conn
+            .prepare("SELECT 'ok', CAST(x'ff41' AS TEXT), NULL, 7, 1.5, x'00'")
+            .unwrap();
+        let mut rows = stmt.query([]).unwrap();
+        let r = rows.next().unwrap().unwrap();
+        for i in 0..6 {
+            let owned = r.get::<_, String>(i);
+            let borrowed = super::text_at(r, i).map(str::to_owned);
+            assert_eq!(format!("{owned:?}"), format!("{borrowed:?}"), "column {i}");
+        }
+        assert_eq!(super::text_at(r, 0).unwrap(), "ok");
+    }
 }
 
 fn check_time(t: &str) -> std::result::Result<(), ()> {

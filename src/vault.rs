@@ -830,8 +830,10 @@ fn save(conn: &mut Connection, path: &Path, keys: &Keys, durable: bool) -> Resul
     }
     let meta = store::meta(conn, &path.display().to_string())?;
     let data = conn.serialize(MAIN_DB)?;
-    let signature = sign_database(&data, &meta, &listed, keys)?;
-    let db_sha256 = hex(&Sha256::digest(&data[..]));
+    // One hash of the database for both the signature and the result.
+    let digest: [u8; 32] = Sha256::digest(&data[..]).into();
+    let signature = sign_database(&digest, &meta, &listed, keys)?;
+    let db_sha256 = hex(&digest);
     let mut recipients = crypto::parse_recipients(&listed)?;
     recipients.push(Box::new(signature));
     fsio::atomic_replace(path, durable, |f| {
@@ -846,15 +848,14 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// The signature stanza for database bytes `data` whose `meta` is given.
+/// The signature stanza for a database whose SHA-256 is `db_sha256` and whose `meta` is given.
 fn sign_database(
-    data: &[u8],
+    db_sha256: &[u8; 32],
     meta: &store::Meta,
     listed: &[String],
     keys: &Keys,
 ) -> Result<SignatureStanza> {
-    let db_sha256: [u8; 32] = Sha256::digest(data).into();
-    let msg = sign::message(&meta.vault_id, meta.generation, &db_sha256);
+    let msg = sign::message(&meta.vault_id, meta.generation, db_sha256);
     let signature = keys.sign(&msg, listed)?;
     Ok(SignatureStanza {
         fingerprint: sign::fingerprint(&signature.recipient),
@@ -874,7 +875,7 @@ pub mod forge {
         let mut conn = Connection::open_in_memory()?;
         conn.deserialize_read_exact(MAIN_DB, db, db.len(), false)?;
         let meta = store::meta(&conn, "input")?;
-        let s = sign_database(db, &meta, keys.recipients(), keys)?;
+        let s = sign_database(&Sha256::digest(db).into(), &meta, keys.recipients(), keys)?;
         Ok((s.fingerprint, s.body))
     }
 
