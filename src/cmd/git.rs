@@ -303,6 +303,9 @@ fn is_this_program(found: &Path) -> bool {
 pub(crate) fn show(ctx: &Context, file: Option<&Path>, reveal: bool) -> Result<()> {
     let path = file.map_or_else(|| ctx.paths.file.clone(), Path::to_path_buf);
     // A file that is not there is an error; what it holds never is.
+    if file.is_none() {
+        crate::vault::require_exists(&path)?;
+    }
     let mut f = fsio::open_regular(&path)?;
     let text = if f.metadata().is_ok_and(|m| m.len() == 0) {
         "empty file: not a vault\n".to_string()
