@@ -22,7 +22,8 @@ use zeroize::Zeroizing;
 
 use crate::{
     error::{Error, Result},
-    store,
+    names::{EnvKey, SecretName},
+    store::{self, conflicts::Conflict},
 };
 
 // ------------------------------------------------------------ the rules
@@ -268,28 +269,6 @@ pub(crate) fn summarize(conn: &Connection, hasher: &RandomState) -> Result<Summa
 }
 
 // --------------------------------------------------------- application
-
-/// A conflict as recorded in `conflicts` (values are secret: `Debug`
-/// shows none).
-pub(crate) struct Conflict {
-    pub(crate) env: String,
-    pub(crate) secret: String,
-    /// `None`: the whole secret.
-    pub(crate) key: Option<String>,
-    pub(crate) base: Option<Zeroizing<String>>,
-    pub(crate) ours: Option<Zeroizing<String>>,
-    pub(crate) theirs: Option<Zeroizing<String>>,
-}
-
-impl std::fmt::Debug for Conflict {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Conflict")
-            .field("env", &self.env)
-            .field("secret", &self.secret)
-            .field("key", &self.key)
-            .finish_non_exhaustive()
-    }
-}
 
 /// What a merge did.
 #[derive(Debug, Default)]
@@ -652,7 +631,7 @@ pub(crate) fn apply(
                     };
                 report.conflicts.push(Conflict {
                     env: env.to_string(),
-                    secret: name.to_string(),
+                    secret: SecretName::parse(name)?,
                     key: None,
                     base: json(base.conn, &bf)?,
                     ours: json(conn, &of)?,
@@ -692,8 +671,8 @@ pub(crate) fn apply(
                 for c in &conflicts {
                     report.conflicts.push(Conflict {
                         env: env.to_string(),
-                        secret: name.to_string(),
-                        key: Some(c.key.to_string()),
+                        secret: SecretName::parse(name)?,
+                        key: Some(EnvKey::parse(c.key)?),
                         base: c.base.map(|v| Zeroizing::new(v.to_string())),
                         ours: c.ours.map(|v| Zeroizing::new(v.to_string())),
                         theirs: c.theirs.map(|v| Zeroizing::new(v.to_string())),
@@ -789,52 +768,26 @@ pub(crate) fn apply(
     }
     // Conflicts THEIRS still carries stay unresolved; the new ones replace
     // any older row for the same key.
-    let carried: Vec<Carried> = {
-        let mut stmt = theirs
-            .conn
-            .prepare("SELECT env, secret, key, base, ours, theirs FROM conflicts")?;
-        stmt.query_map([], |r| {
-            let v = |i| -> rusqlite::Result<Option<Zeroizing<String>>> {
-                Ok(r.get::<_, Option<String>>(i)?.map(Zeroizing::new))
-            };
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?, [v(3)?, v(4)?, v(5)?]))
-        })?
-        .collect::<rusqlite::Result<_>>()?
-    };
-    for (env, secret, key, [b, o, t]) in carried {
+    for c in store::conflicts::list(theirs.conn)? {
         let exists: bool = conn.query_row(
             "SELECT count(*) FROM conflicts WHERE env = ?1 AND secret = ?2 AND key IS ?3",
-            params![env, secret, key],
+            params![c.env, c.secret.as_str(), c.key.as_ref().map(EnvKey::as_str)],
             |r| r.get::<_, i64>(0),
         )? > 0;
         if !exists {
-            insert_conflict(conn, &env, &secret, key.as_deref(), [&b, &o, &t])?;
+            store::conflicts::insert(conn, &c)?;
         }
     }
     for c in &report.conflicts {
         conn.execute(
             "DELETE FROM conflicts WHERE env = ?1 AND secret = ?2 AND (key IS ?3 OR ?3 IS NULL)",
-            params![c.env, c.secret, c.key],
+            params![c.env, c.secret.as_str(), c.key.as_ref().map(EnvKey::as_str)],
         )?;
-        insert_conflict(
-            conn,
-            &c.env,
-            &c.secret,
-            c.key.as_deref(),
-            [&c.base, &c.ours, &c.theirs],
-        )?;
+        store::conflicts::insert(conn, c)?;
     }
     tx.commit()?;
     Ok(report)
 }
-
-/// A conflict row THEIRS carries: env, secret, key, base, ours, theirs.
-type Carried = (
-    String,
-    String,
-    Option<String>,
-    [Option<Zeroizing<String>>; 3],
-);
 
 fn sort_key(s: &Summary) -> (&[u8], &[u8]) {
     (s.env.as_bytes(), s.name.as_bytes())
@@ -869,21 +822,6 @@ fn id_of(conn: &Connection, env: &str, name: &str) -> Result<i64> {
     )
     .optional()?
     .ok_or_else(gone)
-}
-
-fn insert_conflict(
-    conn: &Connection,
-    env: &str,
-    secret: &str,
-    key: Option<&str>,
-    [b, o, t]: [&Option<Zeroizing<String>>; 3],
-) -> Result<()> {
-    let s = |v: &Option<Zeroizing<String>>| v.as_ref().map(|v| v.as_str().to_string());
-    conn.execute(
-        "INSERT INTO conflicts (env, secret, key, base, ours, theirs) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        params![env, secret, key, s(b), s(o), s(t)],
-    )?;
-    Ok(())
 }
 
 fn put_entries(

@@ -125,12 +125,7 @@ pub(crate) fn run(
             (Some(_), _, _, None) => "changed on this branch, removed on the other",
             (Some(_), _, _, _) => "changed on both branches",
         };
-        let key = c
-            .key
-            .as_deref()
-            .map(|k| format!(" {k}"))
-            .unwrap_or_default();
-        note!("CONFLICT (vault): {}/{}{key}: {what}", c.env, c.secret);
+        note!("CONFLICT (vault): {}: {what}", c.label());
     }
     let n = report.conflicts.len();
     let flag = match path {

@@ -117,6 +117,22 @@ pub(crate) fn list(conn: &Connection) -> Result<Vec<Conflict>> {
     Ok(out)
 }
 
+/// Records `c` (what `vault git merge` leaves for `resolve`).
+pub(crate) fn insert(conn: &Connection, c: &Conflict) -> Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO conflicts (env, secret, key, base, ours, theirs) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?
+    .execute(params![
+        c.env,
+        c.secret.as_str(),
+        c.key.as_ref().map(EnvKey::as_str),
+        c.side(Side::Base),
+        c.side(Side::Ours),
+        c.side(Side::Theirs),
+    ])?;
+    Ok(())
+}
+
 /// The keys of `name` in `env` with an unresolved conflict (`None`: the
 /// whole secret). One indexed look-up in a table that is almost always
 /// empty: this is on `run`'s path.
