@@ -422,8 +422,23 @@ impl Store {
     /// (a vault read again, nothing new) takes no lock and writes nothing;
     /// a change is re-decided under the lock on a fresh read, so two
     /// readers updating at once lose nothing.
-    pub(crate) fn update<T>(&self, mut rule: impl FnMut(&mut State) -> T) -> Result<T> {
-        let before = self.load()?;
+    pub(crate) fn update<T>(&self, rule: impl FnMut(&mut State) -> T) -> Result<T> {
+        self.update_from(None, rule)
+    }
+
+    /// `update`, starting from `loaded` when the caller has just read the
+    /// state (a read needs it for the signer first; parsing it twice is on
+    /// `run`'s path). The rule still runs again on a fresh load under the
+    /// lock before anything is written.
+    pub(crate) fn update_from<T>(
+        &self,
+        loaded: Option<State>,
+        mut rule: impl FnMut(&mut State) -> T,
+    ) -> Result<T> {
+        let before = match loaded {
+            Some(state) => state,
+            None => self.load()?,
+        };
         let mut after = before.clone();
         let out = rule(&mut after);
         if after == before {

@@ -964,6 +964,7 @@ fn verify_at(
     let refuse = |r| refusal(r, source, paths);
     let recipients = store::recipients(&loaded.conn)?;
     let trusted = trust::Store::new(&paths.dir);
+    let mut state = None;
     let (signer, seen_id) = match (loaded.signatures.as_slice(), loaded.meta) {
         ([], _) => (None, None),
         ([stanza], Some(meta))
@@ -971,10 +972,10 @@ fn verify_at(
         {
             let fingerprint = &stanza.args[1];
             let id = meta.id_hex();
-            let state = trusted.load()?;
+            let st = state.insert(trusted.load()?);
             // Your own recipients only when no member matches: from the
             // agent they cost a round trip, and `run` is on every path.
-            let signer = state
+            let signer = st
                 .signer_candidates(&id, &recipients)
                 .into_iter()
                 .find(|c| sign::fingerprint(c) == *fingerprint)
@@ -1011,7 +1012,7 @@ fn verify_at(
         },
     };
     let is_me = |r: &str| keys.is_mine(r);
-    let (notes, newest) = trusted.update(|st| {
+    let (notes, newest) = trusted.update_from(state, |st| {
         let verdict = trust::decide_at(st, at, seen, &is_me);
         let newest = seen_id
             .as_ref()
