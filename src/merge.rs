@@ -55,8 +55,8 @@ pub(crate) fn pick<T: PartialEq>(base: Option<T>, ours: Option<T>, theirs: Optio
 /// A secret's keys and values on one side.
 pub(crate) type Values<'a> = BTreeMap<&'a str, &'a str>;
 
-/// One key changed differently on both sides.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One key changed differently on both sides (`Debug` shows no value).
+#[derive(Clone, PartialEq, Eq)]
 pub(crate) struct KeyConflict<'a> {
     pub(crate) key: &'a str,
     pub(crate) base: Option<&'a str>,
@@ -64,8 +64,20 @@ pub(crate) struct KeyConflict<'a> {
     pub(crate) theirs: Option<&'a str>,
 }
 
-/// What the merge makes of one secret.
-#[derive(Debug, Clone, PartialEq, Eq)]
+impl std::fmt::Debug for KeyConflict<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let side = |v: Option<&str>| if v.is_some() { "set" } else { "absent" };
+        f.debug_struct("KeyConflict")
+            .field("key", &self.key)
+            .field("base", &side(self.base))
+            .field("ours", &side(self.ours))
+            .field("theirs", &side(self.theirs))
+            .finish()
+    }
+}
+
+/// What the merge makes of one secret (`Debug` shows keys, no value).
+#[derive(Clone, PartialEq, Eq)]
 pub(crate) enum SecretMerge<'a> {
     /// OURS as it is (absent included).
     Ours,
@@ -81,6 +93,26 @@ pub(crate) enum SecretMerge<'a> {
         changes: Vec<(&'a str, Option<&'a str>)>,
         conflicts: Vec<KeyConflict<'a>>,
     },
+}
+
+impl std::fmt::Debug for SecretMerge<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SecretMerge::Ours => f.write_str("Ours"),
+            SecretMerge::Theirs => f.write_str("Theirs"),
+            SecretMerge::Whole => f.write_str("Whole"),
+            SecretMerge::Keys { changes, conflicts } => {
+                let changes: Vec<(&str, &str)> = changes
+                    .iter()
+                    .map(|(k, v)| (*k, if v.is_some() { "set" } else { "removed" }))
+                    .collect();
+                f.debug_struct("Keys")
+                    .field("changes", &changes)
+                    .field("conflicts", conflicts)
+                    .finish()
+            }
+        }
+    }
 }
 
 /// The three-way rule for a secret, then for each of its keys.
@@ -903,6 +935,25 @@ mod tests {
 
     fn vals<'a>(pairs: &[(&'a str, &'a str)]) -> Values<'a> {
         pairs.iter().copied().collect()
+    }
+
+    #[test]
+    fn debug_of_a_merge_shows_keys_and_no_value() {
+        let m = SecretMerge::Keys {
+            changes: vec![("A", Some("canary-a")), ("B", None)],
+            conflicts: vec![KeyConflict {
+                key: "C",
+                base: Some("canary-base"),
+                ours: Some("canary-ours"),
+                theirs: None,
+            }],
+        };
+        let shown = format!("{m:?}");
+        assert!(!shown.contains("canary"), "{shown}");
+        assert!(
+            shown.contains("\"A\"") && shown.contains("\"C\""),
+            "{shown}"
+        );
     }
 
     /// Every case of the table for one value: absent (None), the base
