@@ -322,8 +322,9 @@ pub(crate) fn atomic_write(
 
 /// `atomic_write`, with the fsyncs only when `durable`: git's merge driver
 /// replaces a temporary file git owns and syncs itself (DESIGN v2 "Git"),
-/// so it still gets temp + rename (a failure leaves the old file) but not
-/// the cost of two fsyncs.
+/// and `cache/verified` is only a cache (a crash may lose it, which costs
+/// only a slower next read). Both still get temp + rename: a reader sees
+/// the old file or the whole new one, and a failure leaves the old file.
 pub(crate) fn atomic_replace(
     target: &Path,
     durable: bool,
@@ -378,16 +379,6 @@ fn atomic_write_mode(
     tmp.persist(target)
         .map_err(|e| Error::io("replace", target, e.error))?;
     if durable { sync_dir(&dir) } else { Ok(()) }
-}
-
-/// `atomic_write` without the fsyncs, for a file that is only a cache
-/// (`cache/verified`): a reader sees the old file or the whole new one, and
-/// a crash may lose it, which costs only a slower next read.
-pub(crate) fn replace_unsynced(
-    target: &Path,
-    fill: impl FnOnce(&mut File) -> io::Result<()>,
-) -> Result<()> {
-    atomic_write_mode(target, 0o600, false, fill)
 }
 
 /// Removes temp files a killed writer left beside `target`. Only called with

@@ -160,7 +160,7 @@ impl Cache {
         }
         let sum = hex(&Sha256::digest(body.as_bytes()));
         body.push_str(&format!("end {sum}\n"));
-        fsio::replace_unsynced(&self.file, |f| f.write_all(body.as_bytes())).ok()
+        fsio::atomic_replace(&self.file, false, |f| f.write_all(body.as_bytes())).ok()
     }
 
     /// Every entry, or `None` when the cache is missing, unreadable or not
