@@ -5,7 +5,6 @@
 
 use std::{
     fs,
-    os::unix::process::CommandExt,
     path::{Path, PathBuf},
     process::{Command, Stdio},
     time::{Duration, Instant},
@@ -61,36 +60,11 @@ impl Member {
     /// `git ARGS` in `dir` as this member: nothing of the host's git
     /// config, no terminal (a new session, stdin from /dev/null), no pager.
     fn git(&self, dir: &Path, args: &[&str]) -> Out {
-        let mut c = Command::new("git");
-        c.args(args)
-            .current_dir(dir)
-            .env_clear()
-            .env("PATH", path_with_vault())
-            .env("HOME", &self.env.home)
-            .env("XDG_CONFIG_HOME", self.env.home.join(".config"))
-            .env("VAULT_DIR", &self.env.dir)
-            .env("VAULT_SCRYPT_WORK_FACTOR", "10")
-            .env("GIT_CONFIG_NOSYSTEM", "1")
-            .env("GIT_AUTHOR_NAME", "member")
-            .env("GIT_AUTHOR_EMAIL", "member@example.com")
-            .env("GIT_COMMITTER_NAME", "member")
-            .env("GIT_COMMITTER_EMAIL", "member@example.com")
-            .env("GIT_PAGER", "cat")
-            .env("LANG", "C")
-            .stdin(Stdio::null())
+        let o = git_command(&self.env, dir, args)
             .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        if let Some(id) = &self.env.identity {
-            c.env("VAULT_IDENTITY", id);
-        }
-        // SAFETY: setsid is async-signal-safe and touches no memory.
-        unsafe {
-            c.pre_exec(|| {
-                rustix::process::setsid()?;
-                Ok(())
-            });
-        }
-        let o = c.output().unwrap();
+            .stderr(Stdio::piped())
+            .output()
+            .unwrap();
         Out {
             code: o.status.code(),
             signal: None,

@@ -66,36 +66,7 @@ impl Repo {
     /// `git` as `who`: their HOME and identity, no system or global
     /// config of the host, fixed author and committer.
     fn git_cmd(&self, who: &Env, args: &[&str]) -> Command {
-        let mut c = Command::new("git");
-        c.args(args).current_dir(&self.dir);
-        for v in [
-            "VAULT_DIR",
-            "VAULT_FILE",
-            "VAULT_IDENTITY",
-            "VAULT_PASSPHRASE",
-            "VAULT_PASSPHRASE_FILE",
-            "VAULT_AGE_KEY",
-            "GIT_DIR",
-            "GIT_WORK_TREE",
-        ] {
-            c.env_remove(v);
-        }
-        c.env("HOME", &who.home)
-            .env("XDG_CONFIG_HOME", who.home.join(".config"))
-            .env("XDG_RUNTIME_DIR", who.tmp.path().join("run"))
-            .env("GIT_CONFIG_NOSYSTEM", "1")
-            .env("GIT_AUTHOR_NAME", "member")
-            .env("GIT_AUTHOR_EMAIL", "member@example.com")
-            .env("GIT_COMMITTER_NAME", "member")
-            .env("GIT_COMMITTER_EMAIL", "member@example.com")
-            .env("VAULT_DIR", &who.dir)
-            .env("RUST_BACKTRACE", "0")
-            .env("PATH", path_with_vault())
-            .stdin(std::process::Stdio::null());
-        if let Some(id) = &who.identity {
-            c.env("VAULT_IDENTITY", id);
-        }
-        c
+        git_command(who, &self.dir, args)
     }
 
     #[track_caller]
@@ -153,13 +124,9 @@ fn configure_driver(r: &Repo) {
         .success();
 }
 
-fn have_git() -> bool {
-    have("git")
-}
-
 #[test]
 fn different_secrets_on_two_branches_merge_cleanly_for_everyone() {
-    if !have_git() {
+    if !have("git") {
         return;
     }
     let r = Repo::new();
@@ -221,7 +188,7 @@ fn different_secrets_on_two_branches_merge_cleanly_for_everyone() {
 
 #[test]
 fn the_same_key_changed_differently_stops_git_until_resolved() {
-    if !have_git() {
+    if !have("git") {
         return;
     }
     let r = Repo::new();
@@ -312,7 +279,7 @@ fn the_same_key_changed_differently_stops_git_until_resolved() {
 
 #[test]
 fn a_secret_deleted_on_one_branch_and_changed_on_the_other_is_one_conflict() {
-    if !have_git() {
+    if !have("git") {
         return;
     }
     let r = Repo::new();
@@ -355,7 +322,7 @@ fn a_secret_deleted_on_one_branch_and_changed_on_the_other_is_one_conflict() {
 /// added (which C could read on B's branch) is marked for rotation.
 #[test]
 fn a_member_removed_on_one_branch_cannot_read_the_merge_of_the_other() {
-    if !have_git() {
+    if !have("git") {
         return;
     }
     let r = Repo::new();
@@ -412,7 +379,7 @@ fn a_member_removed_on_one_branch_cannot_read_the_merge_of_the_other() {
 /// (DESIGN v2 "Trust"); a member re-does the change.
 #[test]
 fn a_removed_members_branch_is_refused() {
-    if !have_git() {
+    if !have("git") {
         return;
     }
     let r = Repo::new();
@@ -454,7 +421,7 @@ fn plaintext_of(who: &Env, file: &std::path::Path) -> Vec<u8> {
 /// merged in: the driver refuses and OURS is left as it was.
 #[test]
 fn a_branch_forged_by_a_non_member_is_refused() {
-    if !have_git() {
+    if !have("git") {
         return;
     }
     let r = Repo::new();
@@ -574,7 +541,7 @@ fn different_vaults_do_not_merge() {
 
 #[test]
 fn history_of_both_branches_survives_the_merge() {
-    if !have_git() {
+    if !have("git") {
         return;
     }
     let r = Repo::new();

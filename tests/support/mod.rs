@@ -452,3 +452,40 @@ pub fn path_with_vault() -> String {
     let bin = std::path::Path::new(BIN).parent().unwrap();
     format!("{}:/usr/local/bin:/usr/bin:/bin", bin.display())
 }
+
+/// `git ARGS` in `dir` as the user of `env`: nothing of the host's
+/// environment or git config, that user's VAULT_DIR and identity, the
+/// `vault` under test first on PATH, no pager, and no terminal (a new
+/// session, stdin from /dev/null), as git runs the merge driver and
+/// textconv.
+pub fn git_command(env: &Env, dir: &std::path::Path, args: &[&str]) -> Command {
+    let mut c = Command::new("git");
+    c.args(args)
+        .current_dir(dir)
+        .env_clear()
+        .env("PATH", path_with_vault())
+        .env("HOME", &env.home)
+        .env("XDG_CONFIG_HOME", env.home.join(".config"))
+        .env("XDG_RUNTIME_DIR", env.tmp.path().join("run"))
+        .env("VAULT_DIR", &env.dir)
+        .env("VAULT_SCRYPT_WORK_FACTOR", "10")
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_AUTHOR_NAME", "member")
+        .env("GIT_AUTHOR_EMAIL", "member@example.com")
+        .env("GIT_COMMITTER_NAME", "member")
+        .env("GIT_COMMITTER_EMAIL", "member@example.com")
+        .env("GIT_PAGER", "cat")
+        .env("LANG", "C")
+        .stdin(Stdio::null());
+    if let Some(id) = &env.identity {
+        c.env("VAULT_IDENTITY", id);
+    }
+    // SAFETY: setsid is async-signal-safe and touches no memory.
+    unsafe {
+        c.pre_exec(|| {
+            rustix::process::setsid()?;
+            Ok(())
+        });
+    }
+    c
+}
