@@ -614,110 +614,136 @@ pub(crate) fn check_entry(
 pub(crate) fn validate_with(conn: &Connection, source: &str, only: Option<&[i64]>) -> Result<()> {
     let bad = |what: String| damaged(source, what);
     meta(conn, source)?;
+    // One sequential scan per big table, every value borrowed (this runs
+    // before every write, and on `git merge`'s 10,000-row results;
+    // BENCHMARKS.md, "Write" and "Merge"). A fault found early but
+    // reported after the entries (a secret's version or author) is held in
+    // `late`, so that each fault keeps the message it always had.
+    // Rowid order: sorted, for the entries' binary search.
+    let mut ids: Vec<i64> = Vec::new();
+    let mut late: Option<Error> = None;
     {
         let mut stmt = conn.prepare(
-            "SELECT id, typeof(name), name, typeof(created_at), created_at,
-                    typeof(updated_at), updated_at, typeof(env), env FROM secrets",
+            "SELECT id, name, created_at, updated_at, env, version, updated_by FROM secrets",
         )?;
         let mut rows = stmt.query([])?;
-        // Borrowed, not copied (this runs before every write): the same
-        // checks as `SecretName::parse`, in the same order.
-        let is_text = |r: &rusqlite::Row, i| -> rusqlite::Result<bool> {
-            Ok(r.get_ref(i)? == ValueRef::Text(b"text"))
-        };
+        let printable = |s: &str| !s.chars().any(char::is_control) && s.len() <= 1024;
         while let Some(r) = rows.next()? {
             let id: i64 = r.get(0)?;
-            let texts = is_text(r, 1)? && is_text(r, 3)? && is_text(r, 5)? && is_text(r, 7)?;
+            ids.push(id);
+            // The same checks as `SecretName::parse`, in the same order.
+            let is_text =
+                |i| -> rusqlite::Result<bool> { Ok(matches!(r.get_ref(i)?, ValueRef::Text(_))) };
+            let texts = is_text(1)? && is_text(2)? && is_text(3)? && is_text(4)?;
             if !texts {
                 return Err(bad(format!("secret row {id} is not text")));
             }
-            let name = text_at(r, 2)?;
+            let name = text_at(r, 1)?;
             if !crate::names::is_secret_name(name) {
                 return Err(bad(format!("secret row {id} has an invalid name")));
             }
             // An environment is named like a secret (`-e`, `ENV/NAME`).
-            if !crate::names::is_secret_name(text_at(r, 8)?) {
+            if !crate::names::is_secret_name(text_at(r, 4)?) {
                 return Err(bad(format!("secret `{name}` has an invalid environment")));
             }
-            for i in [4, 6] {
+            for i in [2, 3] {
                 check_time(text_at(r, i)?)
                     .map_err(|_| bad(format!("secret `{name}` has an invalid timestamp")))?;
+            }
+            let versioned = matches!(r.get_ref(5)?, ValueRef::Integer(v) if v >= 1)
+                && matches!(r.get_ref(6)?, ValueRef::Text(_))
+                && printable(text_at(r, 6)?);
+            if !versioned && late.is_none() {
+                late = Some(bad(format!(
+                    "secret `{name}` has an invalid version or author"
+                )));
             }
         }
     }
     {
-        // One look-up for orphans, then a sequential scan of `entries`
-        // that borrows each key and value instead of copying it (this runs
-        // before every write, and on `git merge`'s 10,000-row results;
-        // BENCHMARKS.md, "Merge"). The same checks as `EnvKey::parse` and
-        // `SecretValue::new`; a secret's name only for a message.
-        // (With `only`, the loader checked that every row's secret exists.)
-        let orphan: Option<i64> = match only {
-            Some(_) => None,
-            None => conn
-                .query_row(
-                    "SELECT 1 FROM entries e WHERE NOT EXISTS
-                         (SELECT 1 FROM secrets s WHERE s.id = e.secret_id) LIMIT 1",
-                    [],
-                    |r| r.get(0),
-                )
-                .optional()?,
-        };
-        if orphan.is_some() {
-            return Err(bad("an entry belongs to no secret".into()));
-        }
+        // The same checks as `EnvKey::parse` and `SecretValue::new`, and
+        // `is_description` for a described key; a secret's name only for a
+        // message. (With `only`, the loader checked that every row's
+        // secret exists, and every other row.)
         let name_of = |id: i64| -> String {
             conn.query_row("SELECT name FROM secrets WHERE id = ?1", [id], |r| {
                 r.get::<_, String>(0)
             })
             .unwrap_or_default()
         };
-        let check = |r: &rusqlite::Row| -> Result<()> {
-            use rusqlite::types::ValueRef;
+        let mut orphan = false;
+        let mut fault: Option<Error> = None;
+        let mut undescribed: Option<Error> = None;
+        let mut check = |r: &rusqlite::Row, whole: bool| -> Result<()> {
+            let id = r.get::<_, i64>(0)?;
+            if whole && ids.binary_search(&id).is_err() {
+                orphan = true;
+                return Ok(());
+            }
             let text = |i| match r.get_ref(i) {
                 Ok(ValueRef::Text(t)) => Some(t),
                 _ => None,
             };
             let (key, value) = (text(1), text(2));
-            let name = || name_of(r.get::<_, i64>(0).unwrap_or_default());
-            match check_entry(key, value) {
-                Ok(()) => Ok(()),
-                Err(EntryFault::NotText) => Err(bad(format!(
-                    "secret `{}` has an entry that is not text",
-                    name()
-                ))),
-                Err(EntryFault::BadKey) => {
-                    Err(bad(format!("secret `{}` has an invalid key", name())))
-                }
-                Err(EntryFault::BadValue) => Err(bad(format!(
-                    "secret `{}`: the value of `{}` is invalid",
-                    name(),
-                    String::from_utf8_lossy(key.unwrap_or_default())
-                ))),
+            if fault.is_none() {
+                fault = match check_entry(key, value) {
+                    Ok(()) => None,
+                    Err(EntryFault::NotText) => Some(bad(format!(
+                        "secret `{}` has an entry that is not text",
+                        name_of(id)
+                    ))),
+                    Err(EntryFault::BadKey) => {
+                        Some(bad(format!("secret `{}` has an invalid key", name_of(id))))
+                    }
+                    Err(EntryFault::BadValue) => Some(bad(format!(
+                        "secret `{}`: the value of `{}` is invalid",
+                        name_of(id),
+                        String::from_utf8_lossy(key.unwrap_or_default())
+                    ))),
+                };
             }
+            let described = match r.get_ref(3)? {
+                ValueRef::Null => true,
+                ValueRef::Text(t) => std::str::from_utf8(t).is_ok_and(is_description),
+                _ => false,
+            };
+            if !described && undescribed.is_none() {
+                undescribed = Some(bad(format!(
+                    "secret `{}` has an invalid key description",
+                    name_of(id)
+                )));
+            }
+            Ok(())
         };
         match only {
             None => {
-                let mut stmt = conn.prepare("SELECT secret_id, key, value FROM entries")?;
+                let mut stmt =
+                    conn.prepare("SELECT secret_id, key, value, description FROM entries")?;
                 let mut rows = stmt.query([])?;
                 while let Some(r) = rows.next()? {
-                    check(r)?;
+                    check(r, true)?;
                 }
             }
             Some(ids) => {
                 let mut stmt = conn.prepare_cached(
-                    "SELECT secret_id, key, value FROM entries WHERE secret_id = ?1",
+                    "SELECT secret_id, key, value, description FROM entries WHERE secret_id = ?1",
                 )?;
                 for id in ids {
                     let mut rows = stmt.query([id])?;
                     while let Some(r) = rows.next()? {
-                        check(r)?;
+                        check(r, false)?;
                     }
                 }
             }
         }
+        if orphan {
+            return Err(bad("an entry belongs to no secret".into()));
+        }
+        if let Some(e) = fault.or(late).or(undescribed) {
+            return Err(e);
+        }
     }
-    validate_history(conn, source, only)?;
+    validate_history(conn, source)?;
     validate_v5(conn, source)?;
     recipients_info(conn)
         .map_err(|e| Error::new(format!("{source} is damaged: {}", e.message())))?;
@@ -727,53 +753,11 @@ pub(crate) fn validate_with(conn: &Connection, source: &str, only: Option<&[i64]
 /// The columns and table that schema v3 (history) adds: versions are
 /// positive integers, authors and descriptions printable, and every earlier
 /// version an object of valid keys and values, as if typed by a user.
-fn validate_history(conn: &Connection, source: &str, only: Option<&[i64]>) -> Result<()> {
+fn validate_history(conn: &Connection, source: &str) -> Result<()> {
     let bad = |what: String| damaged(source, what);
     let printable = |s: &str| !s.chars().any(char::is_control) && s.len() <= 1024;
-    let mut stmt = conn.prepare(
-        "SELECT name, typeof(version), version, typeof(updated_by), updated_by FROM secrets",
-    )?;
-    let mut rows = stmt.query([])?;
-    while let Some(r) = rows.next()? {
-        let name = text_at(r, 0)?;
-        let ok = r.get_ref(1)? == ValueRef::Text(b"integer")
-            && r.get::<_, i64>(2)? >= 1
-            && r.get_ref(3)? == ValueRef::Text(b"text")
-            && printable(text_at(r, 4)?);
-        if !ok {
-            return Err(bad(format!(
-                "secret `{name}` has an invalid version or author"
-            )));
-        }
-    }
-    // Every row, or (`only`) those of the secrets listed: the loader
-    // checked the others' descriptions (`check_entry`'s caller). Two
-    // statements: an `OR` in one would scan every row per secret.
-    const DESCRIBED: &str =
-        "SELECT s.name, e.description FROM entries e JOIN secrets s ON s.id = e.secret_id
-         WHERE e.description IS NOT NULL";
-    let (mut stmt, ids): (_, Vec<Option<i64>>) = match only {
-        None => (conn.prepare(DESCRIBED)?, vec![None]),
-        Some(ids) => (
-            conn.prepare(&format!("{DESCRIBED} AND e.secret_id = ?1"))?,
-            ids.iter().copied().map(Some).collect(),
-        ),
-    };
-    for id in ids {
-        let mut rows = match id {
-            None => stmt.query([])?,
-            Some(id) => stmt.query([id])?,
-        };
-        while let Some(r) = rows.next()? {
-            let name: String = r.get(0)?;
-            let text: Option<String> = r.get(1).ok();
-            if !text.as_deref().is_some_and(is_description) {
-                return Err(bad(format!(
-                    "secret `{name}` has an invalid key description"
-                )));
-            }
-        }
-    }
+    // (The columns of `secrets` and the descriptions in `entries` are
+    // checked in `validate_with`'s scans of those tables.)
     let mut stmt = conn.prepare(
         "SELECT s.name, typeof(h.version), h.version, h.name, h.changed_at, h.changed_by, h.entries
          FROM history h LEFT JOIN secrets s ON s.id = h.secret_id",
