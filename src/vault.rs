@@ -180,6 +180,23 @@ fn load(path: &Path, keys: &Keys, access: Access) -> Result<Loaded> {
     load_input(&file, keys, &source, access)
 }
 
+/// `load` for a write: decrypted in full (every chunk authenticated) and
+/// strictly loaded, but a file version the cache in `dir` knows (verified
+/// by an earlier read, or made by an earlier write) is not hashed again:
+/// its signature is checked against the recorded hash, as a paged read
+/// checks it (DESIGN v2 "Performance"). A wrong record fails the
+/// signature, and the write then loads again, hashing.
+fn load_for_write(path: &Path, dir: &Path, keys: &Keys) -> Result<(Loaded, bool)> {
+    let source = path.display().to_string();
+    let file = open_file(path, &source)?;
+    let known = verified::Version::of(&file).and_then(|v| verified::Cache::new(dir).lookup(&v));
+    keys.forget_signatures();
+    let (plain, len) = crypto::open(&file, keys, &source, PARALLEL_MIN, THREADS_MAX)?;
+    let signatures = keys.take_signatures();
+    let loaded = deserialize_known(plain, len, &source, Access::Write, signatures, known)?;
+    Ok((loaded, known.is_some()))
+}
+
 /// Opens the vault file at `path`, which must be a regular file that is not
 /// empty.
 fn open_file(path: &Path, source: &str) -> Result<std::fs::File> {
@@ -252,15 +269,18 @@ fn load_input(
 
 /// Reads through, hashing what passes (the signature covers the database
 /// bytes; hashing them on the way costs no second pass).
+/// (`None`: the hash is known already, see `load_for_write`.)
 struct Hashing<R> {
     inner: R,
-    sha: Sha256,
+    sha: Option<Sha256>,
 }
 
 impl<R: Read> Read for Hashing<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
-        self.sha.update(&buf[..n]);
+        if let Some(sha) = &mut self.sha {
+            sha.update(&buf[..n]);
+        }
         Ok(n)
     }
 }
@@ -275,6 +295,18 @@ fn deserialize(
     access: Access,
     signatures: Vec<age_core::format::Stanza>,
 ) -> Result<Loaded> {
+    deserialize_known(plain, len, source, access, signatures, None)
+}
+
+/// `deserialize`, hashing the database unless its hash is `known`.
+fn deserialize_known(
+    plain: impl Read,
+    len: u64,
+    source: &str,
+    access: Access,
+    signatures: Vec<age_core::format::Stanza>,
+    known: Option<[u8; 32]>,
+) -> Result<Loaded> {
     let damaged = |e: &dyn std::fmt::Display| crypto::damaged(e, source);
     if len == 0 {
         return Err(
@@ -285,7 +317,7 @@ fn deserialize(
     let len = usize::try_from(len).map_err(|e| damaged(&e))?;
     let mut plain = Hashing {
         inner: plain,
-        sha: Sha256::new(),
+        sha: known.is_none().then(Sha256::new),
     };
     let mut conn = Connection::open_in_memory()?;
     let mut image = None;
@@ -306,7 +338,10 @@ fn deserialize(
             image = Some(bytes);
         }
     }
-    let db_sha256: [u8; 32] = plain.sha.finalize().into();
+    let db_sha256: [u8; 32] = match plain.sha {
+        Some(sha) => sha.finalize().into(),
+        None => known.unwrap_or_default(),
+    };
     let schema = store::check(&conn, source)?;
     let meta = if schema >= 2 {
         Some(store::meta(&conn, source)?)
@@ -558,11 +593,20 @@ fn read_modify_write<T>(
     // The file must pass the strict load and the trust check before a
     // write starts from it (invariant 5); `before` is whom it lists.
     let (mut conn, before) = if paths.file.exists() {
-        let loaded = load(&paths.file, keys, Access::Write)?;
+        let (mut loaded, cached) = load_for_write(&paths.file, &paths.dir, keys)?;
         let before = if mode == Mode::Trust {
             store::recipients(&loaded.conn)?
         } else {
-            verify(paths, keys, &loaded)?.recipients
+            match verify(paths, keys, &loaded) {
+                Ok(p) => p.recipients,
+                // The cache's hash may be wrong (it is only ever a
+                // speed-up): hashed, the file decides.
+                Err(_) if cached => {
+                    loaded = load(&paths.file, keys, Access::Write)?;
+                    verify(paths, keys, &loaded)?.recipients
+                }
+                Err(e) => return Err(e),
+            }
         };
         (loaded.conn, before)
     } else {
@@ -599,7 +643,17 @@ fn read_modify_write<T>(
         // database has no free pages left to carry old bytes.
         conn.execute_batch("VACUUM")?;
     }
-    let db_sha256 = save(&mut conn, &paths.file, keys, true)?;
+    let digest = save(&mut conn, &paths.file, keys, true)?;
+    // You made this version: the next read opens it through the VFS and
+    // the next write need not hash it. (Under `vault.lock`, so the file
+    // is the one just renamed there; were it not, its header would fail
+    // the signature with this hash, and that read verify in full.)
+    if let Ok(file) = fsio::open_regular(&paths.file)
+        && let Some(version) = verified::Version::of(&file)
+    {
+        verified::Cache::new(&paths.dir).record(&version, &digest);
+    }
+    let db_sha256 = hex(&digest);
     // You signed it: its recipients are the trusted set.
     trusted.update(|st| trust::record_write(st, &at, &id, generation, &after, &db_sha256))?;
     Ok(out)
@@ -820,7 +874,7 @@ impl<S> MergeInputs<S> {
 /// a teammate's write must not drop the owner), and signed by `keys`
 /// (DESIGN v2 "Trust"): one more header stanza, `-> vault-sig v1 <fp>`.
 /// Returns the SHA-256 (hex) of the database it saved.
-fn save(conn: &mut Connection, path: &Path, keys: &Keys, durable: bool) -> Result<String> {
+fn save(conn: &mut Connection, path: &Path, keys: &Keys, durable: bool) -> Result<[u8; 32]> {
     let listed = store::recipients(conn)?;
     if listed.is_empty() {
         return Err(
@@ -833,7 +887,6 @@ fn save(conn: &mut Connection, path: &Path, keys: &Keys, durable: bool) -> Resul
     // One hash of the database for both the signature and the result.
     let digest: [u8; 32] = Sha256::digest(&data[..]).into();
     let signature = sign_database(&digest, &meta, &listed, keys)?;
-    let db_sha256 = hex(&digest);
     let mut recipients = crypto::parse_recipients(&listed)?;
     recipients.push(Box::new(signature));
     fsio::atomic_replace(path, durable, |f| {
@@ -841,7 +894,7 @@ fn save(conn: &mut Connection, path: &Path, keys: &Keys, durable: bool) -> Resul
         crypto::encrypt_to(&recipients, &data, &mut w)?;
         w.flush()
     })?;
-    Ok(db_sha256)
+    Ok(digest)
 }
 
 fn hex(bytes: &[u8]) -> String {

@@ -462,6 +462,9 @@ fn plaintext_reaches_no_file_and_reads_write_only_the_cache_strace() {
         })
     };
     // Cold (the full verification, which records the cache), then warm.
+    // (The write recorded the version it made: forgotten, the first read
+    // verifies in full.)
+    fs::remove_dir_all(env.dir.join("cache")).unwrap();
     let mut opened_cold = None;
     for round in 0..2 {
         for args in reads("c") {
@@ -498,4 +501,65 @@ fn plaintext_reaches_no_file_and_reads_write_only_the_cache_strace() {
             f.display()
         );
     }
+}
+
+/// A write records the version it made (the next read opens it through
+/// the VFS), and a write from a version the cache knows does not hash it
+/// again; a wrong hash in the cache (forged, or stale) costs only that
+/// speed-up: the write hashes, the signature decides, nothing is lost.
+#[test]
+fn a_write_records_its_version_and_a_wrong_cached_hash_only_slows_the_next_write() {
+    let env = Env::new().init();
+    env.create("db", &["PGPASSWORD=first"]);
+    assert_eq!(
+        testing::cached_hash(&env.dir, &env.file()),
+        Some(sha256(&env.plaintext())),
+        "the write recorded the version it made"
+    );
+    env.vault(["secret", "set", "db", "PGPASSWORD=second"])
+        .run()
+        .success();
+    let h2 = sha256(&env.plaintext());
+    assert_eq!(testing::cached_hash(&env.dir, &env.file()), Some(h2));
+    export(&env, "db").success().stdout_has("second");
+    // Forged: the cache claims another database for this very version.
+    testing::record_hash(&env.dir, &env.file(), [7; 32]);
+    env.vault(["secret", "set", "db", "PGUSER=app"])
+        .run()
+        .success();
+    let out = export(&env, "db").success();
+    out.stdout_has("second").stdout_has("app");
+    assert_eq!(
+        testing::cached_hash(&env.dir, &env.file()),
+        Some(sha256(&env.plaintext()))
+    );
+    // A stranger's signature on this database, put in place, with the
+    // cache claiming the hash it signs: the write refuses it as ever and
+    // leaves the file as it was.
+    let db = env.plaintext();
+    let recipient = fs::read_to_string(env.identity.as_ref().unwrap())
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("# public key: "))
+        .unwrap()
+        .to_string();
+    let stranger = Env::new();
+    let skeys = testing::parse_identity_file(
+        &fs::read(stranger.identity.as_ref().unwrap()).unwrap(),
+        "key",
+    )
+    .unwrap();
+    let forged = testing::forge::seal(
+        &db,
+        std::slice::from_ref(&recipient),
+        Some(testing::forge::signature(&db, &skeys).unwrap()),
+    )
+    .unwrap();
+    rewrite_in_place(&env.file(), &forged);
+    testing::record_hash(&env.dir, &env.file(), sha256(&db));
+    env.vault(["secret", "set", "db", "PGUSER=mallory"])
+        .run()
+        .fails(1)
+        .stderr_has("was written by a key you do not trust");
+    assert_eq!(fs::read(env.file()).unwrap(), forged, "no partial write");
 }
