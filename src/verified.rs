@@ -17,6 +17,8 @@
 //! records the version again). What it records cannot make a read accept a
 //! file that a full verification refuses, only skip hashing the database: a
 //! wrong hash fails the signature, and `vault.rs` then verifies in full.
+//! Writes record the version they make, and a write from a recorded
+//! version skips hashing it (falling back to hashing likewise).
 //! Written atomically (temporary file and rename) under a short lock of its
 //! own, `cache/verified.lock`, never `vault.lock`; not fsynced, since a
 //! torn or lost cache is only a slower next read (the last line is a
