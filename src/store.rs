@@ -576,6 +576,22 @@ pub(crate) fn validate(conn: &Connection, source: &str) -> Result<()> {
     validate_with(conn, source, None)
 }
 
+/// The secrets the `entries` rows `rowids` belong to (rows since deleted
+/// are none), each once: what `validate_with` needs to check after a write
+/// that changed those rows.
+pub(crate) fn secrets_of_entries(conn: &Connection, rowids: &[i64]) -> Result<Vec<i64>> {
+    let mut stmt = conn.prepare_cached("SELECT secret_id FROM entries WHERE rowid = ?1")?;
+    let mut ids = vec![];
+    for rowid in rowids {
+        if let Some(id) = stmt.query_row([rowid], |r| r.get::<_, i64>(0)).optional()? {
+            ids.push(id);
+        }
+    }
+    ids.sort_unstable();
+    ids.dedup();
+    Ok(ids)
+}
+
 /// Why an entry fails the checks a user's input gets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum EntryFault {

@@ -186,15 +186,27 @@ fn load(path: &Path, keys: &Keys, access: Access) -> Result<Loaded> {
 /// its signature is checked against the recorded hash, as a paged read
 /// checks it (DESIGN v2 "Performance"). A wrong record fails the
 /// signature, and the write then loads again, hashing.
-fn load_for_write(path: &Path, dir: &Path, keys: &Keys) -> Result<(Loaded, bool)> {
+fn load_for_write(
+    path: &Path,
+    dir: &Path,
+    keys: &Keys,
+) -> Result<(Loaded, Option<verified::Checked>)> {
     let source = path.display().to_string();
     let file = open_file(path, &source)?;
-    let known = verified::Version::of(&file).and_then(|v| verified::Cache::new(dir).lookup(&v));
+    let known =
+        verified::Version::of(&file).and_then(|v| verified::Cache::new(dir).lookup_checked(&v));
     keys.forget_signatures();
     let (plain, len) = crypto::open(&file, keys, &source, PARALLEL_MIN, THREADS_MAX)?;
     let signatures = keys.take_signatures();
-    let loaded = deserialize_known(plain, len, &source, Access::Write, signatures, known)?;
-    Ok((loaded, known.is_some()))
+    let loaded = deserialize_known(
+        plain,
+        len,
+        &source,
+        Access::Write,
+        signatures,
+        known.map(|(db, _)| db),
+    )?;
+    Ok((loaded, known.map(|(_, checked)| checked)))
 }
 
 /// Opens the vault file at `path`, which must be a regular file that is not
@@ -592,8 +604,8 @@ fn read_modify_write<T>(
     let keys = keys.keys();
     // The file must pass the strict load and the trust check before a
     // write starts from it (invariant 5); `before` is whom it lists.
-    let (mut conn, before) = if paths.file.exists() {
-        let (mut loaded, cached) = load_for_write(&paths.file, &paths.dir, keys)?;
+    let (mut conn, before, mut cached) = if paths.file.exists() {
+        let (mut loaded, mut cached) = load_for_write(&paths.file, &paths.dir, keys)?;
         let before = if mode == Mode::Trust {
             store::recipients(&loaded.conn)?
         } else {
@@ -601,26 +613,58 @@ fn read_modify_write<T>(
                 Ok(p) => p.recipients,
                 // The cache's hash may be wrong (it is only ever a
                 // speed-up): hashed, the file decides.
-                Err(_) if cached => {
+                Err(_) if cached.is_some() => {
                     loaded = load(&paths.file, keys, Access::Write)?;
+                    cached = None;
                     verify(paths, keys, &loaded)?.recipients
                 }
                 Err(e) => return Err(e),
             }
         };
-        (loaded.conn, before)
+        (loaded.conn, before, cached)
     } else {
-        (store::create(keys.recipients())?, vec![])
+        (store::create(keys.recipients())?, vec![], None)
     };
+    if mode != Mode::Change {
+        cached = None;
+    }
+    // Which `entries` rows this write inserts or updates (`update_hook`
+    // sees every row change of a rowid table, cascades and upserts
+    // included): from a database validated before, only those need the
+    // entry checks again.
+    let touched = std::sync::Arc::new(std::sync::Mutex::new(Vec::<i64>::new()));
+    if cached == Some(verified::Checked::Validated) {
+        let seen = touched.clone();
+        conn.update_hook(Some(
+            move |action: rusqlite::hooks::Action, _: &str, table: &str, rowid: i64| {
+                if table == "entries"
+                    && action != rusqlite::hooks::Action::SQLITE_DELETE
+                    && let Ok(mut seen) = seen.lock()
+                {
+                    seen.push(rowid);
+                }
+            },
+        ))?;
+    }
     // History records the writer's recipient with every version it makes.
     let author = keys.recipients().first().cloned().unwrap_or_default();
     store::set_author(&conn, &author)?;
     let tx = conn.transaction()?;
     let out = change(&tx)?;
     tx.commit()?;
+    conn.update_hook(None::<fn(rusqlite::hooks::Action, &str, &str, i64)>)?;
     let source = paths.file.display().to_string();
-    // Every row as if typed by a user, before anything is saved.
-    store::validate(&conn, &source)?;
+    // Every row as if typed by a user, before anything is saved: from a
+    // validated database, the entries of the secrets this write touched
+    // and every other table in full (foreign keys are on, so no change
+    // can leave an entry without its secret).
+    if cached == Some(verified::Checked::Validated) {
+        let rowids = std::mem::take(&mut *touched.lock().map_err(|_| Error::new("poisoned"))?);
+        let only = store::secrets_of_entries(&conn, &rowids)?;
+        store::validate_with(&conn, &source, Some(&only))?;
+    } else {
+        store::validate(&conn, &source)?;
+    }
     let meta = store::meta(&conn, &source)?;
     let after = store::recipients(&conn)?;
     let id = meta.id_hex();
@@ -651,7 +695,7 @@ fn read_modify_write<T>(
     if let Ok(file) = fsio::open_regular(&paths.file)
         && let Some(version) = verified::Version::of(&file)
     {
-        verified::Cache::new(&paths.dir).record(&version, &digest);
+        verified::Cache::new(&paths.dir).record_validated(&version, &digest);
     }
     let db_sha256 = hex(&digest);
     // You signed it: its recipients are the trusted set.

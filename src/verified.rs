@@ -37,7 +37,9 @@ use sha2::{Digest, Sha256};
 use crate::fsio;
 
 /// The first line of the cache.
-const MAGIC: &str = "vault-verified v1";
+/// (v2: every line says how far its database was checked, `verified` or
+/// `validated`; a v1 cache is ignored, which costs one full read.)
+const MAGIC: &str = "vault-verified v2";
 
 /// The cache keeps this many file versions (a vault per line: the
 /// default one and the team vaults a user reads), the latest.
@@ -123,21 +125,33 @@ impl Cache {
 
     /// The SHA-256 of the database of `version`, if it was verified.
     pub(crate) fn lookup(&self, version: &Version) -> Option<[u8; 32]> {
+        self.lookup_checked(version).map(|(db, _)| db)
+    }
+
+    /// `lookup`, and whether that database also passed `store::validate`
+    /// (a write made it: it validates every row before it saves).
+    pub(crate) fn lookup_checked(&self, version: &Version) -> Option<([u8; 32], Checked)> {
         let key = version.render();
         self.entries()?
             .into_iter()
-            .find(|(k, _)| *k == key)
-            .map(|(_, db)| db)
+            .find(|(k, _, _)| *k == key)
+            .map(|(_, db, checked)| (db, checked))
     }
 
     /// Records that `version` holds a database whose SHA-256 is `db`, once
     /// it was verified in full. Best effort: a cache that cannot be written
     /// is a slower next read, never an error.
     pub(crate) fn record(&self, version: &Version, db: &[u8; 32]) {
-        let _ = self.try_record(version, db);
+        let _ = self.try_record(version, db, Checked::Verified);
     }
 
-    fn try_record(&self, version: &Version, db: &[u8; 32]) -> Option<()> {
+    /// `record` of a version a write made: verified (it hashed and signed
+    /// the database itself) and every row validated before it was saved.
+    pub(crate) fn record_validated(&self, version: &Version, db: &[u8; 32]) {
+        let _ = self.try_record(version, db, Checked::Validated);
+    }
+
+    fn try_record(&self, version: &Version, db: &[u8; 32], checked: Checked) -> Option<()> {
         let dir = fsio::parent(&self.file);
         fsio::ensure_dir(&dir).ok()?;
         let _lock = fsio::WriteLock::acquire_within(&self.lock, LOCK_WAIT).ok()?;
@@ -152,13 +166,13 @@ impl Cache {
             .entries()
             .unwrap_or_default()
             .into_iter()
-            .filter(|(k, _)| !same_file(k))
+            .filter(|(k, _, _)| !same_file(k))
             .collect();
-        entries.push((key, *db));
+        entries.push((key, *db, checked));
         let skip = entries.len().saturating_sub(KEEP);
         let mut body = format!("{MAGIC}\n");
-        for (k, db) in &entries[skip..] {
-            body.push_str(&format!("{k} {}\n", hex(db)));
+        for (k, db, checked) in &entries[skip..] {
+            body.push_str(&format!("{k} {} {}\n", hex(db), checked.word()));
         }
         let sum = hex(&Sha256::digest(body.as_bytes()));
         body.push_str(&format!("end {sum}\n"));
@@ -167,7 +181,7 @@ impl Cache {
 
     /// Every entry, or `None` when the cache is missing, unreadable or not
     /// exactly what `record` writes.
-    fn entries(&self) -> Option<Vec<(String, [u8; 32])>> {
+    fn entries(&self) -> Option<Vec<Entry>> {
         let file = fsio::open_regular(&self.file).ok()?;
         if file.metadata().ok()?.len() > MAX_SIZE {
             return None;
@@ -192,7 +206,28 @@ pub fn record_hash(vault_dir: &Path, file: &Path, db: [u8; 32]) {
     Cache::new(vault_dir).record(&version.expect("an age file"), &db);
 }
 
-fn parse(text: &str) -> Option<Vec<(String, [u8; 32])>> {
+/// How far a recorded database was checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Checked {
+    /// Hashed and its signature checked (a full read).
+    Verified,
+    /// That, and every row validated as a write validates it (a write made it).
+    Validated,
+}
+
+impl Checked {
+    fn word(self) -> &'static str {
+        match self {
+            Checked::Verified => "verified",
+            Checked::Validated => "validated",
+        }
+    }
+}
+
+/// A line of the cache: the version, its database's SHA-256, how checked.
+type Entry = (String, [u8; 32], Checked);
+
+fn parse(text: &str) -> Option<Vec<Entry>> {
     let body_end = text.rfind("end ")?;
     let (body, tail) = text.split_at(body_end);
     let sum = tail.strip_prefix("end ")?.strip_suffix('\n')?;
@@ -205,6 +240,12 @@ fn parse(text: &str) -> Option<Vec<(String, [u8; 32])>> {
     }
     lines
         .map(|line| {
+            let (line, checked) = line.rsplit_once(' ')?;
+            let checked = match checked {
+                "verified" => Checked::Verified,
+                "validated" => Checked::Validated,
+                _ => return None,
+            };
             let (key, db) = line.rsplit_once(' ')?;
             let fields: Vec<&str> = key.split(' ').collect();
             let numbers_ok = fields.len() == 6
@@ -214,7 +255,7 @@ fn parse(text: &str) -> Option<Vec<(String, [u8; 32])>> {
             if !numbers_ok || fields[5].len() != 64 {
                 return None;
             }
-            Some((key.to_string(), unhex(db)?))
+            Some((key.to_string(), unhex(db)?, checked))
         })
         .collect()
 }
@@ -272,6 +313,48 @@ mod tests {
         let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode(&dir.path().join("cache")), 0o700);
         assert_eq!(mode(&cache.file), 0o600);
+    }
+
+    #[test]
+    fn a_record_says_how_far_it_was_checked_and_a_v1_cache_is_ignored() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Cache::new(dir.path());
+        let (_, a) = age_file(dir.path(), "a.age");
+        let (_, b) = age_file(dir.path(), "b.age");
+        let (va, vb) = (Version::of(&a).unwrap(), Version::of(&b).unwrap());
+        cache.record(&va, &[1; 32]);
+        cache.record_validated(&vb, &[2; 32]);
+        assert_eq!(
+            cache.lookup_checked(&va),
+            Some(([1; 32], Checked::Verified))
+        );
+        assert_eq!(
+            cache.lookup_checked(&vb),
+            Some(([2; 32], Checked::Validated))
+        );
+        // A read's record of the same version replaces a write's.
+        cache.record(&vb, &[2; 32]);
+        assert_eq!(
+            cache.lookup_checked(&vb),
+            Some(([2; 32], Checked::Verified))
+        );
+        // The same lines in the v1 format (no word), or an unknown word,
+        // with a correct checksum: not this cache.
+        let text = std::fs::read_to_string(&cache.file).unwrap();
+        let body: String = text
+            .lines()
+            .filter(|l| !l.starts_with("end "))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        for changed in [
+            body.replace(MAGIC, "vault-verified v1")
+                .replace(" verified\n", "\n"),
+            body.replace(" verified\n", " trusted\n"),
+        ] {
+            let sum = hex(&Sha256::digest(changed.as_bytes()));
+            fsio::write_fixture(&cache.file, format!("{changed}end {sum}\n").as_bytes());
+            assert_eq!(cache.lookup(&va), None, "{changed}");
+        }
     }
 
     #[test]

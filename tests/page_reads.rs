@@ -563,3 +563,54 @@ fn a_write_records_its_version_and_a_wrong_cached_hash_only_slows_the_next_write
         .stderr_has("was written by a key you do not trust");
     assert_eq!(fs::read(env.file()).unwrap(), forged, "no partial write");
 }
+
+/// Only a version a write made (and so validated row by row) lets the next
+/// write check just the rows it changes. A file signed by a member but
+/// never validated here, read in full (a read checks the signature, not
+/// every row) and so recorded as verified, is validated in full by the
+/// next write: a bad row in a secret the write does not touch is refused.
+#[test]
+fn a_write_validates_every_row_unless_a_write_made_the_version() {
+    let env = Env::new().init();
+    env.create("db", &["PGPASSWORD=first"]);
+    env.create("other", &["TOKEN=x"]);
+    let keys =
+        testing::parse_identity_file(&fs::read(env.identity.as_ref().unwrap()).unwrap(), "key")
+            .unwrap();
+    let recipient = fs::read_to_string(env.identity.as_ref().unwrap())
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("# public key: "))
+        .unwrap()
+        .to_string();
+    let db = env.plaintext();
+    let mut conn = rusqlite::Connection::open_in_memory().unwrap();
+    conn.deserialize_read_exact(rusqlite::MAIN_DB, &db[..], db.len(), false)
+        .unwrap();
+    conn.execute_batch(
+        "UPDATE entries SET key = 'BAD-KEY' WHERE key = 'TOKEN';
+         UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'generation';",
+    )
+    .unwrap();
+    let bad = conn.serialize(rusqlite::MAIN_DB).unwrap().to_vec();
+    let sealed = testing::forge::seal(
+        &bad,
+        std::slice::from_ref(&recipient),
+        Some(testing::forge::signature(&bad, &keys).unwrap()),
+    )
+    .unwrap();
+    let tmp = env.dir.join("signed.tmp");
+    fs::write(&tmp, &sealed).unwrap();
+    fs::rename(&tmp, env.file()).unwrap();
+    env.vault(["secret", "list"]).run().success();
+    assert_eq!(
+        testing::cached_hash(&env.dir, &env.file()),
+        Some(sha256(&bad)),
+        "the read recorded the version"
+    );
+    env.vault(["secret", "set", "db", "PGPASSWORD=second"])
+        .run()
+        .fails(1)
+        .stderr_has("secret `other` has an invalid key");
+    assert_eq!(fs::read(env.file()).unwrap(), sealed, "no partial write");
+}
