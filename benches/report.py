@@ -123,6 +123,9 @@ def main():
             "write/(2 age + dd)": None
             if med.get("write") is None or med.get("age") is None or med.get("dd") is None
             else med["write"] / (2 * med["age"] + med["dd"]),
+            "write-first/(2 age + dd)": None
+            if med.get("write-first") is None or med.get("age") is None or med.get("dd") is None
+            else med["write-first"] / (2 * med["age"] + med["dd"]),
             "list/run": ratio("list", "run"),
             "run-base/run": ratio("run-base", "run"),
             "write-base/write": ratio("write-base", "write"),
@@ -222,6 +225,14 @@ def check_goals(per_size):
                 w <= 1.0,
                 f"write {fmt(m['write'], 2)} ms, 2 x age {fmt(2 * m['age'], 2)} + dd {fmt(m['dd'], 2)} ms: {fmt(w, 2)} of the bound",
             )
+        wf = small["ratios"].get("write-first/(2 age + dd)")
+        if wf is not None:
+            m = small["median_ms"]
+            goal(
+                "the same for a write with no usable cache (hashes and validates every row; our own goal)",
+                wf <= 1.0,
+                f"write-first {fmt(m['write-first'], 2)} ms: {fmt(wf, 2)} of the bound",
+            )
     # Our own goal, not DESIGN.md's. The agent replaces one X25519 unwrap by
     # a round trip, whatever the vault's size; at 1,000 secrets that is
     # visible, at 100,000 it drowns in the decryption's noise (the table
@@ -313,6 +324,7 @@ def markdown(res):
         "age",
         "true",
         "write",
+        "write-first",
         "dd",
         "list",
         "run-1cpu",

@@ -16,6 +16,9 @@
 #   true       bare `true`                          (process start floor)
 #   write      vault secret set <one> KEY_0=...     (fsync included; on a
 #              copy of the vault, so that `run` keeps reading one version)
+#   write-first  the same where the cache cannot be used (a file in its
+#              place): the write hashes and validates every row, as the
+#              first write after a `git pull` does
 #   dd         dd conv=fsync of a file of the vault's size: what writing
 #              and fsyncing the file costs by itself (the write goal)
 #   list       vault secret list
@@ -239,6 +242,11 @@ for n in $sizes; do
   # The writes' own copy (so `run` keeps reading a verified version), and a
   # vault directory whose cache is a file: every read there is a first read.
   cp -a "$dir" "$dir-w"
+  # A write whose vault directory has no usable cache: every write hashes
+  # and validates every row (the first write after a `git pull`).
+  cp -a "$dir" "$dir-wf"
+  rm -rf "$dir-wf/cache"
+  echo "not a directory: every write hashes and validates in full" >"$dir-wf/cache"
   mkdir -p "$dir-first"
   echo "not a directory: every read verifies in full" >"$dir-first/cache"
   if [ -n "$baseline" ]; then
@@ -256,6 +264,7 @@ for n in $sizes; do
     -n age "age -d -i $key $file"
     -n true "true"
     -n write "$bin --vault-dir $dir-w --identity $key secret set $one KEY_0=written-by-the-benchmark"
+    -n write-first "$bin --vault-dir $dir-wf --identity $key secret set $one KEY_0=written-by-the-benchmark"
     -n dd "dd if=$file of=$out/dd-$n.out bs=1M conv=fsync status=none"
     -n list "$bin ${id[*]} secret list"
   )
