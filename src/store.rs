@@ -635,18 +635,20 @@ pub(crate) fn validate_with(conn: &Connection, source: &str, only: Option<&[i64]
     // BENCHMARKS.md, "Write" and "Merge"). A fault found early but
     // reported after the entries (a secret's version or author) is held in
     // `late`, so that each fault keeps the message it always had.
-    // Rowid order: sorted, for the entries' binary search.
-    let mut ids: Vec<i64> = Vec::new();
+    // Sorted (`ORDER BY id` is the rowid order, no sort), for the
+    // entries' binary search.
+    let mut secret_ids: Vec<i64> = Vec::new();
     let mut late: Option<Error> = None;
     {
         let mut stmt = conn.prepare(
-            "SELECT id, name, created_at, updated_at, env, version, updated_by FROM secrets",
+            "SELECT id, name, created_at, updated_at, env, version, updated_by FROM secrets
+             ORDER BY id",
         )?;
         let mut rows = stmt.query([])?;
         let printable = |s: &str| !s.chars().any(char::is_control) && s.len() <= 1024;
         while let Some(r) = rows.next()? {
             let id: i64 = r.get(0)?;
-            ids.push(id);
+            secret_ids.push(id);
             // The same checks as `SecretName::parse`, in the same order.
             let is_text =
                 |i| -> rusqlite::Result<bool> { Ok(matches!(r.get_ref(i)?, ValueRef::Text(_))) };
@@ -692,7 +694,7 @@ pub(crate) fn validate_with(conn: &Connection, source: &str, only: Option<&[i64]
         let mut undescribed: Option<Error> = None;
         let mut check = |r: &rusqlite::Row, whole: bool| -> Result<()> {
             let id = r.get::<_, i64>(0)?;
-            if whole && ids.binary_search(&id).is_err() {
+            if whole && secret_ids.binary_search(&id).is_err() {
                 orphan = true;
                 return Ok(());
             }

@@ -92,7 +92,7 @@ impl Vault {
                 });
             }
         }
-        let loaded = load_input(&file, keys, &source, Access::Read)?;
+        let loaded = load_input(&file, keys, &source, Access::Read, None)?;
         let provenance = verify(paths, keys, &loaded)?;
         // Recorded only if the file did not change while it was read, and
         // only for this schema version (an older file is migrated in
@@ -177,7 +177,7 @@ struct Loaded {
 fn load(path: &Path, keys: &Keys, access: Access) -> Result<Loaded> {
     let source = path.display().to_string();
     let file = open_file(path, &source)?;
-    load_input(&file, keys, &source, access)
+    load_input(&file, keys, &source, access, None)
 }
 
 /// `load` for a write: decrypted in full (every chunk authenticated) and
@@ -195,17 +195,7 @@ fn load_for_write(
     let file = open_file(path, &source)?;
     let known =
         verified::Version::of(&file).and_then(|v| verified::Cache::new(dir).lookup_checked(&v));
-    keys.forget_signatures();
-    let (plain, len) = crypto::open(&file, keys, &source, PARALLEL_MIN, THREADS_MAX)?;
-    let signatures = keys.take_signatures();
-    let loaded = deserialize_known(
-        plain,
-        len,
-        &source,
-        Access::Write,
-        signatures,
-        known.map(|(db, _)| db),
-    )?;
+    let loaded = load_input(&file, keys, &source, Access::Write, known.map(|(db, _)| db))?;
     Ok((loaded, known.map(|(_, checked)| checked)))
 }
 
@@ -261,22 +251,25 @@ fn load_paged(
 /// and all. Loaded for writing: a read image is never freed (see
 /// `read_only_image`), and a fuzzer calls this millions of times.
 pub fn load_bytes(bytes: &[u8], keys: &Keys) -> Result<Connection> {
-    Ok(load_input(&bytes, keys, "input", Access::Write)?.conn)
+    Ok(load_input(&bytes, keys, "input", Access::Write, None)?.conn)
 }
 
 /// `crypto::open` decides how the payload is read (binary, armored, by
 /// several threads); this decides what it goes into. Either way the header
 /// goes through `Keys`, which keeps its signature stanza.
+/// The database's hash is computed on the way unless it is `known` (see
+/// `load_for_write`).
 fn load_input(
     input: &dyn crypto::ReadAt,
     keys: &Keys,
     source: &str,
     access: Access,
+    known: Option<[u8; 32]>,
 ) -> Result<Loaded> {
     keys.forget_signatures();
     let (plain, len) = crypto::open(input, keys, source, PARALLEL_MIN, THREADS_MAX)?;
     let signatures = keys.take_signatures();
-    deserialize(plain, len, source, access, signatures)
+    deserialize(plain, len, source, access, signatures, known)
 }
 
 /// Reads through, hashing what passes (the signature covers the database
@@ -301,17 +294,6 @@ impl<R: Read> Read for Hashing<R> {
 /// reads from, then the strict load (`store::check`) and, for an older
 /// schema, the migrations (in a writable copy when the image is read-only).
 fn deserialize(
-    plain: impl Read,
-    len: u64,
-    source: &str,
-    access: Access,
-    signatures: Vec<age_core::format::Stanza>,
-) -> Result<Loaded> {
-    deserialize_known(plain, len, source, access, signatures, None)
-}
-
-/// `deserialize`, hashing the database unless its hash is `known`.
-fn deserialize_known(
     plain: impl Read,
     len: u64,
     source: &str,
@@ -604,7 +586,7 @@ fn read_modify_write<T>(
     let keys = keys.keys();
     // The file must pass the strict load and the trust check before a
     // write starts from it (invariant 5); `before` is whom it lists.
-    let (mut conn, before, mut cached) = if paths.file.exists() {
+    let (mut conn, before, cached) = if paths.file.exists() {
         let (mut loaded, mut cached) = load_for_write(&paths.file, &paths.dir, keys)?;
         let before = if mode == Mode::Trust {
             store::recipients(&loaded.conn)?
@@ -625,15 +607,13 @@ fn read_modify_write<T>(
     } else {
         (store::create(keys.recipients())?, vec![], None)
     };
-    if mode != Mode::Change {
-        cached = None;
-    }
     // Which `entries` rows this write inserts or updates (`update_hook`
     // sees every row change of a rowid table, cascades and upserts
     // included): from a database validated before, only those need the
-    // entry checks again.
+    // entry checks again. (Not for a rebuild or a vault being trusted.)
+    let incremental = mode == Mode::Change && cached == Some(verified::Checked::Validated);
     let touched = std::sync::Arc::new(std::sync::Mutex::new(Vec::<i64>::new()));
-    if cached == Some(verified::Checked::Validated) {
+    if incremental {
         let seen = touched.clone();
         conn.update_hook(Some(
             move |action: rusqlite::hooks::Action, _: &str, table: &str, rowid: i64| {
@@ -658,7 +638,7 @@ fn read_modify_write<T>(
     // validated database, the entries of the secrets this write touched
     // and every other table in full (foreign keys are on, so no change
     // can leave an entry without its secret).
-    if cached == Some(verified::Checked::Validated) {
+    if incremental {
         let rowids = std::mem::take(&mut *touched.lock().map_err(|_| Error::new("poisoned"))?);
         let only = store::secrets_of_entries(&conn, &rowids)?;
         store::validate_with(&conn, &source, Some(&only))?;
@@ -770,7 +750,7 @@ pub(crate) fn load_merge<S: Send>(
             .into_iter()
             .map(|(plain, len, signatures, label, access)| {
                 s.spawn(move || {
-                    let loaded = deserialize(plain, len, label, access, signatures)?;
+                    let loaded = deserialize(plain, len, label, access, signatures, None)?;
                     if access == Access::Read {
                         loaded.conn.pragma_update(None, "mmap_size", len as i64)?;
                     }
@@ -917,7 +897,7 @@ impl<S> MergeInputs<S> {
 /// exactly the recipients the database lists (never "me plus the table":
 /// a teammate's write must not drop the owner), and signed by `keys`
 /// (DESIGN v2 "Trust"): one more header stanza, `-> vault-sig v1 <fp>`.
-/// Returns the SHA-256 (hex) of the database it saved.
+/// Returns the SHA-256 of the database it saved.
 fn save(conn: &mut Connection, path: &Path, keys: &Keys, durable: bool) -> Result<[u8; 32]> {
     let listed = store::recipients(conn)?;
     if listed.is_empty() {
@@ -993,7 +973,7 @@ pub mod forge {
 
     /// The signature stanza of a vault file, as a reader sees it.
     pub fn stanza_of(file: &[u8], keys: &Keys) -> Result<Option<(String, Vec<u8>)>> {
-        let loaded = load_input(&file, keys, "input", Access::Write)?;
+        let loaded = load_input(&file, keys, "input", Access::Write, None)?;
         Ok(loaded
             .signatures
             .into_iter()
@@ -1279,7 +1259,7 @@ pub(crate) enum Signed {
 /// written.
 pub(crate) fn peek(dir: &Path, file: &Path, source: &str, keys: &Keys) -> Result<Peeked> {
     let input = fsio::open_regular(file)?;
-    let loaded = load_input(&input, keys, source, Access::Read)?;
+    let loaded = load_input(&input, keys, source, Access::Read, None)?;
     let recipients = store::recipients(&loaded.conn)?;
     let signature = match (loaded.signatures.as_slice(), loaded.meta) {
         ([], _) => Signed::No,

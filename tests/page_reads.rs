@@ -237,15 +237,8 @@ fn the_cache_is_ignored_for_a_replaced_or_rewritten_file_and_when_garbage() {
 fn a_cache_entry_cannot_be_reused_for_a_different_signed_file() {
     let owner = Env::new().init();
     owner.create("db", &["PGPASSWORD=hunter2"]);
-    let keys =
-        testing::parse_identity_file(&fs::read(owner.identity.as_ref().unwrap()).unwrap(), "key")
-            .unwrap();
-    let recipient = fs::read_to_string(owner.identity.as_ref().unwrap())
-        .unwrap()
-        .lines()
-        .find_map(|l| l.strip_prefix("# public key: "))
-        .unwrap()
-        .to_string();
+    let keys = owner.keys();
+    let recipient = owner.recipient();
     let old = fs::read(owner.file()).unwrap();
     let old_sha = warm(&owner, "db");
     let stanza = testing::forge::stanza_of(&old, &keys).unwrap().unwrap();
@@ -283,18 +276,7 @@ fn a_cache_entry_cannot_be_reused_for_a_different_signed_file() {
         .fails(1)
         .stderr_has("has a bad signature");
     // A stranger's signature, with a cache claiming either hash.
-    let stranger = Env::new();
-    let skeys = testing::parse_identity_file(
-        &fs::read(stranger.identity.as_ref().unwrap()).unwrap(),
-        "key",
-    )
-    .unwrap();
-    let resigned = testing::forge::seal(
-        &newer_db,
-        std::slice::from_ref(&recipient),
-        Some(testing::forge::signature(&newer_db, &skeys).unwrap()),
-    )
-    .unwrap();
+    let resigned = signed_by(&newer_db, &recipient, &Env::new());
     rewrite_in_place(&owner.file(), &resigned);
     testing::record_hash(&owner.dir, &owner.file(), old_sha);
     owner
@@ -311,6 +293,12 @@ fn a_cache_entry_cannot_be_reused_for_a_different_signed_file() {
         .fails(1)
         .stderr_has("was written by a key you do not trust")
         .lacks("changed");
+}
+
+/// `db` encrypted to `recipient` and signed by `signer`'s key.
+fn signed_by(db: &[u8], recipient: &str, signer: &Env) -> Vec<u8> {
+    let signature = testing::forge::signature(db, &signer.keys()).unwrap();
+    testing::forge::seal(db, &[recipient.to_string()], Some(signature)).unwrap()
 }
 
 fn sha256(bytes: &[u8]) -> [u8; 32] {
@@ -537,24 +525,7 @@ fn a_write_records_its_version_and_a_wrong_cached_hash_only_slows_the_next_write
     // cache claiming the hash it signs: the write refuses it as ever and
     // leaves the file as it was.
     let db = env.plaintext();
-    let recipient = fs::read_to_string(env.identity.as_ref().unwrap())
-        .unwrap()
-        .lines()
-        .find_map(|l| l.strip_prefix("# public key: "))
-        .unwrap()
-        .to_string();
-    let stranger = Env::new();
-    let skeys = testing::parse_identity_file(
-        &fs::read(stranger.identity.as_ref().unwrap()).unwrap(),
-        "key",
-    )
-    .unwrap();
-    let forged = testing::forge::seal(
-        &db,
-        std::slice::from_ref(&recipient),
-        Some(testing::forge::signature(&db, &skeys).unwrap()),
-    )
-    .unwrap();
+    let forged = signed_by(&db, &env.recipient(), &Env::new());
     rewrite_in_place(&env.file(), &forged);
     testing::record_hash(&env.dir, &env.file(), sha256(&db));
     env.vault(["secret", "set", "db", "PGUSER=mallory"])
@@ -574,15 +545,6 @@ fn a_write_validates_every_row_unless_a_write_made_the_version() {
     let env = Env::new().init();
     env.create("db", &["PGPASSWORD=first"]);
     env.create("other", &["TOKEN=x"]);
-    let keys =
-        testing::parse_identity_file(&fs::read(env.identity.as_ref().unwrap()).unwrap(), "key")
-            .unwrap();
-    let recipient = fs::read_to_string(env.identity.as_ref().unwrap())
-        .unwrap()
-        .lines()
-        .find_map(|l| l.strip_prefix("# public key: "))
-        .unwrap()
-        .to_string();
     let db = env.plaintext();
     let mut conn = rusqlite::Connection::open_in_memory().unwrap();
     conn.deserialize_read_exact(rusqlite::MAIN_DB, &db[..], db.len(), false)
@@ -593,12 +555,7 @@ fn a_write_validates_every_row_unless_a_write_made_the_version() {
     )
     .unwrap();
     let bad = conn.serialize(rusqlite::MAIN_DB).unwrap().to_vec();
-    let sealed = testing::forge::seal(
-        &bad,
-        std::slice::from_ref(&recipient),
-        Some(testing::forge::signature(&bad, &keys).unwrap()),
-    )
-    .unwrap();
+    let sealed = signed_by(&bad, &env.recipient(), &env);
     let tmp = env.dir.join("signed.tmp");
     fs::write(&tmp, &sealed).unwrap();
     fs::rename(&tmp, env.file()).unwrap();

@@ -149,14 +149,28 @@ impl Env {
         out
     }
 
-    /// The decrypted database bytes (needs an identity-file user).
-    pub fn plaintext(&self) -> Vec<u8> {
-        let keys = vault::testing::parse_identity_file(
+    /// The keys of this identity-file user.
+    pub fn keys(&self) -> vault::testing::Keys {
+        vault::testing::parse_identity_file(
             &fs::read(self.identity.as_ref().expect("identity-file user")).unwrap(),
             "key",
         )
-        .unwrap();
-        vault::testing::decrypt_vec(&fs::read(self.file()).unwrap(), &keys)
+        .unwrap()
+    }
+
+    /// The recipient of this identity-file user, from its identity file.
+    pub fn recipient(&self) -> String {
+        fs::read_to_string(self.identity.as_ref().expect("identity-file user"))
+            .unwrap()
+            .lines()
+            .find_map(|l| l.strip_prefix("# public key: "))
+            .expect("an age-keygen identity file")
+            .to_string()
+    }
+
+    /// The decrypted database bytes (needs an identity-file user).
+    pub fn plaintext(&self) -> Vec<u8> {
+        vault::testing::decrypt_vec(&fs::read(self.file()).unwrap(), &self.keys())
             .unwrap()
             .to_vec()
     }
