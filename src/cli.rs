@@ -436,6 +436,11 @@ pub(crate) enum RecipientsCommand {
         recipients_file: Vec<PathBuf>,
     },
     /// Stop encrypting the vault to recipients (rotate what they could read!)
+    ///
+    /// Re-encrypts the vault without them, marks every secret of every
+    /// environment for rotation, and renews the diff key that `vault git
+    /// show` fingerprints values with, so they cannot test guesses against
+    /// later diffs.
     #[command(visible_alias = "rm")]
     #[command(after_long_help = EX_RCP_REMOVE)]
     Remove {

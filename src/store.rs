@@ -1482,8 +1482,17 @@ pub(crate) fn add_recipient(conn: &Connection, recipient: &str) -> Result<bool> 
 }
 
 /// Removes a recipient; returns false if it was not there.
+/// Removes `recipient`, and renews the diff key when it was one: the
+/// former member keeps the old key (in every file from their time), and
+/// with it could test guesses of the values against the fingerprints of
+/// later diffs (DESIGN v2 "Git": no non-member can). Called by
+/// `recipients remove` and by a merge that drops a member.
 pub(crate) fn remove_recipient(conn: &Connection, recipient: &str) -> Result<bool> {
     let n = conn.execute("DELETE FROM recipients WHERE recipient = ?1", [recipient])?;
+    if n == 1 {
+        conn.execute("DELETE FROM meta WHERE key = 'diff_key'", [])?;
+        new_diff_key(conn)?;
+    }
     Ok(n == 1)
 }
 
@@ -1687,6 +1696,21 @@ pub(crate) mod tests {
         migrate(&mut v4, 4).unwrap();
         diff_key(&v4, "t").unwrap();
         validate(&v4, "t").unwrap();
+    }
+
+    #[test]
+    fn removing_a_member_renews_the_diff_key_and_nothing_else_does() {
+        let other = "age1zvkyg2lqzraa2lnjvqej32nkuu0ues2s82hzrye869xeexvn73equnujwj";
+        let conn = create(&[R.into(), other.into()]).unwrap();
+        let first = diff_key(&conn, "t").unwrap();
+        assert!(!remove_recipient(&conn, "age1nobody").unwrap());
+        assert_eq!(*diff_key(&conn, "t").unwrap(), *first);
+        assert!(add_recipient(&conn, other).is_ok());
+        assert_eq!(*diff_key(&conn, "t").unwrap(), *first);
+        assert!(remove_recipient(&conn, other).unwrap());
+        let renewed = diff_key(&conn, "t").unwrap();
+        assert_ne!(*renewed, *first);
+        validate(&conn, "t").unwrap();
     }
 
     /// A database as a write sees it: `vault.rs` names the writer first.

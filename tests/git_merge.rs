@@ -374,6 +374,62 @@ fn a_member_removed_on_one_branch_cannot_read_the_merge_of_the_other() {
     assert!(new.1.is_some(), "{marked:?}");
 }
 
+/// The diff key of a vault file, as its database holds it.
+fn diff_key_in(db: &[u8]) -> String {
+    let mut conn = rusqlite::Connection::open_in_memory().unwrap();
+    conn.deserialize_read_exact(rusqlite::MAIN_DB, db, db.len(), true)
+        .unwrap();
+    conn.query_row("SELECT value FROM meta WHERE key = 'diff_key'", [], |r| {
+        r.get(0)
+    })
+    .unwrap()
+}
+
+/// B merges A's removal of C into a branch that still lists C: the merge
+/// drops C, and the result's diff key is one C never held (a removed
+/// member must not test guesses against later fingerprints, DESIGN v2
+/// "Git"), just as A's `recipients remove` renewed it on main.
+#[test]
+fn a_merge_that_drops_a_member_renews_the_diff_key() {
+    if !have("git") {
+        return;
+    }
+    let r = Repo::new();
+    let c = Env::new();
+    let rc = r.recipient(&c);
+    r.vault(&r.a, &["recipients", "add", &rc]).run().success();
+    r.commit(&r.a, "a: add c");
+    let known_to_c = diff_key_in(&plaintext_of(&r.a, &r.file()));
+    r.vault(&r.b, &["secret", "list"]).run().success();
+    r.git(&r.b, &["checkout", "-q", "-b", "feature"]);
+    r.vault(&r.b, &["secret", "create", "new", "K=v"])
+        .run()
+        .success();
+    r.commit(&r.b, "b: new secret");
+    r.git(&r.a, &["checkout", "-q", "main"]);
+    r.vault(&r.a, &["recipients", "remove", &rc])
+        .run()
+        .success();
+    r.commit(&r.a, "a: remove c");
+    let on_main = diff_key_in(&plaintext_of(&r.a, &r.file()));
+    assert_ne!(on_main, known_to_c);
+    r.git(&r.b, &["checkout", "-q", "feature"]);
+    assert_eq!(diff_key_in(&plaintext_of(&r.b, &r.file())), known_to_c);
+    let (ok, text) = r.merge(&r.b, "main");
+    assert!(ok, "{text}");
+    let merged = plaintext_of(&r.b, &r.file());
+    assert_ne!(
+        diff_key_in(&merged),
+        known_to_c,
+        "C's diff key survived the merge"
+    );
+    let list = r
+        .vault(&r.b, &["recipients", "list", "--json"])
+        .run()
+        .success();
+    assert!(!list.stdout.contains(&rc), "{}", list.stdout);
+}
+
 /// A member removed on one branch can no longer sign: their own branch,
 /// written before the removal, is refused like any file they sign now
 /// (DESIGN v2 "Trust"); a member re-does the change.

@@ -194,3 +194,78 @@ fn secret_rotated_clears_by_hand_and_warns_about_an_unmarked_secret() {
         .stdout_has("no secret needs rotation")
         .stdout_has("All good.");
 }
+
+/// The diff key of the vault's current file, as the database holds it.
+fn diff_key_of(env: &Env) -> Vec<u8> {
+    let db = env.plaintext();
+    let mut conn = rusqlite::Connection::open_in_memory().unwrap();
+    conn.deserialize_read_exact(rusqlite::MAIN_DB, &db[..], db.len(), true)
+        .unwrap();
+    let hex: String = conn
+        .query_row("SELECT value FROM meta WHERE key = 'diff_key'", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
+        .collect()
+}
+
+/// What `vault git show` would print for `value`, under `diff_key`.
+fn fingerprint(diff_key: &[u8], parts: [&str; 4]) -> String {
+    use hmac::{Hmac, Mac};
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(diff_key).unwrap();
+    mac.update(parts.join("\0").as_bytes());
+    mac.finalize().into_bytes()[..6]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// The attack DESIGN v2 "Git" rules out: a removed member kept a file from
+/// their time, and with its diff key tests guesses of a value against the
+/// fingerprint a later diff shows (pasted in a review, printed by CI).
+/// `recipients remove` renews the key, so the guess no longer matches.
+#[test]
+fn a_removed_member_cannot_test_guesses_against_later_fingerprints() {
+    let (env, b) = vault_with_member();
+    let shown = |env: &Env| {
+        let out = env
+            .vault(["git", "show"])
+            .arg_path(&env.file())
+            .run()
+            .success();
+        out.stdout
+            .lines()
+            .find_map(|l| l.strip_prefix("main/db PGUSER  ").map(str::to_string))
+            .unwrap_or_else(|| panic!("no main/db PGUSER line in {}", out.stdout))
+    };
+    let theirs = diff_key_of(&env);
+    let guess = ["main", "db", "PGUSER", "app"];
+    // While a member, the guess can be tested: it matches.
+    assert_eq!(fingerprint(&theirs, guess), shown(&env));
+    // A refused removal changes nothing.
+    let stranger = write_identity(&env.path("c.key"));
+    env.vault(["recipients", "remove", &stranger])
+        .run()
+        .fails(1)
+        .stderr_has("is not a recipient");
+    assert_eq!(diff_key_of(&env), theirs);
+    env.vault(["recipients", "remove", &b]).run().success();
+    let now = diff_key_of(&env);
+    assert_ne!(now, theirs, "the diff key must be renewed");
+    let after = shown(&env);
+    assert_eq!(fingerprint(&now, guess), after);
+    assert_ne!(
+        fingerprint(&theirs, guess),
+        after,
+        "the old key still matches"
+    );
+    // The next changes keep the new key: diffs after the removal compare.
+    env.vault(["secret", "set", "db", "PGPASSWORD=rotated"])
+        .run()
+        .success();
+    assert_eq!(diff_key_of(&env), now);
+    assert_eq!(shown(&env), after);
+}
