@@ -242,8 +242,21 @@ impl Summaries {
 /// (env, name) order. `hasher` is shared by the three sides, so equal
 /// content gives equal digests; its key is random per process, so nobody
 /// can make two different secrets collide on purpose.
-pub(crate) fn summarize(conn: &Connection, hasher: &RandomState) -> Result<Summaries> {
-    let mut digests: std::collections::HashMap<i64, u64> = std::collections::HashMap::new();
+///
+/// `check`: also run the write path's row checks (`store::check_entry`),
+/// for OURS, whose rows become the result; BASE's and THEIRS's rows are
+/// only compared (what the merge copies from THEIRS is checked again by
+/// the write, `Report::touched`).
+pub(crate) fn summarize(conn: &Connection, hasher: &RandomState, check: bool) -> Result<Summaries> {
+    // Secret ids are rowids, dense unless many secrets were deleted: a
+    // digest per id in a vector (no hash of each row's id), or in a map
+    // when the ids are sparse.
+    let (count, max_id): (i64, i64) = conn.query_row(
+        "SELECT count(*), coalesce(max(id), 0) FROM secrets",
+        [],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?;
+    let mut digests = Digests::new(count, max_id);
     let mut valid = true;
     {
         let mut stmt = conn.prepare("SELECT secret_id, key, value, description FROM entries")?;
@@ -255,35 +268,36 @@ pub(crate) fn summarize(conn: &Connection, hasher: &RandomState) -> Result<Summa
                 _ => None,
             };
             let (key, value) = (text(1), text(2));
-            // The write path's own check, made here while the row is at
-            // hand (`store::validate_with`).
-            valid &= store::check_entry(key, value).is_ok()
-                && match r.get_ref(3) {
-                    Ok(rusqlite::types::ValueRef::Null) => true,
-                    Ok(rusqlite::types::ValueRef::Text(d)) => {
-                        std::str::from_utf8(d).is_ok_and(store::is_description)
-                    }
-                    _ => false,
-                };
+            if check {
+                // The write path's own check, made here while the row is
+                // at hand (`store::validate_with`).
+                valid &= store::check_entry(key, value).is_ok()
+                    && match r.get_ref(3) {
+                        Ok(rusqlite::types::ValueRef::Null) => true,
+                        Ok(rusqlite::types::ValueRef::Text(d)) => {
+                            std::str::from_utf8(d).is_ok_and(store::is_description)
+                        }
+                        _ => false,
+                    };
+            }
             let (key, value) = (key.unwrap_or_default(), value.unwrap_or_default());
             let mut h = hasher.build_hasher();
             h.write_usize(key.len());
             h.write(key);
             h.write_usize(value.len());
             h.write(value);
-            let d = digests.entry(id).or_insert(0);
-            *d = d.wrapping_add(h.finish());
+            digests.add(id, h.finish());
         }
     }
     let mut stmt = conn.prepare(
         "SELECT id, env, name, version, updated_at, rotate_since FROM secrets ORDER BY env, name",
     )?;
     let mut rows = stmt.query([])?;
-    let mut out = Vec::with_capacity(digests.len());
+    let mut out = Vec::with_capacity(usize::try_from(count).unwrap_or(0));
     while let Some(r) = rows.next()? {
         // A secret has a key: a row without any is no secret (as `full`
         // sees it too).
-        let Some(&digest) = digests.get(&r.get::<_, i64>(0)?) else {
+        let Some(digest) = digests.get(r.get::<_, i64>(0)?) else {
             continue;
         };
         out.push(Summary {
@@ -298,6 +312,64 @@ pub(crate) fn summarize(conn: &Connection, hasher: &RandomState) -> Result<Summa
     // Every row's secret exists (no orphan: `store::validate`'s check).
     valid &= out.len() == digests.len();
     Ok(Summaries(out, valid))
+}
+
+/// The digest of each secret id seen in `entries`.
+enum Digests {
+    /// `Some` at index `id` (ids 1..=max, at most a few times the count).
+    Dense(Vec<Option<u64>>, usize),
+    Sparse(std::collections::HashMap<i64, u64>),
+}
+
+impl Digests {
+    fn new(count: i64, max_id: i64) -> Digests {
+        match usize::try_from(max_id) {
+            Ok(max) if max_id <= 4 * count + 1024 => Digests::Dense(vec![None; max + 1], 0),
+            _ => Digests::Sparse(std::collections::HashMap::new()),
+        }
+    }
+
+    fn add(&mut self, id: i64, digest: u64) {
+        match self {
+            Digests::Dense(v, n) => match usize::try_from(id).ok().and_then(|i| v.get_mut(i)) {
+                Some(Some(d)) => *d = d.wrapping_add(digest),
+                Some(slot) => {
+                    *slot = Some(digest);
+                    *n += 1;
+                }
+                // An id no secret has (an orphan): counted apart, so that
+                // `len` exceeds the secrets found.
+                None => {
+                    let mut map: std::collections::HashMap<i64, u64> = v
+                        .iter()
+                        .enumerate()
+                        .filter_map(|(i, d)| d.map(|d| (i as i64, d)))
+                        .collect();
+                    map.insert(id, digest);
+                    *self = Digests::Sparse(map);
+                }
+            },
+            Digests::Sparse(m) => {
+                let d = m.entry(id).or_insert(0);
+                *d = d.wrapping_add(digest);
+            }
+        }
+    }
+
+    fn get(&self, id: i64) -> Option<u64> {
+        match self {
+            Digests::Dense(v, _) => usize::try_from(id).ok().and_then(|i| v.get(i).copied()?),
+            Digests::Sparse(m) => m.get(&id).copied(),
+        }
+    }
+
+    /// How many ids have a digest.
+    fn len(&self) -> usize {
+        match self {
+            Digests::Dense(_, n) => *n,
+            Digests::Sparse(m) => m.len(),
+        }
+    }
 }
 
 // --------------------------------------------------------- application
@@ -572,11 +644,6 @@ pub(crate) fn apply(
             }
             continue;
         }
-        let bf = if sb.is_some() {
-            full(base.conn, env, name)?
-        } else {
-            None
-        };
         let of = if so.is_some() {
             full(conn, env, name)?
         } else {
@@ -587,11 +654,21 @@ pub(crate) fn apply(
         } else {
             None
         };
-        let (bv, ov, tv) = (
-            bf.as_ref().map(Full::values),
-            of.as_ref().map(Full::values),
-            tf.as_ref().map(Full::values),
-        );
+        // BASE's values are OURS's when their digests agree (the common
+        // case: changed on their branch only), and only its values are
+        // needed then; BASE is read in full otherwise.
+        let base_is_ours = sb.is_some() && digest(sb) == digest(so);
+        let bf = if sb.is_some() && !base_is_ours {
+            full(base.conn, env, name)?
+        } else {
+            None
+        };
+        let (ov, tv) = (of.as_ref().map(Full::values), tf.as_ref().map(Full::values));
+        let bv = if base_is_ours {
+            ov.clone()
+        } else {
+            bf.as_ref().map(Full::values)
+        };
         let ours_changed = changed_a_value(bv.as_ref(), ov.as_ref());
         let theirs_changed = changed_a_value(bv.as_ref(), tv.as_ref());
         let m = merge_mark(mark(sb), mark(so), mark(st), ours_changed, theirs_changed);
@@ -661,6 +738,10 @@ pub(crate) fn apply(
                     |c: &Connection, f: &Option<Full>| -> Result<Option<Zeroizing<String>>> {
                         f.as_ref().map(|f| entries_json(c, f.id)).transpose()
                     };
+                let bf = match bf {
+                    None if base_is_ours => full(base.conn, env, name)?,
+                    bf => bf,
+                };
                 report.conflicts.push(Conflict {
                     env: env.to_string(),
                     secret: SecretName::parse(name)?,
@@ -935,6 +1016,85 @@ mod tests {
 
     fn vals<'a>(pairs: &[(&'a str, &'a str)]) -> Values<'a> {
         pairs.iter().copied().collect()
+    }
+
+    /// A database with secrets at `ids`, each with one key `K` = `v<id>`.
+    fn with_secrets(ids: &[i64]) -> Connection {
+        let conn = store::create(&[]).unwrap();
+        conn.execute_batch("PRAGMA foreign_keys = OFF").unwrap();
+        for id in ids {
+            conn.execute(
+                "INSERT INTO secrets (id, env, name, created_at, updated_at)
+                 VALUES (?1, 'main', ?2, '2026-01-01T00:00:00Z', '2026-01-01T00:00:00Z')",
+                params![id, format!("s{id}")],
+            )
+            .unwrap();
+            conn.execute(
+                "INSERT INTO entries (secret_id, key, value) VALUES (?1, 'K', ?2)",
+                params![id, format!("v{id}")],
+            )
+            .unwrap();
+        }
+        conn
+    }
+
+    #[test]
+    fn summaries_agree_for_dense_and_sparse_ids_and_see_orphans() {
+        let hasher = RandomState::new();
+        let digests = |conn: &Connection| -> Vec<(String, u64)> {
+            summarize(conn, &hasher, true)
+                .unwrap()
+                .0
+                .into_iter()
+                .map(|s| (s.name, s.digest))
+                .collect()
+        };
+        // The same secret gives the same digest whichever way ids are held.
+        let dense = with_secrets(&[1, 2, 3]);
+        let sparse = with_secrets(&[1, 2, 3, 1_i64 << 40]);
+        let (d, s) = (digests(&dense), digests(&sparse));
+        assert_eq!(d.len(), 3);
+        assert_eq!(s.len(), 4);
+        let s_small: Vec<_> = s.iter().filter(|(n, _)| n.len() == 2).cloned().collect();
+        assert_eq!(d, s_small);
+        assert_ne!(d[0].1, d[1].1);
+        // A second key adds to the secret's digest.
+        dense
+            .execute(
+                "INSERT INTO entries (secret_id, key, value) VALUES (2, 'L', 'x')",
+                [],
+            )
+            .unwrap();
+        let d2 = digests(&dense);
+        assert_eq!(d2[0], d[0]);
+        assert_ne!(d2[1].1, d[1].1);
+        assert!(summarize(&dense, &hasher, true).unwrap().entries_valid());
+        // An entry whose secret does not exist, beyond the largest id or
+        // inside the range of ids: not valid.
+        for orphan in [99_i64, 1 << 50] {
+            let conn = with_secrets(&[1, 2, 3]);
+            conn.execute(
+                "INSERT INTO entries (secret_id, key, value) VALUES (?1, 'K', 'x')",
+                [orphan],
+            )
+            .unwrap();
+            let s = summarize(&conn, &hasher, true).unwrap();
+            assert!(!s.entries_valid(), "orphan {orphan}");
+            assert_eq!(s.0.len(), 3);
+        }
+        let conn = with_secrets(&[1, 2, 3]);
+        conn.execute("DELETE FROM secrets WHERE id = 2", [])
+            .unwrap();
+        assert!(!summarize(&conn, &hasher, true).unwrap().entries_valid());
+        // A bad key is seen only when asked to check.
+        let conn = with_secrets(&[1]);
+        conn.execute(
+            "INSERT INTO entries (secret_id, key, value) VALUES (1, 'bad key', 'x')",
+            [],
+        )
+        .unwrap();
+        assert!(!summarize(&conn, &hasher, true).unwrap().entries_valid());
+        assert!(summarize(&conn, &hasher, false).unwrap().entries_valid());
     }
 
     #[test]

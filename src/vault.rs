@@ -705,7 +705,8 @@ pub(crate) struct MergeInputs<S> {
 
 /// Loads git's `%O %A %B`: the three headers are unwrapped here (the keys
 /// may be the agent's, which serves one request at a time), then the three
-/// payloads are decrypted, loaded and `summarize`d by a thread each, so a
+/// payloads are decrypted, loaded and `summarize`d by a thread each (told
+/// `true` for OURS, whose rows it must check), so a
 /// merge costs about one decryption on each core instead of three in a
 /// row (BENCHMARKS.md, "Merge"). Then each must pass Trust exactly as a
 /// read does (`verify`), in the order BASE, THEIRS, OURS, so that when two
@@ -722,7 +723,7 @@ pub(crate) fn load_merge<S: Send>(
     at: Option<&str>,
     files: [(&Path, String); 3],
     keys: &Keys,
-    summarize: impl Fn(&Connection) -> Result<S> + Sync,
+    summarize: impl Fn(&Connection, bool) -> Result<S> + Sync,
 ) -> Result<MergeInputs<S>> {
     let before = trust::Store::new(&paths.dir).load()?;
     let mut opened = vec![];
@@ -754,7 +755,8 @@ pub(crate) fn load_merge<S: Send>(
                     if access == Access::Read {
                         loaded.conn.pragma_update(None, "mmap_size", len as i64)?;
                     }
-                    let summary = summarize(&loaded.conn)?;
+                    // Only OURS's rows become the result's.
+                    let summary = summarize(&loaded.conn, access == Access::Write)?;
                     Ok((loaded, summary))
                 })
             })

@@ -58,7 +58,7 @@ pub(crate) fn run(
             (theirs, label("theirs")),
         ],
         &keys,
-        |conn| merge::summarize(conn, &hasher),
+        |conn, ours| merge::summarize(conn, &hasher, ours),
     )?;
     if inputs.ours.provenance.meta.is_none() {
         // A version-1 OURS: the result is the signed side's vault.
