@@ -85,7 +85,6 @@ pub fn main() -> i32 {
             };
         }
     };
-    store::tune_sqlite();
     match run(cli, hardening) {
         Ok(()) => 0,
         Err(e) => {

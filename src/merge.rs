@@ -314,61 +314,53 @@ pub(crate) fn summarize(conn: &Connection, hasher: &RandomState, check: bool) ->
     Ok(Summaries(out, valid))
 }
 
-/// The digest of each secret id seen in `entries`.
-enum Digests {
-    /// `Some` at index `id` (ids 1..=max, at most a few times the count).
-    Dense(Vec<Option<u64>>, usize),
-    Sparse(std::collections::HashMap<i64, u64>),
+/// The digest of each secret id seen in `entries`: ids up to `max_id` in
+/// a vector (no hash of each row's id) when they are dense, as rowids are
+/// unless many secrets were deleted; any other id (sparse ids, or an
+/// orphan row's id beyond them) in a map.
+struct Digests {
+    dense: Vec<Option<u64>>,
+    in_dense: usize,
+    sparse: std::collections::HashMap<i64, u64>,
 }
 
 impl Digests {
     fn new(count: i64, max_id: i64) -> Digests {
-        match usize::try_from(max_id) {
-            Ok(max) if max_id <= 4 * count + 1024 => Digests::Dense(vec![None; max + 1], 0),
-            _ => Digests::Sparse(std::collections::HashMap::new()),
+        let slots = match usize::try_from(max_id) {
+            Ok(max) if max_id <= 4 * count + 1024 => max + 1,
+            _ => 0,
+        };
+        Digests {
+            dense: vec![None; slots],
+            in_dense: 0,
+            sparse: std::collections::HashMap::new(),
         }
     }
 
     fn add(&mut self, id: i64, digest: u64) {
-        match self {
-            Digests::Dense(v, n) => match usize::try_from(id).ok().and_then(|i| v.get_mut(i)) {
-                Some(Some(d)) => *d = d.wrapping_add(digest),
-                Some(slot) => {
-                    *slot = Some(digest);
-                    *n += 1;
-                }
-                // An id no secret has (an orphan): counted apart, so that
-                // `len` exceeds the secrets found.
-                None => {
-                    let mut map: std::collections::HashMap<i64, u64> = v
-                        .iter()
-                        .enumerate()
-                        .filter_map(|(i, d)| d.map(|d| (i as i64, d)))
-                        .collect();
-                    map.insert(id, digest);
-                    *self = Digests::Sparse(map);
-                }
-            },
-            Digests::Sparse(m) => {
-                let d = m.entry(id).or_insert(0);
+        match usize::try_from(id).ok().and_then(|i| self.dense.get_mut(i)) {
+            Some(Some(d)) => *d = d.wrapping_add(digest),
+            Some(slot) => {
+                *slot = Some(digest);
+                self.in_dense += 1;
+            }
+            None => {
+                let d = self.sparse.entry(id).or_insert(0);
                 *d = d.wrapping_add(digest);
             }
         }
     }
 
     fn get(&self, id: i64) -> Option<u64> {
-        match self {
-            Digests::Dense(v, _) => usize::try_from(id).ok().and_then(|i| v.get(i).copied()?),
-            Digests::Sparse(m) => m.get(&id).copied(),
+        match usize::try_from(id).ok().and_then(|i| self.dense.get(i)) {
+            Some(d) => *d,
+            None => self.sparse.get(&id).copied(),
         }
     }
 
     /// How many ids have a digest.
     fn len(&self) -> usize {
-        match self {
-            Digests::Dense(_, n) => *n,
-            Digests::Sparse(m) => m.len(),
-        }
+        self.in_dense + self.sparse.len()
     }
 }
 

@@ -429,29 +429,6 @@ fn new_meta(conn: &Connection) -> Result<()> {
     Ok(())
 }
 
-/// Process-wide SQLite settings, made once before the first connection:
-/// no memory statistics (SQLite would otherwise take a global mutex around
-/// every allocation, which `git merge`'s tens of thousands of rows pay for;
-/// BENCHMARKS.md, "Merge"). `vault` never asks SQLite how much memory it
-/// uses.
-#[allow(unsafe_code)]
-pub(crate) fn tune_sqlite() {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| {
-        // SAFETY: `sqlite3_config` may only be called before SQLite is
-        // initialized or after `sqlite3_shutdown`; `main` calls this before
-        // any connection is opened, and `Once` makes it the only call. A
-        // refusal (SQLITE_MISUSE, should SQLite be initialized already)
-        // leaves the default, which is only slower.
-        unsafe {
-            rusqlite::ffi::sqlite3_config(
-                rusqlite::ffi::SQLITE_CONFIG_MEMSTATUS,
-                0 as std::os::raw::c_int,
-            );
-        }
-    });
-}
-
 /// v5's `diff_key`: 256 random bits, shared by every member through the
 /// encrypted file (DESIGN v2 "Git").
 fn new_diff_key(conn: &Connection) -> Result<()> {
@@ -1504,8 +1481,7 @@ pub(crate) fn add_recipient(conn: &Connection, recipient: &str) -> Result<bool> 
     Ok(n == 1)
 }
 
-/// Removes a recipient; returns false if it was not there.
-/// Removes `recipient`, and renews the diff key when it was one: the
+/// Removes `recipient` (false if it was not one), and renews the diff key when it was one: the
 /// former member keeps the old key (in every file from their time), and
 /// with it could test guesses of the values against the fingerprints of
 /// later diffs (DESIGN v2 "Git": no non-member can). Called by

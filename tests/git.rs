@@ -458,14 +458,7 @@ fn a_fingerprint_is_hmac_sha256_under_the_diff_key_as_python_computes_it() {
     )
     .unwrap();
     let db = vault::testing::decrypt_vec(&fs::read(&file).unwrap(), &keys).unwrap();
-    let mut conn = rusqlite::Connection::open_in_memory().unwrap();
-    conn.deserialize_read_exact(rusqlite::MAIN_DB, &db[..], db.len(), false)
-        .unwrap();
-    let diff_key: String = conn
-        .query_row("SELECT value FROM meta WHERE key = 'diff_key'", [], |r| {
-            r.get(0)
-        })
-        .unwrap();
+    let diff_key = diff_key_hex(&db);
     let py = Command::new("python3")
         .args([
             "-c",

@@ -326,21 +326,7 @@ fn a_member_removed_on_one_branch_cannot_read_the_merge_of_the_other() {
         return;
     }
     let r = Repo::new();
-    let c = Env::new();
-    let rc = r.recipient(&c);
-    r.vault(&r.a, &["recipients", "add", &rc]).run().success();
-    r.commit(&r.a, "a: add c");
-    r.vault(&r.b, &["secret", "list"]).run().success();
-    r.git(&r.b, &["checkout", "-q", "-b", "feature"]);
-    r.vault(&r.b, &["secret", "create", "new", "K=added-while-c-was-in"])
-        .run()
-        .success();
-    r.commit(&r.b, "b: new secret");
-    r.git(&r.a, &["checkout", "-q", "main"]);
-    r.vault(&r.a, &["recipients", "remove", &rc])
-        .run()
-        .success();
-    r.commit(&r.a, "a: remove c");
+    let (c, rc, _) = c_removed_on_main_while_b_adds_on_feature(&r);
     let (ok, text) = r.merge(&r.a, "feature");
     assert!(ok, "{text}");
     let list = r
@@ -374,15 +360,28 @@ fn a_member_removed_on_one_branch_cannot_read_the_merge_of_the_other() {
     assert!(new.1.is_some(), "{marked:?}");
 }
 
-/// The diff key of a vault file, as its database holds it.
-fn diff_key_in(db: &[u8]) -> String {
-    let mut conn = rusqlite::Connection::open_in_memory().unwrap();
-    conn.deserialize_read_exact(rusqlite::MAIN_DB, db, db.len(), true)
-        .unwrap();
-    conn.query_row("SELECT value FROM meta WHERE key = 'diff_key'", [], |r| {
-        r.get(0)
-    })
-    .unwrap()
+/// A adds member C and commits; B branches `feature` and adds secret
+/// `new` (K=added-while-c-was-in), which C could read there; A removes C
+/// on `main`. Returns C, C's recipient and the diff key C held (the one
+/// of the commit that added C). `main` is checked out.
+fn c_removed_on_main_while_b_adds_on_feature(r: &Repo) -> (Env, String, String) {
+    let c = Env::new();
+    let rc = r.recipient(&c);
+    r.vault(&r.a, &["recipients", "add", &rc]).run().success();
+    r.commit(&r.a, "a: add c");
+    let known_to_c = diff_key_hex(&plaintext_of(&r.a, &r.file()));
+    r.vault(&r.b, &["secret", "list"]).run().success();
+    r.git(&r.b, &["checkout", "-q", "-b", "feature"]);
+    r.vault(&r.b, &["secret", "create", "new", "K=added-while-c-was-in"])
+        .run()
+        .success();
+    r.commit(&r.b, "b: new secret");
+    r.git(&r.a, &["checkout", "-q", "main"]);
+    r.vault(&r.a, &["recipients", "remove", &rc])
+        .run()
+        .success();
+    r.commit(&r.a, "a: remove c");
+    (c, rc, known_to_c)
 }
 
 /// B merges A's removal of C into a branch that still lists C: the merge
@@ -395,31 +394,16 @@ fn a_merge_that_drops_a_member_renews_the_diff_key() {
         return;
     }
     let r = Repo::new();
-    let c = Env::new();
-    let rc = r.recipient(&c);
-    r.vault(&r.a, &["recipients", "add", &rc]).run().success();
-    r.commit(&r.a, "a: add c");
-    let known_to_c = diff_key_in(&plaintext_of(&r.a, &r.file()));
-    r.vault(&r.b, &["secret", "list"]).run().success();
-    r.git(&r.b, &["checkout", "-q", "-b", "feature"]);
-    r.vault(&r.b, &["secret", "create", "new", "K=v"])
-        .run()
-        .success();
-    r.commit(&r.b, "b: new secret");
-    r.git(&r.a, &["checkout", "-q", "main"]);
-    r.vault(&r.a, &["recipients", "remove", &rc])
-        .run()
-        .success();
-    r.commit(&r.a, "a: remove c");
-    let on_main = diff_key_in(&plaintext_of(&r.a, &r.file()));
+    let (_c, rc, known_to_c) = c_removed_on_main_while_b_adds_on_feature(&r);
+    let on_main = diff_key_hex(&plaintext_of(&r.a, &r.file()));
     assert_ne!(on_main, known_to_c);
     r.git(&r.b, &["checkout", "-q", "feature"]);
-    assert_eq!(diff_key_in(&plaintext_of(&r.b, &r.file())), known_to_c);
+    assert_eq!(diff_key_hex(&plaintext_of(&r.b, &r.file())), known_to_c);
     let (ok, text) = r.merge(&r.b, "main");
     assert!(ok, "{text}");
     let merged = plaintext_of(&r.b, &r.file());
     assert_ne!(
-        diff_key_in(&merged),
+        diff_key_hex(&merged),
         known_to_c,
         "C's diff key survived the merge"
     );

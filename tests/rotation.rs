@@ -197,15 +197,7 @@ fn secret_rotated_clears_by_hand_and_warns_about_an_unmarked_secret() {
 
 /// The diff key of the vault's current file, as the database holds it.
 fn diff_key_of(env: &Env) -> Vec<u8> {
-    let db = env.plaintext();
-    let mut conn = rusqlite::Connection::open_in_memory().unwrap();
-    conn.deserialize_read_exact(rusqlite::MAIN_DB, &db[..], db.len(), true)
-        .unwrap();
-    let hex: String = conn
-        .query_row("SELECT value FROM meta WHERE key = 'diff_key'", [], |r| {
-            r.get(0)
-        })
-        .unwrap();
+    let hex = diff_key_hex(&env.plaintext());
     (0..hex.len())
         .step_by(2)
         .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())

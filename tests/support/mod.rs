@@ -503,3 +503,15 @@ pub fn git_command(env: &Env, dir: &std::path::Path, args: &[&str]) -> Command {
     }
     c
 }
+
+/// The `diff_key` (hex) in `meta` of the vault database `db`, the key
+/// `vault git show` fingerprints values with.
+pub fn diff_key_hex(db: &[u8]) -> String {
+    let mut conn = rusqlite::Connection::open_in_memory().unwrap();
+    conn.deserialize_read_exact(rusqlite::MAIN_DB, db, db.len(), true)
+        .unwrap();
+    conn.query_row("SELECT value FROM meta WHERE key = 'diff_key'", [], |r| {
+        r.get(0)
+    })
+    .unwrap()
+}
