@@ -16,7 +16,7 @@ use zeroize::Zeroizing;
     max_term_width = 100,
     after_long_help = EX_VAULT
 )]
-pub struct Cli {
+pub(crate) struct Cli {
     #[command(flatten)]
     pub(crate) global: Global,
 
@@ -77,7 +77,7 @@ pub(crate) enum Command {
     /// Create, list, show, change and delete secrets
     #[command(subcommand)]
     #[command(after_long_help = EX_SECRET)]
-    Secret(SecretCommand),
+    Secret(Lazy<SecretCommand>),
 
     /// Turn a project's .env file into a secret (or many secrets from JSON)
     ///
@@ -85,7 +85,7 @@ pub(crate) enum Command {
     /// directory starts the search there. NAME defaults to the name of the folder
     /// that holds the file (`.env.production` gives NAME-production).
     #[command(after_long_help = EX_IMPORT)]
-    Import(ImportArgs),
+    Import(Lazy<ImportArgs>),
 
     /// Start an agent that holds your identity for a while, so commands stop asking
     ///
@@ -150,7 +150,7 @@ pub(crate) enum Command {
     /// Share the vault: list, add or remove the recipients it is encrypted to
     #[command(subcommand)]
     #[command(after_long_help = EX_RECIPIENTS)]
-    Recipients(RecipientsCommand),
+    Recipients(Lazy<RecipientsCommand>),
 
     /// Print your own public recipient (age1…), for a teammate to add
     #[command(after_long_help = EX_RECIPIENT)]
@@ -194,11 +194,11 @@ pub(crate) enum Command {
     /// arguments exactly as given, never through a shell.
     #[command(visible_alias = "exec")]
     #[command(after_long_help = EX_RUN)]
-    Run(RunArgs),
+    Run(Lazy<RunArgs>),
 
     /// Start your shell ($SHELL, else /bin/sh) with secrets in its environment
     #[command(after_long_help = EX_SHELL)]
-    Shell(ShellArgs),
+    Shell(Lazy<ShellArgs>),
 
     /// Copy stdin to stdout with every secret value masked as ********
     ///
@@ -207,19 +207,19 @@ pub(crate) enum Command {
     /// shorter than 4 bytes are left alone. A value split across reads is
     /// still masked.
     #[command(after_long_help = EX_REDACT)]
-    Redact(RedactArgs),
+    Redact(Lazy<RedactArgs>),
 
     /// Print a template with values filled in from secrets and the environment
     ///
     /// Sources are those of `run`, in command-line order. An unknown name is
     /// an error; nothing is printed then.
     #[command(after_long_help = EX_RENDER)]
-    Render(RenderArgs),
+    Render(Lazy<RenderArgs>),
 
     /// List environments (every secret belongs to one; `main` by default)
     #[command(subcommand)]
     #[command(after_long_help = EX_ENV)]
-    Env(EnvCommand),
+    Env(Lazy<EnvCommand>),
 
     /// Write a vault.toml for the project in this folder
     ///
@@ -234,7 +234,7 @@ pub(crate) enum Command {
     /// to), and use it only once `vault allow` has recorded it.
     #[command(subcommand)]
     #[command(after_long_help = EX_PROJECT)]
-    Project(ProjectCommand),
+    Project(Lazy<ProjectCommand>),
 
     /// Trust a project's vault.toml (new or changed files run nothing until allowed)
     ///
@@ -262,12 +262,12 @@ pub(crate) enum Command {
     /// values (never the values).
     #[command(subcommand)]
     #[command(after_long_help = EX_GIT)]
-    Git(GitCommand),
+    Git(Lazy<GitCommand>),
 
     /// List and resolve the conflicts `vault git merge` left in the vault
     #[command(subcommand)]
     #[command(after_long_help = EX_CONFLICTS)]
-    Conflicts(ConflictsCommand),
+    Conflicts(Lazy<ConflictsCommand>),
 
     /// Check that every source, required key and files key of the project resolves (the CI gate)
     ///
@@ -705,6 +705,118 @@ impl fmt::Debug for SetArg {
     }
 }
 
+/// A subcommand's arguments (or its own subcommands), built only when the
+/// command line names that subcommand (`Command::defer`): every command
+/// builds the root and one path down the tree, not the whole of it, which
+/// took a tenth of a `vault run` (BENCHMARKS.md). Completions and man
+/// pages build the whole tree at once (`full_command`): clap copies the
+/// tree for `vault help …` before deferred parts exist.
+#[derive(Debug)]
+pub(crate) struct Lazy<T>(pub(crate) T);
+
+thread_local! {
+    /// Whether `Lazy` builds at once: only inside `full_command`.
+    static EAGER: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// The whole command tree, nothing deferred, the same as clap's derive
+/// builds it: for completions and man pages.
+pub fn full_command() -> clap::Command {
+    EAGER.set(true);
+    let cmd = Cli::command();
+    EAGER.set(false);
+    cmd
+}
+
+/// `augment(cmd)` now if `full_command` asked for the whole tree, else
+/// `deferred` (the same, keeping the texts) when clap reaches it.
+fn lazily(
+    cmd: clap::Command,
+    augment: fn(clap::Command) -> clap::Command,
+    deferred: fn(clap::Command) -> clap::Command,
+) -> clap::Command {
+    if EAGER.get() {
+        augment(cmd)
+    } else {
+        cmd.defer(deferred)
+    }
+}
+
+impl<T: FromArgMatches> FromArgMatches for Lazy<T> {
+    fn from_arg_matches(m: &ArgMatches) -> Result<Self, clap::Error> {
+        T::from_arg_matches(m).map(Lazy)
+    }
+
+    fn from_arg_matches_mut(m: &mut ArgMatches) -> Result<Self, clap::Error> {
+        T::from_arg_matches_mut(m).map(Lazy)
+    }
+
+    fn update_from_arg_matches(&mut self, m: &ArgMatches) -> Result<(), clap::Error> {
+        self.0.update_from_arg_matches(m)
+    }
+
+    fn update_from_arg_matches_mut(&mut self, m: &mut ArgMatches) -> Result<(), clap::Error> {
+        self.0.update_from_arg_matches_mut(m)
+    }
+}
+
+impl<T: Args> Args for Lazy<T> {
+    fn group_id() -> Option<clap::Id> {
+        T::group_id()
+    }
+
+    fn augment_args(cmd: clap::Command) -> clap::Command {
+        lazily(cmd, T::augment_args, |cmd| {
+            keeping_texts(cmd, T::augment_args)
+        })
+    }
+
+    fn augment_args_for_update(cmd: clap::Command) -> clap::Command {
+        lazily(cmd, T::augment_args_for_update, |cmd| {
+            keeping_texts(cmd, T::augment_args_for_update)
+        })
+    }
+}
+
+impl<T: Subcommand> Subcommand for Lazy<T> {
+    fn augment_subcommands(cmd: clap::Command) -> clap::Command {
+        lazily(cmd, T::augment_subcommands, |cmd| {
+            keeping_texts(cmd, T::augment_subcommands)
+        })
+    }
+
+    fn augment_subcommands_for_update(cmd: clap::Command) -> clap::Command {
+        lazily(cmd, T::augment_subcommands_for_update, |cmd| {
+            keeping_texts(cmd, T::augment_subcommands_for_update)
+        })
+    }
+
+    fn has_subcommand(name: &str) -> bool {
+        T::has_subcommand(name)
+    }
+}
+
+/// `augment(cmd)` with `cmd`'s help texts as they were. Built eagerly, a
+/// variant's own texts (its doc comment, `after_long_help`) are set after
+/// its type's and win; deferred, the type's come last, so they are put back.
+fn keeping_texts(cmd: clap::Command, augment: fn(clap::Command) -> clap::Command) -> clap::Command {
+    use clap::builder::{Resettable, StyledStr};
+    let text = |t: Option<&StyledStr>| t.cloned().map_or(Resettable::Reset, Resettable::Value);
+    let about = text(cmd.get_about());
+    let long_about = text(cmd.get_long_about());
+    let before = text(cmd.get_before_help());
+    let before_long = text(cmd.get_before_long_help());
+    let after = text(cmd.get_after_help());
+    let after_long = text(cmd.get_after_long_help());
+    augment(cmd)
+        .about(about)
+        .long_about(long_about)
+        .before_help(before)
+        .before_long_help(before_long)
+        .after_help(after)
+        .after_long_help(after_long)
+}
+
 /// Parses the command line like `Cli::try_parse`, and also records the order
 /// of `run`'s and `shell`'s sources, which only the raw matches know.
 pub(crate) fn parse() -> Result<Cli, clap::Error> {
@@ -712,10 +824,10 @@ pub(crate) fn parse() -> Result<Cli, clap::Error> {
     let mut cli = Cli::from_arg_matches(&matches).map_err(|e| e.format(&mut Cli::command()))?;
     if let Some((_, sub)) = matches.subcommand() {
         match &mut cli.command {
-            Command::Run(RunArgs { env, .. })
-            | Command::Shell(ShellArgs { env })
-            | Command::Redact(RedactArgs { env })
-            | Command::Render(RenderArgs { env, .. }) => {
+            Command::Run(Lazy(RunArgs { env, .. }))
+            | Command::Shell(Lazy(ShellArgs { env }))
+            | Command::Redact(Lazy(RedactArgs { env }))
+            | Command::Render(Lazy(RenderArgs { env, .. })) => {
                 env.sources = ordered_sources(sub);
             }
             _ => {}
@@ -1038,6 +1150,45 @@ pub(crate) fn parse_duration(text: &str) -> std::result::Result<Duration, String
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_command_tree_is_consistent() {
+        full_command().debug_assert();
+    }
+
+    /// Every subcommand's `-h`, `--help` and a usage error, built lazily
+    /// as the command line reaches it, read exactly as with the whole tree
+    /// built at once: the deferred parts keep the variants' own texts.
+    #[test]
+    fn deferred_commands_read_as_eager_ones() {
+        fn paths(cmd: &clap::Command, path: &mut Vec<String>, out: &mut Vec<Vec<String>>) {
+            out.push(path.clone());
+            for sub in cmd.get_subcommands().filter(|s| s.get_name() != "help") {
+                path.push(sub.get_name().to_string());
+                paths(sub, path, out);
+                path.pop();
+            }
+        }
+        fn shown(cmd: clap::Command, argv: &[String]) -> String {
+            match cmd.try_get_matches_from(argv) {
+                Err(e) => format!("{:?}: {}", e.kind(), e.render()),
+                Ok(_) => "parsed".to_string(),
+            }
+        }
+        let mut all = vec![];
+        paths(&full_command(), &mut vec![], &mut all);
+        assert!(all.len() > 40, "{} commands", all.len());
+        for path in all {
+            for last in ["-h", "--help", "--no-such-flag"] {
+                let argv: Vec<String> = ["vault".to_string()]
+                    .into_iter()
+                    .chain(path.iter().cloned())
+                    .chain([last.to_string()])
+                    .collect();
+                assert_eq!(shown(Cli::command(), &argv), shown(full_command(), &argv));
+            }
+        }
+    }
 
     #[test]
     fn debug_of_the_parsed_command_line_shows_no_value() {

@@ -4,7 +4,7 @@
 
 pub use crate::{
     agent::{AgentState, respond},
-    cli::Cli,
+    cli::full_command,
     cmd::export::render_json,
     crypto::{
         Keys,

@@ -7,7 +7,6 @@
 
 use std::{fs, io::Write, path::Path, process::Command};
 
-use clap::CommandFactory;
 use clap_mangen::Man;
 
 const ENVIRONMENT: &[(&str, &str)] = &[
@@ -134,7 +133,7 @@ fn render(cmd: &clap::Command) -> Vec<u8> {
 /// Every page: `vault.1`, then one per visible subcommand (`vault-run.1`,
 /// `vault-secret-create.1`, …).
 fn pages() -> Vec<(String, Vec<u8>)> {
-    let mut cmd = vault::testing::Cli::command().disable_help_subcommand(true);
+    let mut cmd = vault::testing::full_command().disable_help_subcommand(true);
     cmd.build();
     let mut out = vec![];
     walk(&cmd, &mut out);

@@ -1,10 +1,11 @@
 //! `vault completions SHELL`: clap_complete's script, plus for bash the
 //! completion of secret names, which clap's static scripts cannot know.
 
-use clap::CommandFactory;
 use clap_complete::Shell;
 
-use crate::{agent, cli::Cli, context::Context, error::Result, names, store, unlock, vault::Vault};
+use crate::{
+    agent, cli::full_command, context::Context, error::Result, names, store, unlock, vault::Vault,
+};
 
 /// Completes secret names after `-s`/`--secret` and for the `secret`
 /// subcommands and `export`, by asking `vault __complete-secrets`, which
@@ -45,7 +46,7 @@ complete -F _vault_with_secrets -o bashdefault -o default vault
 
 pub(crate) fn run(shell: Shell) -> Result<()> {
     let mut script = Vec::new();
-    clap_complete::generate(shell, &mut Cli::command(), "vault", &mut script);
+    clap_complete::generate(shell, &mut full_command(), "vault", &mut script);
     if shell == Shell::Bash {
         script.extend_from_slice(BASH_SECRETS.as_bytes());
     }

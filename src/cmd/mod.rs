@@ -26,7 +26,7 @@ mod table;
 mod trust;
 
 use crate::{
-    cli::{Command, GitCommand},
+    cli::{Command, GitCommand, Lazy},
     context::Context,
     error::Result,
     project::Use,
@@ -47,7 +47,7 @@ pub(crate) fn project_use(command: &Command) -> Use {
         // repository, where a vault.toml that is not allowed must not
         // stop a diff: with FILE given, the project is not looked at.
         // The merge driver, likewise, works on git's temporary files.
-        Command::Git(GitCommand::Show { file: Some(_), .. } | GitCommand::Merge { .. }) => {
+        Command::Git(Lazy(GitCommand::Show { file: Some(_), .. } | GitCommand::Merge { .. })) => {
             Use::Nothing
         }
         Command::Init
@@ -76,8 +76,8 @@ pub(crate) fn project_use(command: &Command) -> Use {
 pub(crate) fn dispatch(ctx: &Context, command: Command) -> Result<()> {
     match command {
         Command::Init => init(ctx),
-        Command::Secret(c) => secret::run(ctx, c),
-        Command::Import(args) => import::run(ctx, args),
+        Command::Secret(Lazy(c)) => secret::run(ctx, c),
+        Command::Import(Lazy(args)) => import::run(ctx, args),
         Command::Unlock { timeout } => agent::unlock(ctx, timeout),
         Command::Lock => agent::lock(ctx),
         Command::Doctor => doctor::run(ctx),
@@ -90,7 +90,7 @@ pub(crate) fn dispatch(ctx: &Context, command: Command) -> Result<()> {
             new_passphrase_file,
         } => agent::passwd(ctx, new_passphrase_file.as_deref()),
         Command::Agent { socket, seconds } => crate::agent::serve(&socket, seconds),
-        Command::Recipients(c) => recipients::run(ctx, c),
+        Command::Recipients(Lazy(c)) => recipients::run(ctx, c),
         Command::Recipient => recipients::own(ctx),
         Command::Trust { yes } => trust::run(ctx, yes),
         Command::Export {
@@ -98,24 +98,26 @@ pub(crate) fn dispatch(ctx: &Context, command: Command) -> Result<()> {
             format,
             k8s_name,
         } => export::run(ctx, &names, format, k8s_name.as_deref()),
-        Command::Env(c) => envs::run(ctx, c),
-        Command::Project(c) => project::init(ctx, c),
+        Command::Env(Lazy(c)) => envs::run(ctx, c),
+        Command::Project(Lazy(c)) => project::init(ctx, c),
         Command::Allow { path } => project::allow(ctx, path.as_deref()),
         Command::Deny { path } => project::deny(ctx, path.as_deref()),
         Command::Check { all_envs } => project::check(ctx, all_envs),
-        Command::Git(GitCommand::Setup) => git::setup(ctx),
-        Command::Git(GitCommand::Show { file, reveal }) => git::show(ctx, file.as_deref(), reveal),
-        Command::Git(GitCommand::Merge {
+        Command::Git(Lazy(GitCommand::Setup)) => git::setup(ctx),
+        Command::Git(Lazy(GitCommand::Show { file, reveal })) => {
+            git::show(ctx, file.as_deref(), reveal)
+        }
+        Command::Git(Lazy(GitCommand::Merge {
             base,
             ours,
             theirs,
             path,
-        }) => merge::run(ctx, &base, &ours, &theirs, path.as_deref()),
-        Command::Conflicts(c) => conflicts::run(ctx, c),
-        Command::Run(args) => run::run(ctx, args),
-        Command::Shell(args) => run::shell(ctx, args),
-        Command::Redact(args) => redact::filter(ctx, args),
-        Command::Render(args) => files::render_command(ctx, args),
+        })) => merge::run(ctx, &base, &ours, &theirs, path.as_deref()),
+        Command::Conflicts(Lazy(c)) => conflicts::run(ctx, c),
+        Command::Run(Lazy(args)) => run::run(ctx, args),
+        Command::Shell(Lazy(args)) => run::shell(ctx, args),
+        Command::Redact(Lazy(args)) => redact::filter(ctx, args),
+        Command::Render(Lazy(args)) => files::render_command(ctx, args),
     }
 }
 
