@@ -135,6 +135,17 @@ impl<'k> Remembering<'k> {
     }
 }
 
+impl Remembering<'_> {
+    /// A copy of the file key it unwrapped last.
+    fn file_key(&self) -> Option<age_core::format::FileKey> {
+        let last = self.last.borrow();
+        let (_, key) = last.as_ref()?;
+        Some(age_core::format::FileKey::init_with_mut(|c| {
+            c.copy_from_slice(key.expose_secret());
+        }))
+    }
+}
+
 impl age::Identity for Remembering<'_> {
     fn unwrap_stanza(
         &self,
@@ -419,27 +430,44 @@ pub(crate) const CHUNK: usize = 64 << 10;
 const CACHED_CHUNKS: usize = 16;
 
 /// The plaintext of a binary vault file, decrypted a chunk at a time where
-/// SQLite asks (the VFS, `crate::vfs`; issue 20): age's seekable reader
-/// authenticates each chunk it decrypts, so every byte handed out is
-/// authenticated, and the final chunk is decrypted at `open` (which
-/// authenticates the length: a truncated file fails there). Decrypted
-/// chunks live only in memory, in a few `Zeroizing` buffers, wiped when
-/// evicted or dropped. After one chunk fails, every read fails.
+/// SQLite asks (the VFS, `crate::vfs`; issue 20). age unwraps the header
+/// and checks its MAC; the chunks are then read here, age's STREAM
+/// (ChaCha20-Poly1305 over 64 KiB chunks, the nonce an 11-byte big-endian
+/// counter and a last-chunk flag, the key HKDF-SHA256 of the file key and
+/// the payload nonce), with `pread` into a few reused `Zeroizing` buffers:
+/// age's seekable reader decrypts into a buffer of its own and copies out,
+/// and decrypts the final chunk twice to learn the length. Every chunk is
+/// authenticated before a byte of it is handed out; the final chunk is
+/// decrypted, as the final one, at `open`, which authenticates the length
+/// (a truncated or extended file fails there). The tests read every file
+/// they make both here and through age's `StreamReader`, and require the
+/// same plaintext or the same refusal. After one chunk fails, every read
+/// fails.
 pub(crate) struct Chunks {
-    reader: age::stream::StreamReader<BufReader<File>>,
+    file: File,
+    aead: chacha20poly1305::ChaCha20Poly1305,
+    /// Where chunk 0 starts, after the header and the payload nonce.
+    start: u64,
+    /// How many chunks there are (at least one), and the final one's size.
+    count: u64,
+    last_sealed: usize,
     len: u64,
     /// Decrypted chunks by index, the most recently used last.
     cache: Vec<(u64, Zeroizing<Vec<u8>>)>,
     failed: bool,
 }
 
+/// A chunk's size in the file: its plaintext and a Poly1305 tag.
+const SEALED_CHUNK: u64 = CHUNK as u64 + 16;
+
 impl Chunks {
     /// Opens `file`, a binary age file (`crypto::looks_like_binary`), for
-    /// `keys`: its header unwrapped (so the signature stanza is seen), its
-    /// final chunk authenticated.
+    /// `keys`: its header unwrapped (so the signature stanza is seen) and
+    /// its MAC checked by age, its final chunk authenticated.
     pub(crate) fn open(file: File, keys: &Keys, source: &str) -> Result<Chunks> {
-        let chunks_at = header_len(&file).map(|h| (h + 16, file.metadata().map(|m| m.len())));
-        let dec = age::Decryptor::new_buffered(BufReader::new(file))
+        use chacha20poly1305::KeyInit;
+        let bad = |what: &str| damaged(&what, source);
+        let dec = age::Decryptor::new_buffered(BufReader::new(&file))
             .map_err(|e| decrypt_error(e, keys, source))?;
         if dec.is_scrypt() {
             return Err(Error::new(format!(
@@ -447,16 +475,49 @@ impl Chunks {
             ))
             .hint("a vault file is encrypted to recipients; is this identity.age?"));
         }
-        let mut reader = dec
-            .decrypt(std::iter::once(keys as &dyn age::Identity))
+        let identity = Remembering::new(keys);
+        // age checks the header's MAC under the file key before it returns
+        // a reader; the reader itself is not used.
+        dec.decrypt(std::iter::once(&identity as &dyn age::Identity))
             .map_err(|e| decrypt_error(e, keys, source))?;
-        let len = authenticated_len(&mut reader, chunks_at).map_err(|e| damaged(&e, source))?;
-        Ok(Chunks {
-            reader,
-            len,
+        let file_key = identity.file_key().ok_or_else(|| bad("no file key"))?;
+        let header = header_len(&file).ok_or_else(|| bad("its header does not end"))?;
+        let mut nonce = [0; 16];
+        std::os::unix::fs::FileExt::read_exact_at(&file, &mut nonce, header)
+            .map_err(|_| bad("age file is truncated"))?;
+        let payload_key = Zeroizing::new(age_core::primitives::hkdf(
+            &nonce,
+            b"payload",
+            file_key.expose_secret(),
+        ));
+        let start = header + 16;
+        let size = file.metadata().map_err(|e| damaged(&e, source))?.len();
+        let sealed = size
+            .checked_sub(start)
+            .filter(|&n| n > 0)
+            .ok_or_else(|| bad("age file is truncated"))?;
+        let count = sealed.div_ceil(SEALED_CHUNK);
+        let last_sealed = usize::try_from(sealed - (count - 1) * SEALED_CHUNK)
+            .map_err(|_| bad("age file is truncated"))?;
+        // A final chunk shorter than a tag, or empty after a full one (age
+        // writes an empty chunk only as the whole of an empty payload).
+        if last_sealed < 16 || (last_sealed == 16 && count > 1) {
+            return Err(bad("last chunk is invalid, stream might be truncated"));
+        }
+        let mut chunks = Chunks {
+            file,
+            aead: chacha20poly1305::ChaCha20Poly1305::new((&*payload_key).into()),
+            start,
+            count,
+            last_sealed,
+            len: sealed - 16 * count,
             cache: Vec::with_capacity(CACHED_CHUNKS),
             failed: false,
-        })
+        };
+        chunks
+            .chunk(count - 1)
+            .map_err(|_| bad("last chunk is invalid, stream might be truncated"))?;
+        Ok(chunks)
     }
 
     /// The plaintext's length, authenticated.
@@ -466,58 +527,43 @@ impl Chunks {
 
     /// Chunk `index`, decrypted, as the last entry of the cache.
     fn chunk(&mut self, index: u64) -> io::Result<&[u8]> {
+        use chacha20poly1305::AeadInPlace;
         if let Some(i) = self.cache.iter().position(|(k, _)| *k == index) {
             let hit = self.cache.remove(i);
             self.cache.push(hit);
         } else {
-            let start = index * CHUNK as u64;
-            let n =
-                usize::try_from((self.len - start).min(CHUNK as u64)).map_err(io::Error::other)?;
-            let mut plain = Zeroizing::new(vec![0; n]);
-            // Always at a chunk's start: age then decrypts the chunk
-            // straight into its own (zeroized) buffer, never into a
-            // scratch one to skip bytes.
-            self.reader.seek(SeekFrom::Start(start))?;
-            self.reader.read_exact(&mut plain)?;
-            if self.cache.len() == CACHED_CHUNKS {
-                self.cache.remove(0);
-            }
-            self.cache.push((index, plain));
+            let last = index + 1 == self.count;
+            let sealed = if last {
+                self.last_sealed
+            } else {
+                SEALED_CHUNK as usize
+            };
+            let mut buf = if self.cache.len() == CACHED_CHUNKS {
+                self.cache.remove(0).1
+            } else {
+                Zeroizing::new(Vec::with_capacity(SEALED_CHUNK as usize))
+            };
+            buf.resize(sealed, 0);
+            let at = self.start + index * SEALED_CHUNK;
+            std::os::unix::fs::FileExt::read_exact_at(&self.file, &mut buf, at)?;
+            let (text, tag) = buf.split_at_mut(sealed - 16);
+            let mut nonce = [0; 12];
+            nonce[3..11].copy_from_slice(&index.to_be_bytes());
+            nonce[11] = u8::from(last);
+            self.aead
+                .decrypt_in_place_detached(&nonce.into(), b"", text, (&*tag).into())
+                .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "decryption error"))?;
+            buf.truncate(sealed - 16);
+            self.cache.push((index, buf));
         }
         Ok(&self.cache.last().expect("just pushed").1)
     }
 }
 
-/// The plaintext length of `reader`, authenticated by age (which decrypts
-/// the final chunk as the final one), leaving it at the start. A seek to
-/// the end would make age decrypt that chunk a second time, into a scratch
-/// buffer it does not wipe, to skip to its end; a seek to the final chunk's
-/// start, computed from where the chunks start and the file's size, does
-/// not. (If the computation were off, age's own length still decides.)
-fn authenticated_len(
-    reader: &mut age::stream::StreamReader<BufReader<File>>,
-    chunks_at: Option<(u64, io::Result<u64>)>,
-) -> io::Result<u64> {
-    let back = match chunks_at {
-        Some((start, Ok(size))) if size >= start => {
-            let sealed = size - start;
-            let n = sealed.div_ceil(CHUNK as u64 + 16).max(1);
-            let plain = sealed.saturating_sub(16 * n);
-            plain.saturating_sub((n - 1) * CHUNK as u64)
-        }
-        _ => 0,
-    };
-    let at = reader.seek(SeekFrom::End(
-        -i64::try_from(back).map_err(io::Error::other)?,
-    ))?;
-    reader.seek(SeekFrom::Start(0))?;
-    Ok(at + back)
-}
-
 /// The length of the header of the binary age file `file`, up to and
 /// including the newline after its MAC line (the payload nonce follows),
 /// if it ends within the first MiB.
-pub(crate) fn header_len(file: &File) -> Option<u64> {
+pub(crate) fn header_len(file: &impl ReadAt) -> Option<u64> {
     let mut head = Vec::new();
     let mut buf = vec![0; 8192];
     loop {
@@ -866,6 +912,165 @@ mod tests {
         for keep in [good.len() - 115, good.len() - 1, payload + CHUNK + 16] {
             assert!(open(&good[..keep]).is_err(), "{keep}");
         }
+    }
+
+    /// What age's own `StreamReader` makes of `file`: its plaintext, or
+    /// `None` if it refuses it.
+    fn through_age(file: &[u8], keys: &Keys) -> Option<Vec<u8>> {
+        let dec = age::Decryptor::new(file).ok()?;
+        let mut reader = dec
+            .decrypt(std::iter::once(keys as &dyn age::Identity))
+            .ok()?;
+        let mut out = vec![];
+        reader.read_to_end(&mut out).ok()?;
+        Some(out)
+    }
+
+    /// What `Chunks` makes of `file`, read last chunk first: its
+    /// plaintext, or `None` if it refuses it at open or at any chunk.
+    fn through_chunks(file: &[u8], keys: &Keys) -> Option<Vec<u8>> {
+        use crate::vfs::Pages;
+        let f = tempfile::NamedTempFile::new().unwrap();
+        crate::fsio::write_fixture(f.path(), file);
+        let mut c = Chunks::open(File::open(f.path()).unwrap(), keys, "t").ok()?;
+        let len = usize::try_from(c.len()).unwrap();
+        let mut out = vec![0; len];
+        for at in (0..len).step_by(CHUNK).rev() {
+            let n = CHUNK.min(len - at);
+            c.read_exact_at(&mut out[at..at + n], at as u64).ok()?;
+        }
+        Some(out)
+    }
+
+    /// An age file's header and payload nonce, and its payload key.
+    fn payload_key(file: &[u8], keys: &Keys) -> (Vec<u8>, [u8; 32]) {
+        let identity = Remembering::new(keys);
+        age::Decryptor::new(file)
+            .unwrap()
+            .decrypt(std::iter::once(&identity as &dyn age::Identity))
+            .unwrap();
+        let header = usize::try_from(header_len(&file).unwrap()).unwrap();
+        let nonce = &file[header..header + 16];
+        let key = identity.file_key().unwrap();
+        let key = age_core::primitives::hkdf(nonce, b"payload", key.expose_secret());
+        (file[..header + 16].to_vec(), key)
+    }
+
+    /// `head` and then `plain` in chunks of `sizes`, the ones in `last`
+    /// flagged last: the same key and nonces as age, framed at will.
+    fn framed(
+        head: &[u8],
+        key: &[u8; 32],
+        plain: &[u8],
+        sizes: &[usize],
+        last: &[usize],
+    ) -> Vec<u8> {
+        use chacha20poly1305::{KeyInit, aead::Aead};
+        let aead = chacha20poly1305::ChaCha20Poly1305::new(key.into());
+        let mut out = head.to_vec();
+        let mut at = 0;
+        for (i, &n) in sizes.iter().enumerate() {
+            let mut nonce = [0; 12];
+            nonce[3..11].copy_from_slice(&(i as u64).to_be_bytes());
+            nonce[11] = u8::from(last.contains(&i));
+            out.extend(aead.encrypt(&nonce.into(), &plain[at..at + n]).unwrap());
+            at += n;
+        }
+        out
+    }
+
+    /// A second implementation: every file below, good or not, is read
+    /// both by `Chunks` and by age's `StreamReader`, which must agree on
+    /// the plaintext or on refusing it. Beyond cuts and flips, the chunks
+    /// are re-sealed under the file's real payload key with the framing
+    /// changed (no last flag, a last flag too early, an empty final chunk,
+    /// swapped chunks), which only a member could do, and which age
+    /// refuses.
+    #[test]
+    fn chunks_read_what_age_reads_and_refuse_what_it_refuses() {
+        let keys = Keys::from_x25519(generate());
+        let mut cases: Vec<(String, Vec<u8>)> = vec![];
+        for size in [
+            0,
+            1,
+            CHUNK - 1,
+            CHUNK,
+            CHUNK + 1,
+            2 * CHUNK,
+            2 * CHUNK + 777,
+        ] {
+            let plain: Vec<u8> = (0..size).map(|i| (i * 31 % 253) as u8).collect();
+            let good = encrypt_vec(keys.recipients(), &plain).unwrap();
+            let (head, key) = payload_key(&good, &keys);
+            let payload = head.len();
+            cases.push((format!("{size}: as age wrote it"), good.clone()));
+            for cut in [1, 15, 16, 17, SEALED_CHUNK as usize] {
+                if let Some(keep) = good.len().checked_sub(cut) {
+                    cases.push((format!("{size}: {cut} cut"), good[..keep].to_vec()));
+                }
+            }
+            cases.push((format!("{size}: payload only"), good[..payload].to_vec()));
+            let mut extra = good.clone();
+            extra.extend([0; 16]);
+            cases.push((format!("{size}: 16 bytes appended"), extra));
+            for at in (payload - 16..good.len())
+                .step_by(CHUNK / 2 + 3)
+                .chain([good.len() - 1])
+            {
+                let mut bad = good.clone();
+                bad[at] ^= 0x40;
+                cases.push((format!("{size}: byte {at} flipped"), bad));
+            }
+            let full = size / CHUNK;
+            let rest = size % CHUNK;
+            let mut sizes = vec![CHUNK; full];
+            if rest > 0 || size == 0 {
+                sizes.push(rest);
+            }
+            let n = sizes.len();
+            let refr = |name: &str, sizes: &[usize], last: &[usize]| {
+                (
+                    format!("{size}: {name}"),
+                    framed(&head, &key, &plain, sizes, last),
+                )
+            };
+            cases.push(refr("re-sealed as age does", &sizes, &[n - 1]));
+            cases.push(refr("no last flag", &sizes, &[]));
+            if n > 1 {
+                cases.push(refr("last flag too early", &sizes, &[n - 2]));
+                cases.push(refr("two last flags", &sizes, &[n - 2, n - 1]));
+            }
+            if size > 0 && rest == 0 {
+                let mut more = sizes.clone();
+                more.push(0);
+                cases.push(refr("an empty final chunk", &more, &[n]));
+            }
+            if n > 1 {
+                let mut swapped = good[..payload].to_vec();
+                let sealed = &good[payload..];
+                let (first, second) = sealed.split_at(SEALED_CHUNK as usize);
+                let (second, tail) =
+                    second.split_at(SEALED_CHUNK.min(second.len() as u64) as usize);
+                if second.len() == SEALED_CHUNK as usize {
+                    swapped.extend_from_slice(second);
+                    swapped.extend_from_slice(first);
+                    swapped.extend_from_slice(tail);
+                    cases.push((format!("{size}: chunks 0 and 1 swapped"), swapped));
+                }
+            }
+        }
+        let mut accepted = 0;
+        for (name, file) in &cases {
+            let age = through_age(file, &keys);
+            assert!(
+                age == through_chunks(file, &keys),
+                "{name}: age says {:?}",
+                age.as_ref().map(Vec::len)
+            );
+            accepted += usize::from(age.is_some());
+        }
+        // Each size as age wrote it and as re-sealed the same way.
+        assert_eq!(accepted, 14, "of {}", cases.len());
     }
 
     #[test]
