@@ -711,7 +711,9 @@ pub(crate) fn start(
         .env_remove(crate::env::AGE_KEY_VAR)
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        // Read only if it exits at start, to say why; once it serves,
+        // the pipe's far end is closed and the agent writes nothing.
+        .stderr(Stdio::piped())
         .spawn()
         .map_err(|e| {
             Error::new(format!(
@@ -738,8 +740,11 @@ pub(crate) fn start(
             return Ok(s);
         }
         if let Ok(Some(code)) = child.try_wait() {
-            return Err(Error::new(format!("the agent exited at start ({code})"))
-                .hint("`vault doctor` checks the runtime directory and the vault directory"));
+            return Err(Error::new(format!(
+                "the agent exited at start ({code}){}",
+                why_it_exited(child.stderr.take())
+            ))
+            .hint("`vault doctor` checks the runtime directory and the vault directory"));
         }
         if Instant::now() > deadline {
             let _ = child.kill();
@@ -749,6 +754,23 @@ pub(crate) fn start(
             )));
         }
         std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// The first line of what an agent that exited at start wrote to stderr,
+/// without its `vault: error: ` prefix, as `: <why>`; empty if nothing.
+fn why_it_exited(stderr: Option<std::process::ChildStderr>) -> String {
+    let mut text = String::new();
+    if let Some(pipe) = stderr {
+        // It has exited: the read ends at once. Bounded all the same.
+        let _ = pipe.take(4096).read_to_string(&mut text);
+    }
+    let line = text.lines().next().unwrap_or("").trim();
+    let line = line.strip_prefix("vault: error: ").unwrap_or(line);
+    if line.is_empty() {
+        String::new()
+    } else {
+        format!(": {line}")
     }
 }
 
@@ -1012,6 +1034,35 @@ fn send_now(stream: &UnixStream, answer: &[u8]) -> io::Result<()> {
     write_frame(&mut &*stream, answer)
 }
 
+/// Listens on `socket`, which appears there already listening and mode
+/// 0600: bound under a temporary name beside it, then renamed into place
+/// (over a stale socket, if one is left). A socket bound in place exists
+/// for a moment before it listens, and a client that connects then is
+/// refused and removes it as stale, which took the agent out of reach as
+/// it started (one in a hundred concurrent `unlock`s on a loaded machine).
+fn listen(socket: &Path) -> Result<UnixListener> {
+    // No longer than the socket's own name (`agent.sock`, 10 bytes, or
+    // `<hash>.sock`), so it fits wherever the socket does: a pid has at
+    // most 7 digits. Unique among live processes; one left by a dead
+    // agent with the same pid is removed.
+    let temp = fsio::parent(socket).join(format!(".{}.s", std::process::id()));
+    let _ = std::fs::remove_file(&temp);
+    let listener = UnixListener::bind(&temp).map_err(|e| Error::io("listen on", &temp, e))?;
+    let placed = std::fs::set_permissions(&temp, std::fs::Permissions::from_mode(0o600))
+        .map_err(|e| Error::io("protect", &temp, e))
+        .and_then(|()| {
+            listener
+                .set_nonblocking(true)
+                .map_err(|e| Error::io("listen on", &temp, e))
+        })
+        .and_then(|()| std::fs::rename(&temp, socket).map_err(|e| Error::io("place", socket, e)));
+    if let Err(e) = placed {
+        let _ = std::fs::remove_file(&temp);
+        return Err(e);
+    }
+    Ok(listener)
+}
+
 /// The agent process itself (`vault __agent`). Reads the identity from
 /// stdin, serves until its time is up, `lock`, or its socket disappears.
 pub(crate) fn serve(socket: &Path, seconds: u64) -> Result<()> {
@@ -1033,18 +1084,10 @@ pub(crate) fn serve(socket: &Path, seconds: u64) -> Result<()> {
     // Check it once here, so that `unlock` reports a bad identity.
     crypto::parse_identity_file(held.text(), "the agent's identity", &crypto::never_ask)?;
     let memory_locked = held.locked;
-    if std::fs::symlink_metadata(socket).is_ok() {
-        if UnixStream::connect(socket).is_ok() {
-            return Err(Error::new("another agent is already listening"));
-        }
-        let _ = std::fs::remove_file(socket);
+    if std::fs::symlink_metadata(socket).is_ok() && UnixStream::connect(socket).is_ok() {
+        return Err(Error::new("another agent is already listening"));
     }
-    let listener = UnixListener::bind(socket).map_err(|e| Error::io("listen on", socket, e))?;
-    std::fs::set_permissions(socket, std::fs::Permissions::from_mode(0o600))
-        .map_err(|e| Error::io("protect", socket, e))?;
-    listener
-        .set_nonblocking(true)
-        .map_err(|e| Error::io("listen on", socket, e))?;
+    let listener = listen(socket)?;
     let stamp = Stamp::at(socket);
     let (wake_rx, wake_tx) = UnixStream::pair().map_err(|e| Error::io("listen on", socket, e))?;
     let me = rustix::process::geteuid();
@@ -1119,6 +1162,68 @@ pub(crate) fn serve(socket: &Path, seconds: u64) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::atomic::AtomicBool;
+
+    /// A client that finds the socket must find it listening: one that is
+    /// refused takes it for stale and removes it (`connect`), which is how
+    /// a concurrent `vault run` once removed the socket of an agent that
+    /// was still starting. A client connects in a tight loop while the
+    /// agent's socket appears and disappears 300 times; binding in place,
+    /// without the rename, fails this within a few dozen.
+    #[test]
+    fn a_socket_appears_already_listening() {
+        let dir = tempfile::tempdir().unwrap();
+        let socket = dir.path().join("agent.sock");
+        let done = Arc::new(AtomicBool::new(false));
+        let refused = Arc::new(AtomicUsize::new(0));
+        let client = {
+            let (socket, done, refused) = (socket.clone(), done.clone(), refused.clone());
+            std::thread::spawn(move || {
+                while !done.load(Ordering::SeqCst) {
+                    if let Err(e) = UnixStream::connect(&socket)
+                        && e.kind() == io::ErrorKind::ConnectionRefused
+                    {
+                        refused.fetch_add(1, Ordering::SeqCst);
+                    }
+                }
+            })
+        };
+        for _ in 0..300 {
+            let listener = listen(&socket).unwrap();
+            let mode = std::fs::metadata(&socket).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+            // Gone from the path before it stops listening, as an agent
+            // leaves (`Shared::unlink`, then exit).
+            std::fs::remove_file(&socket).unwrap();
+            drop(listener);
+        }
+        done.store(true, Ordering::SeqCst);
+        client.join().unwrap();
+        assert_eq!(refused.load(Ordering::SeqCst), 0);
+        let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+        assert!(left.is_empty(), "{left:?}");
+    }
+
+    #[test]
+    fn an_agent_that_exits_at_start_says_why() {
+        let mut child = Command::new("sh")
+            .args([
+                "-c",
+                "echo 'vault: error: cannot protect /x: gone' >&2; echo hint >&2",
+            ])
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.wait().unwrap();
+        assert_eq!(
+            why_it_exited(child.stderr.take()),
+            ": cannot protect /x: gone"
+        );
+        let mut quiet = Command::new("true").stderr(Stdio::piped()).spawn().unwrap();
+        quiet.wait().unwrap();
+        assert_eq!(why_it_exited(quiet.stderr.take()), "");
+        assert_eq!(why_it_exited(None), "");
+    }
 
     fn state() -> (AgentState, age::x25519::Identity) {
         let id = crypto::generate();
