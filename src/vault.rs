@@ -1341,6 +1341,42 @@ pub(crate) fn accept(paths: &Paths, candidate: &Candidate) -> Result<()> {
 mod tests {
     use super::*;
 
+    /// The SQLite built in is the one `.cargo/config.toml` asks for: no
+    /// extension loading, none of the modules vault does not use, no
+    /// memory statistics. A build that lost the file fails here.
+    #[test]
+    fn sqlite_is_built_without_what_vault_does_not_use() {
+        let conn = Connection::open_in_memory().unwrap();
+        let options: Vec<String> = conn
+            .prepare("PRAGMA compile_options")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<std::result::Result<_, _>>()
+            .unwrap();
+        for wanted in ["OMIT_LOAD_EXTENSION", "DEFAULT_MEMSTATUS=0"] {
+            assert!(options.iter().any(|o| o == wanted), "{wanted}: {options:?}");
+        }
+        for unwanted in [
+            "ENABLE_FTS3",
+            "ENABLE_FTS5",
+            "ENABLE_RTREE",
+            "ENABLE_DBSTAT_VTAB",
+        ] {
+            assert!(
+                !options.iter().any(|o| o == unwanted),
+                "{unwanted}: {options:?}"
+            );
+        }
+        let fts = conn.execute_batch("CREATE VIRTUAL TABLE t USING fts5(x)");
+        assert!(fts.is_err_and(|e| e.to_string().contains("no such module")));
+        // The JSON functions the history and the merge use are core.
+        let json: String = conn
+            .query_row("SELECT json_group_object('k', 'v')", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(json, r#"{"k":"v"}"#);
+    }
+
     /// The flags the kernel shows for the mapping that holds `addr`. (Not
     /// "starts at": the kernel merges it with a neighbour of the same flags,
     /// such as another test's image.)
