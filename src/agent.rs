@@ -1048,18 +1048,17 @@ fn listen(socket: &Path) -> Result<UnixListener> {
     let temp = fsio::parent(socket).join(format!(".{}.s", std::process::id()));
     let _ = std::fs::remove_file(&temp);
     let listener = UnixListener::bind(&temp).map_err(|e| Error::io("listen on", &temp, e))?;
-    let placed = std::fs::set_permissions(&temp, std::fs::Permissions::from_mode(0o600))
-        .map_err(|e| Error::io("protect", &temp, e))
-        .and_then(|()| {
-            listener
-                .set_nonblocking(true)
-                .map_err(|e| Error::io("listen on", &temp, e))
-        })
-        .and_then(|()| std::fs::rename(&temp, socket).map_err(|e| Error::io("place", socket, e)));
-    if let Err(e) = placed {
+    let place = || -> Result<()> {
+        std::fs::set_permissions(&temp, std::fs::Permissions::from_mode(0o600))
+            .map_err(|e| Error::io("protect", &temp, e))?;
+        listener
+            .set_nonblocking(true)
+            .map_err(|e| Error::io("listen on", &temp, e))?;
+        std::fs::rename(&temp, socket).map_err(|e| Error::io("place", socket, e))
+    };
+    place().inspect_err(|_| {
         let _ = std::fs::remove_file(&temp);
-        return Err(e);
-    }
+    })?;
     Ok(listener)
 }
 
@@ -1084,7 +1083,7 @@ pub(crate) fn serve(socket: &Path, seconds: u64) -> Result<()> {
     // Check it once here, so that `unlock` reports a bad identity.
     crypto::parse_identity_file(held.text(), "the agent's identity", &crypto::never_ask)?;
     let memory_locked = held.locked;
-    if std::fs::symlink_metadata(socket).is_ok() && UnixStream::connect(socket).is_ok() {
+    if UnixStream::connect(socket).is_ok() {
         return Err(Error::new("another agent is already listening"));
     }
     let listener = listen(socket)?;
@@ -1166,22 +1165,34 @@ mod tests {
 
     /// A client that finds the socket must find it listening: one that is
     /// refused takes it for stale and removes it (`connect`), which is how
-    /// a concurrent `vault run` once removed the socket of an agent that
-    /// was still starting. A client connects in a tight loop while the
+    /// a concurrent `vault unlock` once removed the socket of an agent
+    /// that was still starting. A client connects in a tight loop while the
     /// agent's socket appears and disappears 300 times; binding in place,
-    /// without the rename, fails this within a few dozen.
+    /// without the rename, fails this within a few dozen. Only refusals
+    /// while no socket was being torn down count: a client that looked the
+    /// path up just before the agent unlinked it and closed is refused by
+    /// the kernel, as it should be (and `remove_if_same` then finds the
+    /// path changed and removes nothing).
     #[test]
     fn a_socket_appears_already_listening() {
         let dir = tempfile::tempdir().unwrap();
         let socket = dir.path().join("agent.sock");
         let done = Arc::new(AtomicBool::new(false));
         let refused = Arc::new(AtomicUsize::new(0));
+        // Even: a socket is being placed, or is in place; odd: torn down.
+        let phase = Arc::new(AtomicUsize::new(0));
         let client = {
-            let (socket, done, refused) = (socket.clone(), done.clone(), refused.clone());
+            let (socket, done, refused, phase) =
+                (socket.clone(), done.clone(), refused.clone(), phase.clone());
             std::thread::spawn(move || {
                 while !done.load(Ordering::SeqCst) {
-                    if let Err(e) = UnixStream::connect(&socket)
+                    let before = phase.load(Ordering::SeqCst);
+                    let result = UnixStream::connect(&socket);
+                    let after = phase.load(Ordering::SeqCst);
+                    if let Err(e) = result
                         && e.kind() == io::ErrorKind::ConnectionRefused
+                        && before == after
+                        && before % 2 == 0
                     {
                         refused.fetch_add(1, Ordering::SeqCst);
                     }
@@ -1194,8 +1205,10 @@ mod tests {
             assert_eq!(mode & 0o777, 0o600);
             // Gone from the path before it stops listening, as an agent
             // leaves (`Shared::unlink`, then exit).
+            phase.fetch_add(1, Ordering::SeqCst);
             std::fs::remove_file(&socket).unwrap();
             drop(listener);
+            phase.fetch_add(1, Ordering::SeqCst);
         }
         done.store(true, Ordering::SeqCst);
         client.join().unwrap();
