@@ -5,7 +5,7 @@
 //! records how many have run. A vault written by a newer `vault` (a higher
 //! version than this build knows) is refused rather than guessed at.
 
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{Connection, OptionalExtension, config::DbConfig, params};
 use zeroize::Zeroizing;
 
 use crate::error::{Error, Result};
@@ -272,6 +272,14 @@ fn configure(conn: &Connection) -> Result<()> {
          PRAGMA foreign_keys = ON;
          PRAGMA trusted_schema = OFF;",
     )?;
+    // The query planner's stability guarantee: a plan never depends on the
+    // values bound to it. Without it SQLite marks a statement such as
+    // `... WHERE secret_id = ?1 ORDER BY key` (a parameter it compared
+    // while planning the ORDER BY) to be compiled again each time a new
+    // value is bound, so a cached statement run once per secret (a merge,
+    // `run` of several secrets, history) was parsed and planned every
+    // time. No query of vault's has a plan that a value could improve.
+    conn.set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)?;
     Ok(())
 }
 
@@ -1501,6 +1509,35 @@ pub(crate) mod tests {
     use rusqlite::MAIN_DB;
 
     const R: &str = "age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p";
+
+    /// A cached statement run once per secret is compiled once: a plan
+    /// that depended on the bound value (`configure`'s QPSG) would be
+    /// compiled again on every new binding.
+    #[test]
+    fn cached_statements_are_not_compiled_again_for_each_value() {
+        let conn = create(&[]).unwrap();
+        for sql in [
+            "SELECT key, value FROM entries WHERE secret_id = ?1 ORDER BY key",
+            "SELECT version, entries FROM history WHERE secret_id = ?1 ORDER BY version",
+            "SELECT e.key, e.value FROM entries e JOIN secrets s ON s.id = e.secret_id
+             WHERE s.env = ?1 AND s.name = ?2 ORDER BY e.key",
+        ] {
+            for id in 1..=5i64 {
+                let mut stmt = conn.prepare_cached(sql).unwrap();
+                let n = stmt.parameter_count();
+                let name = format!("s{id}");
+                let mut rows = if n == 1 {
+                    stmt.query(params![id]).unwrap()
+                } else {
+                    stmt.query(params!["main", name]).unwrap()
+                };
+                while rows.next().unwrap().is_some() {}
+                drop(rows);
+                let again = stmt.get_status(rusqlite::StatementStatus::RePrepare);
+                assert_eq!(again, 0, "{sql} compiled again after {id} bindings");
+            }
+        }
+    }
 
     /// A database of schema version `v`, made by the migrations up to it.
     pub(crate) fn at_version(v: usize) -> Connection {
