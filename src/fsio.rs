@@ -376,9 +376,40 @@ fn atomic_write_mode(
     if let Err(e) = written {
         return Err(Error::io("write", target, e));
     }
+    if !durable && exchange(tmp.path(), target) {
+        // The file replaced is now at the temporary name, and goes with it
+        // (a leftover is an old copy, removed as a stale temp later).
+        let _ = tmp.close();
+        return Ok(());
+    }
     tmp.persist(target)
         .map_err(|e| Error::io("replace", target, e.error))?;
     if durable { sync_dir(&dir) } else { Ok(()) }
+}
+
+/// Swaps the written temporary file `tmp` with the regular file `target`
+/// in one step, where the system can (Linux: `renameat2(RENAME_EXCHANGE)`):
+/// `target` names the new file at once, as a rename over it would do. Only
+/// for a write that is not fsynced (`git merge`'s result, the cache): ext4
+/// flushes a file renamed over another to disk at the rename (its
+/// `auto_da_alloc` guard for programs that do not fsync), about 2 ms for a
+/// 1 MB vault, and an exchange is not a rename over anything. A durable
+/// write has already fsynced, so it has nothing to flush. False (nothing
+/// done) when `target` is not a regular file or the exchange is refused.
+fn exchange(tmp: &Path, target: &Path) -> bool {
+    if !fs::symlink_metadata(target).is_ok_and(|m| m.file_type().is_file()) {
+        return false;
+    }
+    #[cfg(target_os = "linux")]
+    {
+        use rustix::fs::{CWD, RenameFlags, renameat_with};
+        renameat_with(CWD, tmp, CWD, target, RenameFlags::EXCHANGE).is_ok()
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = tmp;
+        false
+    }
 }
 
 /// Removes temp files a killed writer left beside `target`. Only called with
@@ -623,6 +654,58 @@ mod tests {
             0o600
         );
         assert!(stale_temps(&target).is_empty());
+    }
+
+    #[test]
+    fn a_write_that_is_not_fsynced_replaces_and_leaves_no_temp() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("work.age");
+        fs::write(&target, b"old").unwrap();
+        let before = fs::metadata(&target).unwrap().ino();
+        atomic_replace(&target, false, |f| f.write_all(b"new")).unwrap();
+        assert_eq!(fs::read(&target).unwrap(), b"new");
+        // A new file in its place, as after a rename; nothing else left.
+        assert_ne!(fs::metadata(&target).unwrap().ino(), before);
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
+        // No file there yet: made.
+        let fresh = dir.path().join("fresh.age");
+        atomic_replace(&fresh, false, |f| f.write_all(b"x")).unwrap();
+        assert_eq!(fs::read(&fresh).unwrap(), b"x");
+        // A directory in the way is not swapped out of its place.
+        let sub = dir.path().join("sub");
+        fs::create_dir(&sub).unwrap();
+        assert!(atomic_replace(&sub, false, |f| f.write_all(b"x")).is_err());
+        assert!(sub.is_dir());
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 3);
+    }
+
+    #[test]
+    fn an_exchange_swaps_the_two_files_or_does_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+        fs::write(&a, b"new").unwrap();
+        fs::write(&b, b"old").unwrap();
+        let swapped = exchange(&a, &b);
+        let (a_now, b_now) = (fs::read(&a).unwrap(), fs::read(&b).unwrap());
+        if swapped {
+            assert_eq!(
+                (a_now.as_slice(), b_now.as_slice()),
+                (&b"old"[..], &b"new"[..])
+            );
+        } else {
+            assert_eq!(
+                (a_now.as_slice(), b_now.as_slice()),
+                (&b"new"[..], &b"old"[..])
+            );
+        }
+        // Linux file systems that vault's tests run on (ext4, tmpfs, xfs,
+        // btrfs) all exchange.
+        assert!(swapped || !cfg!(target_os = "linux"));
+        // Never with a target that is not a regular file.
+        fs::remove_file(&b).unwrap();
+        assert!(!exchange(&a, &b));
+        std::os::unix::fs::symlink(&a, &b).unwrap();
+        assert!(!exchange(&a, &b));
     }
 
     #[test]
