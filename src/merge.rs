@@ -8,9 +8,10 @@
 //! Secrets are matched by (environment, name), never by id: ids are
 //! assigned per file, and two branches that each create a secret give
 //! them the same id. Most secrets of a large vault are the same on all
-//! three sides, so each side is first summarised, on the thread that
-//! loaded it, as one keyed hash of every secret's keys and values
-//! (`summarize`); only secrets whose summaries differ are read in full.
+//! three sides, so OURS and THEIRS are first summarised, on the thread
+//! that loaded each, as one keyed hash of every secret's keys and values
+//! (`summarize`); BASE's hash of a secret is taken only where OURS and
+//! THEIRS differ, and only secrets whose hashes differ are read in full.
 
 use std::{
     collections::{BTreeMap, BTreeSet, HashSet},
@@ -24,6 +25,7 @@ use crate::{
     error::{Error, Result},
     names::{EnvKey, SecretName},
     store::{self, conflicts::Conflict},
+    vault::Role,
 };
 
 // ------------------------------------------------------------ the rules
@@ -214,10 +216,12 @@ pub(crate) fn merge_recipients(base: &[String], ours: &[String], theirs: &[Strin
 /// One secret of one side, as `summarize` saw it.
 #[derive(Debug)]
 pub(crate) struct Summary {
+    id: i64,
     env: String,
     name: String,
-    /// A keyed hash (random key per process) of its keys and values.
-    digest: u64,
+    /// A keyed hash (random key per process) of its keys and values;
+    /// BASE's is taken when `apply` needs it (`None` until then).
+    digest: Option<u64>,
     version: i64,
     updated_at: String,
     rotate_since: Option<String>,
@@ -243,11 +247,19 @@ impl Summaries {
 /// content gives equal digests; its key is random per process, so nobody
 /// can make two different secrets collide on purpose.
 ///
-/// `check`: also run the write path's row checks (`store::check_entry`),
-/// for OURS, whose rows become the result; BASE's and THEIRS's rows are
+/// OURS's rows also go through the write path's row checks
+/// (`store::check_entry`), as they become the result's; THEIRS's rows are
 /// only compared (what the merge copies from THEIRS is checked again by
-/// the write, `Report::touched`).
-pub(crate) fn summarize(conn: &Connection, hasher: &RandomState, check: bool) -> Result<Summaries> {
+/// the write, `Report::touched`). BASE's entries are not read here at all:
+/// a secret whose OURS and THEIRS agree merges to that whatever BASE held
+/// (`apply`), so BASE's digest is taken, by the secret's index, only for
+/// the few that differ (`base_digest`); its secrets are listed, with
+/// whether each has a key.
+pub(crate) fn summarize(conn: &Connection, hasher: &RandomState, role: Role) -> Result<Summaries> {
+    if role == Role::Base {
+        return listed(conn);
+    }
+    let check = role == Role::Ours;
     // Secret ids are rowids, dense unless many secrets were deleted: a
     // digest per id in a vector (no hash of each row's id), or in a map
     // when the ids are sparse.
@@ -281,12 +293,7 @@ pub(crate) fn summarize(conn: &Connection, hasher: &RandomState, check: bool) ->
                     };
             }
             let (key, value) = (key.unwrap_or_default(), value.unwrap_or_default());
-            let mut h = hasher.build_hasher();
-            h.write_usize(key.len());
-            h.write(key);
-            h.write_usize(value.len());
-            h.write(value);
-            digests.add(id, h.finish());
+            digests.add(id, row_digest(hasher, key, value));
         }
     }
     let mut stmt = conn.prepare(
@@ -297,13 +304,15 @@ pub(crate) fn summarize(conn: &Connection, hasher: &RandomState, check: bool) ->
     while let Some(r) = rows.next()? {
         // A secret has a key: a row without any is no secret (as `full`
         // sees it too).
-        let Some(digest) = digests.get(r.get::<_, i64>(0)?) else {
+        let id = r.get(0)?;
+        let Some(digest) = digests.get(id) else {
             continue;
         };
         out.push(Summary {
+            id,
+            digest: Some(digest),
             env: r.get(1)?,
             name: r.get(2)?,
-            digest,
             version: r.get(3)?,
             updated_at: r.get(4)?,
             rotate_since: r.get(5)?,
@@ -312,6 +321,58 @@ pub(crate) fn summarize(conn: &Connection, hasher: &RandomState, check: bool) ->
     // Every row's secret exists (no orphan: `store::validate`'s check).
     valid &= out.len() == digests.len();
     Ok(Summaries(out, valid))
+}
+
+/// One row's share of its secret's digest (the digests of a secret's rows
+/// are added up, so that their order does not matter).
+fn row_digest(hasher: &RandomState, key: &[u8], value: &[u8]) -> u64 {
+    let mut h = hasher.build_hasher();
+    h.write_usize(key.len());
+    h.write(key);
+    h.write_usize(value.len());
+    h.write(value);
+    h.finish()
+}
+
+/// BASE's secrets without their digests: those with a key (a row without
+/// any is no secret, as `summarize` and `full` see it), in (env, name)
+/// order; one index probe of `entries` each.
+fn listed(conn: &Connection) -> Result<Summaries> {
+    let mut stmt = conn.prepare(
+        "SELECT id, env, name, version, updated_at, rotate_since FROM secrets s
+         WHERE EXISTS (SELECT 1 FROM entries e WHERE e.secret_id = s.id)
+         ORDER BY env, name",
+    )?;
+    let out = stmt
+        .query_map([], |r| {
+            Ok(Summary {
+                id: r.get(0)?,
+                env: r.get(1)?,
+                name: r.get(2)?,
+                digest: None,
+                version: r.get(3)?,
+                updated_at: r.get(4)?,
+                rotate_since: r.get(5)?,
+            })
+        })?
+        .collect::<rusqlite::Result<_>>()?;
+    Ok(Summaries(out, true))
+}
+
+/// The digest `summarize` would have given secret `id` of `conn`, from its
+/// rows alone (the index on `entries`).
+fn base_digest(conn: &Connection, hasher: &RandomState, id: i64) -> Result<u64> {
+    let mut stmt = conn.prepare_cached("SELECT key, value FROM entries WHERE secret_id = ?1")?;
+    let mut rows = stmt.query([id])?;
+    let mut digest = 0u64;
+    while let Some(r) = rows.next()? {
+        let text = |i| match r.get_ref(i) {
+            Ok(rusqlite::types::ValueRef::Text(t)) => t,
+            _ => &[],
+        };
+        digest = digest.wrapping_add(row_digest(hasher, text(0), text(1)));
+    }
+    Ok(digest)
 }
 
 /// The digest of each secret id seen in `entries`: ids up to `max_id` in
@@ -570,6 +631,7 @@ pub(crate) fn apply(
     base: &Side,
     theirs: &Side,
     author: &str,
+    hasher: &RandomState,
 ) -> Result<Report> {
     store::set_author(ours, author)?;
     let tx = ours.transaction()?;
@@ -600,19 +662,28 @@ pub(crate) fn apply(
         );
         let any = sb.or(so).or(st).expect("one side has it");
         let (env, name) = (any.env.as_str(), any.name.as_str());
-        let digest = |s: Option<&Summary>| s.map(|s| s.digest);
-        let same_values = digest(sb) == digest(so) && digest(so) == digest(st);
         let same_marks = mark(sb) == mark(so) && mark(so) == mark(st);
         // Their branch made versions of its own (even ending where it began).
         let their_history = st.is_some() && meta(st) != meta(sb) && meta(st) != meta(so);
+        let (d_o, d_t) = (so.and_then(|s| s.digest), st.and_then(|s| s.digest));
+        if d_o == d_t && same_marks && !their_history && !dropping {
+            // The same on both branches: that is the result whatever BASE
+            // held (unchanged, or the same change on both), and BASE's
+            // values are not needed (the two tests below would both skip).
+            continue;
+        }
+        let d_b = match sb {
+            Some(s) => Some(match s.digest {
+                Some(d) => d,
+                None => base_digest(base.conn, hasher, s.id)?,
+            }),
+            None => None,
+        };
+        let same_values = d_b == d_o && d_o == d_t;
         if same_values && same_marks && !their_history {
             continue;
         }
-        if pick(digest(sb), digest(so), digest(st)) == Pick::Ours
-            && same_marks
-            && !their_history
-            && !dropping
-        {
+        if pick(d_b, d_o, d_t) == Pick::Ours && same_marks && !their_history && !dropping {
             // Changed on our side only: nothing to take.
             continue;
         }
@@ -649,7 +720,7 @@ pub(crate) fn apply(
         // BASE's values are OURS's when their digests agree (the common
         // case: changed on their branch only), and only its values are
         // needed then; BASE is read in full otherwise.
-        let base_is_ours = sb.is_some() && digest(sb) == digest(so);
+        let base_is_ours = sb.is_some() && d_b == d_o;
         let bf = if sb.is_some() && !base_is_ours {
             full(base.conn, env, name)?
         } else {
@@ -1034,11 +1105,24 @@ mod tests {
     fn summaries_agree_for_dense_and_sparse_ids_and_see_orphans() {
         let hasher = RandomState::new();
         let digests = |conn: &Connection| -> Vec<(String, u64)> {
-            summarize(conn, &hasher, true)
+            summarize(conn, &hasher, Role::Ours)
                 .unwrap()
                 .0
                 .into_iter()
-                .map(|s| (s.name, s.digest))
+                .map(|s| (s.name, s.digest.expect("OURS is hashed")))
+                .collect()
+        };
+        // BASE's digest of a secret, taken later by its id, is the one
+        // the scan gives; BASE lists the same secrets, none hashed yet.
+        let later = |conn: &Connection| -> Vec<(String, u64)> {
+            summarize(conn, &hasher, Role::Base)
+                .unwrap()
+                .0
+                .into_iter()
+                .map(|s| {
+                    assert_eq!(s.digest, None);
+                    (s.name, base_digest(conn, &hasher, s.id).unwrap())
+                })
                 .collect()
         };
         // The same secret gives the same digest whichever way ids are held.
@@ -1060,7 +1144,22 @@ mod tests {
         let d2 = digests(&dense);
         assert_eq!(d2[0], d[0]);
         assert_ne!(d2[1].1, d[1].1);
-        assert!(summarize(&dense, &hasher, true).unwrap().entries_valid());
+        assert_eq!(later(&dense), d2);
+        assert_eq!(later(&sparse), s);
+        // A secret without any key is no secret on any side.
+        dense
+            .execute(
+                "INSERT INTO secrets (id, env, name, created_at, updated_at)
+                 VALUES (7, 'main', 'empty', '2026-01-01T00:00:00Z', '2026-01-01T00:00:00Z')",
+                [],
+            )
+            .unwrap();
+        assert_eq!(later(&dense), digests(&dense));
+        assert!(
+            summarize(&dense, &hasher, Role::Ours)
+                .unwrap()
+                .entries_valid()
+        );
         // An entry whose secret does not exist, beyond the largest id or
         // inside the range of ids: not valid.
         for orphan in [99_i64, 1 << 50] {
@@ -1070,14 +1169,18 @@ mod tests {
                 [orphan],
             )
             .unwrap();
-            let s = summarize(&conn, &hasher, true).unwrap();
+            let s = summarize(&conn, &hasher, Role::Ours).unwrap();
             assert!(!s.entries_valid(), "orphan {orphan}");
             assert_eq!(s.0.len(), 3);
         }
         let conn = with_secrets(&[1, 2, 3]);
         conn.execute("DELETE FROM secrets WHERE id = 2", [])
             .unwrap();
-        assert!(!summarize(&conn, &hasher, true).unwrap().entries_valid());
+        assert!(
+            !summarize(&conn, &hasher, Role::Ours)
+                .unwrap()
+                .entries_valid()
+        );
         // A bad key is seen only when asked to check.
         let conn = with_secrets(&[1]);
         conn.execute(
@@ -1085,8 +1188,16 @@ mod tests {
             [],
         )
         .unwrap();
-        assert!(!summarize(&conn, &hasher, true).unwrap().entries_valid());
-        assert!(summarize(&conn, &hasher, false).unwrap().entries_valid());
+        assert!(
+            !summarize(&conn, &hasher, Role::Ours)
+                .unwrap()
+                .entries_valid()
+        );
+        assert!(
+            summarize(&conn, &hasher, Role::Theirs)
+                .unwrap()
+                .entries_valid()
+        );
     }
 
     #[test]

@@ -706,7 +706,8 @@ pub(crate) struct MergeInputs<S> {
 /// Loads git's `%O %A %B`: the three headers are unwrapped here (the keys
 /// may be the agent's, which serves one request at a time), then the three
 /// payloads are decrypted, loaded and `summarize`d by a thread each (told
-/// `true` for OURS, whose rows it must check), so a
+/// which side it has: OURS's rows it must check, BASE's it may leave for
+/// later), so a
 /// merge costs about one decryption on each core instead of three in a
 /// row (BENCHMARKS.md, "Merge"). Then each must pass Trust exactly as a
 /// read does (`verify`), in the order BASE, THEIRS, OURS, so that when two
@@ -718,12 +719,20 @@ pub(crate) struct MergeInputs<S> {
 /// and an unsigned (version-1) input is accepted only when OURS is
 /// unsigned too: a forged version-1-shaped file on a branch must not slip
 /// in where the vault is signed.
+/// Which of git's three files a merge input is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Role {
+    Base,
+    Ours,
+    Theirs,
+}
+
 pub(crate) fn load_merge<S: Send>(
     paths: &Paths,
     at: Option<&str>,
     files: [(&Path, String); 3],
     keys: &Keys,
-    summarize: impl Fn(&Connection, bool) -> Result<S> + Sync,
+    summarize: impl Fn(&Connection, Role) -> Result<S> + Sync,
 ) -> Result<MergeInputs<S>> {
     let before = trust::Store::new(&paths.dir).load()?;
     let mut opened = vec![];
@@ -742,21 +751,32 @@ pub(crate) fn load_merge<S: Send>(
         // Only OURS is changed; BASE and THEIRS are only read, from
         // read-only images that SQLite reads in place (`mmap_size`: no
         // copy of every page into its cache).
-        let access = if i == 1 { Access::Write } else { Access::Read };
-        readers.push((plain, len, keys.take_signatures(), label.as_str(), access));
+        let role = [Role::Base, Role::Ours, Role::Theirs][i];
+        let access = if role == Role::Ours {
+            Access::Write
+        } else {
+            Access::Read
+        };
+        readers.push((
+            plain,
+            len,
+            keys.take_signatures(),
+            label.as_str(),
+            access,
+            role,
+        ));
     }
     let summarize = &summarize;
     let results: Vec<Result<(Loaded, S)>> = std::thread::scope(|s| {
         let handles: Vec<_> = readers
             .into_iter()
-            .map(|(plain, len, signatures, label, access)| {
+            .map(|(plain, len, signatures, label, access, role)| {
                 s.spawn(move || {
                     let loaded = deserialize(plain, len, label, access, signatures, None)?;
                     if access == Access::Read {
                         loaded.conn.pragma_update(None, "mmap_size", len as i64)?;
                     }
-                    // Only OURS's rows become the result's.
-                    let summary = summarize(&loaded.conn, access == Access::Write)?;
+                    let summary = summarize(&loaded.conn, role)?;
                     Ok((loaded, summary))
                 })
             })

@@ -186,6 +186,56 @@ fn different_secrets_on_two_branches_merge_cleanly_for_everyone() {
     }
 }
 
+/// What BASE is consulted for: a secret both branches changed the same
+/// way, or both deleted, merges to that without a conflict (BASE's values
+/// are not needed); a secret only OURS changed keeps OURS's value, one only
+/// THEIRS changed takes theirs (BASE decides which side changed).
+#[test]
+fn the_same_change_on_both_branches_and_a_change_on_one_merge_cleanly() {
+    if !have("git") {
+        return;
+    }
+    let r = Repo::new();
+    r.vault(&r.a, &["secret", "create", "old", "GONE=soon"])
+        .run()
+        .success();
+    r.vault(&r.a, &["secret", "create", "mail", "SMTP=base-smtp"])
+        .run()
+        .success();
+    r.commit(&r.a, "old, mail");
+    r.git(&r.b, &["checkout", "-q", "-b", "feature"]);
+    // The same two changes by each member on their branch, and one more.
+    let changes = |who: &Env, secret: &str, pair: &str| {
+        for args in [
+            &["secret", "set", "db", "PGPASSWORD=agreed"][..],
+            &["secret", "delete", "old", "--yes"],
+            &["secret", "set", secret, pair],
+        ] {
+            r.vault(who, args).run().success();
+        }
+    };
+    changes(&r.b, "mail", "SMTP=from-b");
+    r.commit(&r.b, "b: db, old, mail");
+    r.git(&r.a, &["checkout", "-q", "main"]);
+    changes(&r.a, "api", "TOKEN=from-a");
+    r.commit(&r.a, "a: db, old, api");
+    let (ok, text) = r.merge(&r.a, "feature");
+    assert!(ok, "{text}");
+    assert!(!text.contains("CONFLICT"), "{text}");
+    for who in [&r.a, &r.b] {
+        assert_eq!(r.reveal(who, "db", "PGPASSWORD"), "agreed");
+        assert_eq!(r.reveal(who, "db", "PGUSER"), "app");
+        assert_eq!(r.reveal(who, "api", "TOKEN"), "from-a");
+        assert_eq!(r.reveal(who, "mail", "SMTP"), "from-b");
+        let list = r.vault(who, &["secret", "list"]).run().success().stdout;
+        assert!(!list.contains("old"), "{list}");
+    }
+    r.vault(&r.a, &["conflicts", "list"])
+        .run()
+        .success()
+        .stderr_has("No conflicts");
+}
+
 #[test]
 fn the_same_key_changed_differently_stops_git_until_resolved() {
     if !have("git") {

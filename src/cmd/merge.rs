@@ -58,7 +58,7 @@ pub(crate) fn run(
             (theirs, label("theirs")),
         ],
         &keys,
-        |conn, ours| merge::summarize(conn, &hasher, ours),
+        |conn, role| merge::summarize(conn, &hasher, role),
     )?;
     if inputs.ours.provenance.meta.is_none() {
         // A version-1 OURS: the result is the signed side's vault.
@@ -85,6 +85,7 @@ pub(crate) fn run(
             recipients: &inputs.theirs.provenance.recipients,
         },
         &author,
+        &hasher,
     )?;
     // Every entry of OURS was checked as the loader read it; only what the
     // merge wrote needs checking again (all of it, if a row failed).
