@@ -253,8 +253,9 @@ impl Summaries {
 /// the write, `Report::touched`). BASE's entries are not read here at all:
 /// a secret whose OURS and THEIRS agree merges to that whatever BASE held
 /// (`apply`), so BASE's digest is taken, by the secret's index, only for
-/// the few that differ (`base_digest`); its secrets are listed, with
-/// whether each has a key.
+/// the few that differ (`base_digest`; for every secret when the merge
+/// drops a member, as rotation marks then depend on it); its secrets are
+/// listed, with whether each has a key.
 pub(crate) fn summarize(conn: &Connection, hasher: &RandomState, role: Role) -> Result<Summaries> {
     if role == Role::Base {
         return listed(conn);
