@@ -276,11 +276,7 @@ pub(crate) fn summarize(conn: &Connection, hasher: &RandomState, role: Role) -> 
         let mut rows = stmt.query([])?;
         while let Some(r) = rows.next()? {
             let id: i64 = r.get(0)?;
-            let text = |i| match r.get_ref(i) {
-                Ok(rusqlite::types::ValueRef::Text(t)) => Some(t),
-                _ => None,
-            };
-            let (key, value) = (text(1), text(2));
+            let (key, value) = (text(r, 1), text(r, 2));
             if check {
                 // The write path's own check, made here while the row is
                 // at hand (`store::validate_with`).
@@ -322,6 +318,15 @@ pub(crate) fn summarize(conn: &Connection, hasher: &RandomState, role: Role) -> 
     // Every row's secret exists (no orphan: `store::validate`'s check).
     valid &= out.len() == digests.len();
     Ok(Summaries(out, valid))
+}
+
+/// Column `i` of `r` as text, `None` for any other type (which the row
+/// checks refuse, and a digest takes as empty).
+fn text<'r>(r: &'r rusqlite::Row<'_>, i: usize) -> Option<&'r [u8]> {
+    match r.get_ref(i) {
+        Ok(rusqlite::types::ValueRef::Text(t)) => Some(t),
+        _ => None,
+    }
 }
 
 /// One row's share of its secret's digest (the digests of a secret's rows
@@ -367,11 +372,12 @@ fn base_digest(conn: &Connection, hasher: &RandomState, id: i64) -> Result<u64> 
     let mut rows = stmt.query([id])?;
     let mut digest = 0u64;
     while let Some(r) = rows.next()? {
-        let text = |i| match r.get_ref(i) {
-            Ok(rusqlite::types::ValueRef::Text(t)) => t,
-            _ => &[],
-        };
-        digest = digest.wrapping_add(row_digest(hasher, text(0), text(1)));
+        let (key, value) = (text(r, 0), text(r, 1));
+        digest = digest.wrapping_add(row_digest(
+            hasher,
+            key.unwrap_or_default(),
+            value.unwrap_or_default(),
+        ));
     }
     Ok(digest)
 }

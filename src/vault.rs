@@ -703,13 +703,33 @@ pub(crate) struct MergeInputs<S> {
     before: trust::State,
 }
 
+/// Which of git's three files a merge input is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Role {
+    Base,
+    Ours,
+    Theirs,
+}
+
+impl Role {
+    /// Only OURS is changed; BASE and THEIRS are only read, from read-only
+    /// images that SQLite reads in place (`mmap_size`: no copy of every
+    /// page into its cache).
+    fn access(self) -> Access {
+        if self == Role::Ours {
+            Access::Write
+        } else {
+            Access::Read
+        }
+    }
+}
+
 /// Loads git's `%O %A %B`: the three headers are unwrapped here (the keys
 /// may be the agent's, which serves one request at a time), then the three
 /// payloads are decrypted, loaded and `summarize`d by a thread each (told
 /// which side it has: OURS's rows it must check, BASE's it may leave for
-/// later), so a
-/// merge costs about one decryption on each core instead of three in a
-/// row (BENCHMARKS.md, "Merge"). Then each must pass Trust exactly as a
+/// later), so a merge costs about one decryption on each core instead of
+/// three in a row (BENCHMARKS.md, "Merge"). Then each must pass Trust exactly as a
 /// read does (`verify`), in the order BASE, THEIRS, OURS, so that when two
 /// branches reach the same generation, your own branch's members are the
 /// ones trusted last; `at` is where the vault lives in the work tree
@@ -719,14 +739,6 @@ pub(crate) struct MergeInputs<S> {
 /// and an unsigned (version-1) input is accepted only when OURS is
 /// unsigned too: a forged version-1-shaped file on a branch must not slip
 /// in where the vault is signed.
-/// Which of git's three files a merge input is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Role {
-    Base,
-    Ours,
-    Theirs,
-}
-
 pub(crate) fn load_merge<S: Send>(
     paths: &Paths,
     at: Option<&str>,
@@ -745,33 +757,19 @@ pub(crate) fn load_merge<S: Send>(
         opened.push(file);
     }
     let mut readers = vec![];
-    for (i, (file, (_, label))) in opened.iter().zip(&files).enumerate() {
+    let roles = [Role::Base, Role::Ours, Role::Theirs];
+    for ((file, (_, label)), role) in opened.iter().zip(&files).zip(roles) {
         keys.forget_signatures();
         let (plain, len) = crypto::open(file, keys, label, PARALLEL_MIN, 1)?;
-        // Only OURS is changed; BASE and THEIRS are only read, from
-        // read-only images that SQLite reads in place (`mmap_size`: no
-        // copy of every page into its cache).
-        let role = [Role::Base, Role::Ours, Role::Theirs][i];
-        let access = if role == Role::Ours {
-            Access::Write
-        } else {
-            Access::Read
-        };
-        readers.push((
-            plain,
-            len,
-            keys.take_signatures(),
-            label.as_str(),
-            access,
-            role,
-        ));
+        readers.push((plain, len, keys.take_signatures(), label.as_str(), role));
     }
     let summarize = &summarize;
     let results: Vec<Result<(Loaded, S)>> = std::thread::scope(|s| {
         let handles: Vec<_> = readers
             .into_iter()
-            .map(|(plain, len, signatures, label, access, role)| {
+            .map(|(plain, len, signatures, label, role)| {
                 s.spawn(move || {
+                    let access = role.access();
                     let loaded = deserialize(plain, len, label, access, signatures, None)?;
                     if access == Access::Read {
                         loaded.conn.pragma_update(None, "mmap_size", len as i64)?;

@@ -95,6 +95,20 @@ impl Repo {
         (o.status.success(), text)
     }
 
+    /// `git merge BRANCH` as `who`, which must succeed with no conflict
+    /// in git's output or in the vault; git's output.
+    #[track_caller]
+    fn merge_cleanly(&self, who: &Env, branch: &str) -> String {
+        let (ok, text) = self.merge(who, branch);
+        assert!(ok, "{text}");
+        assert!(!text.contains("CONFLICT"), "{text}");
+        self.vault(who, &["conflicts", "list"])
+            .run()
+            .success()
+            .stderr_has("No conflicts");
+        text
+    }
+
     fn commit(&self, who: &Env, msg: &str) {
         self.git(who, &["add", "-A"]);
         self.git(who, &["commit", "-q", "-m", msg]);
@@ -143,9 +157,7 @@ fn different_secrets_on_two_branches_merge_cleanly_for_everyone() {
         .run()
         .success();
     r.commit(&r.a, "a: db password");
-    let (ok, text) = r.merge(&r.a, "feature");
-    assert!(ok, "{text}");
-    assert!(!text.contains("CONFLICT"), "{text}");
+    let text = r.merge_cleanly(&r.a, "feature");
     assert!(
         !text.contains("from-a") && !text.contains("from-b"),
         "{text}"
@@ -157,10 +169,6 @@ fn different_secrets_on_two_branches_merge_cleanly_for_everyone() {
         assert_eq!(r.reveal(who, "cache", "REDIS_URL"), "redis://b");
         assert_eq!(r.reveal(who, "db", "PGUSER"), "app");
     }
-    r.vault(&r.a, &["conflicts", "list"])
-        .run()
-        .success()
-        .stderr_has("No conflicts");
     // Stock age and sqlite3 read the merge result too.
     if have("age") && have("sqlite3") {
         let db = r.b.path("merged.db");
@@ -219,9 +227,7 @@ fn the_same_change_on_both_branches_and_a_change_on_one_merge_cleanly() {
     r.git(&r.a, &["checkout", "-q", "main"]);
     changes(&r.a, "api", "TOKEN=from-a");
     r.commit(&r.a, "a: db, old, api");
-    let (ok, text) = r.merge(&r.a, "feature");
-    assert!(ok, "{text}");
-    assert!(!text.contains("CONFLICT"), "{text}");
+    r.merge_cleanly(&r.a, "feature");
     for who in [&r.a, &r.b] {
         assert_eq!(r.reveal(who, "db", "PGPASSWORD"), "agreed");
         assert_eq!(r.reveal(who, "db", "PGUSER"), "app");
@@ -230,10 +236,6 @@ fn the_same_change_on_both_branches_and_a_change_on_one_merge_cleanly() {
         let list = r.vault(who, &["secret", "list"]).run().success().stdout;
         assert!(!list.contains("old"), "{list}");
     }
-    r.vault(&r.a, &["conflicts", "list"])
-        .run()
-        .success()
-        .stderr_has("No conflicts");
 }
 
 #[test]
