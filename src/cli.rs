@@ -820,8 +820,25 @@ fn keeping_texts(cmd: clap::Command, augment: fn(clap::Command) -> clap::Command
 /// Parses the command line like `Cli::try_parse`, and also records the order
 /// of `run`'s and `shell`'s sources, which only the raw matches know.
 pub(crate) fn parse() -> Result<Cli, clap::Error> {
-    let matches = Cli::command().try_get_matches()?;
-    let mut cli = Cli::from_arg_matches(&matches).map_err(|e| e.format(&mut Cli::command()))?;
+    parse_from(std::env::args_os().collect())
+}
+
+fn parse_from(args: Vec<OsString>) -> Result<Cli, clap::Error> {
+    match narrowed(&args) {
+        Some((matches, cli)) => Ok(with_sources(cli, &matches)),
+        None => whole(&args),
+    }
+}
+
+/// `parse_from` with the whole command tree.
+fn whole(args: &[OsString]) -> Result<Cli, clap::Error> {
+    let matches = Cli::command().try_get_matches_from(args)?;
+    let cli = Cli::from_arg_matches(&matches).map_err(|e| e.format(&mut Cli::command()))?;
+    Ok(with_sources(cli, &matches))
+}
+
+/// `cli` with the order of its sources, from the `matches` it was read from.
+fn with_sources(mut cli: Cli, matches: &ArgMatches) -> Cli {
     if let Some((_, sub)) = matches.subcommand() {
         match &mut cli.command {
             Command::Run(Lazy(RunArgs { env, .. }))
@@ -833,7 +850,63 @@ pub(crate) fn parse() -> Result<Cli, clap::Error> {
             _ => {}
         }
     }
-    Ok(cli)
+    cli
+}
+
+/// The command line parsed by a root that holds only the subcommand it
+/// names, when that parse succeeds. Before parsing, clap copies every
+/// global option into every subcommand of the root (20 subcommands, 8
+/// options, and `--version`): half of clap's part of a `vault run`, 5% of
+/// its instructions (BENCHMARKS.md, "Issue 20, follow-up 7").
+///
+/// A parse that succeeds here parses the same with the whole tree: the
+/// root's options are the same, and the word where the subcommand goes
+/// names the one subcommand kept. Anything else (help, `--version`, a
+/// mistake, an option's value taken for the subcommand's name) is `None`,
+/// and the whole tree parses it again, so that every message and every
+/// suggestion is the whole tree's.
+fn narrowed(args: &[OsString]) -> Option<(ArgMatches, Cli)> {
+    let root = Global::augment_args(clap::Command::new("vault"));
+    let name = subcommand_name(&root, args)?;
+    let all = Command::augment_subcommands(clap::Command::new("vault"));
+    let sub = all.find_subcommand(name)?.clone();
+    let root = root.subcommand_required(true).subcommand(sub);
+    let matches = root.try_get_matches_from(args).ok()?;
+    let cli = Cli::from_arg_matches(&matches).ok()?;
+    Some((matches, cli))
+}
+
+/// The first word of `args` (after the program's name) that is neither an
+/// option of `root` nor an option's value: where the subcommand's name
+/// goes. Only a guess, which `narrowed` checks by parsing.
+fn subcommand_name<'a>(root: &clap::Command, args: &'a [OsString]) -> Option<&'a OsString> {
+    let takes_value = |arg: &clap::Arg| arg.get_action().takes_values();
+    let mut words = args.iter().skip(1);
+    while let Some(word) = words.next() {
+        let bytes = word.as_encoded_bytes();
+        let option = if let Some(long) = bytes.strip_prefix(b"--") {
+            if long.is_empty() || long.contains(&b'=') {
+                continue;
+            }
+            root.get_arguments()
+                .find(|a| a.get_long().is_some_and(|l| l.as_bytes() == long))
+        } else if let Some(shorts) = bytes.strip_prefix(b"-") {
+            // `-e ENV`; `-eENV` carries its value.
+            match shorts {
+                [] => return Some(word),
+                [c] => root
+                    .get_arguments()
+                    .find(|a| a.get_short().is_some_and(|s| u32::from(s) == u32::from(*c))),
+                _ => continue,
+            }
+        } else {
+            return Some(word);
+        };
+        if option.is_some_and(takes_value) {
+            words.next();
+        }
+    }
+    None
 }
 
 /// `-s`, `--dotenv`, `--set` and `--local-env` values in the order they were
@@ -1187,6 +1260,68 @@ mod tests {
                     .collect();
                 assert_eq!(shown(Cli::command(), &argv), shown(full_command(), &argv));
             }
+        }
+    }
+
+    /// A command line parsed with only the subcommand it names reads
+    /// exactly as with the whole tree, and one that does not parse there
+    /// (help, version, mistakes, an option's value that looks like a
+    /// subcommand) gets the whole tree's answer, message included.
+    #[test]
+    fn a_narrowed_parse_reads_as_the_whole_tree() {
+        fn shown(parsed: Result<Cli, clap::Error>) -> String {
+            match parsed {
+                Ok(cli) => format!("{cli:?}"),
+                Err(e) => format!("{:?}: {}", e.kind(), e.render()),
+            }
+        }
+        let narrowed_lines = [
+            "vault run -s db -- env",
+            "vault exec -s db -- env",
+            "vault --vault-dir /v run -s a --set K=1 -s b --dotenv .env -- cmd --flag",
+            "vault run --vault-dir /v --identity k.txt -s a -- cmd",
+            "vault --vault-dir run run -s a -- true",
+            "vault --vault-dir secret run -s a -- true",
+            "vault --identity run secret list",
+            "vault --no-project --env=staging run -s a -- true",
+            "vault -e staging run -s a -- true",
+            "vault -estaging --vault-dir /v --identity k run -s a -- true",
+            "vault secret list",
+            "vault secret ls",
+            "vault secret show db",
+            "vault --vault /f.age export db --format json",
+            "vault init",
+            "vault env ls",
+        ];
+        let whole_lines = [
+            "vault",
+            "vault --version",
+            "vault -V",
+            "vault --help",
+            "vault run --help",
+            "vault run --version",
+            "vault help run",
+            "vault run",
+            "vault run -s",
+            "vault run --no-such-flag",
+            "vault rnu -s db -- env",
+            "vault --bogus run -s a -- true",
+            "vault -- run -s a -- true",
+            "vault secret",
+            "vault secret lst",
+        ];
+        for (line, narrowed_wanted) in narrowed_lines
+            .iter()
+            .map(|l| (l, true))
+            .chain(whole_lines.iter().map(|l| (l, false)))
+        {
+            let args: Vec<OsString> = line.split(' ').map(OsString::from).collect();
+            assert_eq!(narrowed(&args).is_some(), narrowed_wanted, "{line}");
+            assert_eq!(
+                shown(parse_from(args.clone())),
+                shown(whole(&args)),
+                "{line}"
+            );
         }
     }
 
