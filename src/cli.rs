@@ -896,7 +896,7 @@ fn subcommand_name<'a>(root: &clap::Command, args: &'a [OsString]) -> Option<&'a
                 [] => return Some(word),
                 [c] => root
                     .get_arguments()
-                    .find(|a| a.get_short().is_some_and(|s| u32::from(s) == u32::from(*c))),
+                    .find(|a| a.get_short() == Some(char::from(*c))),
                 _ => continue,
             }
         } else {
