@@ -20,7 +20,7 @@ pub use crate::{
         recipients_info, set_author,
     },
     vault::{forge, load_bytes, load_plaintext},
-    verified::{cached_hash, record_hash},
+    verified::{cached_hash, cached_stanza, record_hash},
 };
 
 /// `crypto::parse_identity_file` for identity text that must not prompt:

@@ -74,13 +74,13 @@ impl Vault {
         let version = verified::Version::of(&file);
         if paged
             && let Some(version) = &version
-            && let Some(db_sha256) = cache.lookup(version)
+            && let Some(known) = cache.lookup(version)
             && let Ok(dup) = file.try_clone()
         {
             // The cache only ever speeds a read up: whatever fails here is
             // decided again by the full verification below, which says
             // why (a damaged chunk, a bad signature, ...).
-            let paged = load_paged(dup, keys, &source, db_sha256).and_then(|loaded| {
+            let paged = load_paged(dup, keys, &source, known).and_then(|loaded| {
                 loaded
                     .map(|l| verify(paths, keys, &l).map(|p| (l, p)))
                     .transpose()
@@ -101,7 +101,11 @@ impl Vault {
             && loaded.schema == store::SCHEMA_VERSION
             && verified::Version::of(&file).as_ref() == Some(&version)
         {
-            cache.record(&version, &loaded.db_sha256);
+            cache.record(
+                &version,
+                &loaded.db_sha256,
+                own_stanza(&provenance.recipients, keys),
+            );
         }
         Ok(Vault {
             conn: loaded.conn,
@@ -132,6 +136,24 @@ pub(crate) struct Provenance {
     pub(crate) recipients: Vec<String>,
     /// The highest generation this user has seen of it.
     pub(crate) newest: Option<u64>,
+}
+
+/// The header stanza of a file listing `recipients` that is likely for
+/// `keys`: `save` encrypts to the recipients in the order the database
+/// lists them, one stanza each, the signature after them. A hint for the
+/// next read of the same version (`Keys::prefer_stanza`); `None` when the
+/// first stanza is it (age tries that one first anyway) or none is.
+fn own_stanza(recipients: &[String], keys: &Keys) -> Option<usize> {
+    stanza_of(recipients, |r| keys.is_mine(r))
+}
+
+/// The stanza `save` wrote for the first of `recipients` that is `mine`,
+/// unless it is the first stanza (or the only recipient).
+fn stanza_of(recipients: &[String], mine: impl Fn(&str) -> bool) -> Option<usize> {
+    if recipients.len() < 2 {
+        return None;
+    }
+    recipients.iter().position(|r| mine(r)).filter(|&i| i > 0)
 }
 
 pub(crate) fn require_exists(path: &Path) -> Result<()> {
@@ -193,10 +215,11 @@ fn load_for_write(
 ) -> Result<(Loaded, Option<verified::Checked>)> {
     let source = path.display().to_string();
     let file = open_file(path, &source)?;
-    let known =
-        verified::Version::of(&file).and_then(|v| verified::Cache::new(dir).lookup_checked(&v));
-    let loaded = load_input(&file, keys, &source, Access::Write, known.map(|(db, _)| db))?;
-    Ok((loaded, known.map(|(_, checked)| checked)))
+    let known = verified::Version::of(&file).and_then(|v| verified::Cache::new(dir).lookup(&v));
+    keys.prefer_stanza(known.and_then(|k| k.stanza));
+    let loaded = load_input(&file, keys, &source, Access::Write, known.map(|k| k.db));
+    keys.prefer_stanza(None);
+    Ok((loaded?, known.map(|k| k.checked)))
 }
 
 /// Opens the vault file at `path`, which must be a regular file that is not
@@ -211,7 +234,8 @@ fn open_file(path: &Path, source: &str) -> Result<std::fs::File> {
 }
 
 /// Opens a file version verified before (its database's SHA-256 is
-/// `db_sha256`, from the cache) through the VFS: the header unwrapped, the
+/// `known.db`, from the cache) through the VFS: the header unwrapped (the
+/// stanza the cache names tried first), the
 /// final chunk authenticated, the strict load and `meta` read through the
 /// chunks they need. `None` for an older schema, which only the full path
 /// migrates.
@@ -219,10 +243,13 @@ fn load_paged(
     file: std::fs::File,
     keys: &Keys,
     source: &str,
-    db_sha256: [u8; 32],
+    known: verified::Known,
 ) -> Result<Option<Loaded>> {
     keys.forget_signatures();
-    let chunks = crypto::Chunks::open(file, keys, source)?;
+    keys.prefer_stanza(known.stanza);
+    let chunks = crypto::Chunks::open(file, keys, source);
+    keys.prefer_stanza(None);
+    let chunks = chunks?;
     let signatures = keys.take_signatures();
     if chunks.len() == 0 {
         return Err(
@@ -241,7 +268,7 @@ fn load_paged(
         schema,
         meta,
         signatures,
-        db_sha256,
+        db_sha256: known.db,
         source: source.to_string(),
     }))
 }
@@ -667,7 +694,7 @@ fn read_modify_write<T>(
         // database has no free pages left to carry old bytes.
         conn.execute_batch("VACUUM")?;
     }
-    let digest = save(&mut conn, &paths.file, keys, true)?;
+    let (digest, stanza) = save(&mut conn, &paths.file, keys, true)?;
     // You made this version: the next read opens it through the VFS and
     // the next write need not hash it. (Under `vault.lock`, so the file
     // is the one just renamed there; were it not, its header would fail
@@ -675,7 +702,7 @@ fn read_modify_write<T>(
     if let Ok(file) = fsio::open_regular(&paths.file)
         && let Some(version) = verified::Version::of(&file)
     {
-        verified::Cache::new(&paths.dir).record_validated(&version, &digest);
+        verified::Cache::new(&paths.dir).record_validated(&version, &digest, stanza);
     }
     let db_sha256 = hex(&digest);
     // You signed it: its recipients are the trusted set.
@@ -917,8 +944,14 @@ impl<S> MergeInputs<S> {
 /// exactly the recipients the database lists (never "me plus the table":
 /// a teammate's write must not drop the owner), and signed by `keys`
 /// (DESIGN v2 "Trust"): one more header stanza, `-> vault-sig v1 <fp>`.
-/// Returns the SHA-256 of the database it saved.
-fn save(conn: &mut Connection, path: &Path, keys: &Keys, durable: bool) -> Result<[u8; 32]> {
+/// Returns the SHA-256 of the database it saved, and the header stanza it
+/// wrote for the signer (`own_stanza`).
+fn save(
+    conn: &mut Connection,
+    path: &Path,
+    keys: &Keys,
+    durable: bool,
+) -> Result<([u8; 32], Option<usize>)> {
     let listed = store::recipients(conn)?;
     if listed.is_empty() {
         return Err(
@@ -930,7 +963,7 @@ fn save(conn: &mut Connection, path: &Path, keys: &Keys, durable: bool) -> Resul
     let data = conn.serialize(MAIN_DB)?;
     // One hash of the database for both the signature and the result.
     let digest: [u8; 32] = Sha256::digest(&data[..]).into();
-    let signature = sign_database(&digest, &meta, &listed, keys)?;
+    let (signature, signer) = sign_database(&digest, &meta, &listed, keys)?;
     let mut recipients = crypto::parse_recipients(&listed)?;
     recipients.push(Box::new(signature));
     fsio::atomic_replace(path, durable, |f| {
@@ -938,26 +971,28 @@ fn save(conn: &mut Connection, path: &Path, keys: &Keys, durable: bool) -> Resul
         crypto::encrypt_to(&recipients, &data, &mut w)?;
         w.flush()
     })?;
-    Ok(digest)
+    Ok((digest, stanza_of(&listed, |r| r == signer)))
 }
 
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// The signature stanza for a database whose SHA-256 is `db_sha256` and whose `meta` is given.
+/// The signature stanza for a database whose SHA-256 is `db_sha256` and
+/// whose `meta` is given, and the recipient whose key made it.
 fn sign_database(
     db_sha256: &[u8; 32],
     meta: &store::Meta,
     listed: &[String],
     keys: &Keys,
-) -> Result<SignatureStanza> {
+) -> Result<(SignatureStanza, String)> {
     let msg = sign::message(&meta.vault_id, meta.generation, db_sha256);
     let signature = keys.sign(&msg, listed)?;
-    Ok(SignatureStanza {
+    let stanza = SignatureStanza {
         fingerprint: sign::fingerprint(&signature.recipient),
         body: signature.bytes,
-    })
+    };
+    Ok((stanza, signature.recipient))
 }
 
 /// For tests that forge vault files (`testing`): database bytes signed by
@@ -972,7 +1007,7 @@ pub mod forge {
         let mut conn = Connection::open_in_memory()?;
         conn.deserialize_read_exact(MAIN_DB, db, db.len(), false)?;
         let meta = store::meta(&conn, "input")?;
-        let s = sign_database(&Sha256::digest(db).into(), &meta, keys.recipients(), keys)?;
+        let (s, _) = sign_database(&Sha256::digest(db).into(), &meta, keys.recipients(), keys)?;
         Ok((s.fingerprint, s.body))
     }
 
@@ -1507,6 +1542,7 @@ mod tests {
         let sealed = crypto::encrypt_vec(keys.recipients(), &plain).unwrap();
         crate::fsio::write_fixture(&path, &sealed);
         let sha: [u8; 32] = Sha256::digest(&plain).into();
+        let sha = verified::Known::new(sha, verified::Checked::Verified, None);
         let open = || {
             load_paged(std::fs::File::open(&path).unwrap(), &keys, "t", sha)
                 .unwrap()
@@ -1516,6 +1552,7 @@ mod tests {
         let full = load(&path, &keys, Access::Read).unwrap();
         assert_eq!(paged.meta, full.meta);
         assert_eq!(paged.db_sha256, full.db_sha256);
+        assert_eq!(paged.db_sha256, sha.db);
         let list = |c: &Connection| {
             store::list(c, None)
                 .unwrap()
@@ -1558,6 +1595,41 @@ mod tests {
                 .unwrap_err();
             assert!(err.message().contains("damaged"), "chunk {k}: {err:?}");
         }
+    }
+
+    /// The stanza `save` names is the one it wrote for the member who
+    /// signed (their place in the database's list of recipients), so a
+    /// later paged read of that version, told it, unwraps that stanza
+    /// alone; told nothing, it tries every stanza up to it.
+    #[test]
+    fn the_stanza_a_write_names_is_the_signers_and_a_paged_read_tries_it_first() {
+        let (keys, count) = crypto::counting(crypto::generate());
+        let mut team: Vec<String> = (0..5)
+            .map(|_| crypto::generate().to_public().to_string())
+            .collect();
+        team.push(keys.recipients()[0].clone());
+        let mut db = store::create(&team).unwrap();
+        store::meta(&db, "t").unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("vault.age");
+        let (digest, stanza) = save(&mut db, &path, &keys, false).unwrap();
+        assert_eq!(stanza, Some(5));
+        let paged = |stanza| {
+            count.set(0);
+            let known = verified::Known::new(digest, verified::Checked::Validated, stanza);
+            let file = std::fs::File::open(&path).unwrap();
+            let loaded = load_paged(file, &keys, "t", known).unwrap().unwrap();
+            assert_eq!(loaded.signatures.len(), 1, "the signature is still seen");
+            count.get()
+        };
+        assert_eq!(paged(stanza), 1);
+        assert_eq!(paged(None), 6);
+        assert_eq!(paged(Some(2)), 7);
+        // The only recipient, or the first: nothing to name.
+        assert_eq!(stanza_of(&team[..1], |_| true), None);
+        assert_eq!(stanza_of(&team, |r| r == team[0]), None);
+        assert_eq!(stanza_of(&team, |r| r == team[3]), Some(3));
+        assert_eq!(stanza_of(&team, |_| false), None);
     }
 
     #[test]

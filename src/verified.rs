@@ -19,6 +19,12 @@
 //! wrong hash fails the signature, and `vault.rs` then verifies in full.
 //! Writes record the version they make, and a write from a recorded
 //! version skips hashing it (falling back to hashing likewise).
+//! Each line also names the header stanza that is likely this user's (the
+//! position of their recipient in the file's own list, in which order
+//! `vault` encrypts): a later read of that version tries it first, so a
+//! member of a large team does not pay one X25519 ladder per stanza before
+//! theirs. Only the order of the attempts depends on it; a wrong one costs
+//! the attempt it names (`Keys::prefer_stanza`).
 //! Written atomically (temporary file and rename) under a short lock of its
 //! own, `cache/verified.lock`, never `vault.lock`; not fsynced, since a
 //! torn or lost cache is only a slower next read (the last line is a
@@ -38,8 +44,9 @@ use crate::fsio;
 
 /// The first line of the cache.
 /// (v2: every line says how far its database was checked, `verified` or
-/// `validated`; a v1 cache is ignored, which costs one full read.)
-const MAGIC: &str = "vault-verified v2";
+/// `validated`; v3: and which stanza to try first, or `-`. An older cache
+/// is ignored, which costs one full read.)
+const MAGIC: &str = "vault-verified v3";
 
 /// The cache keeps this many file versions (a vault per line: the
 /// default one and the team vaults a user reads), the latest.
@@ -123,35 +130,30 @@ impl Cache {
         }
     }
 
-    /// The SHA-256 of the database of `version`, if it was verified.
-    pub(crate) fn lookup(&self, version: &Version) -> Option<[u8; 32]> {
-        self.lookup_checked(version).map(|(db, _)| db)
-    }
-
-    /// `lookup`, and whether that database also passed `store::validate`
-    /// (a write made it: it validates every row before it saves).
-    pub(crate) fn lookup_checked(&self, version: &Version) -> Option<([u8; 32], Checked)> {
+    /// What the cache knows of `version`, if it was verified.
+    pub(crate) fn lookup(&self, version: &Version) -> Option<Known> {
         let key = version.render();
         self.entries()?
             .into_iter()
-            .find(|(k, _, _)| *k == key)
-            .map(|(_, db, checked)| (db, checked))
+            .find(|(k, _)| *k == key)
+            .map(|(_, known)| known)
     }
 
     /// Records that `version` holds a database whose SHA-256 is `db`, once
-    /// it was verified in full. Best effort: a cache that cannot be written
-    /// is a slower next read, never an error.
-    pub(crate) fn record(&self, version: &Version, db: &[u8; 32]) {
-        let _ = self.try_record(version, db, Checked::Verified);
+    /// it was verified in full, and which of its header's stanzas is
+    /// likely this user's. Best effort: a cache that cannot be written is
+    /// a slower next read, never an error.
+    pub(crate) fn record(&self, version: &Version, db: &[u8; 32], stanza: Option<usize>) {
+        let _ = self.try_record(version, Known::new(*db, Checked::Verified, stanza));
     }
 
     /// `record` of a version a write made: verified (it hashed and signed
     /// the database itself) and every row validated before it was saved.
-    pub(crate) fn record_validated(&self, version: &Version, db: &[u8; 32]) {
-        let _ = self.try_record(version, db, Checked::Validated);
+    pub(crate) fn record_validated(&self, version: &Version, db: &[u8; 32], stanza: Option<usize>) {
+        let _ = self.try_record(version, Known::new(*db, Checked::Validated, stanza));
     }
 
-    fn try_record(&self, version: &Version, db: &[u8; 32], checked: Checked) -> Option<()> {
+    fn try_record(&self, version: &Version, known: Known) -> Option<()> {
         let dir = fsio::parent(&self.file);
         fsio::ensure_dir(&dir).ok()?;
         let _lock = fsio::WriteLock::acquire_within(&self.lock, LOCK_WAIT).ok()?;
@@ -166,13 +168,20 @@ impl Cache {
             .entries()
             .unwrap_or_default()
             .into_iter()
-            .filter(|(k, _, _)| !same_file(k))
+            .filter(|(k, _)| !same_file(k))
             .collect();
-        entries.push((key, *db, checked));
+        entries.push((key, known));
         let skip = entries.len().saturating_sub(KEEP);
         let mut body = format!("{MAGIC}\n");
-        for (k, db, checked) in &entries[skip..] {
-            body.push_str(&format!("{k} {} {}\n", hex(db), checked.word()));
+        for (k, known) in &entries[skip..] {
+            let stanza = known
+                .stanza
+                .map_or_else(|| "-".to_string(), |i| i.to_string());
+            body.push_str(&format!(
+                "{k} {} {} {stanza}\n",
+                hex(&known.db),
+                known.checked.word()
+            ));
         }
         let sum = hex(&Sha256::digest(body.as_bytes()));
         body.push_str(&format!("end {sum}\n"));
@@ -195,7 +204,18 @@ impl Cache {
 /// For tests: the database hash the cache in `vault_dir` holds for the
 /// file at `file` as it is now.
 pub fn cached_hash(vault_dir: &Path, file: &Path) -> Option<[u8; 32]> {
-    Cache::new(vault_dir).lookup(&Version::of(&File::open(file).ok()?)?)
+    Cache::new(vault_dir)
+        .lookup(&Version::of(&File::open(file).ok()?)?)
+        .map(|k| k.db)
+}
+
+/// For tests: the header stanza the cache in `vault_dir` names for the file
+/// at `file` as it is now (`None` for no entry, `Some(None)` for an entry
+/// that names none).
+pub fn cached_stanza(vault_dir: &Path, file: &Path) -> Option<Option<usize>> {
+    Cache::new(vault_dir)
+        .lookup(&Version::of(&File::open(file).ok()?)?)
+        .map(|k| k.stanza)
 }
 
 /// For tests: makes the cache in `vault_dir` say that the file at `file`,
@@ -203,7 +223,29 @@ pub fn cached_hash(vault_dir: &Path, file: &Path) -> Option<[u8; 32]> {
 /// change the file's times did not show).
 pub fn record_hash(vault_dir: &Path, file: &Path, db: [u8; 32]) {
     let version = File::open(file).ok().as_ref().and_then(Version::of);
-    Cache::new(vault_dir).record(&version.expect("an age file"), &db);
+    Cache::new(vault_dir).record(&version.expect("an age file"), &db, None);
+}
+
+/// What the cache knows of a file version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Known {
+    /// The SHA-256 of its database.
+    pub(crate) db: [u8; 32],
+    pub(crate) checked: Checked,
+    /// The header stanza to try first (a hint: `Keys::prefer_stanza`).
+    pub(crate) stanza: Option<usize>,
+}
+
+impl Known {
+    pub(crate) fn new(db: [u8; 32], checked: Checked, stanza: Option<usize>) -> Known {
+        // A header has at most `MAX_HEADER` bytes, so fewer stanzas.
+        let stanza = stanza.filter(|&i| i < MAX_HEADER as usize);
+        Known {
+            db,
+            checked,
+            stanza,
+        }
+    }
 }
 
 /// How far a recorded database was checked.
@@ -224,8 +266,8 @@ impl Checked {
     }
 }
 
-/// A line of the cache: the version, its database's SHA-256, how checked.
-type Entry = (String, [u8; 32], Checked);
+/// A line of the cache: the version, and what is known of it.
+type Entry = (String, Known);
 
 fn parse(text: &str) -> Option<Vec<Entry>> {
     let body_end = text.rfind("end ")?;
@@ -240,6 +282,14 @@ fn parse(text: &str) -> Option<Vec<Entry>> {
     }
     lines
         .map(|line| {
+            let (line, stanza) = line.rsplit_once(' ')?;
+            let stanza = match stanza {
+                "-" => None,
+                n if !n.is_empty() && n.len() <= 7 && n.bytes().all(|b| b.is_ascii_digit()) => {
+                    Some(n.parse().ok()?)
+                }
+                _ => return None,
+            };
             let (line, checked) = line.rsplit_once(' ')?;
             let checked = match checked {
                 "verified" => Checked::Verified,
@@ -255,7 +305,7 @@ fn parse(text: &str) -> Option<Vec<Entry>> {
             if !numbers_ok || fields[5].len() != 64 {
                 return None;
             }
-            Some((key.to_string(), unhex(db)?, checked))
+            Some((key.to_string(), Known::new(unhex(db)?, checked, stanza)))
         })
         .collect()
 }
@@ -279,6 +329,10 @@ fn unhex(s: &str) -> Option<[u8; 32]> {
 mod tests {
     use super::*;
 
+    fn db(cache: &Cache, v: &Version) -> Option<[u8; 32]> {
+        cache.lookup(v).map(|k| k.db)
+    }
+
     fn age_file(dir: &Path, name: &str) -> (PathBuf, File) {
         let keys = crate::crypto::Keys::from_x25519(crate::crypto::generate());
         let path = dir.join(name);
@@ -297,18 +351,18 @@ mod tests {
         let (_, a) = age_file(dir.path(), "a.age");
         let (_, b) = age_file(dir.path(), "b.age");
         let (va, vb) = (Version::of(&a).unwrap(), Version::of(&b).unwrap());
-        assert_eq!(cache.lookup(&va), None, "no cache yet");
-        cache.record(&va, &[1; 32]);
-        cache.record(&vb, &[2; 32]);
-        assert_eq!(cache.lookup(&va), Some([1; 32]));
-        assert_eq!(cache.lookup(&vb), Some([2; 32]));
+        assert_eq!(db(&cache, &va), None, "no cache yet");
+        cache.record(&va, &[1; 32], None);
+        cache.record(&vb, &[2; 32], None);
+        assert_eq!(db(&cache, &va), Some([1; 32]));
+        assert_eq!(db(&cache, &vb), Some([2; 32]));
         // Another version of a's file replaces its entry.
         let mut va2 = va.clone();
         va2.ctime += 1;
-        cache.record(&va2, &[3; 32]);
-        assert_eq!(cache.lookup(&va), None);
-        assert_eq!(cache.lookup(&va2), Some([3; 32]));
-        assert_eq!(cache.lookup(&vb), Some([2; 32]));
+        cache.record(&va2, &[3; 32], None);
+        assert_eq!(db(&cache, &va), None);
+        assert_eq!(db(&cache, &va2), Some([3; 32]));
+        assert_eq!(db(&cache, &vb), Some([2; 32]));
         use std::os::unix::fs::PermissionsExt;
         let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode(&dir.path().join("cache")), 0o700);
@@ -316,29 +370,23 @@ mod tests {
     }
 
     #[test]
-    fn a_record_says_how_far_it_was_checked_and_a_v1_cache_is_ignored() {
+    fn a_record_says_how_far_it_was_checked_and_which_stanza_and_an_older_cache_is_ignored() {
         let dir = tempfile::tempdir().unwrap();
         let cache = Cache::new(dir.path());
         let (_, a) = age_file(dir.path(), "a.age");
         let (_, b) = age_file(dir.path(), "b.age");
         let (va, vb) = (Version::of(&a).unwrap(), Version::of(&b).unwrap());
-        cache.record(&va, &[1; 32]);
-        cache.record_validated(&vb, &[2; 32]);
-        assert_eq!(
-            cache.lookup_checked(&va),
-            Some(([1; 32], Checked::Verified))
-        );
-        assert_eq!(
-            cache.lookup_checked(&vb),
-            Some(([2; 32], Checked::Validated))
-        );
+        cache.record(&va, &[1; 32], None);
+        cache.record_validated(&vb, &[2; 32], Some(11));
+        let known = |v| cache.lookup(v).map(|k| (k.db, k.checked, k.stanza));
+        assert_eq!(known(&va), Some(([1; 32], Checked::Verified, None)));
+        assert_eq!(known(&vb), Some(([2; 32], Checked::Validated, Some(11))));
         // A read's record of the same version replaces a write's.
-        cache.record(&vb, &[2; 32]);
-        assert_eq!(
-            cache.lookup_checked(&vb),
-            Some(([2; 32], Checked::Verified))
-        );
-        // The same lines in the v1 format (no word), or an unknown word,
+        cache.record(&vb, &[2; 32], Some(3));
+        assert_eq!(known(&vb), Some(([2; 32], Checked::Verified, Some(3))));
+        cache.record(&vb, &[2; 32], None);
+        // The same lines in the v1 format (no word, no stanza) or the v2
+        // one (no stanza), an unknown word or a stanza that is no number,
         // with a correct checksum: not this cache.
         let text = std::fs::read_to_string(&cache.file).unwrap();
         let body: String = text
@@ -348,12 +396,18 @@ mod tests {
             .collect();
         for changed in [
             body.replace(MAGIC, "vault-verified v1")
-                .replace(" verified\n", "\n"),
-            body.replace(" verified\n", " trusted\n"),
+                .replace(" verified -\n", "\n"),
+            body.replace(MAGIC, "vault-verified v2")
+                .replace(" verified -\n", " verified\n"),
+            body.replace(" verified -\n", " trusted -\n"),
+            body.replace(" verified -\n", " verified x\n"),
+            body.replace(" verified -\n", " verified -1\n"),
+            body.replace(" verified -\n", " verified 99999999999\n"),
+            body.replace(" verified -\n", " verified  \n"),
         ] {
             let sum = hex(&Sha256::digest(changed.as_bytes()));
             fsio::write_fixture(&cache.file, format!("{changed}end {sum}\n").as_bytes());
-            assert_eq!(cache.lookup(&va), None, "{changed}");
+            assert_eq!(db(&cache, &va), None, "{changed}");
         }
     }
 
@@ -363,7 +417,7 @@ mod tests {
         let cache = Cache::new(dir.path());
         let (_, a) = age_file(dir.path(), "a.age");
         let va = Version::of(&a).unwrap();
-        cache.record(&va, &[1; 32]);
+        cache.record(&va, &[1; 32], None);
         let good = std::fs::read(&cache.file).unwrap();
         for bad in [
             b"garbage".to_vec(),
@@ -376,10 +430,10 @@ mod tests {
                 .into_bytes(),
         ] {
             fsio::write_fixture(&cache.file, &bad);
-            assert_eq!(cache.lookup(&va), None);
+            assert_eq!(db(&cache, &va), None);
         }
-        cache.record(&va, &[1; 32]);
-        assert_eq!(cache.lookup(&va), Some([1; 32]));
+        cache.record(&va, &[1; 32], None);
+        assert_eq!(db(&cache, &va), Some([1; 32]));
     }
 
     #[test]

@@ -2,6 +2,8 @@
 
 use std::{fs, process::Command, time::Instant};
 
+use vault::testing;
+
 use crate::support::*;
 
 /// Two users, A and B, each with an identity file; A owns a team vault.
@@ -81,6 +83,48 @@ fn a_adds_b_b_reads_a_removes_b_b_is_out() {
         .fails(1)
         .stderr_has("is not encrypted to your key");
     t.as_a(&["secret", "list"]).run().success();
+}
+
+/// age's X25519 stanzas do not say whom they are for, so B, the fourth
+/// recipient, would try three stanzas before theirs on every read: the
+/// first full read of a version records which stanza is B's (their place
+/// in the vault's list), a write records the writer's, and a read told
+/// another member's stanza still opens the vault.
+#[test]
+fn a_read_records_which_stanza_is_the_readers_and_any_member_still_reads() {
+    let t = team();
+    for _ in 0..2 {
+        let other = write_identity(&t.a.path("other.key"));
+        t.as_a(&["recipients", "add", &other]).run().success();
+    }
+    t.as_a(&["recipients", "add", &t.b_recipient])
+        .run()
+        .success();
+    // A, the first recipient, wrote it: age tries A's stanza first anyway.
+    assert_eq!(testing::cached_stanza(&t.a.dir, &t.vault), Some(None));
+    fs::remove_file(t.a.dir.join("cache/verified")).unwrap();
+    t.as_b(&["secret", "show", "db", "--reveal"])
+        .run()
+        .success()
+        .stdout_has("team-pw");
+    assert_eq!(testing::cached_stanza(&t.a.dir, &t.vault), Some(Some(3)));
+    for _ in 0..2 {
+        t.as_b(&["secret", "show", "db", "--reveal"])
+            .run()
+            .success()
+            .stdout_has("team-pw");
+        t.as_a(&["secret", "show", "db", "--reveal"])
+            .run()
+            .success()
+            .stdout_has("team-pw");
+    }
+    // B writes: the new version names B's stanza.
+    t.as_b(&["secret", "set", "db", "PW=b-pw"]).run().success();
+    assert_eq!(testing::cached_stanza(&t.a.dir, &t.vault), Some(Some(3)));
+    t.as_a(&["secret", "show", "db", "--reveal"])
+        .run()
+        .success()
+        .stdout_has("b-pw");
 }
 
 #[test]

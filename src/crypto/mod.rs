@@ -8,7 +8,7 @@ pub(crate) mod payload;
 pub(crate) mod recipient;
 
 use std::{
-    cell::{OnceCell, RefCell},
+    cell::{Cell, OnceCell, RefCell},
     fmt,
 };
 
@@ -35,6 +35,8 @@ pub struct Keys {
     /// The `vault-sig` stanzas of the header these keys unwrapped last:
     /// the reader sees the signature through its identity.
     seen: RefCell<Vec<age_core::format::Stanza>>,
+    /// The stanza of the next header to try first (`prefer_stanza`).
+    prefer: Cell<Option<usize>>,
 }
 
 /// Who can sign for these keys.
@@ -75,6 +77,7 @@ impl Keys {
             lookup: None,
             signers: Signers::Local(signers),
             seen: RefCell::default(),
+            prefer: Cell::new(None),
         }
     }
 
@@ -91,6 +94,7 @@ impl Keys {
             lookup: Some(Box::new(recipients)),
             signers: Signers::Agent(Box::new(sign)),
             seen: RefCell::default(),
+            prefer: Cell::new(None),
         }
     }
 
@@ -133,12 +137,27 @@ impl Keys {
             .get_or_init(|| self.lookup.as_ref().map_or_else(Vec::new, |ask| ask()))
     }
 
+    /// Has the next header these keys unwrap try stanza `index` first
+    /// (the verification cache's note of which one opened that file
+    /// version before): an X25519 stanza does not say whom it is for, so
+    /// without it an identity tries every stanza in turn, one X25519
+    /// ladder each, and the 12th member of a team pays 12 (BENCHMARKS.md,
+    /// issue 20 follow-up 8). Only the order of the attempts changes: a
+    /// hinted stanza that does not unwrap to a key is tried again in its
+    /// turn, so the result is age's own. For the next header only.
+    pub(crate) fn prefer_stanza(&self, index: Option<usize>) {
+        self.prefer.set(index);
+    }
+
     /// The file key of an age header, if one of these identities can
     /// unwrap one of its stanzas (what the agent does for its clients).
+    /// A stanza named by `prefer_stanza` is tried first, by each identity
+    /// (the agent's too: one stanza in its request instead of all).
     pub(crate) fn unwrap_stanzas(
         &self,
         stanzas: &[age_core::format::Stanza],
     ) -> Option<std::result::Result<age_core::format::FileKey, age::DecryptError>> {
+        let first = self.prefer.take().and_then(|i| stanzas.get(i));
         let sigs = stanzas
             .iter()
             .filter(|s| s.tag == crate::sign::STANZA_TAG)
@@ -148,10 +167,40 @@ impl Keys {
                 body: s.body.clone(),
             });
         *self.seen.borrow_mut() = sigs.collect();
+        if let Some(s) = first {
+            for i in &self.identities {
+                if let Some(Ok(key)) = i.unwrap_stanza(s) {
+                    return Some(Ok(key));
+                }
+            }
+        }
         self.identities
             .iter()
             .find_map(|i| i.unwrap_stanzas(stanzas))
     }
+}
+
+/// For tests: keys of `id` that count the stanzas they try to unwrap.
+#[cfg(test)]
+pub(crate) fn counting(id: age::x25519::Identity) -> (Keys, std::rc::Rc<Cell<u32>>) {
+    struct Counting(age::x25519::Identity, std::rc::Rc<Cell<u32>>);
+    impl age::Identity for Counting {
+        fn unwrap_stanza(
+            &self,
+            s: &age_core::format::Stanza,
+        ) -> Option<std::result::Result<age_core::format::FileKey, age::DecryptError>> {
+            self.1.set(self.1.get() + 1);
+            self.0.unwrap_stanza(s)
+        }
+    }
+    let recipient = id.to_public().to_string();
+    let count = std::rc::Rc::new(Cell::new(0));
+    let signer = crate::sign::SigningKey::x25519(&id);
+    let keys = Keys::known(
+        vec![Box::new(Counting(id, count.clone()))],
+        vec![(recipient, signer)],
+    );
+    (keys, count)
 }
 
 /// `Keys` as one age identity: every header goes through
@@ -223,6 +272,40 @@ mod tests {
         assert_eq!(keys.recipients(), ["age1x"]);
         assert_eq!(asked.get(), 1);
     }
+    /// A team vault whose 12th recipient is us: a preferred stanza is the
+    /// only one tried when it is ours; a wrong or impossible preference
+    /// costs at most one more attempt and still opens the file; the
+    /// preference holds for one header only.
+    #[test]
+    fn a_preferred_stanza_is_tried_first_and_only_reorders_the_attempts() {
+        let (keys, count) = counting(generate());
+        let mut team: Vec<String> = (0..11)
+            .map(|_| generate().to_public().to_string())
+            .collect();
+        team.push(keys.recipients()[0].clone());
+        let sealed = encrypt_vec(&team, b"database").unwrap();
+        let tries = |prefer: Option<usize>| {
+            count.set(0);
+            keys.prefer_stanza(prefer);
+            assert_eq!(&decrypt_vec(&sealed, &keys).unwrap()[..], b"database");
+            count.get()
+        };
+        assert_eq!(tries(None), 12, "every stanza up to ours");
+        assert_eq!(tries(Some(11)), 1, "ours first");
+        assert_eq!(tries(Some(3)), 13, "someone else's first, then all");
+        assert_eq!(tries(Some(12)), 13, "the grease stanza, then all");
+        assert_eq!(tries(Some(99)), 12, "no such stanza");
+        keys.prefer_stanza(Some(11));
+        decrypt_vec(&sealed, &keys).unwrap();
+        count.set(0);
+        decrypt_vec(&sealed, &keys).unwrap();
+        assert_eq!(count.get(), 12, "for the next header only");
+        // A stranger's keys with a preference: still refused.
+        let (stranger, _) = counting(generate());
+        stranger.prefer_stanza(Some(11));
+        assert!(decrypt_vec(&sealed, &stranger).is_err());
+    }
+
     #[test]
     fn passphrase_compare() {
         let a = SecretString::from("abc".to_string());

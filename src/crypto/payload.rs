@@ -1075,25 +1075,7 @@ mod tests {
 
     #[test]
     fn more_readers_of_one_file_unwrap_its_header_once() {
-        struct Counting(age::x25519::Identity, std::rc::Rc<std::cell::Cell<u32>>);
-        impl age::Identity for Counting {
-            fn unwrap_stanza(
-                &self,
-                s: &age_core::format::Stanza,
-            ) -> Option<std::result::Result<age_core::format::FileKey, age::DecryptError>>
-            {
-                self.1.set(self.1.get() + 1);
-                self.0.unwrap_stanza(s)
-            }
-        }
-        let id = generate();
-        let recipient = id.to_public().to_string();
-        let count = std::rc::Rc::new(std::cell::Cell::new(0));
-        let signer = crate::sign::SigningKey::x25519(&id);
-        let keys = Keys::known(
-            vec![Box::new(Counting(id, count.clone()))],
-            vec![(recipient, signer)],
-        );
+        let (keys, count) = crate::crypto::counting(generate());
         let (plain, f) = sealed_file(&keys);
         let file = File::open(f.path()).unwrap();
         let mut p = Plaintext::with_readers(&file, &Remembering::new(&keys), "t", 3).unwrap();
