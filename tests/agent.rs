@@ -76,6 +76,49 @@ fn unlock_once_then_no_passphrase_source_is_needed() {
     assert_eq!(status(env)["unlocked"], false);
 }
 
+/// The agent's key as the fourth recipient of a team vault: its first read
+/// notes that stanza, and later reads ask the agent for that one first
+/// (`Keys::prefer_stanza`); every read answers.
+#[test]
+fn the_agent_is_asked_for_its_own_stanza_first_and_answers() {
+    let u = unlocked("5m");
+    let env = &u.0;
+    let team = env.path("team.age");
+    let a_key = env.path("a.key");
+    write_identity(&a_key);
+    let as_a = |args: &[&str]| {
+        env.vault(["--identity"])
+            .arg_path(&a_key)
+            .args(["--vault"])
+            .arg_path(&team)
+            .args(args)
+    };
+    as_a(&["init"]).run().success();
+    as_a(&["secret", "create", "db", "PW=team-pw"])
+        .run()
+        .success();
+    for i in 0..2 {
+        let other = write_identity(&env.path(&format!("other{i}.key")));
+        as_a(&["recipients", "add", &other]).run().success();
+    }
+    let mine = env.vault(["recipient"]).run().success().stdout;
+    as_a(&["recipients", "add", mine.trim()]).run().success();
+    fs::remove_file(env.dir.join("cache/verified")).unwrap();
+    let bare = || {
+        env.vault(["--vault"])
+            .arg_path(&team)
+            .args(["secret", "show", "db", "--reveal"])
+            .env_remove("VAULT_PASSPHRASE_FILE")
+    };
+    for _ in 0..3 {
+        bare().run().success().stdout_has("team-pw");
+        assert_eq!(
+            vault::testing::cached_stanza(&env.dir, &team),
+            Some(Some(3))
+        );
+    }
+}
+
 #[test]
 fn socket_and_directory_modes() {
     let u = unlocked("5m");
