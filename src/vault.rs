@@ -753,10 +753,13 @@ impl Role {
 
 /// Loads git's `%O %A %B`: the three headers are unwrapped here (the keys
 /// may be the agent's, which serves one request at a time), then the three
-/// payloads are decrypted, loaded and `summarize`d by a thread each (told
-/// which side it has: OURS's rows it must check, BASE's it may leave for
-/// later), so a merge costs about one decryption on each core instead of
-/// three in a row (BENCHMARKS.md, "Merge"). Then each must pass Trust exactly as a
+/// payloads are decrypted, loaded and `summarize`d side by side (told which
+/// side it has: OURS's rows it must check, BASE's it may leave for later),
+/// so a merge costs about one decryption on each core instead of three in a
+/// row (BENCHMARKS.md, "Merge"). BASE and THEIRS get a thread each and OURS,
+/// the largest job, runs on this one: a spawned thread's malloc arena grows
+/// a page at a time (an `mprotect` each as SQLite's page cache fills, ~270
+/// of them), the main arena by brk's 128 KiB pad. Then each must pass Trust exactly as a
 /// read does (`verify`), in the order BASE, THEIRS, OURS, so that when two
 /// branches reach the same generation, your own branch's members are the
 /// ones trusted last; `at` is where the vault lives in the work tree
@@ -791,22 +794,28 @@ pub(crate) fn load_merge<S: Send>(
         readers.push((plain, len, keys.take_signatures(), label.as_str(), role));
     }
     let summarize = &summarize;
+    let load = |(plain, len, signatures, label, role): (_, u64, _, &str, Role)| {
+        let access = role.access();
+        let loaded = deserialize(plain, len, label, access, signatures, None)?;
+        if access == Access::Read {
+            loaded.conn.pragma_update(None, "mmap_size", len as i64)?;
+        }
+        let summary = summarize(&loaded.conn, role)?;
+        Ok((loaded, summary))
+    };
+    let load = &load;
     let results: Vec<Result<(Loaded, S)>> = std::thread::scope(|s| {
-        let handles: Vec<_> = readers
-            .into_iter()
-            .map(|(plain, len, signatures, label, role)| {
-                s.spawn(move || {
-                    let access = role.access();
-                    let loaded = deserialize(plain, len, label, access, signatures, None)?;
-                    if access == Access::Read {
-                        loaded.conn.pragma_update(None, "mmap_size", len as i64)?;
-                    }
-                    let summary = summarize(&loaded.conn, role)?;
-                    Ok((loaded, summary))
-                })
-            })
-            .collect();
-        handles
+        let mut handles = vec![];
+        let mut here = None;
+        for reader in readers {
+            if reader.4 == Role::Ours {
+                here = Some(reader);
+            } else {
+                handles.push(s.spawn(move || load(reader)));
+            }
+        }
+        let ours = here.map(load);
+        let mut out: Vec<Result<(Loaded, S)>> = handles
             .into_iter()
             .map(|h| {
                 h.join().unwrap_or_else(|_| {
@@ -815,7 +824,11 @@ pub(crate) fn load_merge<S: Send>(
                     ))
                 })
             })
-            .collect()
+            .collect();
+        if let Some(ours) = ours {
+            out.insert(1, ours);
+        }
+        out
     });
     let mut results = results.into_iter();
     let mut next = || {
