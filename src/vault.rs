@@ -756,10 +756,11 @@ impl Role {
 /// payloads are decrypted, loaded and `summarize`d side by side (told which
 /// side it has: OURS's rows it must check, BASE's it may leave for later),
 /// so a merge costs about one decryption on each core instead of three in a
-/// row (BENCHMARKS.md, "Merge"). BASE and THEIRS get a thread each and OURS,
-/// the largest job, runs on this one: a spawned thread's malloc arena grows
-/// a page at a time (an `mprotect` each as SQLite's page cache fills, ~270
-/// of them), the main arena by brk's 128 KiB pad. Then each must pass Trust exactly as a
+/// row (BENCHMARKS.md, "Merge"). BASE and THEIRS get a thread each and
+/// OURS, the largest job, runs on this one: a spawned thread's malloc arena
+/// grows a page at a time (an `mprotect` each as SQLite's page cache fills,
+/// about 250 of them), the main arena by brk's 128 KiB pad (BENCHMARKS.md,
+/// "Merge, follow-up 3"). Then each must pass Trust exactly as a
 /// read does (`verify`), in the order BASE, THEIRS, OURS, so that when two
 /// branches reach the same generation, your own branch's members are the
 /// ones trusted last; `at` is where the vault lives in the work tree
