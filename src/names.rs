@@ -60,6 +60,14 @@ impl EnvKey {
     pub fn parse(s: &str) -> Result<Self> {
         if is_env_key(s) {
             Ok(EnvKey(s.to_string()))
+        } else if let Some((key, _)) = s.split_once('=') {
+            // `KEY=VALUE` where only a key belongs: the value may be a
+            // secret, so only what comes before `=` is shown.
+            Err(Error::new(format!(
+                "invalid key `{}=…` (what follows `=` is not shown)",
+                printable(key)
+            ))
+            .hint("this takes a key name only, without `=VALUE`; values are set with `vault secret set NAME KEY=VALUE`"))
         } else {
             Err(Error::new(format!("invalid key `{}`", printable(s))).hint(
                 "a key is a portable environment variable name: letters, digits and `_`, not starting with a digit",
@@ -285,6 +293,19 @@ mod tests {
         for bad in ["", "1A", "A-B", "A.B", "A B", "É", "A="] {
             assert!(!is_env_key(bad), "{bad:?}");
         }
+    }
+
+    /// `KEY=VALUE` given where only a key belongs (`secret unset db
+    /// PW=hunter2`): the error names the key, never the value.
+    #[test]
+    fn a_key_with_a_value_is_refused_without_showing_the_value() {
+        let e = EnvKey::parse("PW=hunter2").unwrap_err().to_string();
+        assert!(e.contains("`PW=…`"), "{e}");
+        assert!(!e.contains("hunter2"), "{e}");
+        let e = EnvKey::parse("1A=x=hunter2").unwrap_err().to_string();
+        assert!(!e.contains("hunter2") && e.contains("`1A=…`"), "{e}");
+        let e = EnvKey::parse("A-B").unwrap_err().to_string();
+        assert!(e.contains("`A-B`"), "{e}");
     }
 
     #[test]

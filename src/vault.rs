@@ -846,10 +846,19 @@ pub(crate) fn load_merge<S: Send>(
             summary,
         })
     };
+    let labels = [&files[0].1, &files[1].1, &files[2].1];
+    // Another vault altogether says "different vaults", before any one
+    // input's trust check at git's PATH could call it a replaced vault.
+    let ids: Vec<String> = [&base, &ours, &theirs]
+        .iter()
+        .filter_map(|(l, _)| l.meta.as_ref().map(|m| m.id_hex()))
+        .collect();
+    if ids.windows(2).any(|w| w[0] != w[1]) {
+        return Err(different_vaults(labels));
+    }
     let base = verified(base)?;
     let theirs = verified(theirs)?;
     let ours = verified(ours)?;
-    let labels = [&files[0].1, &files[1].1, &files[2].1];
     let inputs = [&base, &ours, &theirs];
     if ours.provenance.signer.is_some() {
         for (input, label) in inputs.iter().zip(labels) {
@@ -867,11 +876,7 @@ pub(crate) fn load_merge<S: Send>(
         .filter_map(|i| i.provenance.meta.map(|m| m.id_hex()))
         .collect();
     if ids.windows(2).any(|w| w[0] != w[1]) {
-        return Err(Error::new(format!(
-            "{}, {} and {} are different vaults (their vault ids differ)",
-            labels[0], labels[1], labels[2]
-        ))
-        .hint("a vault can only be merged with another version of itself; take one side (`git checkout --ours` or `--theirs`) and redo the other's changes"));
+        return Err(different_vaults(labels));
     }
     Ok(MergeInputs {
         base,
@@ -879,6 +884,15 @@ pub(crate) fn load_merge<S: Send>(
         theirs,
         before,
     })
+}
+
+/// "BASE, OURS and THEIRS are different vaults".
+fn different_vaults(labels: [&String; 3]) -> Error {
+    Error::new(format!(
+        "{}, {} and {} are different vaults (their vault ids differ)",
+        labels[0], labels[1], labels[2]
+    ))
+    .hint("a vault can only be merged with another version of itself; take one side (`git checkout --ours` or `--theirs`) and redo the other's changes")
 }
 
 impl<S> MergeInputs<S> {

@@ -629,6 +629,17 @@ fn different_vaults_do_not_merge() {
         .fails(1)
         .stderr_has("are different vaults");
     assert_eq!(fs::read(&ours).unwrap(), before);
+    // With git's PATH (`%P`, always passed by the driver) too: the same
+    // message, not the trust check's "another vault at this path".
+    r.a.vault(["git", "merge"])
+        .arg_path(&base)
+        .arg_path(&ours)
+        .arg_path(&other)
+        .arg("team.age")
+        .run()
+        .fails(1)
+        .stderr_has("are different vaults");
+    assert_eq!(fs::read(&ours).unwrap(), before);
 }
 
 #[test]

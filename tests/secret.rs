@@ -154,6 +154,25 @@ fn set_unset_rename_delete() {
         .success();
 }
 
+/// A `KEY=VALUE` typed where only a key belongs: refused, and the error
+/// names the key but never the value (it may be the secret itself).
+#[test]
+fn a_value_typed_where_a_key_belongs_is_not_echoed() {
+    let env = Env::new().init();
+    env.create("db", &["PW=1"]);
+    let before = fs::read(env.file()).unwrap();
+    for args in [
+        &["secret", "unset", "db", "PW=hunter2"][..],
+        &["secret", "generate", "db", "PW=hunter2"][..],
+        &["run", "-s", "db", "--require", "PW=hunter2", "--", "true"][..],
+    ] {
+        let out = env.vault(args).run().fails(1).stderr_has("`PW=…`");
+        assert!(!out.stderr.contains("hunter2"), "{args:?}: {}", out.stderr);
+        assert!(!out.stdout.contains("hunter2"), "{args:?}: {}", out.stdout);
+    }
+    assert_eq!(fs::read(env.file()).unwrap(), before);
+}
+
 #[test]
 fn delete_is_all_or_nothing() {
     let env = Env::new().init();
