@@ -73,6 +73,12 @@ pub fn main() -> i32 {
     let cli = match cli::parse() {
         Ok(cli) => cli,
         Err(e) => {
+            if e.exit_code() != 0
+                && let Some(text) = masked_usage_error(&e, std::env::args_os())
+            {
+                eprint!("{text}");
+                return e.exit_code();
+            }
             // `--help` and `--version` go to stdout: a full disk there is
             // an error too, a closed pipe is not.
             return match e.print() {
@@ -92,6 +98,37 @@ pub fn main() -> i32 {
             e.exit_code()
         }
     }
+}
+
+/// clap's message for a command line it refused, when an argument looks
+/// like key material (a private key pasted where a recipient, a value or
+/// the command belongs): clap echoes the argument it did not understand,
+/// so each such argument is masked, and a message that still shows key
+/// material is replaced whole. `None`: nothing to hide.
+fn masked_usage_error(
+    e: &clap::Error,
+    args: impl Iterator<Item = std::ffi::OsString>,
+) -> Option<String> {
+    let secret: Vec<String> = args
+        .map(|a| a.to_string_lossy().into_owned())
+        .filter(|a| names::looks_like_key_material(a))
+        .collect();
+    if secret.is_empty() {
+        return None;
+    }
+    let mut text = e.render().to_string();
+    for a in &secret {
+        text = text.replace(
+            a.as_str(),
+            "(text that looks like a private key, not shown)",
+        );
+    }
+    if names::looks_like_key_material(&text) {
+        text = "error: an argument that looks like a private key was not understood (it is not shown)\n\n\
+                For more information, try '--help'.\n"
+            .to_string();
+    }
+    Some(text)
 }
 
 fn run(cli: cli::Cli, hardening: Hardening) -> Result<()> {

@@ -1005,3 +1005,31 @@ fn a_device_as_passphrase_file_is_not_told_to_chmod() {
         .stderr_has("/dev/null is a device");
     assert!(!out.stderr.contains("chmod 600 /dev/null"), "{out:?}");
 }
+
+/// A private key pasted where clap does not expect it (a recipient that
+/// starts with `-----BEGIN`, a forgotten `--`, a mistyped flag): clap's
+/// usage error (exit 2) echoes the argument it refused, so vault masks it.
+#[test]
+fn a_usage_error_never_echoes_a_private_key() {
+    let env = Env::new().init();
+    let pem = "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEhunter2\n-----END OPENSSH PRIVATE KEY-----";
+    let age = "AGE-SECRET-KEY-1QQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQHUNTER2";
+    let long = format!("--{age}");
+    for args in [
+        vec!["recipients", "add", pem],
+        vec![age],
+        vec!["run", "-s", "db", age],
+        vec![long.as_str()],
+        vec!["run", "--set", "-----BEGIN hunter2", "--", "true"],
+    ] {
+        let out = env.vault(&args).run().fails(2);
+        let all = format!("{}{}", out.stdout, out.stderr).to_ascii_lowercase();
+        assert!(!all.contains("hunter2"), "{args:?}: {all}");
+        assert!(all.contains("not shown"), "{args:?}: {all}");
+    }
+    // Other usage errors keep clap's own message.
+    env.vault(["bogus"])
+        .run()
+        .fails(2)
+        .stderr_has("unrecognized subcommand 'bogus'");
+}
