@@ -118,10 +118,7 @@ fn masked_usage_error(
     }
     let mut text = e.render().to_string();
     for a in &secret {
-        text = text.replace(
-            a.as_str(),
-            "(text that looks like a private key, not shown)",
-        );
+        text = text.replace(a.as_str(), &names::printable(a));
     }
     if names::looks_like_key_material(&text) {
         text = "error: an argument that looks like a private key was not understood (it is not shown)\n\n\

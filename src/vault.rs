@@ -809,7 +809,7 @@ pub(crate) fn load_merge<S: Send>(
         let mut handles = vec![];
         let mut here = None;
         for reader in readers {
-            if reader.4 == Role::Ours {
+            if matches!(reader, (.., Role::Ours)) {
                 here = Some(reader);
             } else {
                 handles.push(s.spawn(move || load(reader)));
@@ -847,14 +847,19 @@ pub(crate) fn load_merge<S: Send>(
         })
     };
     let labels = [&files[0].1, &files[1].1, &files[2].1];
-    // Another vault altogether says "different vaults", before any one
-    // input's trust check at git's PATH could call it a replaced vault.
+    // All three must be one vault (each file's own id; a version-1 file
+    // has none), checked before any input's trust check at git's PATH
+    // could call another vault a replaced one.
     let ids: Vec<String> = [&base, &ours, &theirs]
         .iter()
         .filter_map(|(l, _)| l.meta.as_ref().map(|m| m.id_hex()))
         .collect();
     if ids.windows(2).any(|w| w[0] != w[1]) {
-        return Err(different_vaults(labels));
+        return Err(Error::new(format!(
+            "{}, {} and {} are different vaults (their vault ids differ)",
+            labels[0], labels[1], labels[2]
+        ))
+        .hint("a vault can only be merged with another version of itself; take one side (`git checkout --ours` or `--theirs`) and redo the other's changes"));
     }
     let base = verified(base)?;
     let theirs = verified(theirs)?;
@@ -871,28 +876,12 @@ pub(crate) fn load_merge<S: Send>(
             }
         }
     }
-    let ids: Vec<String> = inputs
-        .iter()
-        .filter_map(|i| i.provenance.meta.map(|m| m.id_hex()))
-        .collect();
-    if ids.windows(2).any(|w| w[0] != w[1]) {
-        return Err(different_vaults(labels));
-    }
     Ok(MergeInputs {
         base,
         ours,
         theirs,
         before,
     })
-}
-
-/// "BASE, OURS and THEIRS are different vaults".
-fn different_vaults(labels: [&String; 3]) -> Error {
-    Error::new(format!(
-        "{}, {} and {} are different vaults (their vault ids differ)",
-        labels[0], labels[1], labels[2]
-    ))
-    .hint("a vault can only be merged with another version of itself; take one side (`git checkout --ours` or `--theirs`) and redo the other's changes")
 }
 
 impl<S> MergeInputs<S> {
