@@ -225,9 +225,11 @@ pub(crate) fn decide_at(
                 highest: known.generation,
             });
         }
-    } else {
+    } else if !same_file {
         // A trusted member signed the newest file: its recipients are the
-        // trusted set now, and whom it dropped is remembered.
+        // trusted set now, and whom it dropped is remembered. (The newest
+        // file adopted, read again, changes nothing: your own write may
+        // have kept trusted a member it does not list, `record_write`.)
         adopt(known, recipients, generation, db_sha256);
     }
     if let Some(path) = path {
@@ -337,19 +339,36 @@ pub(crate) fn check_write(
     Ok(())
 }
 
-/// After your own write (signed by you, the newest generation): its
-/// recipients are the trusted set.
+/// After your own write (signed by you, the newest generation), which
+/// read a file listing `before` and encrypted to `after`: its recipients
+/// are trusted, and the members it dropped (`before` but not `after`) are
+/// removed as of `generation`. A trusted member that its starting file did
+/// not list stays trusted: a write on an older checkout (a branch made
+/// before someone was added elsewhere) removed no one, and marking them
+/// removed would refuse the merge that brings them in. In the usual case,
+/// a write on the newest file, `before` is the trusted set and its
+/// recipients become the trusted set exactly.
 pub(crate) fn record_write(
     state: &mut State,
     path: &str,
     vault_id: &str,
     generation: u64,
-    recipients: &[String],
+    before: &[String],
+    after: &[String],
     db_sha256: &str,
 ) {
     let known = state.vaults.entry(vault_id.to_string()).or_default();
     known.signed = true;
-    adopt(known, recipients, generation, db_sha256);
+    for gone in before.iter().filter(|r| !after.contains(r)) {
+        known.members.remove(gone);
+        known.removed.insert(gone.clone(), generation);
+    }
+    for r in after {
+        known.removed.remove(r);
+        known.members.insert(r.clone());
+    }
+    known.generation = generation;
+    known.newest = db_sha256.to_string();
     state.claim_path(vault_id, path);
 }
 
@@ -785,11 +804,48 @@ mod tests {
         // recipients the trusted set.
         let g = next_generation(&s, ID, 5);
         assert_eq!(g, 7);
-        record_write(&mut s, P, ID, g, &old, "h7");
+        record_write(&mut s, P, ID, g, &r, &old, "h7");
         assert!(s.vaults[ID].members.contains("age1b"));
         assert!(s.vaults[ID].removed.is_empty());
         assert_eq!(next_generation(&s, ID, 100), 101);
         assert_eq!(next_generation(&State::default(), ID, 0), 1);
+    }
+
+    #[test]
+    fn a_write_removes_only_whom_its_own_file_listed_and_it_dropped() {
+        // Generation 6 (another branch) added c; this write starts from
+        // the older generation 5, which lists a, b and me, and drops b.
+        let mut s = known();
+        let with_c = rs(&["age1a", "age1b", "age1me", "age1c"]);
+        decide(&mut s, P, signed(6, "age1a", &with_c), &me).unwrap();
+        let before = rs(&["age1a", "age1b", "age1me"]);
+        let after = rs(&["age1a", "age1me"]);
+        check_write(&s, ID, &before, &after, false).unwrap();
+        let g = next_generation(&s, ID, 5);
+        record_write(&mut s, P, ID, g, &before, &after, "h7");
+        let k = &s.vaults[ID];
+        assert_eq!(k.generation, 7);
+        assert_eq!(k.removed.get("age1b"), Some(&7), "b was dropped");
+        assert!(!k.members.contains("age1b"));
+        assert!(
+            k.members.contains("age1c") && !k.removed.contains_key("age1c"),
+            "c was never in this write's file: still a member"
+        );
+        // A file that still lists b is refused a write; one listing c is
+        // not, and c may sign.
+        check_write(&s, ID, &with_c, &with_c, false).unwrap_err();
+        let c_only = rs(&["age1a", "age1me", "age1c"]);
+        check_write(&s, ID, &c_only, &c_only, false).unwrap();
+        decide(&mut s, P, signed(8, "age1c", &c_only), &me).unwrap();
+        // Reading your own write again changes nothing.
+        let mut s = known();
+        decide(&mut s, P, signed(6, "age1a", &with_c), &me).unwrap();
+        record_write(&mut s, P, ID, 7, &before, &before, "h7");
+        let recorded = s.clone();
+        decide(&mut s, P, signed(7, "age1me", &before), &me).unwrap();
+        // (`signed` hashes as "h{generation}".)
+        assert_eq!(s, recorded);
+        assert!(s.vaults[ID].members.contains("age1c"));
     }
 
     #[test]

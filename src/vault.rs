@@ -706,7 +706,8 @@ fn read_modify_write<T>(
     }
     let db_sha256 = hex(&digest);
     // You signed it: its recipients are the trusted set.
-    trusted.update(|st| trust::record_write(st, &at, &id, generation, &after, &db_sha256))?;
+    trusted
+        .update(|st| trust::record_write(st, &at, &id, generation, &before, &after, &db_sha256))?;
     Ok(out)
 }
 
@@ -892,7 +893,8 @@ impl<S> MergeInputs<S> {
     /// `out` (no fsync: git owns that file).
     /// No `vault.lock`: `out` is not the vault's path. `checked`: the
     /// secrets whose entries the merge wrote, when every other entry row
-    /// of OURS was checked as it was read (`store::validate_with`). A member the result
+    /// of OURS was checked as it was read (`store::validate_with`); `shown`
+    /// names the vault (git's PATH) in an error. A member the result
     /// lists whom a newer trusted file removed is refused unless an input
     /// that lists them is at least that new (the removal is not news to
     /// it) or `--allow-older` says so: a replayed old file on a branch must
@@ -903,6 +905,7 @@ impl<S> MergeInputs<S> {
         out: &Path,
         keys: &Keys,
         checked: Option<&[i64]>,
+        shown: &str,
     ) -> Result<()> {
         // What each input listed, and how new it was.
         let seen: Vec<(&[String], Option<u64>)> = [&self.base, &self.ours, &self.theirs]
@@ -933,13 +936,13 @@ impl<S> MergeInputs<S> {
                     .iter()
                     .any(|(rs, g)| rs.contains(r) && g.is_some_and(|g| g >= removed_at));
                 if !knows {
-                    return Err(refusal(
-                        trust::Refusal::Removed {
-                            member: r.clone(),
-                            generation: removed_at,
-                        },
-                        &source,
-                        paths,
+                    // git runs the driver: `--allow-older` goes into the
+                    // driver's command line, for this one merge.
+                    return Err(Error::new(format!(
+                        "merging {shown} would encrypt it to {r}, whom generation {removed_at} removed"
+                    ))
+                    .hint(
+                        "no side of the merge that lists them is that new (a branch made before the removal, or a replayed file); if they belong back: `git merge --abort`, then `git -c merge.vault.driver='vault --allow-older git merge %O %A %B %P' merge …`"
                     ));
                 }
             }

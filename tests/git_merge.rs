@@ -794,3 +794,103 @@ fn an_unsigned_branch_does_not_merge_into_a_signed_vault() {
         .lacks("evil");
     assert_eq!(fs::read(&ours).unwrap(), before);
 }
+
+/// A adds C on a branch, goes back to `main` (an older checkout, which
+/// does not list C) and changes a value there: that write removed no one,
+/// so C stays a member, and merging the branch in, either way round, brings
+/// C in without `--allow-older` (a write marks as removed only whom its own
+/// starting file listed and it dropped, DESIGN v2 "Trust").
+#[test]
+fn a_write_on_an_older_checkout_does_not_remove_a_member_added_elsewhere() {
+    if !have("git") {
+        return;
+    }
+    for merge_into_main in [true, false] {
+        let r = Repo::new();
+        let c = Env::new();
+        let rc = r.recipient(&c);
+        r.git(&r.a, &["checkout", "-q", "-b", "add-c"]);
+        r.vault(&r.a, &["recipients", "add", &rc]).run().success();
+        r.commit(&r.a, "a: add c");
+        r.git(&r.a, &["checkout", "-q", "main"]);
+        r.vault(&r.a, &["secret", "set", "db", "PGPASSWORD=on-main"])
+            .run()
+            .success();
+        r.commit(&r.a, "a: db password on main");
+        let (ok, text) = if merge_into_main {
+            r.merge(&r.a, "add-c")
+        } else {
+            r.git(&r.a, &["checkout", "-q", "add-c"]);
+            r.merge(&r.a, "main")
+        };
+        assert!(ok, "into main: {merge_into_main}: {text}");
+        let list = r
+            .vault(&r.a, &["recipients", "list", "--json"])
+            .run()
+            .success();
+        assert!(list.stdout.contains(&rc), "{}", list.stdout);
+        assert_eq!(r.reveal(&c, "db", "PGPASSWORD"), "on-main");
+        assert_eq!(r.reveal(&r.b, "db", "PGPASSWORD"), "on-main");
+    }
+}
+
+/// A replay through a merge (DESIGN v2 "Trust", "Older files"): anyone
+/// can commit an old, validly signed vault file on a branch made before a
+/// member was added, so that the three-way merge sees that branch "add"
+/// a member who has since been removed. No key is needed to do it; the
+/// driver refuses, naming the member and the generation that removed
+/// them, OURS is unchanged, and the hint's `--allow-older` driver
+/// command merges it on purpose.
+#[test]
+fn a_replayed_file_cannot_bring_a_removed_member_back_through_a_merge() {
+    if !have("git") {
+        return;
+    }
+    let r = Repo::new();
+    let c = Env::new();
+    let rc = r.recipient(&c);
+    let base = r.git(&r.a, &["rev-parse", "HEAD"]).trim().to_string();
+    r.vault(&r.a, &["recipients", "add", &rc]).run().success();
+    r.commit(&r.a, "a: add c");
+    let with_c = fs::read(r.file()).unwrap();
+    r.vault(&r.a, &["recipients", "remove", &rc])
+        .run()
+        .success();
+    r.commit(&r.a, "a: remove c");
+    // The replay: no vault command, only git and a copied file.
+    r.git(&r.a, &["checkout", "-q", "-b", "replay", &base]);
+    fs::write(r.file(), &with_c).unwrap();
+    r.commit(&r.a, "replay the file that lists c");
+    r.git(&r.a, &["checkout", "-q", "main"]);
+    let ours = fs::read(r.file()).unwrap();
+    let (ok, text) = r.merge(&r.a, "replay");
+    assert!(!ok, "{text}");
+    assert!(
+        text.contains(&format!(
+            "merging {VAULT} would encrypt it to {rc}, whom generation"
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains("--allow-older git merge %O %A %B %P"),
+        "{text}"
+    );
+    r.git(&r.a, &["merge", "--abort"]);
+    assert_eq!(fs::read(r.file()).unwrap(), ours);
+    r.vault(&c, &["secret", "list"])
+        .run()
+        .fails(1)
+        .stderr_has("is not encrypted to your key");
+    // The hint, followed: the member is back on purpose.
+    r.git(
+        &r.a,
+        &[
+            "-c",
+            "merge.vault.driver=vault --allow-older git merge %O %A %B %P",
+            "merge",
+            "--no-edit",
+            "replay",
+        ],
+    );
+    assert_eq!(r.reveal(&c, "db", "PGPASSWORD"), "base-pw");
+}

@@ -94,7 +94,7 @@ pub(crate) fn run(
         .summary
         .entries_valid()
         .then_some(report.touched.as_slice());
-    inputs.write(&paths, ours, &keys, checked)?;
+    inputs.write(&paths, ours, &keys, checked, &shown)?;
     for m in &report.removed_members {
         note!("Merged {shown}: {m} is no longer a member (removed on a branch)");
     }
