@@ -31,8 +31,33 @@ pub(crate) fn stdout_error(e: &io::Error) -> Error {
     }
 }
 
-/// One line on stderr; a failure to write it is ignored.
+/// One line on stderr; a failure to write it is ignored. A control
+/// character in `text` (a newline or an escape in a file name, a git PATH)
+/// is written escaped, as `\n` or `\u{1b}`: a message stays one line and
+/// never drives the terminal.
 pub(crate) fn stderr_line(text: &str) {
+    stderr_painted_line(&one_line(text));
+}
+
+/// `text` with every control character escaped (`char::escape_debug`).
+pub(crate) fn one_line(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.chars().any(char::is_control) {
+        return text.into();
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if c.is_control() {
+            out.extend(c.escape_debug());
+        } else {
+            out.push(c);
+        }
+    }
+    out.into()
+}
+
+/// `stderr_line` for a line whose control characters are meant: the
+/// colour codes `term` puts around a label (its parts escaped already).
+pub(crate) fn stderr_painted_line(text: &str) {
     let mut err = io::stderr().lock();
     let _ = err
         .write_all(text.as_bytes())
@@ -58,6 +83,18 @@ pub(crate) use {note, out};
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn one_line_escapes_control_characters_only() {
+        assert_eq!(
+            one_line("cannot read /tmp/a b/é.env"),
+            "cannot read /tmp/a b/é.env"
+        );
+        assert_eq!(
+            one_line("cannot read /tmp/nl\ndir/\u{1b}[2J.env\r\t"),
+            "cannot read /tmp/nl\\ndir/\\u{1b}[2J.env\\r\\t"
+        );
+    }
 
     #[test]
     fn a_closed_pipe_is_quiet_and_other_failures_are_errors() {

@@ -90,12 +90,20 @@ pub(crate) fn no_terminal(e: &io::Error) -> bool {
 
 /// Prints `vault: warning: …` on stderr.
 pub(crate) fn warn(msg: &str) {
-    output::stderr_line(&format!("vault: {}: {msg}", paint("warning", "33")));
+    output::stderr_painted_line(&format!(
+        "vault: {}: {}",
+        paint("warning", "33"),
+        output::one_line(msg)
+    ));
 }
 
 /// Prints `vault: note: …` on stderr.
 pub(crate) fn note(msg: &str) {
-    output::stderr_line(&format!("vault: {}: {msg}", paint("note", "36")));
+    output::stderr_painted_line(&format!(
+        "vault: {}: {}",
+        paint("note", "36"),
+        output::one_line(msg)
+    ));
 }
 
 /// Prints an error as `vault: error: …` and its `hint: …` on stderr;
@@ -104,9 +112,13 @@ pub(crate) fn report(e: &Error) {
     if e.is_quiet() {
         return;
     }
-    output::stderr_line(&format!("vault: {}: {}", paint("error", "31"), e.message()));
+    output::stderr_painted_line(&format!(
+        "vault: {}: {}",
+        paint("error", "31"),
+        output::one_line(e.message())
+    ));
     if let Some(h) = e.hint_text() {
-        output::stderr_line(&format!("{}: {h}", paint("hint", "36")));
+        output::stderr_painted_line(&format!("{}: {}", paint("hint", "36"), output::one_line(h)));
     }
 }
 

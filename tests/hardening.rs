@@ -1033,3 +1033,34 @@ fn a_usage_error_never_echoes_a_private_key() {
         .fails(2)
         .stderr_has("unrecognized subcommand 'bogus'");
 }
+
+/// A file name is printed as it is, except its control characters: a
+/// newline or an escape sequence in a path (`vault import $'x\ny/.env'`)
+/// is shown escaped, so an error stays one line (plus its hint) and never
+/// drives the terminal.
+#[test]
+fn a_control_character_in_a_path_never_splits_or_paints_an_error() {
+    let env = Env::new().init();
+    let odd = env.path("nl\ndir/\u{1b}[2J.env");
+    let odd = odd.to_str().unwrap();
+    for args in [
+        vec!["import", odd],
+        vec!["--vault", odd, "secret", "list"],
+        vec!["run", &format!("--dotenv={odd}"), "--", "true"],
+    ] {
+        let out = env.vault(&args).run().fails(1);
+        assert!(
+            out.stderr.contains("nl\\ndir/\\u{1b}[2J.env"),
+            "{args:?}: {}",
+            out.stderr
+        );
+        assert!(!out.stderr.contains('\u{1b}'), "{args:?}: {}", out.stderr);
+        for line in out.stderr.lines() {
+            assert!(
+                line.starts_with("vault: error: ") || line.starts_with("hint: "),
+                "{args:?}: {}",
+                out.stderr
+            );
+        }
+    }
+}
