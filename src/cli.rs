@@ -832,7 +832,7 @@ fn parse_from(args: Vec<OsString>) -> Result<Cli, clap::Error> {
 
 /// `parse_from` with the whole command tree.
 fn whole(args: &[OsString]) -> Result<Cli, clap::Error> {
-    let matches = Cli::command().try_get_matches_from(args)?;
+    let matches = empty_env_unset(Cli::command()).try_get_matches_from(args)?;
     let cli = Cli::from_arg_matches(&matches).map_err(|e| e.format(&mut Cli::command()))?;
     Ok(with_sources(cli, &matches))
 }
@@ -866,7 +866,7 @@ fn with_sources(mut cli: Cli, matches: &ArgMatches) -> Cli {
 /// and the whole tree parses it again, so that every message and every
 /// suggestion is the whole tree's.
 fn narrowed(args: &[OsString]) -> Option<(ArgMatches, Cli)> {
-    let root = Global::augment_args(clap::Command::new("vault"));
+    let root = empty_env_unset(Global::augment_args(clap::Command::new("vault")));
     let name = subcommand_name(&root, args)?;
     let all = Command::augment_subcommands(clap::Command::new("vault"));
     let sub = all.find_subcommand(name)?.clone();
@@ -874,6 +874,26 @@ fn narrowed(args: &[OsString]) -> Option<(ArgMatches, Cli)> {
     let matches = root.try_get_matches_from(args).ok()?;
     let cli = Cli::from_arg_matches(&matches).ok()?;
     Some((matches, cli))
+}
+
+/// `cmd` without the environment variable of each option whose variable
+/// is set but empty: `VAULT_FILE= vault run …` means "no VAULT_FILE", as
+/// an unset variable does (for clap it was a `--vault` with no value, a
+/// usage error naming an option the user never typed).
+fn empty_env_unset(mut cmd: clap::Command) -> clap::Command {
+    let empty: Vec<clap::Id> = cmd
+        .get_arguments()
+        .filter(|a| {
+            a.get_env()
+                .and_then(std::env::var_os)
+                .is_some_and(|v| v.is_empty())
+        })
+        .map(|a| a.get_id().clone())
+        .collect();
+    for id in empty {
+        cmd = cmd.mut_arg(id, |a| a.env(None));
+    }
+    cmd
 }
 
 /// The first word of `args` (after the program's name) that is neither an

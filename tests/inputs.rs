@@ -102,3 +102,41 @@ fn run_with_an_environment_too_large_to_exec() {
         .stderr_has("too large")
         .lacks("value-000001");
 }
+
+/// An environment variable set but empty is one not set, as for most
+/// tools (`VAULT_ENV= vault run …` to step out of a project's setting):
+/// `VAULT_FILE=` was a usage error about a `--vault` no one typed.
+#[test]
+fn an_empty_vault_variable_is_an_unset_one() {
+    let env = Env::with_passphrase("pw").init();
+    env.vault(["secret", "create", "db", "K=v"]).run().success();
+    for var in [
+        "VAULT_DIR",
+        "VAULT_FILE",
+        "VAULT_IDENTITY",
+        "VAULT_ENV",
+        "VAULT_PASSPHRASE_FILE",
+    ] {
+        let out = env.vault(["secret", "list"]).env(var, "");
+        let out = if var == "VAULT_PASSPHRASE_FILE" {
+            // Without it there is no passphrase: the error is that, not
+            // a usage error about --passphrase-file.
+            out.run().fails(1)
+        } else {
+            let out = out.run().success();
+            assert!(out.stdout.contains("db"), "{var}: {}", out.stdout);
+            out
+        };
+        assert!(
+            !out.stderr.contains("a value is required"),
+            "{var}: {}",
+            out.stderr
+        );
+    }
+    // The option given on the command line still wins.
+    env.vault(["--vault", "elsewhere.age", "secret", "list"])
+        .env("VAULT_FILE", "")
+        .run()
+        .fails(1)
+        .stderr_has("elsewhere.age");
+}

@@ -27,6 +27,10 @@ const ENVIRONMENT: &[(&str, &str)] = &[
         "A file whose first line is the passphrase (like --passphrase-file); refused if group or others may read it.",
     ),
     (
+        "VAULT_ENV",
+        "The environment to work in (like -e/--env); else the project's env, else main. This and the variables above count as unset when set to the empty string.",
+    ),
+    (
         "VAULT_PASSPHRASE",
         "The passphrase itself, for scripts. Never passed to the command that vault run starts.",
     ),
