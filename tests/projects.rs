@@ -796,3 +796,31 @@ fn a_pulled_change_to_a_dotenv_file_of_references_needs_a_new_allow() {
         .success();
     assert_eq!(out.stdout, "main-pw|app|hunter2-aws");
 }
+
+/// `vault.toml` is committed: a vault file given by an absolute path
+/// inside the project (`VAULT_FILE=$PWD/secrets.vault`) is written
+/// relative to it, so it holds in every checkout; one outside stays as
+/// given.
+#[test]
+fn project_init_writes_a_vault_inside_the_project_relative() {
+    let (env, proj) = world();
+    let proj = fs::canonicalize(&proj).unwrap();
+    env.vault(["project", "init", "--force"])
+        .env("VAULT_FILE", proj.join("team/secrets.vault"))
+        .current_dir(&proj)
+        .run()
+        .success();
+    let text = fs::read_to_string(proj.join("vault.toml")).unwrap();
+    assert!(text.contains("\nvault = \"team/secrets.vault\""), "{text}");
+    let outside = env.path("elsewhere.vault");
+    env.vault(["project", "init", "--force"])
+        .env("VAULT_FILE", &outside)
+        .current_dir(&proj)
+        .run()
+        .success();
+    let text = fs::read_to_string(proj.join("vault.toml")).unwrap();
+    assert!(
+        text.contains(&format!("\nvault = \"{}\"", outside.display())),
+        "{text}"
+    );
+}

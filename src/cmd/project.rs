@@ -91,8 +91,19 @@ pub(crate) fn init(ctx: &Context, command: ProjectCommand) -> Result<()> {
         return Err(Error::new(format!("{} already exists", path.display()))
             .hint("edit it, or pass --force to replace it"));
     }
+    // The file is committed: a vault given by an absolute path inside
+    // this folder (`VAULT_FILE=$PWD/secrets.vault`) is written relative,
+    // so that it holds in every checkout.
+    let vault = ctx
+        .scope
+        .vault_flag
+        .as_deref()
+        .map(|v| match v.strip_prefix(&cwd) {
+            Ok(inside) if !inside.as_os_str().is_empty() => inside,
+            _ => v,
+        });
     let text = template(
-        ctx.scope.vault_flag.as_deref(),
+        vault,
         ctx.scope.env_flag.as_deref(),
         &secrets,
         &dotenv,
@@ -143,7 +154,7 @@ fn template(
         vault.is_some(),
         "vault",
         toml::Value::String(vault_value.unwrap_or_else(|| "secrets.vault".into())).to_string(),
-        "a vault file, relative to this file",
+        "a vault file; a relative path starts here",
     );
     t += &line(
         env.is_some(),
