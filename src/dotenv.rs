@@ -80,6 +80,10 @@ pub struct Entry {
     pub value: Zeroizing<String>,
     /// 1-based line of the definition the value comes from.
     pub(crate) line: usize,
+    /// Whether the value is the text as written, with nothing substituted
+    /// into it (`$NAME` brought nothing in): only such a value can be a
+    /// `vault://` reference, so that a reference is always there to read.
+    pub(crate) as_written: bool,
 }
 
 impl fmt::Debug for Entry {
@@ -515,6 +519,7 @@ fn define(
     budget: &mut usize,
 ) -> Result<(), String> {
     let command = runs_a_command(&raw);
+    let mut as_written = true;
     let (value, mut warnings) = if opts.expand && raw.expandable {
         let mut ex = Expander {
             text: &raw.text,
@@ -533,6 +538,7 @@ fn define(
         ex.expand(0, raw.text.len(), 0)
             .map_err(|reason| format!("{key}: {reason}"))?;
         *budget = ex.budget;
+        as_written = *ex.out == *raw.text;
         (ex.out, ex.warnings)
     } else {
         (raw.text, Vec::new())
@@ -557,12 +563,14 @@ fn define(
         }
         entry.value = value;
         entry.line = line;
+        entry.as_written = as_written;
     } else {
         index.insert(key.to_owned(), out.entries.len());
         out.entries.push(Entry {
             key: key.to_owned(),
             value,
             line,
+            as_written,
         });
     }
     Ok(())

@@ -232,7 +232,9 @@ impl Project {
         if let Some(name) = envs.keys().find(|n| !is_secret_name(n)) {
             return Err(bad(
                 path,
-                find_line(text, &format!("[env.{name}]")),
+                find_line(text, &format!("[env.{name}]"))
+                    .or_else(|| find_line(text, &format!("[env.\"{name}\"]")))
+                    .or_else(|| find_line(text, &format!("[env.'{name}']"))),
                 format!("`{}` is not a valid environment name", printable(name)),
             ));
         }
@@ -449,10 +451,25 @@ fn parse_toml<T: serde::de::DeserializeOwned>(
     first_line: usize,
 ) -> Result<T> {
     toml::from_str(text).map_err(|e: toml::de::Error| {
-        let line = e
-            .span()
-            .map(|s| first_line + line_of(text.as_bytes(), s.start));
-        bad(path, line, first_line_of(e.message()))
+        let start = e.span().map(|s| s.start);
+        let line = start.map(|s| first_line + line_of(text.as_bytes(), s));
+        let mut what = first_line_of(e.message());
+        // The key whose value it is, from the line the value starts on.
+        let key = start
+            .and_then(|s| text[..s.min(text.len())].rsplit('\n').next())
+            .and_then(|l| l.split_once('='))
+            .map(|(k, _)| k.trim())
+            .filter(|k| {
+                !k.is_empty()
+                    && k.chars()
+                        .all(|c| c.is_ascii_alphanumeric() || "_-".contains(c))
+            });
+        if let Some(key) = key
+            && what.starts_with("a ")
+        {
+            what = format!("`{key}`: {what}");
+        }
+        bad(path, line, what)
     })
 }
 
@@ -474,8 +491,44 @@ fn bad(path: &Path, line: Option<usize>, what: String) -> Error {
     )
 }
 
+/// serde's message, first line, reworded for a person and never holding
+/// the text of a value: `invalid type: string "sk_live_…", expected a
+/// sequence` is a pasted value where a list of names belongs, so it reads
+/// `a string where a list (["…"]) belongs`; Rust type names are not shown.
 fn first_line_of(s: &str) -> String {
-    s.lines().next().unwrap_or(s).trim().to_string()
+    let line = s.lines().next().unwrap_or(s).trim();
+    // Only the tables' document expects nothing but `env`.
+    if let Some(name) = line
+        .strip_prefix("unknown field `")
+        .and_then(|r| r.strip_suffix("`, expected `env`"))
+    {
+        return format!(
+            "unknown table `[{name}]`: only `[env.NAME]` tables may follow the settings"
+        );
+    }
+    let Some(rest) = line
+        .strip_prefix("invalid type: ")
+        .or_else(|| line.strip_prefix("invalid value: "))
+    else {
+        return line.to_string();
+    };
+    let (found, expected) = rest.rsplit_once(", expected ").unwrap_or((rest, ""));
+    let found = match found.split(' ').next().unwrap_or("") {
+        "string" => "a string",
+        "integer" | "floating" => "a number",
+        "boolean" => "true or false",
+        "sequence" => "a list",
+        "map" => "a table",
+        _ => "a value of another kind",
+    };
+    let expected = match expected {
+        "a sequence" => "a list ([\"…\"])",
+        "a string" => "a string (\"…\")",
+        e if e.starts_with("struct ") || e.starts_with("map") => "a table",
+        "" => return format!("{found} is not allowed here"),
+        e => e,
+    };
+    format!("{found} where {expected} belongs")
 }
 
 /// 1-based line number of byte `offset`.
@@ -591,6 +644,49 @@ mod tests {
         parse(text).unwrap_err().message().to_string()
     }
 
+    /// A value pasted where names belong is never echoed, and no Rust
+    /// type name reaches the user.
+    #[test]
+    fn type_errors_name_the_key_and_never_the_value() {
+        let dir = std::path::Path::new("/p/vault.toml");
+        for (text, want) in [
+            (
+                "secrets = \"sk_live_hunter2\"\n",
+                "line 1: `secrets`: a string where a list ([\"…\"]) belongs",
+            ),
+            (
+                "# x\nvault = 3\n",
+                "line 2: `vault`: a number where a string",
+            ),
+            (
+                "[env]\nprod = 1\n",
+                "line 2: `prod`: a number where a table belongs",
+            ),
+            (
+                "[other]\nx = 1\n",
+                "line 1: unknown table `[other]`: only `[env.NAME]` tables",
+            ),
+            (
+                "[env.prod]\nrequire = \"hunter2\"\n",
+                "line 2: `require`: a string where a list",
+            ),
+            (
+                "[env.\"bad/x\"]\n",
+                "line 1: `bad/x` is not a valid environment name",
+            ),
+        ] {
+            let e = Project::parse(dir, text.as_bytes())
+                .map(|_| ())
+                .unwrap_err();
+            let m = e.message();
+            assert!(m.contains(want), "{text:?}: {m}");
+            assert!(
+                !m.contains("hunter2") && !m.contains("Raw"),
+                "{text:?}: {m}"
+            );
+        }
+    }
+
     #[test]
     fn full_file() {
         let p = parse(
@@ -643,7 +739,7 @@ secrets = ["db", "stripe", "sentry"]
     fn unknown_tables_are_named() {
         let e = err("secrets = []\n[envs.prod]\nsecrets = []\n");
         assert!(
-            e.starts_with("/p/vault.toml, line 2: unknown field `envs`"),
+            e.starts_with("/p/vault.toml, line 2: unknown table `[envs]`"),
             "{e}"
         );
         let e = err("[env.prod]\nsecrets = [\"a\"]\n[env.ci]\nbogus = true\n");

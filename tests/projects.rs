@@ -184,8 +184,13 @@ fn run_uses_the_project_sources_first_then_the_command_line() {
         .vault(["run", "--set", "PGUSER=cli", "--explain"])
         .current_dir(&deep)
         .run()
-        .success()
-        .stderr_has(&format!("Project {}", toml.display()));
+        .success();
+    // All of the answer on stdout (`--explain 2>/dev/null` keeps it).
+    assert!(
+        out.stdout
+            .starts_with(&format!("Project {} (environment main)", toml.display())),
+        "{out:#?}"
+    );
     assert!(
         out.stdout
             .contains(&format!("secret:db ({})", toml.display())),
@@ -508,6 +513,13 @@ fn check_names_every_missing_secret_and_key() {
         out.stderr.contains("[main] no secret named `stripe`"),
         "{out:#?}"
     );
+    // The current environment first, and each once.
+    let out = env
+        .vault(["check", "--all-envs", "-e", "prod"])
+        .current_dir(&proj)
+        .run()
+        .success();
+    assert_eq!(out.stdout.matches("ok  prod").count(), 1, "{out:#?}");
     env.vault(["check", "-e", "prd"])
         .current_dir(&proj)
         .run()
@@ -823,4 +835,120 @@ fn project_init_writes_a_vault_inside_the_project_relative() {
         text.contains(&format!("\nvault = \"{}\"", outside.display())),
         "{text}"
     );
+}
+
+/// The attack: a `git pull` changes an allowed project's plain `.env`
+/// (not hashed: it holds no `vault://`) into one that assembles a
+/// reference by expansion. Refused, nothing run, no value shown; so is a
+/// reference expanded into a longer value, which would be passed on as
+/// text. A reference written out in full still resolves.
+#[test]
+fn a_reference_assembled_by_expansion_is_refused() {
+    let (env, proj) = world();
+    fs::write(proj.join("vault.toml"), "dotenv = [\".env\"]\n").unwrap();
+    fs::write(proj.join(".env"), "PLAIN=1\n").unwrap();
+    env.vault(["allow"]).current_dir(&proj).run().success();
+    for text in [
+        "P=vault:\nSTOLEN=${P}//db/PGPASSWORD\n",
+        "P=vault://db\nSTOLEN=$P/PGPASSWORD\n",
+        "A=vault://db/PGPASSWORD\nURL=postgres://app:${A}@db\n",
+        "A=vault://db/PGPASSWORD\nCOPY=${A}\n",
+    ] {
+        fs::write(proj.join(".env"), text).unwrap();
+        if text.contains("vault://") {
+            // Hashed with vault.toml: even allowed, it is refused.
+            env.vault(["allow"]).current_dir(&proj).run().success();
+        }
+        env.vault(["run", "--", "sh", "-c", "echo RAN $STOLEN $URL $COPY"])
+            .current_dir(&proj)
+            .run()
+            .fails(1)
+            .stderr_has("holds vault:// only once `$` names are expanded")
+            .lacks("RAN")
+            .lacks("main-pw");
+    }
+    // Single quotes keep `$` literal: that is text as written.
+    fs::write(
+        proj.join(".env"),
+        "A=vault://db/PGPASSWORD\nB='see ${A}'\nC=\"vault://db/PGUSER\"\n",
+    )
+    .unwrap();
+    env.vault(["allow"]).current_dir(&proj).run().success();
+    let out = env
+        .vault([
+            "run",
+            "--",
+            "sh",
+            "-c",
+            "printf '%s|%s|%s' \"$A\" \"$B\" \"$C\"",
+        ])
+        .current_dir(&proj)
+        .run()
+        .success();
+    assert_eq!(out.stdout, "main-pw|see ${A}|app");
+}
+
+/// Inside an allowed project, a dotenv file reached through `..` is not
+/// in its folder: its references resolve nothing.
+#[test]
+fn a_dotenv_file_outside_the_project_by_dot_dot_is_not_the_projects() {
+    let (env, proj) = world();
+    fs::write(proj.join("vault.toml"), "# refs\n").unwrap();
+    env.vault(["allow"]).current_dir(&proj).run().success();
+    let other = env.home.join("other");
+    fs::create_dir_all(&other).unwrap();
+    fs::write(other.join("refs.env"), "X=vault://db/PGPASSWORD\n").unwrap();
+    env.vault(["run", "--dotenv", "../other/refs.env", "--", "true"])
+        .current_dir(&proj)
+        .run()
+        .fails(1)
+        .stderr_has("references resolve only in an allowed project")
+        .lacks("main-pw");
+}
+
+/// A project not allowed stops what would use it, and nothing else: the
+/// list of templates is built into vault and reaches no vault.
+#[test]
+fn a_project_not_allowed_does_not_stop_what_reaches_no_vault() {
+    let (env, proj) = world();
+    fs::write(proj.join("vault.toml"), "secrets = [\"db\"]\n").unwrap();
+    env.vault(["secret", "list"])
+        .current_dir(&proj)
+        .run()
+        .success();
+    env.vault(["run", "--", "true"])
+        .current_dir(&proj)
+        .run()
+        .fails(1)
+        .stderr_has("is not allowed");
+    env.vault(["secret", "templates"])
+        .current_dir(&proj)
+        .run()
+        .success()
+        .stdout_has("postgres");
+}
+
+/// `vault deny PATH` forgets a project deleted since it was allowed (its
+/// entry in allowed.json would otherwise stay for ever), and outside a
+/// project its hint names `deny`, not `allow`.
+#[test]
+fn deny_forgets_a_deleted_project_and_its_hint_names_deny() {
+    let (env, proj) = world();
+    let toml = proj.join("vault.toml");
+    fs::write(&toml, "secrets = [\"db\"]\n").unwrap();
+    env.vault(["allow"]).current_dir(&proj).run().success();
+    let real = fs::canonicalize(&toml).unwrap();
+    let listed = || fs::read_to_string(env.dir.join("allowed.json")).unwrap();
+    assert!(listed().contains(real.to_str().unwrap()));
+    fs::remove_file(&toml).unwrap();
+    env.vault(["deny", toml.to_str().unwrap()])
+        .run()
+        .success()
+        .stderr_has("Denied");
+    assert!(!listed().contains(real.to_str().unwrap()), "{}", listed());
+    env.vault(["deny"])
+        .current_dir(&env.home)
+        .run()
+        .fails(1)
+        .stderr_has("`vault deny path/to/vault.toml`");
 }

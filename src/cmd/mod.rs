@@ -26,7 +26,7 @@ mod table;
 mod trust;
 
 use crate::{
-    cli::{Command, GitCommand, Lazy},
+    cli::{Command, GitCommand, Lazy, SecretCommand},
     context::Context,
     error::Result,
     project::Use,
@@ -50,6 +50,8 @@ pub(crate) fn project_use(command: &Command) -> Use {
         Command::Git(Lazy(GitCommand::Show { file: Some(_), .. } | GitCommand::Merge { .. })) => {
             Use::Nothing
         }
+        // A list built into vault: no vault, so no project either.
+        Command::Secret(Lazy(SecretCommand::Templates { .. })) => Use::Nothing,
         Command::Init
         | Command::Git(_)
         | Command::Secret(_)

@@ -25,7 +25,7 @@ use crate::{
 
 /// `vault allow [PATH]`: records the file's path and SHA-256.
 pub(crate) fn allow(ctx: &Context, path: Option<&Path>) -> Result<()> {
-    let path = locate(path)?;
+    let path = locate(path, "allow")?;
     // A file that does not parse is not worth trusting: say why now.
     let p = Project::load(&path)?;
     let changed = Allowed::update(&ctx.paths.dir, &p.path, Some(p.digest_hex()))?;
@@ -44,7 +44,21 @@ pub(crate) fn allow(ctx: &Context, path: Option<&Path>) -> Result<()> {
 
 /// `vault deny [PATH]`: forgets the file, so it runs nothing again.
 pub(crate) fn deny(ctx: &Context, path: Option<&Path>) -> Result<()> {
-    let path = locate(path)?;
+    let path = match path {
+        // A project deleted (or moved) since: its entry is forgotten by
+        // the path it was allowed at.
+        Some(p) if !p.exists() => {
+            let abs = std::path::absolute(p).map_err(|e| Error::io("resolve", p, e))?;
+            match (
+                abs.parent().and_then(|d| std::fs::canonicalize(d).ok()),
+                abs.file_name(),
+            ) {
+                (Some(dir), Some(name)) => dir.join(name),
+                _ => abs,
+            }
+        }
+        given => locate(given, "deny")?,
+    };
     if Allowed::update(&ctx.paths.dir, &path, None)? {
         note!(
             "Denied {}: it runs nothing until `vault allow`",
@@ -59,7 +73,7 @@ pub(crate) fn deny(ctx: &Context, path: Option<&Path>) -> Result<()> {
 /// The project file `allow`/`deny` act on: PATH as a file, or the upward
 /// search from PATH (a folder) or the current folder. Canonical, as the
 /// search finds it, so that allowing by either route records one path.
-fn locate(given: Option<&Path>) -> Result<PathBuf> {
+fn locate(given: Option<&Path>, verb: &str) -> Result<PathBuf> {
     let start = match given {
         Some(p) if !p.is_dir() => {
             return std::fs::canonicalize(p).map_err(|e| Error::io("open", p, e));
@@ -72,7 +86,9 @@ fn locate(given: Option<&Path>) -> Result<PathBuf> {
             "no {FILE_NAME} in {} or the folders above it ({stop})",
             start.display()
         ))
-        .hint("`vault project init` writes one; or pass the file: `vault allow path/to/vault.toml`")
+        .hint(format!(
+            "`vault project init` writes one; or pass the file: `vault {verb} path/to/vault.toml`"
+        ))
     })
 }
 
@@ -206,7 +222,9 @@ pub(crate) fn check(ctx: &Context, all_envs: bool) -> Result<()> {
     let mut envs = vec![ctx.scope.env.clone()];
     if all_envs {
         envs.extend(p.env_names().map(str::to_string));
-        envs.dedup();
+        // Once each, the current one first (`-e prod --all-envs`).
+        let mut seen = std::collections::HashSet::new();
+        envs.retain(|e| seen.insert(e.clone()));
     }
     let invoking: Vec<(OsString, OsString)> = std::env::vars_os().collect();
     let mut secrets = Secrets::new(ctx);

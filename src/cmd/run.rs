@@ -167,11 +167,14 @@ impl<'a> Secrets<'a> {
     /// allowed. A cloned repository without one (or with one you did not
     /// allow) must not pull your secrets through a `.env` it ships.
     fn may_resolve(&self, path: &Path) -> bool {
+        // By the real paths: `--dotenv ../other/.env` is not inside.
+        let real = |p: &Path| std::fs::canonicalize(p).ok();
         self.ctx
             .scope
             .project
             .as_ref()
-            .is_some_and(|p| path.starts_with(&p.dir))
+            .and_then(|p| Some((real(path)?, real(&p.dir)?)))
+            .is_some_and(|(file, dir)| file.starts_with(dir))
     }
 
     /// Whether the vault holds `env`: an unknown environment is an error
@@ -477,6 +480,20 @@ pub(crate) fn read_dotenv(
         let in_file =
             |e: Error| Error::new(format!("{shown}, line {}: {}", entry.line, e.message()));
         let key = EnvKey::parse(&entry.key).map_err(in_file)?;
+        if !entry.as_written && entry.value.contains("vault://") {
+            // `P=vault:` then `X=${P}//db/KEY`, or `URL=…${REF}…`: a
+            // reference assembled by expansion is none that a reader of
+            // the file (or its allowed hash) sees, and one expanded into
+            // another value would be passed on as text.
+            bad.push(
+                Error::new(format!(
+                    "{shown}, line {}: `{key}` holds vault:// only once `$` names are expanded",
+                    entry.line
+                ))
+                .hint("write a reference out in full as the whole value (KEY=vault://NAME/KEY); to build a value from stored keys use `vault render`"),
+            );
+            continue;
+        }
         let value = match Reference::parse(&entry.value) {
             None => SecretValue::new(&key, entry.value).map_err(in_file)?,
             Some(Err(())) => {
@@ -587,12 +604,19 @@ pub(crate) fn missing_keys(env: &ChildEnv, required: &[EnvKey]) -> Result<()> {
 /// overrode; values masked; nothing runs. Failed `--require` and
 /// `--conflicts=error` checks are warnings here, so the answer is still shown.
 pub(super) fn explain(ctx: &Context, env: &ChildEnv, args: &EnvArgs) -> Result<()> {
+    // The answer goes to stdout, all of it (DESIGN "Errors and exit
+    // codes"); JSON stays JSON, so there the project is a note.
     if let Some(p) = &ctx.scope.project {
-        note!(
+        let line = format!(
             "Project {} (environment {}): its sources come first",
             p.path.display(),
             ctx.scope.env
         );
+        if args.json {
+            note!("{line}");
+        } else {
+            out!("{line}")?;
+        }
     }
     let rows = env.explain();
     if args.json {
@@ -602,7 +626,7 @@ pub(super) fn explain(ctx: &Context, env: &ChildEnv, args: &EnvArgs) -> Result<(
             .collect();
         out!("{}", serde_json::to_string_pretty(&arr).unwrap_or_default())?;
     } else if rows.is_empty() {
-        note!("No source sets any key: the command would get only the base environment.");
+        out!("No source sets any key: the command would get only the base environment.")?;
     } else {
         let table_rows: Vec<Vec<String>> = rows
             .iter()
