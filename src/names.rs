@@ -24,6 +24,14 @@ impl SecretName {
     pub fn parse(s: &str) -> Result<Self> {
         if is_secret_name(s) {
             Ok(SecretName(s.to_string()))
+        } else if let Some((name, _)) = s.split_once('=') {
+            // `vault secret create API_KEY=sk_live_…` (the name forgotten):
+            // what follows `=` may be a secret, so it is not shown.
+            Err(Error::new(format!(
+                "invalid secret name `{}=…` (what follows `=` is not shown)",
+                printable(name)
+            ))
+            .hint("name the secret first: `vault secret create NAME KEY=VALUE…`"))
         } else {
             Err(Error::new(format!("invalid secret name `{}`", printable(s))).hint(
                 "a secret name is 1-64 characters of letters, digits, `.`, `_` and `-`, starting with a letter or digit",

@@ -1241,6 +1241,13 @@ pub(crate) fn copy(
     replace: bool,
 ) -> Result<usize> {
     let entries = entries(conn, from, name)?;
+    if !replace && exists(conn, to, name)? {
+        // Named even when it is `main`: a copy is between two.
+        return Err(Error::new(format!(
+            "a secret named `{name}` already exists in environment `{to}`"
+        ))
+        .hint("pass --force to replace it there"));
+    }
     create_secret(conn, to, name, &entries, replace)?;
     rotation::carry(conn, from, to, name)?;
     Ok(entries.len())

@@ -82,9 +82,17 @@ pub(crate) fn identity_text(ctx: &Context) -> Result<Zeroizing<String>> {
     fsio::check_vault_dir(&ctx.paths.dir)?;
     let sealed_path = &ctx.paths.identity;
     if !sealed_path.exists() {
-        return Err(Error::new(format!("no identity at {}", sealed_path.display())).hint(
-            "create one with `vault init`, or pass an age identity file with --identity / VAULT_IDENTITY",
-        ));
+        let e = Error::new(format!("no identity at {}", sealed_path.display()));
+        // With the vault still there, `vault init` would refuse (it never
+        // buries a vault under a new key): the way back is the old key.
+        return Err(if ctx.paths.file.exists() {
+            e.hint(format!(
+                "restore identity.age from a backup, or open {} with the age identity it is encrypted to (--identity / VAULT_IDENTITY)",
+                ctx.paths.file.display()
+            ))
+        } else {
+            e.hint("create one with `vault init`, or pass an age identity file with --identity / VAULT_IDENTITY")
+        });
     }
     let sealed = fsio::read(sealed_path)?;
     let pass = passphrase(ctx, "Passphrase for the vault: ")?;

@@ -44,6 +44,18 @@ fn import_finds_the_nearest_env_upward_and_names_it_after_the_folder() {
         .run()
         .success();
     assert_eq!(export_json(&env, &["myapp"]).len(), 1);
+    // A path through `..` names the real folder, not `..`.
+    env.write("myapp/.env.production", "DB_HOST=prod\n");
+    env.vault(["import", "../.env.production"])
+        .current_dir(env.path("myapp/src"))
+        .run()
+        .success()
+        .stderr_has("as `myapp-production`");
+    env.vault(["import", "--dry-run", "../../.env"])
+        .current_dir(env.path("myapp/src/deep"))
+        .run()
+        .success()
+        .stdout_has("myapp");
 }
 
 #[test]

@@ -207,6 +207,10 @@ fn secret_copy_to_another_environment() {
         .run()
         .fails(1)
         .stderr_has("already exists in environment `prod`");
+    env.vault(["-e", "prod", "secret", "copy", "db", "--to-env", "main"])
+        .run()
+        .fails(1)
+        .stderr_has("already exists in environment `main`");
     env.vault(["secret", "copy", "db", "--to-env", "staging"])
         .run()
         .success()

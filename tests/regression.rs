@@ -102,6 +102,13 @@ fn missing_identity_age_does_not_make_a_new_one() {
         .fails(1)
         .stderr_has("no identity at")
         .stderr_has("restore identity.age from a backup");
+    // A read says so too, not `vault init` (which refuses: the vault is
+    // there).
+    env.vault(["secret", "list"])
+        .run()
+        .fails(1)
+        .stderr_has("restore identity.age from a backup")
+        .lacks("vault init");
     assert!(!identity.exists());
     assert_eq!(fs::read(env.file()).unwrap(), before);
 }

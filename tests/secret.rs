@@ -67,6 +67,28 @@ fn bare_key_reads_stdin_less_one_newline() {
         .run()
         .fails(1)
         .stderr_has("only one can read stdin");
+    // A file read from stdin and a key with no value: one would get
+    // nothing, so neither runs.
+    for args in [
+        &["secret", "create", "three", "--from-json", "-", "A"][..],
+        &["secret", "create", "three", "--from-dotenv", "-", "A"][..],
+        &[
+            "secret",
+            "create",
+            "three",
+            "--from-dotenv",
+            "-",
+            "--from-json",
+            "-",
+        ][..],
+    ] {
+        env.vault(args)
+            .stdin("{\"X\": \"1\"}")
+            .run()
+            .fails(1)
+            .stderr_has("stdin can be read once");
+    }
+    env.vault(["secret", "show", "three"]).run().fails(1);
 }
 
 #[test]
@@ -165,6 +187,10 @@ fn a_value_typed_where_a_key_belongs_is_not_echoed() {
         &["secret", "unset", "db", "PW=hunter2"][..],
         &["secret", "generate", "db", "PW=hunter2"][..],
         &["run", "-s", "db", "--require", "PW=hunter2", "--", "true"][..],
+        // The secret's name forgotten: its first pair is taken for it.
+        &["secret", "create", "PW=hunter2"][..],
+        &["secret", "set", "PW=hunter2", "X=1"][..],
+        &["run", "-s", "PW=hunter2", "--", "true"][..],
     ] {
         let out = env.vault(args).run().fails(1).stderr_has("`PW=…`");
         assert!(!out.stderr.contains("hunter2"), "{args:?}: {}", out.stderr);

@@ -124,7 +124,7 @@ fn plan_one(file: PathBuf, args: &ImportArgs) -> Result<Planned> {
         expand: !args.no_expand,
         skip_invalid: args.skip_invalid,
     };
-    let entries = input::from_dotenv(&file, &opts)?.into_vec();
+    let entries = input::from_dotenv(&file, &opts, true)?.into_vec();
     // A committed .env may point at stored keys (`vault://NAME/KEY`): the
     // pointer is imported as written; `run --dotenv` is what resolves it.
     for (key, value) in &entries {
@@ -184,10 +184,19 @@ fn secret_name_for(file: &Path, given: Option<&str>) -> Result<SecretName> {
     let suffix = file_name.strip_prefix(".env.").filter(|s| !s.is_empty());
     let base = match given {
         Some(n) => n.to_string(),
+        // The folder by its real path: `../.env` names the folder above,
+        // not `..` (the file itself may be a symlink; its folder decides).
         None => file
             .parent()
-            .and_then(Path::file_name)
-            .map(|n| n.to_string_lossy().into_owned())
+            .map(|d| {
+                let d = if d.as_os_str().is_empty() {
+                    Path::new(".")
+                } else {
+                    d
+                };
+                std::fs::canonicalize(d).unwrap_or_else(|_| d.to_path_buf())
+            })
+            .and_then(|d| d.file_name().map(|n| n.to_string_lossy().into_owned()))
             .unwrap_or_default(),
     };
     let name = match (given, suffix) {

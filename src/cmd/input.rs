@@ -72,6 +72,39 @@ pub(crate) fn from_args(args: &[SetArg]) -> Result<Pairs> {
     Ok(pairs)
 }
 
+/// Refuses a command line on which stdin would serve two readers (`-` as
+/// `--from-json` and `--from-dotenv`, bare `KEY`s when stdin is no
+/// terminal): the first would take all of it and the second get nothing,
+/// silently an empty value.
+pub(crate) fn one_stdin_reader(files: &[Option<&Path>], args: &[SetArg]) -> Result<()> {
+    let mut readers: Vec<String> = files
+        .iter()
+        .zip(["--from-dotenv -", "--from-json -"])
+        .filter(|(f, _)| f.is_some_and(|f| f == Path::new("-")))
+        .map(|(_, what)| what.to_string())
+        .collect();
+    // Bare keys alone are `from_args`'s to count.
+    if readers.is_empty() {
+        return Ok(());
+    }
+    if !std::io::stdin().is_terminal() {
+        readers.extend(
+            args.iter()
+                .filter(|a| a.split().is_none())
+                .filter_map(|a| EnvKey::parse(a.text()).ok())
+                .map(|k| format!("`{k}` (a key with no value)")),
+        );
+    }
+    if readers.len() > 1 {
+        return Err(Error::new(format!(
+            "stdin can be read once, but {} would read it",
+            readers.join(" and ")
+        ))
+        .hint("give the file by its path, or the values as KEY=VALUE"));
+    }
+    Ok(())
+}
+
 /// The key of the `n`th (from 0) `KEY[=VALUE]` argument. A rejected one is
 /// named by its position, never shown: `create db K=v p@ssw0rd` puts a
 /// value where a key goes, and `p@ss=w0rd` has a value on both sides.
@@ -197,11 +230,15 @@ fn json_kind(v: &serde_json::Value) -> &'static str {
 
 /// A dotenv file read by our own reader, no variables from the invoking
 /// shell (the result must not depend on who imports).
-pub(crate) fn from_dotenv(path: &Path, opts: &dotenv::Options) -> Result<Pairs> {
+/// `skip`: the command has `--skip-invalid`, which the hint may name.
+pub(crate) fn from_dotenv(path: &Path, opts: &dotenv::Options, skip: bool) -> Result<Pairs> {
     let (bytes, source) = read_source(path)?;
     let parsed = dotenv::parse(&bytes, opts, &|_| None).map_err(|e| {
-        Error::new(format!("{source}, {e}"))
-            .hint("fix that line, or pass --skip-invalid to import the rest")
+        Error::new(format!("{source}, {e}")).hint(if skip {
+            "fix that line, or pass --skip-invalid to import the rest"
+        } else {
+            "fix that line (`vault import --skip-invalid` imports the rest of a file)"
+        })
     })?;
     for w in parsed.warnings.iter().chain(&parsed.commands) {
         crate::term::warn(&format!("{source}, {w}"));

@@ -31,9 +31,14 @@ pub(crate) fn run(ctx: &Context, command: SecretCommand) -> Result<()> {
         } => {
             let name = SecretName::parse(&name)?;
             let template = template.as_deref().map(find_template).transpose()?;
+            input::one_stdin_reader(&[from_dotenv.as_deref(), from_json.as_deref()], &pairs)?;
             let mut all = input::Pairs::default();
             if let Some(path) = from_dotenv {
-                all.extend(input::from_dotenv(&path, &dotenv::Options::default())?);
+                all.extend(input::from_dotenv(
+                    &path,
+                    &dotenv::Options::default(),
+                    false,
+                )?);
             }
             if let Some(path) = from_json {
                 all.extend(input::from_json(&path)?);
