@@ -227,6 +227,50 @@ pub(crate) fn looks_like_key_material(s: &str) -> bool {
     upper.contains("AGE-SECRET-KEY-") || upper.contains("-----BEGIN")
 }
 
+/// `text` with every private key in it replaced by `(a private key, not
+/// shown)`: an age secret key (`AGE-SECRET-KEY-1` and its bech32 data), or
+/// a PEM or OpenSSH private key block (from `-----BEGIN … PRIVATE KEY-----`
+/// to its `-----END …-----`, or to the end of `text` when cut short). What
+/// every message on stderr goes through: a key pasted where a path belongs
+/// (`VAULT_IDENTITY="$(cat key.txt)"`) reaches errors as that path.
+pub(crate) fn mask_key_material(text: &str) -> std::borrow::Cow<'_, str> {
+    const MASK: &str = "(a private key, not shown)";
+    if !looks_like_key_material(text) {
+        return text.into();
+    }
+    let upper = text.to_ascii_uppercase();
+    let mut out = String::with_capacity(text.len());
+    let mut i = 0;
+    while i < text.len() {
+        let rest = &upper[i..];
+        if let Some(after) = rest.strip_prefix("AGE-SECRET-KEY-") {
+            let data = after.bytes().take_while(u8::is_ascii_alphanumeric).count();
+            // `AGE-SECRET-KEY-1…` in a message is a shape, not a key.
+            if data >= 8 {
+                out.push_str(MASK);
+                i += "AGE-SECRET-KEY-".len() + data;
+                continue;
+            }
+        }
+        if let Some(after) = rest.strip_prefix("-----BEGIN") {
+            let header_end = after.find("-----").map(|e| 10 + e + 5);
+            if let Some(h) = header_end.filter(|&h| rest[..h].contains("PRIVATE KEY")) {
+                let end = rest[h..]
+                    .find("-----END")
+                    .and_then(|e| rest[h + e + 8..].find("-----").map(|f| h + e + 8 + f + 5))
+                    .unwrap_or(rest.len());
+                out.push_str(MASK);
+                i += end;
+                continue;
+            }
+        }
+        let c = text[i..].chars().next().unwrap_or_default();
+        out.push(c);
+        i += c.len_utf8().max(1);
+    }
+    out.into()
+}
+
 /// User input echoed in an error: control characters escaped, length capped.
 /// Only for names and keys, which are not secret; text that looks like key
 /// material is not shown at all.
@@ -272,6 +316,40 @@ fn edit_distance(a: &str, b: &str) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn key_material_is_masked_wherever_it_sits_in_a_message() {
+        let age = "AGE-SECRET-KEY-1QQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQ9HUNTER";
+        let pem = "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEhunter\n-----END OPENSSH PRIVATE KEY-----";
+        for (text, want) in [
+            (
+                format!("cannot read # created: x\n# public key: age1abc\n{age}: no such file"),
+                "cannot read # created: x\n# public key: age1abc\n(a private key, not shown): no such file",
+            ),
+            (
+                format!("cannot read {pem}: no such file"),
+                "cannot read (a private key, not shown): no such file",
+            ),
+            (
+                "cannot read -----BEGIN RSA PRIVATE KEY-----\nMIIhunter".to_string(),
+                "cannot read (a private key, not shown)",
+            ),
+            // Shapes in messages are no keys.
+            (
+                "not an age identity (`AGE-SECRET-KEY-1…`)".to_string(),
+                "not an age identity (`AGE-SECRET-KEY-1…`)",
+            ),
+            (
+                "-----BEGIN AGE ENCRYPTED FILE----- is armor".to_string(),
+                "-----BEGIN AGE ENCRYPTED FILE----- is armor",
+            ),
+            ("é plain".to_string(), "é plain"),
+        ] {
+            let got = mask_key_material(&text);
+            assert_eq!(got, want);
+            assert!(!got.to_ascii_lowercase().contains("hunter"), "{got}");
+        }
+    }
 
     #[test]
     fn secret_names() {

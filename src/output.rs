@@ -39,10 +39,12 @@ pub(crate) fn stderr_line(text: &str) {
     stderr_painted_line(&one_line(text));
 }
 
-/// `text` with every control character escaped (`char::escape_debug`).
+/// `text` with every private key masked (`names::mask_key_material`) and
+/// every control character escaped (`char::escape_debug`).
 pub(crate) fn one_line(text: &str) -> std::borrow::Cow<'_, str> {
+    let text = crate::names::mask_key_material(text);
     if !text.chars().any(char::is_control) {
-        return text.into();
+        return text;
     }
     let mut out = String::with_capacity(text.len() + 8);
     for c in text.chars() {

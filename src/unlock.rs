@@ -83,6 +83,12 @@ pub(crate) fn identity_text(ctx: &Context) -> Result<Zeroizing<String>> {
     let sealed_path = &ctx.paths.identity;
     if !sealed_path.exists() {
         let e = Error::new(format!("no identity at {}", sealed_path.display()));
+        // In CI a secret that is not defined expands to "": say so.
+        if std::env::var_os(AGE_KEY_VAR).is_some_and(|v| v.is_empty()) {
+            return Err(e.hint(format!(
+                "{AGE_KEY_VAR} is set but empty (is the CI secret that should fill it defined?); it takes the text of an age identity file"
+            )));
+        }
         // With the vault still there, `vault init` would refuse (it never
         // buries a vault under a new key): the way back is the old key.
         return Err(if ctx.paths.file.exists() {
@@ -153,6 +159,15 @@ fn age_key(ask: crypto::AskPassphrase<'_>) -> Result<Option<Keys>> {
 /// `--identity` / `VAULT_IDENTITY`: a key file must be as private as ssh
 /// demands of its keys (a world-readable one was used silently).
 fn identity_file(path: &std::path::Path, ask: crypto::AskPassphrase<'_>) -> Result<Keys> {
+    // `VAULT_IDENTITY="$(cat key.txt)"`: the key's text, not a path.
+    if crate::names::looks_like_key_material(&path.to_string_lossy()) {
+        return Err(Error::new(
+            "--identity / VAULT_IDENTITY holds the text of a key (not shown), not a file's path",
+        )
+        .hint(format!(
+            "put the text in {AGE_KEY_VAR} (`{AGE_KEY_VAR}=\"$(cat key.txt)\"`), or the file's path in VAULT_IDENTITY"
+        )));
+    }
     if path.exists() {
         fsio::check_private(path)?;
     }

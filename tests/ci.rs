@@ -170,6 +170,20 @@ fn malformed_age_key_is_named_never_shown() {
     }
 }
 
+/// A CI secret that is not defined expands to "": an empty VAULT_AGE_KEY
+/// counts as unset, and the error that follows says it was empty.
+#[test]
+fn an_empty_age_key_is_named_in_the_hint() {
+    let env = Env::new().init();
+    fs::remove_file(env.dir.join("identity.age")).ok();
+    env.vault(["secret", "list"])
+        .env_remove("VAULT_IDENTITY")
+        .env("VAULT_AGE_KEY", "")
+        .run()
+        .fails(1)
+        .stderr_has("VAULT_AGE_KEY is set but empty");
+}
+
 // ---------------------------------------------------------------- export
 
 /// Values that trip quoting readers: quotes, `$`, `#`, `=`, backslashes,

@@ -1064,3 +1064,52 @@ fn a_control_character_in_a_path_never_splits_or_paints_an_error() {
         }
     }
 }
+
+/// A private key's text where a path belongs (`VAULT_IDENTITY="$(cat
+/// key.txt)"`, the likeliest CI mistake; `--vault`, `--from-dotenv`) turns
+/// up in errors as that path: it is masked there, and VAULT_IDENTITY's
+/// error says where the text goes instead.
+#[test]
+fn a_key_given_where_a_path_belongs_is_never_shown() {
+    let env = Env::new().init();
+    let key = env.path("other.txt");
+    write_identity(&key);
+    let text = fs::read_to_string(&key).unwrap();
+    let secret_line = text
+        .lines()
+        .find(|l| l.starts_with("AGE-SECRET-KEY-"))
+        .unwrap()
+        .to_string();
+    let data = &secret_line["AGE-SECRET-KEY-1".len()..];
+    let pem = "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEhunter2\n-----END OPENSSH PRIVATE KEY-----";
+    let outs = [
+        env.vault(["secret", "list"])
+            .env("VAULT_IDENTITY", &text)
+            .run()
+            .fails(1)
+            .stderr_has("VAULT_IDENTITY holds the text of a key")
+            .stderr_has("VAULT_AGE_KEY"),
+        env.vault(["secret", "list"])
+            .env("VAULT_FILE", &secret_line)
+            .run()
+            .fails(1),
+        env.vault([
+            "secret",
+            "create",
+            "x",
+            "K=v",
+            "--from-dotenv",
+            &secret_line,
+        ])
+        .run()
+        .fails(1),
+        env.vault(["secret", "list"])
+            .env("VAULT_FILE", env.path(pem))
+            .run()
+            .fails(1),
+    ];
+    for out in outs {
+        let all = format!("{}{}", out.stdout, out.stderr);
+        assert!(!all.contains(data) && !all.contains("hunter2"), "{all}");
+    }
+}
