@@ -1113,3 +1113,33 @@ fn a_key_given_where_a_path_belongs_is_never_shown() {
         assert!(!all.contains(data) && !all.contains("hunter2"), "{all}");
     }
 }
+
+/// Paths in `status`, `doctor` and `import --dry-run` are printed with
+/// their control characters escaped, as in every table: a file name with
+/// an escape sequence (one that sets the terminal's title) stays text.
+#[test]
+fn paths_on_stdout_never_drive_the_terminal() {
+    let env = Env::new().init();
+    let odd = env.path("e\u{1b}]0;pwned\u{7}.vault");
+    let status = env
+        .vault(["status"])
+        .env("VAULT_FILE", &odd)
+        .run()
+        .success();
+    let dir = env.path("d\u{1b}[31m/v");
+    let doctor = env.vault(["doctor"]).env("VAULT_DIR", &dir).run().fails(1);
+    let file = env.write("f\u{1b}[31m/.env", "EX=1\n");
+    let import = env
+        .vault(["import", "--dry-run"])
+        .arg_path(&file)
+        .run()
+        .success();
+    for (out, want) in [
+        (&status, "e\\x1b]0;pwned\\x07.vault"),
+        (&doctor, "d\\x1b[31m/v"),
+        (&import, "f\\x1b[31m/.env"),
+    ] {
+        assert!(out.stdout.contains(want), "{}", out.stdout);
+        assert!(!out.stdout.contains('\u{1b}'), "{}", out.stdout);
+    }
+}

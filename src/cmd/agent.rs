@@ -105,7 +105,12 @@ pub(crate) fn status(ctx: &Context, as_json: bool) -> Result<()> {
             super::recipients::provenance_line(p, mine)
         );
     }
-    crate::output::print(&text)
+    // Paths are shown as a table shows them: control characters escaped.
+    crate::output::print(&text.lines().fold(String::new(), |mut all, l| {
+        all.push_str(&super::table::escape_controls(l));
+        all.push('\n');
+        all
+    }))
 }
 
 /// Re-seals `identity.age` with a new passphrase, atomically and under the

@@ -23,9 +23,11 @@ struct Report {
 }
 
 impl Report {
+    /// One finding; its control characters (a path's) escaped, as in a
+    /// table.
     fn line(&mut self, text: &str) {
         if self.failed.is_none()
-            && let Err(e) = out!("{text}")
+            && let Err(e) = out!("{}", super::table::escape_controls(text))
         {
             self.failed = Some(e);
         }

@@ -292,7 +292,7 @@ fn print_plan(plan: &[Planned], as_json: bool) -> Result<()> {
         let n = p.entries.len();
         out!(
             "{} → `{}` ({n} {})",
-            p.source,
+            table::escape_controls(&p.source),
             p.name,
             plural(n, "key", "keys")
         )?;
