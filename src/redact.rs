@@ -4,13 +4,17 @@
 //! `********`, whatever the read boundaries (a value written one byte per
 //! `write` is still caught).
 //!
-//! Matching is aho-corasick's, leftmost-longest, so a whole multi-line value
-//! wins over its first line. Across reads a `Redactor` keeps back only what
-//! may still turn into a match: the bytes from the earliest position whose
-//! rest is a proper prefix of some pattern (never more than the longest
-//! pattern less one byte). Everything before that position is decided and
-//! passed on at once, so output that cannot begin a secret is not delayed
-//! (a prompt, a progress line), and at end of input the rest is flushed.
+//! Matching is aho-corasick's, every occurrence of every pattern, overlaps
+//! included; occurrences that overlap are masked as one span (a whole
+//! multi-line value and its lines; `user-7f3a` and `7f3a-TOKEN` in
+//! `user-7f3a-TOKEN`, where the leftmost match alone left `-TOKEN` out).
+//! Across reads a `Redactor` keeps back only what may still turn into a
+//! match: the bytes from the earliest position whose rest is a proper
+//! prefix of some pattern (never more than the longest pattern less one
+//! byte), and a span that such a position overlaps. Everything before is
+//! decided and passed on at once, so output that cannot begin a secret is
+//! not delayed (a prompt, a progress line), and at end of input the rest is
+//! flushed.
 //!
 //! Values and lines shorter than `MIN_LEN` bytes are not masked: replacing
 //! every `1` or `yes` in a log destroys it and hides nothing worth hiding.
@@ -90,7 +94,7 @@ impl Redactor {
             // of states); without a matcher nothing would be masked, so
             // that is an error, not a quiet pass-through.
             let built = AhoCorasick::builder()
-                .match_kind(MatchKind::LeftmostLongest)
+                .match_kind(MatchKind::Standard)
                 .build(patterns.iter().map(|p| p.as_slice()))
                 .map_err(|_| {
                     Error::new(format!(
@@ -140,25 +144,41 @@ impl Redactor {
         };
         let buf = &self.pending[..];
         // `hold`: the first position from which more input could still
-        // make or extend a match. Matches starting before it are final.
-        let mut hold = if eof {
+        // make a match that ends beyond `buf`. A span that ends at or
+        // before it is final; one that reaches past it waits, since a
+        // match starting inside it may still grow it.
+        let hold = if eof {
             buf.len()
         } else {
             self.first_open(buf, 0)
         };
+        let mut spans: Vec<(usize, usize)> = matcher
+            .find_overlapping_iter(buf)
+            .map(|m| (m.start(), m.end()))
+            .collect();
+        spans.sort_unstable();
         let mut pos = 0;
-        for m in matcher.find_iter(buf) {
-            if m.start() >= hold {
+        let mut cut = hold;
+        let mut i = 0;
+        while i < spans.len() {
+            let (start, mut end) = spans[i];
+            i += 1;
+            while i < spans.len() && spans[i].0 < end {
+                end = end.max(spans[i].1);
+                i += 1;
+            }
+            if start >= hold {
                 break;
             }
-            out.extend_from_slice(&buf[pos..m.start()]);
-            out.extend_from_slice(MASK.as_bytes());
-            pos = m.end();
-            if pos > hold {
-                hold = self.first_open(buf, pos);
+            if end > hold {
+                cut = start;
+                break;
             }
+            out.extend_from_slice(&buf[pos..start]);
+            out.extend_from_slice(MASK.as_bytes());
+            pos = end;
         }
-        let hold = hold.max(pos);
+        let hold = cut.max(pos);
         out.extend_from_slice(&buf[pos..hold]);
         // Shift the undecided tail to the front; the bytes it leaves behind
         // are wiped, not just forgotten.
@@ -261,30 +281,48 @@ mod tests {
         out
     }
 
-    /// The answer by another method: repeatedly take the leftmost, then
-    /// longest, occurrence with plain slice searches.
+    /// The answer by another method: every occurrence of every pattern by
+    /// plain slice comparison at every position, a byte masked when any
+    /// covers it; runs of masked bytes are one mask, except where one
+    /// occurrence ends exactly where the next begins.
     fn naive(values: &[&str], input: &[u8]) -> Vec<u8> {
         let pats = patterns(values.iter().copied());
-        let mut out = vec![];
-        let mut i = 0;
-        while i < input.len() {
-            let hit = pats
-                .iter()
-                .filter(|p| input[i..].starts_with(p))
-                .map(|p| p.len())
-                .max();
-            match hit {
-                Some(len) => {
-                    out.extend_from_slice(MASK.as_bytes());
-                    i += len;
-                }
-                None => {
-                    out.push(input[i]);
-                    i += 1;
+        // For each byte: covered, and whether an occurrence covering the
+        // byte before it also covers it (the same span goes on).
+        let mut covered = vec![false; input.len()];
+        let mut joined = vec![false; input.len()];
+        for p in &pats {
+            for i in 0..input.len() {
+                if input[i..].starts_with(p) {
+                    for j in i..i + p.len() {
+                        covered[j] = true;
+                        if j > i {
+                            joined[j] = true;
+                        }
+                    }
                 }
             }
         }
+        let mut out = vec![];
+        for (i, &b) in input.iter().enumerate() {
+            if !covered[i] {
+                out.push(b);
+            } else if i == 0 || !covered[i - 1] || !joined[i] {
+                out.extend_from_slice(MASK.as_bytes());
+            }
+        }
         out
+    }
+
+    #[test]
+    fn overlapping_values_are_masked_as_one_span() {
+        let values = ["user-7f3a9c", "7f3a9c-TOPSECRET-TAIL"];
+        let input = b"token: user-7f3a9c-TOPSECRET-TAIL.";
+        for size in 1..12 {
+            assert_eq!(through(&values, input, size), b"token: ********.", "{size}");
+        }
+        // Adjacent occurrences stay two masks, as before.
+        assert_eq!(through(&["abcd"], b"abcdabcd", 3), b"****************");
     }
 
     #[test]

@@ -504,6 +504,24 @@ fn masks_source_values_and_lines_but_not_short_or_inherited_ones() {
     assert_eq!(out.stderr, "********\n");
 }
 
+/// Two values that overlap in the output (`user-7f3a9c` and
+/// `7f3a9c-TOPSECRET-TAIL` in `user-7f3a9c-TOPSECRET-TAIL`) are masked as
+/// one span: taking the leftmost match alone printed `-TOPSECRET-TAIL`.
+#[test]
+fn overlapping_values_are_masked_together() {
+    let env = Env::new();
+    for (a, b) in [("A", "B"), ("B", "A")] {
+        let out = env
+            .vault(["run", "--redact"])
+            .args(["--set", &format!("{a}=user-7f3a9c")])
+            .args(["--set", &format!("{b}=7f3a9c-TOPSECRET-TAIL")])
+            .args(["--", "echo", "token: user-7f3a9c-TOPSECRET-TAIL"])
+            .run()
+            .success();
+        assert_eq!(out.stdout, "token: ********\n");
+    }
+}
+
 #[test]
 fn nothing_to_mask_is_a_warning() {
     let env = Env::new();
