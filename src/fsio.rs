@@ -11,7 +11,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, describe_io};
 
 /// How long a writer waits for another writer before giving up.
 pub(crate) const LOCK_TIMEOUT: Duration = Duration::from_secs(10);
@@ -466,8 +466,34 @@ pub(crate) fn append(path: &Path, bytes: &[u8]) -> Result<()> {
         .mode(0o600)
         .open(path)
         .map_err(|e| Error::io("open", path, e))?;
-    file.write_all(bytes)
-        .map_err(|e| Error::io("append to", path, e))
+    // A write cut short (a full disk, `ulimit -f`) must not leave half a
+    // block behind (for `$GITHUB_ENV`, half a value under an unterminated
+    // heredoc): the file is cut back to what it held.
+    let before = file
+        .metadata()
+        .map_err(|e| Error::io("append to", path, e))?
+        .len();
+    file.write_all(bytes).map_err(|e| {
+        let restored = file.set_len(before).is_ok();
+        let e = Error::new(format!(
+            "cannot append to {}: {}{}",
+            path.display(),
+            describe_io(&e),
+            if restored {
+                "; it holds what it held before"
+            } else {
+                ""
+            }
+        ));
+        if restored {
+            e.hint("free some disk space (or raise the file-size limit) and try again")
+        } else {
+            e.hint(format!(
+                "its end may hold part of what was written: check {}",
+                path.display()
+            ))
+        }
+    })
 }
 
 pub(crate) fn parent(path: &Path) -> PathBuf {

@@ -430,6 +430,32 @@ fn github_format_appends_what_a_heredoc_reader_reads_back() {
     assert!(out.stdout.contains("::add-mask::100%2525%25\n"));
     assert!(out.stdout.contains("::add-mask::third %250A line\n"));
 
+    // An append cut short (the file-size limit, a stand-in for a full
+    // disk) leaves GITHUB_ENV as it was: no half block, no half value.
+    let before = fs::read(&github_env).unwrap();
+    let limit = before.len() as u64 + 100;
+    let mut c = env
+        .vault(["export", "app", "--format", "github"])
+        .env("GITHUB_ENV", &github_env);
+    unsafe {
+        c.cmd.pre_exec(move || {
+            rustix::process::setrlimit(
+                rustix::process::Resource::Fsize,
+                rustix::process::Rlimit {
+                    current: Some(limit),
+                    maximum: Some(limit),
+                },
+            )?;
+            Ok(())
+        });
+    }
+    let out = c.run();
+    assert_eq!(out.signal, None, "{out:?}");
+    out.fails(1)
+        .stderr_has("it holds what it held before")
+        .lacks("vault file");
+    assert_eq!(fs::read(&github_env).unwrap(), before);
+
     // Without GITHUB_ENV: an error, nothing printed, nothing written.
     let before = fs::read(&github_env).unwrap();
     env.vault(["export", "app", "--format", "github"])

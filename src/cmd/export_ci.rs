@@ -160,11 +160,22 @@ pub(crate) fn github_env(pairs: &[(&str, &str)], delimiter: &str) -> String {
 /// the runner unescapes command data. Lines end at LF, CR or CRLF: the
 /// runner reads a step's output line by line the same way, so that is the
 /// unit its masker sees.
+/// A line with a lone CR in it (`a\rb`, not a CRLF ending) is masked
+/// both ways: as the two lines a terminal shows, and whole, its CR as
+/// `%0D` (DESIGN's escaping), for a log that keeps the CR in one line.
 pub(crate) fn github_masks(pairs: &[(&str, &str)]) -> String {
     let mut out = String::new();
     for (_, value) in pairs {
-        for line in value.split(['\n', '\r']) {
-            if !line.trim().is_empty() {
+        let mut lines: Vec<&str> = value.split(['\n', '\r']).collect();
+        lines.extend(
+            value
+                .split('\n')
+                .map(|l| l.strip_suffix('\r').unwrap_or(l))
+                .filter(|l| l.contains('\r')),
+        );
+        let mut seen = std::collections::HashSet::new();
+        for line in lines {
+            if !line.trim().is_empty() && seen.insert(line) {
                 out.push_str("::add-mask::");
                 out.push_str(&escape_command_data(line));
                 out.push('\n');
@@ -282,6 +293,12 @@ mod tests {
             "::add-mask::100%25\n::add-mask::second\n::add-mask::\tx\n"
         );
         assert_eq!(escape_command_data("a%b\rc\nd"), "a%25b%0Dc%0Ad");
+        // A lone CR: both halves, and the whole line with `%0D`; a CRLF
+        // ending is only a line end.
+        assert_eq!(
+            github_masks(&[("A", "left\rright\r\nnext\r\n")]),
+            "::add-mask::left\n::add-mask::right\n::add-mask::next\n::add-mask::left%0Dright\n"
+        );
     }
 
     #[test]
