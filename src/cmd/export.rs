@@ -188,6 +188,38 @@ pub(crate) fn is_shell_special(key: &str) -> bool {
         "termcap",
         "terminfo",
         "zsh_eval_context",
+        // zsh, the rest of what `export K='x y'` aborts on (read-only, an
+        // integer, an array or a hash; with its modules loaded, zsh 5.9),
+        // listed by zsh itself: a unit test below asks it again.
+        "COLUMNS",
+        "FUNCNEST",
+        "HISTSIZE",
+        "LINES",
+        "SAVEHIST",
+        "SHLVL",
+        "TRY_BLOCK_ERROR",
+        "TRY_BLOCK_INTERRUPT",
+        "ZCURSES_COLORS",
+        "ZCURSES_COLOR_PAIRS",
+        "dis_aliases",
+        "dis_builtins",
+        "dis_functions",
+        "dis_functions_source",
+        "dis_galiases",
+        "dis_patchars",
+        "dis_reswords",
+        "dis_saliases",
+        "epochtime",
+        "errnos",
+        "functions_source",
+        "langinfo",
+        "patchars",
+        "usergroups",
+        "zcurses_attrs",
+        "zcurses_colors",
+        "zcurses_keycodes",
+        "zcurses_windows",
+        "zsh_scheduled_events",
     ];
     EXACT.contains(&key) || key.starts_with("BASH_") || key.starts_with("ZSH_")
 }
@@ -260,6 +292,56 @@ mod tests {
         }
         for k in ["PATH", "HOME", "PGHOST", "Status", "STATUS", "UID_X", "_A"] {
             assert!(!is_shell_special(k), "{k}");
+        }
+    }
+
+    /// Every parameter that zsh (with its modules loaded), bash, `bash
+    /// --posix` or dash refuses `export K='x y'` for, asked of the shells
+    /// themselves, is refused by `--format shell` (an `eval` stops at it).
+    #[test]
+    fn every_key_a_shell_refuses_is_special() {
+        use std::process::Command;
+        const MODULES: &str = "for m in zsh/parameter zsh/mapfile zsh/terminfo zsh/termcap zsh/system zsh/langinfo zsh/zleparameter zsh/datetime zsh/curses zsh/random zsh/sched zsh/zpty zsh/net/tcp zsh/zftp zsh/zprof zsh/files zsh/watch zsh/mathfunc zsh/zutil zsh/zle; do zmodload $m 2>/dev/null; done";
+        let run = |shell: &[&str], script: &str| {
+            Command::new(shell[0])
+                .args(&shell[1..])
+                .arg(script)
+                .env_clear()
+                .output()
+                .ok()
+        };
+        let names = |shell: &[&str], script: &str| -> Vec<String> {
+            run(shell, script)
+                .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+                .unwrap_or_default()
+                .lines()
+                .filter(|k| crate::names::is_env_key(k))
+                .map(str::to_string)
+                .collect()
+        };
+        let zsh_list = format!(
+            "{MODULES}; for k in ${{(k)parameters}}; do [[ ${{parameters[$k]}} == *special* ]] && print -r -- $k; done"
+        );
+        let cases: [(&[&str], String, &str); 4] = [
+            (&["zsh", "-c"], zsh_list, MODULES),
+            (&["bash", "-c"], "compgen -v".into(), ""),
+            (&["bash", "--posix", "-c"], "compgen -v".into(), ""),
+            (&["dash", "-c"], "set | cut -d= -f1".into(), ""),
+        ];
+        for (shell, list, prelude) in cases {
+            let keys = names(shell, &list);
+            if keys.is_empty() {
+                println!("{} is not installed: not asked", shell[0]);
+                continue;
+            }
+            for k in keys {
+                let script = format!("{prelude}\nexport {k}='x y'; echo OK");
+                let ok = run(shell, &script)
+                    .is_some_and(|o| String::from_utf8_lossy(&o.stdout).contains("OK"));
+                if !ok {
+                    assert!(is_shell_special(&k), "{shell:?} refuses `{k}`");
+                }
+            }
         }
     }
 
