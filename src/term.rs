@@ -34,6 +34,12 @@ pub(crate) fn hidden_secret(prompt: &str) -> io::Result<SecretString> {
 /// A line typed on the terminal, shown as typed (for values that are not
 /// secret, like a host name).
 pub(crate) fn line(prompt: &str) -> Result<String> {
+    Ok(line_or_end(prompt)?.unwrap_or_default())
+}
+
+/// `line`, with `None` for the end of input (Ctrl-D, a hung-up terminal)
+/// where an empty answer would mean "the default".
+pub(crate) fn line_or_end(prompt: &str) -> Result<Option<String>> {
     let tty = open_tty().map_err(|e| {
         Error::new(format!(
             "cannot open the terminal: {}",
@@ -44,13 +50,17 @@ pub(crate) fn line(prompt: &str) -> Result<String> {
     let _ = w.write_all(prompt.as_bytes());
     let _ = w.flush();
     let mut line = String::new();
-    io::BufReader::new(&tty).read_line(&mut line).map_err(|e| {
+    let n = io::BufReader::new(&tty).read_line(&mut line).map_err(|e| {
         Error::new(format!(
             "cannot read from the terminal: {}",
             crate::error::describe_io(&e)
         ))
     })?;
-    Ok(line.trim_end_matches(['\n', '\r']).to_string())
+    if n == 0 {
+        let _ = w.write_all(b"\n");
+        return Ok(None);
+    }
+    Ok(Some(line.trim_end_matches(['\n', '\r']).to_string()))
 }
 
 /// Asks a yes/no question on the terminal; anything but y/yes is no.

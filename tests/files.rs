@@ -574,6 +574,57 @@ fn a_parse_error_says_where_and_offers_to_edit_again() {
     assert_eq!(fs::read(env.file()).unwrap(), before);
 }
 
+/// Ctrl-D at "Edit again?" is "no" (it asked again for ever), and the
+/// error says why and how to start again.
+#[test]
+fn the_end_of_input_at_edit_again_stops() {
+    let env = edit_env();
+    let ed = editor(&env, "break3.sh", "echo 'NOT A LINE' >> \"$1\"");
+    let before = fs::read(env.file()).unwrap();
+    let (out, code) = edit(&env, &ed, &[("Edit again? [Y/n]", "\u{4}")]);
+    assert_eq!(code, 1, "{out}");
+    assert_eq!(out.matches("Edit again?").count(), 1, "{out}");
+    assert!(
+        out.contains("nothing changed in `db`: db.env, line"),
+        "{out}"
+    );
+    assert!(out.contains("`vault secret edit db` starts again"), "{out}");
+    assert_eq!(fs::read(env.file()).unwrap(), before);
+}
+
+/// An editor that saves by writing a new file and renaming it over the
+/// old (vim, `sed -i`) unlinks the file vault wrote, values and all: vault
+/// still wipes it, through the descriptor it kept. A hard link the editor
+/// made to it (here, to look at it afterwards) shows the wiped bytes.
+#[test]
+fn the_file_vault_wrote_is_wiped_even_when_the_editor_replaced_it() {
+    let env = edit_env();
+    let keep = PathBuf::from(format!(
+        "/dev/shm/vault-test-keep-{}-{}",
+        std::process::id(),
+        env.tmp.path().file_name().unwrap().to_string_lossy()
+    ));
+    let ed = editor(
+        &env,
+        "rename.sh",
+        &format!(
+            "ln \"$1\" {k}\nsed -i 's/^PGHOST=.*/PGHOST=renamed/' \"$1\"",
+            k = keep.display()
+        ),
+    );
+    let (out, code) = edit(&env, &ed, &[]);
+    let kept = fs::read(&keep);
+    let _ = fs::remove_file(&keep);
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(entries(&env)["PGHOST"], "renamed");
+    let kept = kept.unwrap();
+    assert!(
+        !kept.is_empty() && kept.iter().all(|&b| b == 0),
+        "{:?}",
+        String::from_utf8_lossy(&kept)
+    );
+}
+
 #[test]
 fn a_failing_editor_or_no_terminal_changes_nothing() {
     let env = edit_env();

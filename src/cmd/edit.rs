@@ -80,10 +80,12 @@ fn edit(
         &ctx.scope.env,
         name,
     )?;
-    let scratch = Scratch::new(base, name)?;
+    let mut scratch = Scratch::new(base, name)?;
     scratch.fill(name, &before)?;
     let after = loop {
         let ran = run_editor(&scratch.path);
+        // Whatever file the editor left there holds values too.
+        scratch.hold();
         if let Some(e) = stopped() {
             return Err(e);
         }
@@ -92,13 +94,22 @@ fn edit(
             Ok(after) => break after,
             Err(e) => {
                 crate::term::warn(e.message());
-                let answer = crate::term::line("Edit again? [Y/n] ")?;
+                let answer = crate::term::line_or_end("Edit again? [Y/n] ")?;
                 if let Some(e) = stopped() {
                     return Err(e);
                 }
-                if matches!(answer.trim().to_lowercase().as_str(), "n" | "no") {
-                    return Err(Error::new(format!("nothing changed in `{name}`"))
-                        .hint("the file did not parse; run `vault secret edit` again to retry"));
+                // The end of input (Ctrl-D, a hung-up terminal) is "no":
+                // asking again would loop for ever.
+                let again =
+                    answer.is_some_and(|a| !matches!(a.trim().to_lowercase().as_str(), "n" | "no"));
+                if !again {
+                    return Err(Error::new(format!(
+                        "nothing changed in `{name}`: {}",
+                        e.message()
+                    ))
+                    .hint(format!(
+                        "`vault secret edit {name}` starts again from the saved keys"
+                    )));
                 }
             }
         }
@@ -152,6 +163,11 @@ struct Scratch {
     path: PathBuf,
     /// How errors name the file: `NAME.env`, not the random directory.
     shown: String,
+    /// Every file that was at `path` (the one vault wrote, and each the
+    /// editor left there), open: an editor that saves by writing a new
+    /// file and renaming it over (vim) unlinks the old one with every
+    /// value in it, and only an open descriptor can still wipe it.
+    held: Vec<File>,
 }
 
 impl Scratch {
@@ -167,14 +183,40 @@ impl Scratch {
             dir: Some(dir),
             path,
             shown: format!("{name}.env"),
+            held: vec![],
         })
+    }
+
+    /// Keeps the file now at `path` open, to wipe it at the end (once per
+    /// file: the same inode is not held twice).
+    #[allow(
+        clippy::disallowed_methods,
+        reason = "the scratch file, opened only to be wiped later"
+    )]
+    fn hold(&mut self) {
+        use std::os::unix::fs::MetadataExt;
+        let Ok(f) = OpenOptions::new()
+            .write(true)
+            .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
+            .open(&self.path)
+        else {
+            return;
+        };
+        let Ok(meta) = f.metadata() else { return };
+        let seen = self.held.iter().any(|h| {
+            h.metadata()
+                .is_ok_and(|m| m.ino() == meta.ino() && m.dev() == meta.dev())
+        });
+        if meta.is_file() && !seen {
+            self.held.push(f);
+        }
     }
 
     #[allow(
         clippy::disallowed_methods,
         reason = "the one plaintext file vault writes: on a tmpfs, never renamed into place"
     )]
-    fn fill(&self, name: &SecretName, entries: &[(EnvKey, SecretValue)]) -> Result<()> {
+    fn fill(&mut self, name: &SecretName, entries: &[(EnvKey, SecretValue)]) -> Result<()> {
         let pairs: Vec<(&str, &str)> = entries
             .iter()
             .map(|(k, v)| (k.as_str(), v.expose()))
@@ -192,39 +234,61 @@ impl Scratch {
             .open(&self.path)
             .map_err(|e| Error::io("create", &self.path, e))?;
         f.write_all(text.as_bytes())
-            .map_err(|e| Error::io("write", &self.path, e))
+            .map_err(|e| Error::io("write", &self.path, e))?;
+        self.held.push(f);
+        Ok(())
     }
 }
 
 impl Drop for Scratch {
     #[allow(
         clippy::disallowed_methods,
-        reason = "overwriting the scratch file in place is the point"
+        reason = "overwriting the scratch files in place is the point"
     )]
     fn drop(&mut self) {
         // Overwrite before removing: the pages of a removed tmpfs file go
-        // back to the kernel unwiped. The editor may have replaced the file
-        // (write to a new file, rename), so this is the final one.
-        if let Ok(mut f) = OpenOptions::new().write(true).open(&self.path) {
-            let len = f.metadata().map_or(0, |m| m.len());
-            let zeros = vec![0u8; 1 << 16];
-            let mut left = len;
-            let _ = f.rewind();
-            while left > 0 {
-                let n = left.min(zeros.len() as u64) as usize;
-                if f.write_all(&zeros[..n]).is_err() {
-                    break;
+        // back to the kernel unwiped. Every file that was at the path (held
+        // open, even if the editor has unlinked it; a hard link to it is
+        // wiped with it), then whatever else the editor left beside it
+        // (backup and swap files), by name, never through a symlink.
+        for f in &mut self.held {
+            wipe(f);
+        }
+        if let Some(dir) = &self.dir
+            && let Ok(entries) = fs::read_dir(dir.path())
+        {
+            for entry in entries.flatten() {
+                if entry.file_type().is_ok_and(|t| t.is_file())
+                    && let Ok(mut f) = OpenOptions::new()
+                        .write(true)
+                        .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
+                        .open(entry.path())
+                {
+                    wipe(&mut f);
                 }
-                left -= n as u64;
             }
-            let _ = f.sync_data();
         }
         let _ = fs::remove_file(&self.path);
         if let Some(dir) = self.dir.take() {
-            // Anything else the editor left (swap or backup files) goes too.
             let _ = dir.close();
         }
     }
+}
+
+/// Overwrites all of `f` with zeros, in place.
+fn wipe(f: &mut File) {
+    let len = f.metadata().map_or(0, |m| m.len());
+    let zeros = vec![0u8; 1 << 16];
+    let mut left = len;
+    let _ = f.rewind();
+    while left > 0 {
+        let n = left.min(zeros.len() as u64) as usize;
+        if f.write_all(&zeros[..n]).is_err() {
+            break;
+        }
+        left -= n as u64;
+    }
+    let _ = f.sync_data();
 }
 
 /// `$VISUAL`, else `$EDITOR`, else `vi`, on `path`, through `sh` as git
