@@ -98,13 +98,17 @@ struct Place {
 }
 
 /// Where the agent for `vault_dir` listens: the runtime directory if there
-/// is one and the path fits, else inside the vault directory.
+/// is one (set, and an existing directory) and the path fits, else inside
+/// the vault directory.
 fn place(vault_dir: &Path) -> Result<Place> {
     let name = format!(
         "{}.sock",
         short_hash(vault_dir.as_os_str().as_encoded_bytes())
     );
-    if let Some(run) = std::env::var_os("XDG_RUNTIME_DIR").filter(|d| !d.is_empty()) {
+    // A runtime directory that does not exist (a stale variable after
+    // `su`, a typo) is none: vault creates its own `vault/` inside one,
+    // never the runtime directory itself (as root, anywhere at all).
+    if let Some(run) = std::env::var_os("XDG_RUNTIME_DIR").filter(|d| Path::new(d).is_dir()) {
         // Absolute: the agent moves to `/` before it binds.
         let p = PathBuf::from(run).join("vault").join(&name);
         let p = std::path::absolute(&p).map_err(|e| Error::io("resolve", &p, e))?;

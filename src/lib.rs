@@ -65,7 +65,11 @@ mod vfs;
 #[doc(hidden)]
 pub mod testing;
 
-use crate::{context::Context, error::Result, hardening::Hardening};
+use crate::{
+    context::Context,
+    error::{Error, Result},
+    hardening::Hardening,
+};
 
 /// Parses the command line and runs it; returns the exit code.
 pub fn main() -> i32 {
@@ -73,6 +77,15 @@ pub fn main() -> i32 {
     let cli = match cli::parse() {
         Ok(cli) => cli,
         Err(e) => {
+            // A name, key or value that is not UTF-8 text is bad input,
+            // like any invalid name (DESIGN "Errors and exit codes": exit
+            // 1, whether clap or vault rejects it), not a usage error.
+            if e.kind() == clap::error::ErrorKind::InvalidUtf8 {
+                let err = Error::new("an argument is not UTF-8 text")
+                    .hint("names, keys and values are UTF-8 text: check how the argument was made (its encoding, LANG / LC_ALL)");
+                term::report(&err);
+                return err.exit_code();
+            }
             if e.exit_code() != 0
                 && let Some(text) = masked_usage_error(&e, std::env::args_os())
             {

@@ -187,6 +187,13 @@ pub(crate) fn passphrase(ctx: &Context, prompt: &str) -> Result<SecretString> {
     ask(prompt)
 }
 
+/// Whether a passphrase is given without a terminal (a file, or
+/// `VAULT_PASSPHRASE`): else one would have to be asked for.
+pub(crate) fn passphrase_given(ctx: &Context) -> bool {
+    ctx.sources.passphrase_file.is_some()
+        || std::env::var_os("VAULT_PASSPHRASE").is_some_and(|p| !p.is_empty())
+}
+
 /// A passphrase from `--passphrase-file` or `VAULT_PASSPHRASE`, if given.
 fn configured_passphrase(ctx: &Context) -> Result<Option<SecretString>> {
     if let Some(path) = &ctx.sources.passphrase_file {

@@ -310,7 +310,8 @@ impl Nobody {
         let env = Env::bare_for_tests();
         fs::set_permissions(env.tmp.path(), fs::Permissions::from_mode(0o755)).unwrap();
         let home = env.path("nobody");
-        fs::create_dir_all(&home).unwrap();
+        fs::create_dir_all(home.join("run")).unwrap();
+        fs::set_permissions(home.join("run"), fs::Permissions::from_mode(0o700)).unwrap();
         write_private(&home.join("pass.txt"), b"pw\n");
         Command::new("chown")
             .args(["-R", "nobody:nogroup"])
@@ -898,4 +899,47 @@ fn unlock_warns_when_the_identity_cannot_be_locked_in_memory() {
         !String::from_utf8_lossy(&o.stderr).contains("warning"),
         "{o:?}"
     );
+}
+
+/// An XDG_RUNTIME_DIR that does not exist is no runtime directory: the
+/// socket goes inside VAULT_DIR (DESIGN "Unlocking"), and vault creates no
+/// directory at the variable's path (as root it could, anywhere).
+#[test]
+fn a_runtime_directory_that_does_not_exist_is_none() {
+    let env = Env::with_passphrase("pw").init();
+    let missing = env.path("no/such/run");
+    env.vault(["unlock", "--timeout", "1m"])
+        .env("XDG_RUNTIME_DIR", &missing)
+        .run()
+        .success();
+    let status = env
+        .vault(["status", "--json"])
+        .env("XDG_RUNTIME_DIR", &missing)
+        .run()
+        .success();
+    env.vault(["lock"])
+        .env("XDG_RUNTIME_DIR", &missing)
+        .run()
+        .success();
+    assert!(!env.path("no").exists(), "created {}", missing.display());
+    let v: serde_json::Value = serde_json::from_str(&status.stdout).unwrap();
+    let socket = v["socket"].as_str().unwrap();
+    assert!(socket.starts_with(env.dir.to_str().unwrap()), "{socket}");
+}
+
+/// `vault unlock` with an agent running and no way to ask for the
+/// passphrase says that an agent holds the key, not that the vault is
+/// locked (it is not).
+#[test]
+fn unlock_again_without_a_terminal_says_an_agent_holds_the_key() {
+    let env = Env::with_passphrase("pw").init();
+    env.vault(["unlock", "--timeout", "1m"]).run().success();
+    let out = env
+        .vault(["unlock", "--timeout", "1m"])
+        .env_remove("VAULT_PASSPHRASE_FILE")
+        .run();
+    env.vault(["lock"]).run().success();
+    out.fails(1)
+        .stderr_has("an agent already holds the key")
+        .lacks("the vault is locked");
 }

@@ -950,3 +950,16 @@ fn an_interrupted_edit_saves_nothing_and_leaves_no_file() {
     assert!(scratch.starts_with("/dev/shm"), "{scratch:?}");
     assert!(!scratch.exists() && !scratch.parent().unwrap().exists());
 }
+
+/// `secret delete` on a terminal says a name is not there before asking
+/// whether to delete it.
+#[test]
+fn delete_names_a_missing_secret_before_asking() {
+    let env = edit_env();
+    let argv = [BIN, "secret", "delete", "db", "nosuch"].map(String::from);
+    let (out, code) = in_pty(&env, &argv, &[], &[("[y/N]", "y\n")]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("no secret named `nosuch`"), "{out}");
+    assert!(!out.contains("This cannot be undone"), "{out}");
+    assert_eq!(versions(&env), 1, "db is still there");
+}

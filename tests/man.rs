@@ -40,7 +40,7 @@ const ENVIRONMENT: &[(&str, &str)] = &[
     ),
     (
         "XDG_RUNTIME_DIR",
-        "Where the agent's socket lives (vault/HASH.sock); without it, inside VAULT_DIR.",
+        "Where the agent's socket lives (vault/HASH.sock); when unset or not an existing directory, inside VAULT_DIR.",
     ),
     ("SHELL", "The shell that vault shell starts (else /bin/sh)."),
     (

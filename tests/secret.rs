@@ -208,6 +208,12 @@ fn delete_is_all_or_nothing() {
         .run()
         .fails(1);
     assert_eq!(fs::read(env.file()).unwrap(), before);
+    // A name given twice is one secret to delete.
+    env.vault(["secret", "delete", "a", "a", "--yes"])
+        .run()
+        .success()
+        .stderr_has("Deleted `a`");
+    env.vault(["secret", "show", "a"]).run().fails(1);
 }
 
 #[test]
@@ -455,4 +461,37 @@ fn args(a: &[&str]) -> Vec<String> {
 
 fn p(path: &std::path::Path) -> &str {
     path.to_str().unwrap()
+}
+
+/// A name or key that is not UTF-8 is an invalid one: exit 1 with vault's
+/// one-line error, as for any invalid name (DESIGN "Errors and exit
+/// codes"), not clap's usage error (exit 2).
+#[test]
+fn arguments_that_are_not_utf8_are_invalid_input() {
+    use std::{ffi::OsStr, os::unix::ffi::OsStrExt};
+    let env = Env::new().init();
+    env.create("db", &["K=v"]);
+    let bad = OsStr::from_bytes(b"a\xffb");
+    let pair = OsStr::from_bytes(b"K=\xff");
+    for args in [
+        vec![OsStr::new("secret"), OsStr::new("show"), bad],
+        vec![
+            OsStr::new("secret"),
+            OsStr::new("set"),
+            OsStr::new("db"),
+            pair,
+        ],
+        vec![
+            OsStr::new("run"),
+            OsStr::new("-s"),
+            bad,
+            OsStr::new("--"),
+            OsStr::new("true"),
+        ],
+    ] {
+        env.vault(&args)
+            .run()
+            .fails(1)
+            .stderr_has("vault: error: an argument is not UTF-8 text");
+    }
 }

@@ -22,7 +22,21 @@ pub(crate) fn unlock(ctx: &Context, timeout: Duration) -> Result<()> {
         )
         .hint("unset VAULT_IDENTITY and VAULT_AGE_KEY to unlock identity.age"));
     }
-    let text = unlock::identity_text(ctx)?;
+    let text = unlock::identity_text(ctx).map_err(|e| {
+        // "The vault is locked" is wrong while an agent holds the key.
+        match agent::status(&ctx.paths.dir) {
+            Ok(Some(running))
+                if !unlock::passphrase_given(ctx) && !crate::term::have_terminal() =>
+            {
+                Error::new(format!(
+                "an agent already holds the key ({} left), and replacing it needs the passphrase: there is no terminal to ask for it",
+                human(running.seconds_left())
+            ))
+            .hint("the running agent serves every command until it expires; to start a new one, give the passphrase (--passphrase-file / VAULT_PASSPHRASE_FILE, VAULT_PASSPHRASE) or run `vault unlock` in a terminal")
+            }
+            _ => e,
+        }
+    })?;
     let status = agent::start(&ctx.paths.dir, &text, timeout)?;
     if !status.memory_locked {
         crate::term::warn(

@@ -304,16 +304,28 @@ pub(crate) fn in_env(env: &str) -> String {
 }
 
 fn delete(ctx: &Context, names: &[String], yes: bool, allow_missing: bool) -> Result<()> {
-    let names = names
+    let mut names = names
         .iter()
         .map(|n| SecretName::parse(n))
         .collect::<Result<Vec<_>>>()?;
+    // A name given twice is deleted once (the second found it gone).
+    let mut seen = std::collections::HashSet::new();
+    names.retain(|n| seen.insert(n.clone()));
     if !yes {
         if !std::io::stdin().is_terminal() {
             return Err(Error::new(
                 "refusing to delete without confirmation: there is no terminal to ask on",
             )
             .hint("pass --yes to delete without asking"));
+        }
+        // A name that is not there is said before asking about it.
+        if !allow_missing {
+            let v = Vault::open(&ctx.paths, &unlock::for_read(ctx)?)?;
+            for name in &names {
+                if !store::exists(v.conn(), &ctx.scope.env, name)? {
+                    return Err(store::missing(v.conn(), &ctx.scope.env, name));
+                }
+            }
         }
         let list = names
             .iter()

@@ -52,6 +52,10 @@ impl Env {
             .unwrap();
         let home = tmp.path().join("home");
         fs::create_dir_all(&home).unwrap();
+        // XDG_RUNTIME_DIR, as a login session has it: there, 0700.
+        let run = tmp.path().join("run");
+        fs::create_dir_all(&run).unwrap();
+        fs::set_permissions(&run, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
         let dir = home.join(".config/vault");
         Env {
             tmp,
