@@ -31,11 +31,19 @@ pub(crate) fn sealed(name: &str, contents: &[u8]) -> Result<String> {
     };
 
     let failed = |what: &str, e: std::io::Error| {
+        let hint = match e.raw_os_error().map(Errno::from_raw_os_error) {
+            // One descriptor per file, held until the command ends.
+            Some(Errno::MFILE | Errno::NFILE) => {
+                "each file is an open descriptor of the command: raise the open-file limit (`ulimit -n`), or pass fewer keys as files"
+            }
+            Some(Errno::NOMEM | Errno::NOSPC) => "free some memory: the files live in memory",
+            _ => "--as-file and --render need Linux memfds (a kernel from 3.17 on)",
+        };
         Error::new(format!(
             "cannot make the in-memory file for `{name}`: {what}: {}",
             crate::error::describe_io(&e)
         ))
-        .hint("--as-file and --render need Linux memfds (a kernel from 3.17 on)")
+        .hint(hint)
     };
     let label = format!("vault:{name}");
     // No MFD_CLOEXEC: the command must inherit it. NOEXEC_SEAL (Linux 6.3)

@@ -963,3 +963,38 @@ fn delete_names_a_missing_secret_before_asking() {
     assert!(!out.contains("This cannot be undone"), "{out}");
     assert_eq!(versions(&env), 1, "db is still there");
 }
+
+/// More files than the open-file limit allows: the hint is about that
+/// limit, not about the kernel's memfds.
+#[test]
+fn too_many_files_for_the_descriptor_limit_say_so() {
+    use std::os::unix::process::CommandExt;
+    let env = Env::new();
+    let mut args: Vec<String> = vec!["run".into()];
+    for i in 0..80 {
+        args.extend([
+            "--set".into(),
+            format!("K{i}=v"),
+            "--as-file".into(),
+            format!("K{i}"),
+        ]);
+    }
+    args.extend(["--".into(), "true".into()]);
+    let mut c = env.vault(&args);
+    unsafe {
+        c.cmd.pre_exec(|| {
+            rustix::process::setrlimit(
+                rustix::process::Resource::Nofile,
+                rustix::process::Rlimit {
+                    current: Some(48),
+                    maximum: Some(48),
+                },
+            )?;
+            Ok(())
+        });
+    }
+    c.run()
+        .fails(1)
+        .stderr_has("too many open files")
+        .stderr_has("ulimit -n");
+}
