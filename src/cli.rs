@@ -138,6 +138,14 @@ pub(crate) enum Command {
         prefix: Option<String>,
     },
 
+    /// `run --redact` with files: becomes the command, first pointing each
+    /// key of VAULT_EXEC_FILES at its descriptor through its own pid
+    #[command(name = "__exec-files", hide = true)]
+    ExecFiles {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true)]
+        command: Vec<std::ffi::OsString>,
+    },
+
     /// The agent process itself (started by `vault unlock`)
     #[command(name = "__agent", hide = true)]
     Agent {

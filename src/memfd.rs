@@ -65,7 +65,17 @@ pub(crate) fn sealed(name: &str, contents: &[u8]) -> Result<String> {
     )
     .map_err(|e| failed("seal", e.into()))?;
     let fd = OwnedFd::from(file).into_raw_fd();
-    Ok(format!("/proc/{}/fd/{fd}", std::process::id()))
+    Ok(path_of(std::process::id(), fd))
+}
+
+/// The path of descriptor `fd` of process `pid`, as a command is given it.
+pub(crate) fn path_of(pid: u32, fd: i32) -> String {
+    format!("/proc/{pid}/fd/{fd}")
+}
+
+/// The descriptor number in a path `sealed` made.
+pub(crate) fn fd_of(path: &str) -> Option<i32> {
+    path.rsplit_once("/fd/")?.1.parse().ok()
 }
 
 #[cfg(not(any(target_os = "linux", target_os = "android")))]

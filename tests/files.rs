@@ -96,6 +96,48 @@ sys.stdout.write(open(path).read())
     assert_eq!(out.stdout, SERVICE_ACCOUNT);
 }
 
+/// Under `--redact` the command is vault's child, with a pid of its own:
+/// its path names that pid all the same (the grandchild that closed every
+/// descriptor reads it), the value it reads is masked in its output, the
+/// path is not, and the table that set it up is not in its environment.
+#[test]
+fn under_redact_the_path_names_the_commands_own_pid() {
+    if !have("python3") {
+        return;
+    }
+    let env = gcp();
+    let mut args = AS_FILE.to_vec();
+    args.insert(1, "--redact");
+    let script = [
+        "import os, subprocess, sys",
+        "path = os.environ['GOOGLE_APPLICATION_CREDENTIALS']",
+        "print(os.getpid(), path, 'VAULT_EXEC_FILES' in os.environ)",
+        "sys.stdout.flush()",
+        "g = \"import os; print(open(os.environ['GOOGLE_APPLICATION_CREDENTIALS']).read())\"",
+        "subprocess.run([sys.executable, '-c', g], close_fds=True, check=True)",
+    ]
+    .join("\n");
+    args.extend(["python3", "-c", &script]);
+    let out = env.vault(&args).run().success();
+    let (first, rest) = out.stdout.split_once('\n').unwrap();
+    let parts: Vec<&str> = first.split(' ').collect();
+    assert!(
+        parts[1].starts_with(&format!("/proc/{}/fd/", parts[0])),
+        "{first}"
+    );
+    assert_eq!(parts[2], "False", "{first}");
+    assert_eq!(rest, "********\n", "{}", out.stdout);
+    // --render too.
+    let tmpl = env.write("creds.tmpl", "key: {{ GOOGLE_APPLICATION_CREDENTIALS }}\n");
+    let out = env
+        .vault(["run", "--redact", "-s", "gcp", "--render"])
+        .arg(format!("{}=CFG", tmpl.display()))
+        .args(["--", "sh", "-c", "cat \"$CFG\""])
+        .run()
+        .success();
+    assert_eq!(out.stdout, "key: ********\n");
+}
+
 #[test]
 fn the_file_cannot_be_written_grown_or_shrunk() {
     if !have("python3") {

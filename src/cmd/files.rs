@@ -5,7 +5,10 @@
 //! templates) is checked before it is opened; everything else before the
 //! command runs. The files themselves are sealed memfds (`crate::memfd`).
 
-use std::path::{Path, PathBuf};
+use std::{
+    ffi::OsString,
+    path::{Path, PathBuf},
+};
 
 use zeroize::Zeroizing;
 
@@ -76,6 +79,47 @@ impl Files {
         Ok(Files { as_file, renders })
     }
 
+    /// Whether there is no file to make.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.as_file.is_empty() && self.renders.is_empty()
+    }
+
+    /// `attach` for a command that `run --redact` starts as its child: the
+    /// paths name our pid, which the command will not have, so it starts
+    /// as `vault __exec-files -- COMMAND…`, which sets each key to its
+    /// descriptor through its own pid (the command's, once it execs) and
+    /// execs the command. Returns that argv.
+    pub(crate) fn attach_for_child(
+        self,
+        ctx: &Context,
+        env: &mut ChildEnv,
+        command: &[OsString],
+    ) -> Result<Vec<OsString>> {
+        let keys: Vec<EnvKey> = self
+            .as_file
+            .iter()
+            .chain(self.renders.iter().map(|t| &t.key))
+            .cloned()
+            .collect();
+        self.attach(ctx, env)?;
+        let mut table = vec![];
+        for key in keys {
+            let fd = env
+                .source_value(&key)
+                .and_then(|p| memfd::fd_of(p.expose()))
+                .ok_or_else(|| Error::new(format!("internal error: no file for `{key}`")))?;
+            table.push(format!("{key}={fd}"));
+        }
+        let table_key = EnvKey::parse(EXEC_FILES)?;
+        let table = SecretValue::new(&table_key, Zeroizing::new(table.join(",")))?;
+        env.apply(Origin::AsFile, [(table_key, table)]);
+        let exe = std::env::current_exe()
+            .map_err(|e| Error::io("find", Path::new("/proc/self/exe"), e))?;
+        let mut argv = vec![exe.into_os_string(), "__exec-files".into(), "--".into()];
+        argv.extend(command.iter().cloned());
+        Ok(argv)
+    }
+
     /// Puts each `--as-file` value and each rendered template into a sealed
     /// memfd and points its key at it. As-files first, so a template sees
     /// their paths, as the command does.
@@ -104,6 +148,36 @@ impl Files {
         }
         Ok(())
     }
+}
+
+/// The variable that tells `vault __exec-files` which key holds which
+/// descriptor (`KEY=FD,…`); never passed on to the command.
+const EXEC_FILES: &str = "VAULT_EXEC_FILES";
+
+/// `vault __exec-files -- COMMAND…`: the environment as inherited, less
+/// `VAULT_EXEC_FILES`, each key it names pointing at its descriptor
+/// through this pid (which exec hands to the command), then exec.
+pub(crate) fn exec_with_files(ctx: &Context, command: &[OsString]) -> Result<()> {
+    let table = std::env::var(EXEC_FILES).map_err(|_| {
+        Error::new(format!(
+            "{EXEC_FILES} is not set: `__exec-files` is only for `vault run --redact`"
+        ))
+    })?;
+    let mut env = ChildEnv::new(
+        std::env::vars_os().filter(|(k, _)| k != EXEC_FILES),
+        false,
+        false,
+    );
+    let pid = std::process::id();
+    for item in table.split(',').filter(|i| !i.is_empty()) {
+        let (key, fd) = item
+            .split_once('=')
+            .and_then(|(k, fd)| Some((EnvKey::parse(k).ok()?, fd.parse::<i32>().ok()?)))
+            .ok_or_else(|| Error::new(format!("{EXEC_FILES} is malformed")))?;
+        let path = SecretValue::new(&key, Zeroizing::new(memfd::path_of(pid, fd)))?;
+        env.apply(Origin::AsFile, [(key, path)]);
+    }
+    Err(crate::exec::exec(&ctx.hardening, command, &env))
 }
 
 /// A template's text; errors name the file.

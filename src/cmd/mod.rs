@@ -69,6 +69,7 @@ pub(crate) fn project_use(command: &Command) -> Use {
         | Command::Completions { .. }
         | Command::CompleteSecrets { .. }
         | Command::Agent { .. }
+        | Command::ExecFiles { .. }
         | Command::Project(_)
         | Command::Allow { .. }
         | Command::Deny { .. } => Use::Nothing,
@@ -92,6 +93,7 @@ pub(crate) fn dispatch(ctx: &Context, command: Command) -> Result<()> {
             new_passphrase_file,
         } => agent::passwd(ctx, new_passphrase_file.as_deref()),
         Command::Agent { socket, seconds } => crate::agent::serve(&socket, seconds),
+        Command::ExecFiles { command } => files::exec_with_files(ctx, &command),
         Command::Recipients(Lazy(c)) => recipients::run(ctx, c),
         Command::Recipient => recipients::own(ctx),
         Command::Trust { yes } => trust::run(ctx, yes),

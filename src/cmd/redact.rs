@@ -29,8 +29,12 @@ pub(crate) fn wanted(when: RedactWhen) -> bool {
 
 /// `run --redact`: the command as our child, its output masked; ends this
 /// process as the command ended. Returns only an error from before it ran.
-pub(crate) fn run(ctx: &Context, argv: &[OsString], env: ChildEnv) -> Result<()> {
-    let redactor = redactor(&env)?;
+pub(crate) fn run(
+    ctx: &Context,
+    argv: &[OsString],
+    env: ChildEnv,
+    redactor: Redactor,
+) -> Result<()> {
     let exit = supervise::run(&ctx.hardening, argv, &env, redactor)?;
     // `finish` does not return: wipe the values first.
     drop(env);
@@ -63,7 +67,7 @@ pub(crate) fn filter(ctx: &Context, args: RedactArgs) -> Result<()> {
 
 /// The filter for every value the sources set; a warning when none is long
 /// enough to mask, since the output then passes unchanged.
-fn redactor(env: &ChildEnv) -> Result<Redactor> {
+pub(crate) fn redactor(env: &ChildEnv) -> Result<Redactor> {
     let redactor = Redactor::new(redact::patterns(env.source_values()))?;
     if redactor.is_empty() {
         crate::term::warn(&format!(

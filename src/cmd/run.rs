@@ -46,17 +46,19 @@ pub(crate) fn run(ctx: &Context, args: RunArgs) -> Result<()> {
     }
     check(ctx, &env, &args.env)?;
     if args.redact.is_some_and(super::redact::wanted) {
+        // The values are masked, never the paths that replace them.
+        let redactor = super::redact::redactor(&env)?;
         // A memfd's path names the pid that `exec` keeps; under --redact
         // the command is a child with a pid of its own, and vault (not
-        // dumpable) cannot lend it a path into its own /proc entry.
-        if !(as_file.is_empty() && args.render.is_empty()) {
-            return Err(Error::usage(
-                "--as-file and --render cannot be combined with --redact yet",
-            )
-            .hint("drop --redact, or pass the value as a variable"));
-        }
+        // dumpable) cannot lend it a path into its own /proc entry: the
+        // child first runs `vault __exec-files`, which names its own.
+        let argv = if files.is_empty() {
+            args.command.clone()
+        } else {
+            files.attach_for_child(ctx, &mut env, &args.command)?
+        };
         drop(opened);
-        return super::redact::run(ctx, &args.command, env);
+        return super::redact::run(ctx, &argv, env, redactor);
     }
     files.attach(ctx, &mut env)?;
     let err = exec::exec(&ctx.hardening, &args.command, &env);
