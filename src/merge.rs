@@ -230,7 +230,13 @@ pub(crate) struct Summary {
 /// Every secret of a side, sorted by environment and name (as bytes, the
 /// way SQLite's index orders them), and whether every `entries` row passed
 /// `store::check_entry` on the way.
-pub(crate) struct Summaries(Vec<Summary>, bool);
+pub(crate) struct Summaries(Vec<Summary>, bool, Vec<Described>);
+
+/// A key's description on one side: (secret id, key, description).
+/// Descriptions are kept apart from the digests (a note is not a value:
+/// changing one makes no version) and merged key by key on their own
+/// (`apply`), so that one changed on a branch is not lost.
+type Described = (i64, String, String);
 
 impl Summaries {
     /// Whether every entry row was valid as read.
@@ -271,6 +277,7 @@ pub(crate) fn summarize(conn: &Connection, hasher: &RandomState, role: Role) -> 
     )?;
     let mut digests = Digests::new(count, max_id);
     let mut valid = true;
+    let mut described = vec![];
     {
         let mut stmt = conn.prepare("SELECT secret_id, key, value, description FROM entries")?;
         let mut rows = stmt.query([])?;
@@ -290,6 +297,13 @@ pub(crate) fn summarize(conn: &Connection, hasher: &RandomState, role: Role) -> 
                     };
             }
             let (key, value) = (key.unwrap_or_default(), value.unwrap_or_default());
+            if let Some(d) = text(r, 3) {
+                described.push((
+                    id,
+                    String::from_utf8_lossy(key).into_owned(),
+                    String::from_utf8_lossy(d).into_owned(),
+                ));
+            }
             digests.add(id, row_digest(hasher, key, value));
         }
     }
@@ -317,7 +331,7 @@ pub(crate) fn summarize(conn: &Connection, hasher: &RandomState, role: Role) -> 
     }
     // Every row's secret exists (no orphan: `store::validate`'s check).
     valid &= out.len() == digests.len();
-    Ok(Summaries(out, valid))
+    Ok(Summaries(out, valid, described))
 }
 
 /// Column `i` of `r` as text, `None` for any other type (which the row
@@ -362,7 +376,7 @@ fn listed(conn: &Connection) -> Result<Summaries> {
             })
         })?
         .collect::<rusqlite::Result<_>>()?;
-    Ok(Summaries(out, true))
+    Ok(Summaries(out, true, vec![]))
 }
 
 /// The digest `summarize` would have given secret `id` of `conn`, from its
@@ -449,6 +463,74 @@ pub(crate) struct Report {
     /// OURS's secrets (by id) whose entries the merge wrote: the rows the
     /// write must check again (`store::validate_with`).
     pub(crate) touched: Vec<i64>,
+    /// Descriptions of keys taken from THEIRS (changed on their side only).
+    pub(crate) descriptions: usize,
+    /// `ENV/NAME KEY` whose description both sides changed differently:
+    /// OURS's is kept (a note, not a value: no conflict to resolve).
+    pub(crate) description_clashes: Vec<String>,
+}
+
+/// The description each key of the result gets, by the three-way rule
+/// (`pick`), for every key whose description differs between OURS and
+/// THEIRS (both summaries carry theirs; BASE's is read for just those):
+/// a change on one side is taken; changed differently on both, OURS's
+/// stays and the clash is reported. Most vaults describe few keys, and
+/// when both sides hold the same descriptions nothing is read at all.
+#[allow(clippy::type_complexity)]
+fn merge_descriptions(
+    base: &Connection,
+    ours: &Summaries,
+    theirs: &Summaries,
+    report: &mut Report,
+) -> Result<Vec<((String, String, String), Option<String>)>> {
+    let by_key = |s: &Summaries| -> BTreeMap<(String, String, String), String> {
+        let names: std::collections::HashMap<i64, (&str, &str)> =
+            s.0.iter()
+                .map(|x| (x.id, (x.env.as_str(), x.name.as_str())))
+                .collect();
+        s.2.iter()
+            .filter_map(|(id, key, d)| {
+                let (env, name) = names.get(id)?;
+                Some(((env.to_string(), name.to_string(), key.clone()), d.clone()))
+            })
+            .collect()
+    };
+    let (o, t) = (by_key(ours), by_key(theirs));
+    if o == t {
+        return Ok(vec![]);
+    }
+    let differ: BTreeSet<&(String, String, String)> = o
+        .keys()
+        .chain(t.keys())
+        .filter(|k| o.get(*k) != t.get(*k))
+        .collect();
+    let mut out = vec![];
+    for k in differ {
+        let b: Option<String> = base
+            .prepare_cached(
+                "SELECT e.description FROM entries e JOIN secrets s ON s.id = e.secret_id
+                 WHERE s.env = ?1 AND s.name = ?2 AND e.key = ?3",
+            )?
+            .query_row([&k.0, &k.1, &k.2], |r| r.get(0))
+            .optional()?
+            .flatten();
+        let (od, td) = (o.get(k).cloned(), t.get(k).cloned());
+        let chosen = match pick(b.as_ref(), od.as_ref(), td.as_ref()) {
+            Pick::Ours => od,
+            Pick::Theirs => {
+                report.descriptions += 1;
+                td
+            }
+            Pick::Conflict => {
+                report
+                    .description_clashes
+                    .push(format!("{}/{} {}", k.0, k.1, k.2));
+                od
+            }
+        };
+        out.push((k.clone(), chosen));
+    }
+    Ok(out)
 }
 
 /// One side of the merge, as `apply` needs it.
@@ -650,6 +732,7 @@ pub(crate) fn apply(
     let mut fresh_from_ours: HashSet<(String, String)> = HashSet::new();
     let mut fresh_from_theirs: HashSet<(String, String)> = HashSet::new();
 
+    let descriptions = merge_descriptions(base.conn, ours_side.0, theirs.summaries, &mut report)?;
     let merged = merge_recipients(base.recipients, ours_side.1, theirs.recipients);
     let dropped = |side: &[String]| side.iter().any(|r| !merged.contains(r));
     let dropping = dropped(ours_side.1) || dropped(theirs.recipients);
@@ -894,6 +977,26 @@ pub(crate) fn apply(
                     rewrite_history(conn, of.id, rows, of.version.max(tf.version) + 1)?;
                 }
             }
+        }
+    }
+
+    // Descriptions, over whatever the secrets' merge wrote.
+    for ((env, name, key), description) in descriptions {
+        let Some(id) = conn
+            .prepare_cached("SELECT id FROM secrets WHERE env = ?1 AND name = ?2")?
+            .query_row([&env, &name], |r| r.get::<_, i64>(0))
+            .optional()?
+        else {
+            continue;
+        };
+        let changed = conn
+            .prepare_cached(
+                "UPDATE entries SET description = ?1
+                 WHERE secret_id = ?2 AND key = ?3 AND description IS NOT ?1",
+            )?
+            .execute(params![description, id, key])?;
+        if changed > 0 {
+            report.touched.push(id);
         }
     }
 

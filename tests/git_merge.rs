@@ -894,3 +894,47 @@ fn a_replayed_file_cannot_bring_a_removed_member_back_through_a_merge() {
     );
     assert_eq!(r.reveal(&c, "db", "PGPASSWORD"), "base-pw");
 }
+
+/// A description changed on one branch survives a merge with a value
+/// change on the other (a description makes no version and no digest, so
+/// the merge took the secret for unchanged and dropped it); changed
+/// differently on both, this branch's stays and the merge says so.
+#[test]
+fn descriptions_changed_on_a_branch_are_merged() {
+    if !have("git") {
+        return;
+    }
+    let r = Repo::new();
+    r.git(&r.b, &["checkout", "-q", "-b", "feature"]);
+    r.vault(&r.b, &["secret", "describe", "db", "PGUSER", "login user"])
+        .run()
+        .success();
+    r.vault(&r.b, &["secret", "describe", "api", "TOKEN", "from b"])
+        .run()
+        .success();
+    r.commit(&r.b, "b: describe");
+    r.git(&r.a, &["checkout", "-q", "main"]);
+    r.vault(&r.a, &["secret", "set", "db", "PGPASSWORD=from-a"])
+        .run()
+        .success();
+    r.vault(&r.a, &["secret", "describe", "api", "TOKEN", "from a"])
+        .run()
+        .success();
+    r.commit(&r.a, "a: db password, describe api");
+    let text = r.merge_cleanly(&r.a, "feature");
+    assert!(text.contains("1 description of keys taken"), "{text}");
+    assert!(
+        text.contains("both branches changed the description of main/api TOKEN"),
+        "{text}"
+    );
+    let show = |secret: &str| {
+        let out = r
+            .vault(&r.a, &["secret", "show", secret, "--json"])
+            .run()
+            .success();
+        serde_json::from_str::<serde_json::Value>(&out.stdout).unwrap()
+    };
+    assert_eq!(show("db")["descriptions"]["PGUSER"], "login user");
+    assert_eq!(show("api")["descriptions"]["TOKEN"], "from a");
+    assert_eq!(r.reveal(&r.a, "db", "PGPASSWORD"), "from-a");
+}

@@ -95,6 +95,18 @@ pub(crate) fn run(
         .entries_valid()
         .then_some(report.touched.as_slice());
     inputs.write(&paths, ours, &keys, checked, &shown)?;
+    if report.descriptions > 0 {
+        note!(
+            "Merged {shown}: {} description{} of keys taken from the other branch",
+            report.descriptions,
+            plural(report.descriptions)
+        );
+    }
+    for c in &report.description_clashes {
+        note!(
+            "Merged {shown}: both branches changed the description of {c}; this branch's is kept"
+        );
+    }
     for m in &report.removed_members {
         note!("Merged {shown}: {m} is no longer a member (removed on a branch)");
     }
