@@ -1240,6 +1240,7 @@ pub(crate) fn copy(
     to: &str,
     replace: bool,
 ) -> Result<usize> {
+    conflicts::unconflicted(conn, from, name, "resolve it before copying it")?;
     let entries = entries(conn, from, name)?;
     if !replace && exists(conn, to, name)? {
         // Named even when it is `main`: a copy is between two.
@@ -1368,6 +1369,7 @@ pub(crate) fn rename(
     new: &SecretName,
 ) -> Result<()> {
     let id = id_of(conn, env, old)?;
+    conflicts::unconflicted(conn, env, old, "resolve it before renaming it")?;
     if old != new && exists(conn, env, new)? {
         return Err(
             Error::new(format!("a secret named `{new}` already exists")).hint(format!(

@@ -294,6 +294,15 @@ fn the_same_key_changed_differently_stops_git_until_resolved() {
         .run()
         .fails(1)
         .stderr_has("unresolved merge conflict");
+    // Nor does a rename or a copy carry the values away from it.
+    r.vault(&r.a, &["secret", "rename", "db", "db2"])
+        .run()
+        .fails(1)
+        .stderr_has("resolve it before renaming it");
+    r.vault(&r.a, &["secret", "copy", "db", "--to-env", "prod"])
+        .run()
+        .fails(1)
+        .stderr_has("resolve it before copying it");
     r.vault(&r.a, &["secret", "show", "db"])
         .run()
         .success()
@@ -937,4 +946,41 @@ fn descriptions_changed_on_a_branch_are_merged() {
     assert_eq!(show("db")["descriptions"]["PGUSER"], "login user");
     assert_eq!(show("api")["descriptions"]["TOKEN"], "from a");
     assert_eq!(r.reveal(&r.a, "db", "PGPASSWORD"), "from-a");
+}
+
+/// Both branches create the same secret with different values: BASE has
+/// none, so `--take base` makes it absent, as there (it was refused, as
+/// leaving a secret with no keys).
+#[test]
+fn taking_base_where_base_had_no_such_secret_removes_it() {
+    if !have("git") {
+        return;
+    }
+    let r = Repo::new();
+    r.git(&r.b, &["checkout", "-q", "-b", "feature"]);
+    r.vault(&r.b, &["secret", "create", "fresh", "F=from-b"])
+        .run()
+        .success();
+    r.commit(&r.b, "b: fresh");
+    r.git(&r.a, &["checkout", "-q", "main"]);
+    r.vault(&r.a, &["secret", "create", "fresh", "F=from-a"])
+        .run()
+        .success();
+    r.commit(&r.a, "a: fresh");
+    let (ok, text) = r.merge(&r.a, "feature");
+    assert!(!ok, "{text}");
+    r.vault(
+        &r.a,
+        &["conflicts", "resolve", "fresh", "F", "--take", "base"],
+    )
+    .run()
+    .success();
+    r.vault(&r.a, &["secret", "show", "fresh"])
+        .run()
+        .fails(1)
+        .stderr_has("no secret named `fresh`");
+    r.vault(&r.a, &["conflicts", "list"])
+        .run()
+        .success()
+        .stderr_has("No conflicts");
 }

@@ -160,22 +160,35 @@ pub(crate) fn usable_entries(
     env: &str,
     name: &SecretName,
 ) -> Result<Vec<(EnvKey, SecretValue)>> {
-    let keys = of_secret(conn, env, name)?;
-    if !keys.is_empty() {
-        let env_flag = if env == super::DEFAULT_ENV {
-            String::new()
-        } else {
-            format!("{env}/")
-        };
-        return Err(Error::new(format!(
-            "secret `{name}` has an unresolved merge conflict ({}): it is not used until resolved",
-            keys.join(", ")
-        ))
-        .hint(format!(
-            "`vault conflicts list` shows it; `vault conflicts resolve {env_flag}{name} --take ours|theirs|base` settles it"
-        )));
-    }
+    unconflicted(conn, env, name, "it is not used until resolved")?;
     entries(conn, env, name)
+}
+
+/// Refuses a secret with an unresolved conflict: `why` says what waits.
+/// Also for `rename` and `copy`, which would carry the unresolved values
+/// away from the conflict that holds them back.
+pub(crate) fn unconflicted(
+    conn: &Connection,
+    env: &str,
+    name: &SecretName,
+    why: &str,
+) -> Result<()> {
+    let keys = of_secret(conn, env, name)?;
+    if keys.is_empty() {
+        return Ok(());
+    }
+    let env_flag = if env == super::DEFAULT_ENV {
+        String::new()
+    } else {
+        format!("{env}/")
+    };
+    Err(Error::new(format!(
+        "secret `{name}` has an unresolved merge conflict ({}): {why}",
+        keys.join(", ")
+    ))
+    .hint(format!(
+        "`vault conflicts list` shows it; `vault conflicts resolve {env_flag}{name} --take ours|theirs|base` settles it"
+    )))
 }
 
 /// Resolves `c` by taking `side`: the key (or the whole secret) becomes
@@ -201,15 +214,24 @@ pub(crate) fn resolve(conn: &Connection, c: &Conflict, side: Side) -> Result<()>
                 let mut left = entries(conn, env, name)?;
                 if left.iter().any(|(k, _)| k == key) {
                     left.retain(|(k, _)| k != key);
-                    if left.is_empty() {
+                    // A secret has a key: without its last one it is
+                    // absent, as on that side (both branches created it,
+                    // say, and BASE had none), unless another of its keys
+                    // still waits for its own resolution.
+                    let others = of_secret(conn, env, name)?.len() > 1;
+                    if left.is_empty() && others {
                         return Err(Error::new(format!(
-                            "taking that side would leave `{name}` with no keys"
+                            "taking that side would leave `{name}` with no keys while its other conflicts wait"
                         ))
                         .hint(format!(
-                            "take another side, or `vault secret delete {name}` after resolving"
+                            "resolve the other keys of `{name}` first, or take a side for the whole secret"
                         )));
                     }
-                    replace(conn, env, name, &left)?;
+                    if left.is_empty() {
+                        delete(conn, env, name)?;
+                    } else {
+                        replace(conn, env, name, &left)?;
+                    }
                 }
             }
         }
