@@ -239,8 +239,17 @@ pub(crate) fn decide_at(
 }
 
 /// `recipients` of a newest file at `generation` become the trusted set.
+/// A sibling (another file at the generation already seen, as two branches
+/// reach) does not bring back a member removed at that generation or
+/// later: it may be the copy of a branch made before the removal, and in a
+/// merge too a removal on either side wins.
 fn adopt(known: &mut Known, recipients: &[String], generation: u64, db_sha256: &str) {
-    let new: BTreeSet<String> = recipients.iter().cloned().collect();
+    let sibling = generation == known.generation;
+    let new: BTreeSet<String> = recipients
+        .iter()
+        .filter(|r| !(sibling && known.removed.get(*r).is_some_and(|&g| g >= generation)))
+        .cloned()
+        .collect();
     for gone in known.members.difference(&new) {
         known.removed.insert(gone.clone(), generation);
     }
@@ -309,13 +318,18 @@ pub(crate) fn next_generation(state: &State, vault_id: &str, file_generation: u6
     file_generation.max(seen).saturating_add(1)
 }
 
-/// A write of `vault_id` that read a file listing `before` and will encrypt
-/// to `after`: refused if it would encrypt to a member a trusted, newer
-/// file removed, unless that member is added by this very write (an
-/// explicit `recipients add`) or `allow_older` says so.
+/// A write of `vault_id` that read a file of `file_generation` listing
+/// `before` and will encrypt to `after`: refused if it would encrypt to a
+/// member a trusted, newer file removed, unless that member is added by
+/// this very write (an explicit `recipients add`) or `allow_older` says
+/// so. From a file older than the newest seen, a member that file lists
+/// and the newest does not counts as removed too, whether or not this
+/// user saw them go (a first read of the newer file, then a replay of an
+/// older one: replaying needs no key at all).
 pub(crate) fn check_write(
     state: &State,
     vault_id: &str,
+    file_generation: u64,
     before: &[String],
     after: &[String],
     allow_older: bool,
@@ -327,12 +341,19 @@ pub(crate) fn check_write(
         return Ok(());
     }
     for r in after {
-        if let Some(&generation) = known.removed.get(r)
-            && before.contains(r)
-        {
+        if !before.contains(r) {
+            continue;
+        }
+        if let Some(&generation) = known.removed.get(r) {
             return Err(Refusal::Removed {
                 member: r.clone(),
                 generation,
+            });
+        }
+        if file_generation < known.generation && !known.members.contains(r) {
+            return Err(Refusal::Removed {
+                member: r.clone(),
+                generation: known.generation,
             });
         }
     }
@@ -789,7 +810,7 @@ mod tests {
         assert_eq!(s.vaults[ID].removed.get("age1b"), Some(&6));
         // A replayed older file (gen 5) lists b: its write is refused...
         let old = rs(&["age1a", "age1b", "age1me"]);
-        let err = check_write(&s, ID, &old, &old, false).unwrap_err();
+        let err = check_write(&s, ID, 5, &old, &old, false).unwrap_err();
         assert_eq!(
             err,
             Refusal::Removed {
@@ -798,8 +819,8 @@ mod tests {
             }
         );
         // ...unless --allow-older, or the write adds b back on purpose.
-        check_write(&s, ID, &old, &old, true).unwrap();
-        check_write(&s, ID, &r, &old, false).unwrap();
+        check_write(&s, ID, 5, &old, &old, true).unwrap();
+        check_write(&s, ID, 5, &r, &old, false).unwrap();
         // The write that goes through is the newest generation, and its
         // recipients the trusted set.
         let g = next_generation(&s, ID, 5);
@@ -820,7 +841,7 @@ mod tests {
         decide(&mut s, P, signed(6, "age1a", &with_c), &me).unwrap();
         let before = rs(&["age1a", "age1b", "age1me"]);
         let after = rs(&["age1a", "age1me"]);
-        check_write(&s, ID, &before, &after, false).unwrap();
+        check_write(&s, ID, 5, &before, &after, false).unwrap();
         let g = next_generation(&s, ID, 5);
         record_write(&mut s, P, ID, g, &before, &after, "h7");
         let k = &s.vaults[ID];
@@ -833,9 +854,9 @@ mod tests {
         );
         // A file that still lists b is refused a write; one listing c is
         // not, and c may sign.
-        check_write(&s, ID, &with_c, &with_c, false).unwrap_err();
+        check_write(&s, ID, 6, &with_c, &with_c, false).unwrap_err();
         let c_only = rs(&["age1a", "age1me", "age1c"]);
-        check_write(&s, ID, &c_only, &c_only, false).unwrap();
+        check_write(&s, ID, 7, &c_only, &c_only, false).unwrap();
         decide(&mut s, P, signed(8, "age1c", &c_only), &me).unwrap();
         // Reading your own write again changes nothing.
         let mut s = known();
@@ -846,6 +867,50 @@ mod tests {
         // (`signed` hashes as "h{generation}".)
         assert_eq!(s, recorded);
         assert!(s.vaults[ID].members.contains("age1c"));
+    }
+
+    /// A sibling file (the generation already seen, another database: a
+    /// branch made before the removal) does not bring a removed member
+    /// back, and a write from it is refused.
+    #[test]
+    fn a_sibling_at_the_same_generation_does_not_undo_a_removal() {
+        let mut s = known();
+        let all = rs(&["age1a", "age1b", "age1me"]);
+        let without_b = rs(&["age1a", "age1me"]);
+        record_write(&mut s, P, ID, 6, &all, &without_b, "mine-6");
+        assert_eq!(s.vaults[ID].removed.get("age1b"), Some(&6));
+        decide(&mut s, P, signed(6, "age1a", &all), &me).unwrap();
+        let k = &s.vaults[ID];
+        assert!(!k.members.contains("age1b"), "{k:?}");
+        assert_eq!(k.removed.get("age1b"), Some(&6));
+        assert!(check_write(&s, ID, 6, &all, &all, false).is_err());
+        check_write(&s, ID, 6, &all, &all, true).unwrap();
+        // A newer file that lists b again (a member re-added b) does.
+        decide(&mut s, P, signed(7, "age1a", &all), &me).unwrap();
+        assert!(s.vaults[ID].members.contains("age1b"));
+    }
+
+    /// A reader who first saw the vault after b was removed never saw b
+    /// go: a replayed older file that lists b still cannot be written
+    /// back to b.
+    #[test]
+    fn a_replay_is_refused_even_by_a_reader_who_never_saw_the_removal() {
+        let mut s = State::default();
+        let newest = rs(&["age1a", "age1me"]);
+        decide(&mut s, P, signed(5, "age1a", &newest), &me).unwrap();
+        let old = rs(&["age1a", "age1b", "age1me"]);
+        let notes = decide(&mut s, P, signed(4, "age1a", &old), &me).unwrap();
+        assert_eq!(notes.len(), 1, "reported as older");
+        assert_eq!(
+            check_write(&s, ID, 4, &old, &old, false).unwrap_err(),
+            Refusal::Removed {
+                member: "age1b".into(),
+                generation: 5
+            }
+        );
+        check_write(&s, ID, 4, &old, &old, true).unwrap();
+        // Adding b on purpose (b not in the file written from) is a choice.
+        check_write(&s, ID, 4, &newest, &old, false).unwrap();
     }
 
     #[test]

@@ -681,6 +681,7 @@ fn read_modify_write<T>(
     trust::check_write(
         &state,
         &id,
+        meta.generation,
         &before,
         &after,
         paths.allow_older || mode == Mode::Trust,

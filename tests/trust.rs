@@ -764,3 +764,62 @@ fn fsio_lock(path: &std::path::Path) -> fs::File {
     f.lock().unwrap();
     f
 }
+
+/// The replay for a reader who never saw the member go: D first reads the
+/// vault after A removed B (trust on first use of the newer file), then
+/// finds the older file that lists B in its place. D's write from it is
+/// refused all the same: B is in the older file and not in the newest.
+/// And a sibling (another file at the newest generation, a branch made
+/// before the removal) does not bring B back for A either.
+#[test]
+fn replays_are_refused_by_readers_who_never_saw_the_removal_and_siblings_undo_nothing() {
+    let a = User::new();
+    let b = User::new();
+    let c = User::new();
+    let d = User::new();
+    let file = team_vault(&a);
+    for who in [&b, &c, &d] {
+        a.on(&file, &["recipients", "add", &who.recipient])
+            .run()
+            .success();
+    }
+    let with_b = fs::read(&file).unwrap();
+    // A sibling: C writes on a copy (a branch), at the generation A's
+    // removal will also reach.
+    let branch = a.env.path("repo/branch.vault");
+    fs::write(&branch, &with_b).unwrap();
+    c.on(&branch, &["secret", "set", "db", "ON_BRANCH=1"])
+        .run()
+        .success();
+    let sibling = fs::read(&branch).unwrap();
+    a.on(&file, &["recipients", "remove", &b.recipient])
+        .run()
+        .success();
+    let newest = fs::read(&file).unwrap();
+
+    // D's first sight is the newest file; then the replay.
+    d.on(&file, &["secret", "list"]).run().success();
+    fs::write(&file, &with_b).unwrap();
+    d.on(&file, &["secret", "list"])
+        .run()
+        .success()
+        .stderr_has("older than generation");
+    d.on(&file, &["secret", "set", "db", "X=1"])
+        .run()
+        .fails(1)
+        .stderr_has(&b.recipient)
+        .stderr_has("--allow-older");
+    assert_eq!(fs::read(&file).unwrap(), with_b);
+
+    // A reads the sibling in the vault's place: B stays removed.
+    fs::write(&file, &newest).unwrap();
+    a.on(&file, &["secret", "list"]).run().success();
+    fs::write(&file, &sibling).unwrap();
+    a.on(&file, &["secret", "list"]).run().success();
+    a.on(&file, &["secret", "set", "db", "X=1"])
+        .run()
+        .fails(1)
+        .stderr_has(&b.recipient)
+        .stderr_has("--allow-older");
+    assert_eq!(fs::read(&file).unwrap(), sibling);
+}
