@@ -1164,22 +1164,45 @@ pub fn entries(
     name: &SecretName,
 ) -> Result<Vec<(EnvKey, SecretValue)>> {
     let mut stmt = conn.prepare_cached(
-        "SELECT e.key, e.value FROM entries e JOIN secrets s ON s.id = e.secret_id
+        "SELECT e.key, e.value, s.created_at, s.updated_at, s.rotate_since
+         FROM entries e JOIN secrets s ON s.id = e.secret_id
          WHERE s.env = ?1 AND s.name = ?2 ORDER BY e.key",
     )?;
     let mut rows = stmt.query([env, name.as_str()])?;
     let mut out = vec![];
+    // Keys, values and the secret's own row were validated when written;
+    // a hand-edited database that breaks the rules is a damaged vault
+    // (DESIGN v2 "Schema": every row validated as it is read), reported
+    // as such and never passed on to a command.
+    let damaged = |what: &str| {
+        Error::new(format!("the vault is damaged: secret `{name}` has {what}"))
+            .hint("restore it from a backup or from version control; `vault doctor` shows more")
+    };
+    let mut first = true;
     while let Some(row) = rows.next()? {
-        let not_text = || {
-            Error::new(format!("secret `{name}` has an entry that is not text"))
-                .hint("restore the vault from a backup or from version control")
-        };
-        let key: String = row.get(0).map_err(|_| not_text())?;
-        let value = Zeroizing::new(row.get::<_, String>(1).map_err(|_| not_text())?);
-        // Keys and values were validated when written; a hand-edited database
-        // that breaks the rules is reported, not passed on.
-        let key = EnvKey::parse(&key).map_err(|e| e.context(format_args!("secret `{name}`")))?;
-        let value = SecretValue::new(&key, value)?;
+        let key: String = row
+            .get(0)
+            .map_err(|_| damaged("an entry that is not text"))?;
+        let value = Zeroizing::new(
+            row.get::<_, String>(1)
+                .map_err(|_| damaged("an entry that is not text"))?,
+        );
+        if first {
+            first = false;
+            let times: Option<(String, String, Option<String>)> =
+                (|| Some((row.get(2).ok()?, row.get(3).ok()?, row.get(4).ok()?)))();
+            let valid = times.is_some_and(|(c, u, r)| {
+                check_time(&c).is_ok()
+                    && check_time(&u).is_ok()
+                    && r.is_none_or(|r| check_time(&r).is_ok())
+            });
+            if !valid {
+                return Err(damaged("an invalid timestamp"));
+            }
+        }
+        let key = EnvKey::parse(&key).map_err(|_| damaged("an invalid key"))?;
+        let value = SecretValue::new(&key, value)
+            .map_err(|_| damaged(&format!("an invalid value for `{key}`")))?;
         out.push((key, value));
     }
     if out.is_empty() && !exists(conn, env, name)? {

@@ -1143,3 +1143,46 @@ fn paths_on_stdout_never_drive_the_terminal() {
         assert!(!out.stdout.contains('\u{1b}'), "{}", out.stdout);
     }
 }
+
+/// A member's own signed database with a row that breaks the rules (an
+/// invalid timestamp on the secret, a key that is no key) is a damaged
+/// vault for `run` too (DESIGN v2 "Schema": every row validated as it is
+/// read, nothing run), not a command started with it.
+#[test]
+fn run_refuses_a_secret_whose_rows_fail_validation() {
+    let env = Env::new().init();
+    env.create("db", &["PGPASSWORD=pw"]);
+    let keys = env.keys();
+    let original = vault::testing::decrypt_vec(&fs::read(env.file()).unwrap(), &keys)
+        .unwrap()
+        .to_vec();
+    let recipient = env
+        .vault(["recipient"])
+        .run()
+        .success()
+        .stdout
+        .trim()
+        .to_string();
+    for change in [
+        "UPDATE secrets SET created_at = 'yesterday'",
+        "UPDATE entries SET key = 'BAD KEY'",
+    ] {
+        let db = {
+            let mut c = rusqlite::Connection::open_in_memory().unwrap();
+            c.deserialize_read_exact(rusqlite::MAIN_DB, &original[..], original.len(), false)
+                .unwrap();
+            c.execute(change, []).unwrap();
+            c.serialize(rusqlite::MAIN_DB).unwrap().to_vec()
+        };
+        let signature = vault::testing::forge::signature(&db, &keys).unwrap();
+        let sealed =
+            vault::testing::forge::seal(&db, std::slice::from_ref(&recipient), Some(signature))
+                .unwrap();
+        fs::write(env.file(), &sealed).unwrap();
+        env.vault(["run", "-s", "db", "--", "sh", "-c", "echo RAN"])
+            .run()
+            .fails(1)
+            .stderr_has("is damaged")
+            .lacks("RAN");
+    }
+}
