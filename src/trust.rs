@@ -80,8 +80,10 @@ pub(crate) enum Note {
 pub(crate) enum Refusal {
     /// The signature stanza is malformed or does not verify.
     BadSignature,
-    /// Signed by a key outside the trusted set (by its fingerprint).
-    Untrusted { fingerprint: String },
+    /// Signed by a key outside the trusted set (by its fingerprint);
+    /// `listed`: one of the file's own recipients (which `vault trust`
+    /// can accept), else a key that can read nothing of it.
+    Untrusted { fingerprint: String, listed: bool },
     /// No signature where one was seen before (a path last seen signed).
     UnsignedAfterSigned,
     /// No signature on a file of schema version 2 or later.
@@ -183,6 +185,7 @@ pub(crate) fn decide_at(
     }
     let untrusted = || Refusal::Untrusted {
         fingerprint: crate::sign::fingerprint(signer),
+        listed: recipients.iter().any(|r| r == signer),
     };
     let Some(known) = state.vaults.get_mut(vault_id) else {
         // Trust on first use: the signer must be one of the file's own
@@ -415,7 +418,10 @@ pub(crate) fn replace(state: &mut State, path: &str, seen: Seen<'_>) {
             let new: BTreeSet<String> = recipients.iter().cloned().collect();
             known.removed.retain(|r, _| !new.contains(r));
             known.members = new;
-            known.generation = generation;
+            // Never lower: an older file trusted on purpose gives its
+            // members, and older files stay older (replays are still
+            // reported and still refused a write to a removed member).
+            known.generation = known.generation.max(generation);
             known.newest = db_sha256.to_string();
             known.signed = true;
             known.reported.clear();
@@ -677,7 +683,8 @@ mod tests {
         assert_eq!(
             err,
             Refusal::Untrusted {
-                fingerprint: crate::sign::fingerprint("age1mallory")
+                fingerprint: crate::sign::fingerprint("age1mallory"),
+                listed: true,
             }
         );
         assert_eq!(s, before);

@@ -1141,6 +1141,7 @@ fn verify_at(
                 .ok_or_else(|| {
                     refuse(trust::Refusal::Untrusted {
                         fingerprint: fingerprint.clone(),
+                        listed: false,
                     })
                 })?;
             let msg = sign::message(&meta.vault_id, meta.generation, &loaded.db_sha256);
@@ -1213,12 +1214,24 @@ fn refusal(r: trust::Refusal, source: &str, paths: &Paths) -> Error {
             "{source} has a bad signature: it was changed after it was signed, or forged"
         ))
         .hint("restore it from a backup or from version control"),
-        trust::Refusal::Untrusted { fingerprint } => Error::new(format!(
+        trust::Refusal::Untrusted {
+            fingerprint,
+            listed: true,
+        } => Error::new(format!(
             "{source} was written by a key you do not trust: {fingerprint}"
         ))
         .hint(format!(
             "if a member rebuilt or re-keyed this vault, check with them, then {trust} shows the signer and members and accepts them"
         )),
+        // Nobody who can read the file signed it: `vault trust` would
+        // refuse it too (nobody can vouch for it).
+        trust::Refusal::Untrusted {
+            fingerprint,
+            listed: false,
+        } => Error::new(format!(
+            "{source} was written by a key you do not trust: {fingerprint}, which is none of its members"
+        ))
+        .hint("no member vouches for this file (a forgery, or a file of another vault): restore it from version control"),
         trust::Refusal::UnsignedAfterSigned => Error::new(format!(
             "{source} is not signed, but the vault last seen at this path was"
         ))

@@ -295,8 +295,14 @@ fn a_vault_re_encrypted_by_a_non_member_is_refused() {
         .run()
         .fails(1)
         .stderr_has(&format!("was written by a key you do not trust: {fp}"))
-        .stderr_has("vault trust --vault")
+        // Not `vault trust`: it refuses a file none of its members signed.
+        .stderr_has("no member vouches for this file")
         .lacks("hunter2");
+    victim
+        .on(&file, &["trust", "--yes"])
+        .run()
+        .fails(1)
+        .stderr_has("none of its members");
 }
 
 /// The signature covers the vault id, the generation and the whole
@@ -822,4 +828,32 @@ fn replays_are_refused_by_readers_who_never_saw_the_removal_and_siblings_undo_no
         .stderr_has(&b.recipient)
         .stderr_has("--allow-older");
     assert_eq!(fs::read(&file).unwrap(), sibling);
+}
+
+/// `vault trust` of an older file (a replay, an old checkout) says it is
+/// older, and takes its members but not its generation: the record of
+/// the newest generation seen is not rolled back.
+#[test]
+fn trusting_an_older_file_says_so_and_keeps_the_newest_generation() {
+    let a = User::new();
+    let b = User::new();
+    let file = team_vault(&a);
+    a.on(&file, &["recipients", "add", &b.recipient])
+        .run()
+        .success();
+    let with_b = fs::read(&file).unwrap();
+    a.on(&file, &["recipients", "remove", &b.recipient])
+        .run()
+        .success();
+    fs::write(&file, &with_b).unwrap();
+    a.on(&file, &["trust", "--yes"])
+        .run()
+        .success()
+        .stdout_has("generation: 3 (older than generation 4 seen before)");
+    a.on(&file, &["secret", "set", "db", "X=1"]).run().success();
+    a.on(&file, &["recipients", "list"])
+        .run()
+        .success()
+        .stdout_has("generation 5")
+        .stdout_has(&b.recipient);
 }

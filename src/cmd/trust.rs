@@ -20,7 +20,22 @@ pub(crate) fn run(ctx: &Context, yes: bool) -> Result<()> {
     match (&candidate.meta, &candidate.signer) {
         (Some(meta), Some(signer)) => {
             out += &format!("vault id:   {}\n", meta.id_hex());
-            out += &format!("generation: {}\n", meta.generation);
+            let highest = crate::trust::Store::new(&ctx.paths.dir)
+                .load()
+                .ok()
+                .and_then(|st| st.vaults.get(&meta.id_hex()).map(|k| k.generation))
+                .filter(|&h| h > meta.generation);
+            match highest {
+                // An older file (a replay, an old checkout): trusting it
+                // takes its members, not its generation.
+                Some(h) => {
+                    out += &format!(
+                        "generation: {} (older than generation {h} seen before)\n",
+                        meta.generation
+                    )
+                }
+                None => out += &format!("generation: {}\n", meta.generation),
+            }
             out += &format!(
                 "signed by:  {signer}{} ({})\n",
                 mine(signer),
