@@ -125,18 +125,39 @@ pub(crate) fn run(
     let status = wait(&mut child, pid, &alive);
     // Drain what the child (or a process it left behind) still writes,
     // still reacting to signals meanwhile.
+    let mut lost = vec![];
     for p in pumps {
-        let _ = p.join();
+        if let Ok(Some(problem)) = p.join() {
+            lost.push(problem);
+        }
     }
     handle.close();
     let _ = watcher.join();
     let status = status?;
-    Ok(match (status.code(), status.signal()) {
+    let exit = match (status.code(), status.signal()) {
         (Some(code), _) => Exit::Code(code),
         (None, Some(sig)) => Exit::Signal(sig),
         // Neither: not on Unix; report a failure the shell's way.
         (None, None) => Exit::Code(1),
-    })
+    };
+    // Output that could not be written (a full disk; not a reader that
+    // went away) is an error, exit 1, as any write of vault's own would
+    // be (DESIGN v2 "Hardening"): unless the command failed by itself, its
+    // success (or the SIGPIPE our closing its pipe gave it) does not
+    // stand for a log that is lost.
+    let ours = matches!(exit, Exit::Code(0) | Exit::Code(141) | Exit::Signal(13));
+    for text in &lost {
+        let level = if ours { "error" } else { "warning" };
+        let _ = writeln!(io::stderr(), "vault: {level}: {text}");
+    }
+    if !lost.is_empty() && ours {
+        let _ = writeln!(
+            io::stderr(),
+            "hint: free some disk space (or raise the file-size limit) and run the command again"
+        );
+        return Ok(Exit::Code(1));
+    }
+    Ok(exit)
 }
 
 /// Ends this process as the child ended: its exit code, or death by its
@@ -217,7 +238,7 @@ fn pump(
     to: File,
     mut redactor: Redactor,
     what: &'static str,
-) -> thread::JoinHandle<()> {
+) -> thread::JoinHandle<Option<String>> {
     thread::spawn(move || {
         let mut to = to;
         let problem = match redact::copy(&mut redactor, &mut from, &mut to) {
@@ -229,14 +250,14 @@ fn pump(
         // output is gone (EPIPE or SIGPIPE), as it would have learnt
         // without us in between.
         drop(from);
-        if let Some((verb, e)) = problem {
-            // Not `eprintln!`, which panics when stderr is what failed.
-            let _ = writeln!(
-                io::stderr(),
-                "vault: warning: cannot {verb} the command's {what}: {}; the rest of it is lost",
+        // Said by `run` once the child has ended (not `eprintln!`, which
+        // panics when stderr is what failed).
+        problem.map(|(verb, e)| {
+            format!(
+                "cannot {verb} the command's {what}: {}; the rest of it is lost",
                 describe_io(&e)
-            );
-        }
+            )
+        })
     })
 }
 

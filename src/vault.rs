@@ -1254,7 +1254,7 @@ fn refusal(r: trust::Refusal, source: &str, paths: &Paths) -> Error {
             "this write would encrypt {source} to {member}, whom generation {generation} removed"
         ))
         .hint(format!(
-            "the file is older than the newest seen (an old checkout, or a replayed file); pass --allow-older to write it anyway, or `vault recipients remove {member}`"
+            "the file is older than the newest seen (another branch, an aborted merge, an old checkout, or a replayed file): merge the newer one in, or pass --allow-older to write it anyway, or `vault recipients remove {member}`"
         )),
     }
 }

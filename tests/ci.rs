@@ -548,6 +548,48 @@ fn overlapping_values_are_masked_together() {
     }
 }
 
+/// Output that cannot be written (a full disk: `/dev/full`) is vault's
+/// error, exit 1, whatever the command made of the pipe vault then closed
+/// (exit 0 or SIGPIPE, at random); a command that failed by itself keeps
+/// its own status.
+#[test]
+fn a_full_disk_under_redact_is_an_error() {
+    if !std::path::Path::new("/dev/full").exists() {
+        return;
+    }
+    let env = Env::new();
+    for (script, code) in [("echo x; echo y", 1), ("echo x; exit 3", 3)] {
+        let mut c = env.vault([
+            "run",
+            "--redact",
+            "--set",
+            "K=some-secret",
+            "--",
+            "sh",
+            "-c",
+            script,
+        ]);
+        let full = fs::OpenOptions::new()
+            .write(true)
+            .open("/dev/full")
+            .unwrap();
+        // SAFETY: dup2 is async-signal-safe and allocates nothing.
+        unsafe {
+            c.cmd.pre_exec(move || {
+                rustix::stdio::dup2_stdout(&full)?;
+                Ok(())
+            });
+        }
+        let out = c.run();
+        assert_eq!(out.code, Some(code), "{script}: {out:?}");
+        assert!(
+            out.stderr
+                .contains("cannot write the command's stdout: no space left on device"),
+            "{out:?}"
+        );
+    }
+}
+
 #[test]
 fn nothing_to_mask_is_a_warning() {
     let env = Env::new();
