@@ -256,6 +256,29 @@ impl Cmd {
         self
     }
 
+    /// This command under `strace -f -qq -y -e trace=TRACE -o LOG`
+    /// (descriptors shown with their paths), with the same arguments,
+    /// environment and working directory. A `pre_exec` hook already set
+    /// is not carried over; the session of its own (`attached`) is.
+    pub fn under_strace(mut self, trace: &str, log: &Path) -> Self {
+        let mut s = Command::new("strace");
+        s.args(["-f", "-qq", "-y", "-e", trace, "-o"])
+            .arg(log)
+            .arg(self.cmd.get_program())
+            .args(self.cmd.get_args());
+        for (k, v) in self.cmd.get_envs() {
+            match v {
+                Some(v) => s.env(k, v),
+                None => s.env_remove(k),
+            };
+        }
+        if let Some(dir) = self.cmd.get_current_dir() {
+            s.current_dir(dir);
+        }
+        self.cmd = s;
+        self
+    }
+
     pub fn spawn(mut self) -> std::process::Child {
         self.prepare();
         self.cmd.stdin(if self.stdin.is_some() {
