@@ -297,56 +297,6 @@ fn unlock_and_passwd_prompt_on_a_terminal() {
     env.vault(["lock"]).run().success();
 }
 
-/// The unprivileged user `nobody`, with a vault and a passphrase file of
-/// its own, for what root's privileges would hide. Its agent is stopped
-/// when this is dropped.
-struct Nobody {
-    env: Env,
-    home: PathBuf,
-}
-
-impl Nobody {
-    fn new() -> Nobody {
-        let env = Env::bare_for_tests();
-        fs::set_permissions(env.tmp.path(), fs::Permissions::from_mode(0o755)).unwrap();
-        let home = env.path("nobody");
-        fs::create_dir_all(home.join("run")).unwrap();
-        fs::set_permissions(home.join("run"), fs::Permissions::from_mode(0o700)).unwrap();
-        write_private(&home.join("pass.txt"), b"pw\n");
-        Command::new("chown")
-            .args(["-R", "nobody:nogroup"])
-            .arg(&home)
-            .status()
-            .unwrap();
-        Nobody { env, home }
-    }
-
-    fn command(&self, args: &[&str]) -> Command {
-        let mut c = Command::new("setpriv");
-        c.args(["--reuid=nobody", "--regid=nogroup", "--clear-groups", "--"])
-            .arg(BIN)
-            .args(args)
-            .env_clear()
-            .env("HOME", &self.home)
-            .env("VAULT_DIR", self.home.join("vault"))
-            .env("XDG_RUNTIME_DIR", self.home.join("run"))
-            .env("VAULT_PASSPHRASE_FILE", self.home.join("pass.txt"))
-            .env("VAULT_SCRYPT_WORK_FACTOR", "10")
-            .current_dir(self.env.tmp.path());
-        c
-    }
-
-    fn run(&self, args: &[&str]) -> std::process::Output {
-        self.command(args).output().unwrap()
-    }
-}
-
-impl Drop for Nobody {
-    fn drop(&mut self) {
-        let _ = self.run(&["lock"]);
-    }
-}
-
 /// Root passes a 0600 socket's mode, so only the agent's uid check can turn
 /// it away: start the agent as `nobody` and knock as root.
 #[test]

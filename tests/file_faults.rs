@@ -331,3 +331,78 @@ fn missing_or_damaged_identity() {
         .stdout_has("db");
     assert_eq!(fs::read(env.file()).unwrap(), vault_before);
 }
+
+/// Invariant 5, "unknown schema version": a vault file whose database
+/// says it is of a schema newer than this `vault` knows (a teammate's
+/// newer `vault` wrote it) is refused by every command, reading or
+/// writing, with exit 1 and a message that says "newer", and stays byte
+/// for byte as it was: an older `vault` that read on would misread the
+/// rows, and one that wrote would replace the teammate's vault with one
+/// it cannot have understood. Made as a user would by hand: stock `age
+/// -d`, `sqlite3` to raise `PRAGMA user_version`, and `age -r` again;
+/// then the same database signed by its owner, so that no missing
+/// signature can be what refuses it.
+#[test]
+fn a_newer_schema_version_is_refused_and_the_file_left() {
+    if !have("age") || !have("sqlite3") {
+        return;
+    }
+    let env = Env::new().init();
+    env.create("db", &["A=SENTINEL-VALUE"]);
+    let db = env.path("vault.db");
+    let st = Command::new("age")
+        .args(["-d", "-i"])
+        .arg(env.identity.as_ref().unwrap())
+        .arg("-o")
+        .arg(&db)
+        .arg(env.file())
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let sqlite3 = |sql: &str| {
+        let o = Command::new("sqlite3").arg(&db).arg(sql).output().unwrap();
+        assert!(o.status.success(), "{sql}: {o:?}");
+        String::from_utf8(o.stdout).unwrap().trim().to_string()
+    };
+    let current: i64 = sqlite3("PRAGMA user_version").parse().unwrap();
+    sqlite3(&format!("PRAGMA user_version = {}", current + 1));
+    assert_eq!(sqlite3("PRAGMA user_version"), (current + 1).to_string());
+    let recipient = env.recipient();
+    let st = Command::new("age")
+        .args(["-r", &recipient, "-o"])
+        .arg(env.file())
+        .arg(&db)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let unsigned = fs::read(env.file()).unwrap();
+    let newer = fs::read(&db).unwrap();
+    let signature = vault::testing::forge::signature(&newer, &env.keys()).unwrap();
+    let signed = vault::testing::forge::seal(&newer, &[recipient], Some(signature)).unwrap();
+    let says = format!(
+        "has schema version {}, newer than this vault understands ({current})",
+        current + 1
+    );
+    for (what, bytes) in [("stock age", &unsigned), ("signed", &signed)] {
+        fs::write(env.file(), bytes).unwrap();
+        for args in OPENERS
+            .iter()
+            .chain([&["trust", "--yes"][..], &["doctor"]].iter())
+        {
+            let out = env.vault(*args).run().fails(1).lacks("SENTINEL-VALUE");
+            // `doctor` reports it among its checks, on stdout.
+            let report = if args[0] == "doctor" {
+                &out.stdout
+            } else {
+                &out.stderr
+            };
+            assert!(report.contains(&says), "{what}: {args:?}: {out:#?}");
+            assert_eq!(
+                &fs::read(env.file()).unwrap(),
+                bytes,
+                "{what}: {args:?} changed it"
+            );
+        }
+    }
+    assert!(vault::testing::stale_temps(&env.file()).is_empty());
+}

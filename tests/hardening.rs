@@ -6,7 +6,7 @@
 
 use std::{
     fs,
-    os::unix::fs::{PermissionsExt, symlink},
+    os::unix::fs::{MetadataExt, PermissionsExt, symlink},
     path::Path,
     process::{Command, Stdio},
 };
@@ -78,8 +78,9 @@ fn bash_complete(env: &Env, words: &str, cword: usize) -> (Vec<String>, std::pro
 
 // ---- The process
 
-/// Invariant 7: The process is hardened: a `vault` waiting on stdin shows umask 077,
-/// a soft core limit of 0 (hard limit untouched) and is not dumpable.
+/// Invariant 7: The process is hardened: a `vault` waiting on stdin shows umask 077
+/// and a soft core limit of 0 (hard limit untouched). Not dumpable: the
+/// next test.
 #[test]
 fn running_process_is_hardened() {
     let env = Env::new().init();
@@ -116,6 +117,170 @@ fn running_process_is_hardened() {
     let fields: Vec<&str> = core.split_whitespace().collect();
     assert_eq!(fields[4], "0", "soft limit: {core}");
     assert_eq!(fields[5], "unlimited", "hard limit untouched: {core}");
+}
+
+/// Who runs the processes of `long_lived_processes_are_not_dumpable`:
+/// `nobody` when the tests run as root, else the test's own user. An agent
+/// started is stopped when this is dropped.
+enum NotRoot {
+    Nobody(Nobody),
+    Me(Env),
+}
+
+impl NotRoot {
+    fn uid(&self) -> u32 {
+        match self {
+            NotRoot::Nobody(n) => fs::metadata(&n.home).unwrap().uid(),
+            NotRoot::Me(_) => rustix::process::geteuid().as_raw(),
+        }
+    }
+
+    /// `vault ARGS` as this user.
+    fn vault(&self, args: &[&str]) -> Command {
+        match self {
+            NotRoot::Nobody(n) => n.command(args),
+            NotRoot::Me(env) => env.vault(args).cmd,
+        }
+    }
+
+    /// `PROGRAM ARGS` (not vault) as this user.
+    fn other(&self, program: &str, args: &[&str]) -> Command {
+        match self {
+            NotRoot::Nobody(n) => n.command_of(program, args),
+            NotRoot::Me(_) => {
+                let mut c = Command::new(program);
+                c.args(args);
+                c
+            }
+        }
+    }
+}
+
+impl Drop for NotRoot {
+    fn drop(&mut self) {
+        if let NotRoot::Me(env) = self {
+            let _ = env.vault(["lock"]).run();
+        }
+    }
+}
+
+/// A filter reading a pipe this test holds open: it runs until `end`
+/// closes the pipe, and is killed if the test fails first.
+struct Filter {
+    child: std::process::Child,
+    stdout: std::io::BufReader<std::process::ChildStdout>,
+}
+
+impl Filter {
+    fn spawn(mut c: Command) -> Filter {
+        c.stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null());
+        let mut child = c.spawn().unwrap();
+        let stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+        Filter { child, stdout }
+    }
+
+    /// Writes `line` and reads back what the filter made of it: once it
+    /// has answered, it runs its loop (a vault has opened the vault and
+    /// hardened itself long before).
+    fn echo(&mut self, line: &str) -> String {
+        use std::io::{BufRead, Write};
+        let stdin = self.child.stdin.as_mut().unwrap();
+        stdin.write_all(format!("{line}\n").as_bytes()).unwrap();
+        stdin.flush().unwrap();
+        let mut back = String::new();
+        self.stdout.read_line(&mut back).unwrap();
+        back.trim_end().to_string()
+    }
+
+    /// The owner of its `/proc/PID/status`.
+    fn proc_owner(&self) -> u32 {
+        proc_owner(self.child.id())
+    }
+
+    fn end(mut self) -> std::process::ExitStatus {
+        drop(self.child.stdin.take());
+        self.child.wait().unwrap()
+    }
+}
+
+impl Drop for Filter {
+    fn drop(&mut self) {
+        if self.child.stdin.is_some() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// The owner of `/proc/PID/status`: root's for a process that is not
+/// dumpable, whoever runs it.
+fn proc_owner(pid: u32) -> u32 {
+    fs::metadata(format!("/proc/{pid}/status")).unwrap().uid()
+}
+
+/// Invariant 7, "not dumpable": every long-lived `vault` process, each of
+/// which holds key material or values, has `PR_SET_DUMPABLE` 0, so that
+/// no core dump, `ptrace` or `/proc/PID/mem` read by another process of
+/// the same user reaches its memory. /proc shows it from outside: the
+/// kernel gives a non-dumpable process's `/proc/PID` files to root. So
+/// each runs as a user other than root (`nobody` through setpriv when the
+/// tests run as root, else the test's own user), and once it is at work
+/// its `/proc/PID/status` must be root's: `vault redact` filtering a pipe
+/// (after it masked a line), `vault run --redact`, which stays as its
+/// command's parent (after a line went through the command and it), and
+/// the agent (`vault unlock`, after it answered). The control: a `cat`
+/// run the same way keeps its user's files, so the check can tell.
+#[test]
+fn long_lived_processes_are_not_dumpable() {
+    let user = if is_root() {
+        if !have("setpriv") {
+            return;
+        }
+        NotRoot::Nobody(Nobody::new())
+    } else {
+        NotRoot::Me(Env::with_passphrase("pw"))
+    };
+    let uid = user.uid();
+    assert_ne!(uid, 0);
+    let ok = |mut c: Command| {
+        let o = c.stdin(Stdio::null()).output().unwrap();
+        assert!(o.status.success(), "{o:?}");
+        o
+    };
+    ok(user.vault(&["init"]));
+    ok(user.vault(&["secret", "create", "x", "TOKEN=not-dumpable"]));
+
+    let mut cat = Filter::spawn(user.other("cat", &[]));
+    assert_eq!(cat.echo("plain"), "plain");
+    assert_eq!(cat.proc_owner(), uid, "the control");
+    assert!(cat.end().success());
+
+    for args in [
+        &["redact", "-s", "x"][..],
+        &["run", "--redact=always", "-s", "x", "--", "cat"],
+    ] {
+        let mut p = Filter::spawn(user.vault(args));
+        assert_eq!(p.echo("token not-dumpable"), "token ********", "{args:?}");
+        let owner = p.proc_owner();
+        assert_eq!(
+            owner, 0,
+            "{args:?} is dumpable (its files are uid {owner}'s)"
+        );
+        assert!(p.end().success(), "{args:?}");
+    }
+
+    ok(user.vault(&["unlock", "--timeout", "2m"]));
+    let status = ok(user.vault(&["status", "--json"]));
+    let v: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    assert_eq!(v["unlocked"], true, "{v}");
+    let agent = v["agent_pid"].as_u64().expect("an agent pid") as u32;
+    let owner = proc_owner(agent);
+    assert_eq!(
+        owner, 0,
+        "the agent is dumpable (its files are uid {owner}'s)"
+    );
 }
 
 // ---- 1. Completion never lets the shell expand stored names

@@ -260,6 +260,71 @@ fn strace_shows_only_temp_lock_and_rename_writes() {
     );
 }
 
+/// Invariant 1, `PRAGMA temp_store = MEMORY`: SQLite's temporary
+/// databases, sorts and statement journals stay in memory. The bundled
+/// SQLite is built with its default `SQLITE_TEMP_STORE=1` (files unless
+/// the pragma says otherwise), and it spills one of those to a file in
+/// `SQLITE_TMPDIR`, `TMPDIR`, `/var/tmp` or `/tmp` as soon as it outgrows
+/// its page cache (2 MB): without the pragma, the `VACUUM` of a bulk
+/// import of a 5 MB vault writes the rebuilt database, plaintext, to an
+/// unnamed `O_TMPFILE` there (`etilqs_…` in older SQLite). Small vaults
+/// never spill, which is why the session test above cannot tell. Under
+/// strace, a large import opens nothing for writing outside the vault
+/// directory.
+#[test]
+fn a_large_bulk_import_spills_no_temp_file() {
+    if !have("strace") {
+        return;
+    }
+    let env = Env::new().init();
+    let tmpdir = env.path("tmpdir");
+    fs::create_dir_all(&tmpdir).unwrap();
+    let mut json = String::from("{");
+    for s in 0..500 {
+        if s > 0 {
+            json.push(',');
+        }
+        json.push_str(&format!("\"s{s:03}\":{{"));
+        for k in 0..5 {
+            if k > 0 {
+                json.push(',');
+            }
+            let unit = format!("s{s:03}k{k}-");
+            let value = unit.repeat(2_000 / unit.len() + 1);
+            json.push_str(&format!("\"K{k}\":\"{}\"", &value[..2_000]));
+        }
+        json.push('}');
+    }
+    json.push('}');
+    let input = env.write("big.json", &json);
+    let log = env.path("strace.log");
+    env.vault(["import", "--from-json"])
+        .arg_path(&input)
+        .env("TMPDIR", &tmpdir)
+        .env("SQLITE_TMPDIR", &tmpdir)
+        .under_strace("trace=open,openat,openat2,creat", &log)
+        .run()
+        .success();
+    let size = fs::metadata(env.file()).unwrap().len();
+    assert!(size > 5_000_000, "the vault is only {size} bytes");
+    let trace = fs::read_to_string(&log).unwrap();
+    let dir = format!("{}/", env.dir.display());
+    let outside: Vec<&str> = trace
+        .lines()
+        .filter(|l| {
+            l.contains("etilqs")
+                || written_path(l)
+                    .is_some_and(|p| !p.starts_with(&dir) && p != "/dev/null" && p != "/dev/tty")
+        })
+        .collect();
+    assert!(outside.is_empty(), "opened for writing: {outside:#?}");
+    assert_eq!(fs::read_dir(&tmpdir).unwrap().count(), 0);
+    assert_eq!(
+        export_value(&env, "s499", "K4"),
+        "s499k4-".repeat(286)[..2_000]
+    );
+}
+
 /// The path a strace line writes to, if it opens for writing, creates,
 /// links or renames (the rename's destination too).
 fn written_path(line: &str) -> Option<String> {

@@ -251,3 +251,52 @@ pub(crate) fn resolve(conn: &Connection, c: &Conflict, side: Side) -> Result<()>
     )?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// DESIGN.md invariant 6: `Debug` of a secret-holding type is redacted.
+    /// A `Conflict` holds up to three values of a key (base, ours,
+    /// theirs); `{:?}` of one (a log line, an `unwrap` on a `Result` that
+    /// carries it, `dbg!`) names the secret and key and shows none of them,
+    /// in either shape (one key, or a whole secret's `{KEY: value}` JSON).
+    /// (zeroize 1.9's `Zeroizing` prints no content either; what this
+    /// catches is a `Debug` that reads a side through `side()`, or a
+    /// field that stops being `Zeroizing`.)
+    #[test]
+    fn debug_shows_no_value() {
+        let one_key = Conflict {
+            env: "main".into(),
+            secret: SecretName::parse("db").unwrap(),
+            key: Some(EnvKey::parse("PGPASSWORD").unwrap()),
+            base: Some(Zeroizing::new("base-value-7f3a".into())),
+            ours: Some(Zeroizing::new("ours-value-91c2".into())),
+            theirs: Some(Zeroizing::new("theirs-value-04be".into())),
+        };
+        let whole = Conflict {
+            env: "prod".into(),
+            secret: SecretName::parse("api").unwrap(),
+            key: None,
+            base: None,
+            ours: Some(Zeroizing::new(r#"{"TOKEN":"ours-json-5d21"}"#.into())),
+            theirs: None,
+        };
+        for (c, values) in [
+            (
+                &one_key,
+                &["base-value-7f3a", "ours-value-91c2", "theirs-value-04be"][..],
+            ),
+            (&whole, &["ours-json-5d21", "TOKEN"][..]),
+        ] {
+            for shown in [format!("{c:?}"), format!("{c:#?}")] {
+                for v in values {
+                    assert!(!shown.contains(v), "{shown} shows {v}");
+                }
+                assert!(shown.contains(c.secret.as_str()), "{shown}");
+                assert!(shown.contains(&c.env), "{shown}");
+            }
+        }
+        assert!(format!("{one_key:?}").contains("PGPASSWORD"));
+    }
+}

@@ -256,6 +256,29 @@ impl Cmd {
         self
     }
 
+    /// This command under `strace -f -qq -y -e trace=TRACE -o LOG`
+    /// (descriptors shown with their paths), with the same arguments,
+    /// environment and working directory. A `pre_exec` hook already set
+    /// is not carried over; the session of its own (`attached`) is.
+    pub fn under_strace(mut self, trace: &str, log: &Path) -> Self {
+        let mut s = Command::new("strace");
+        s.args(["-f", "-qq", "-y", "-e", trace, "-o"])
+            .arg(log)
+            .arg(self.cmd.get_program())
+            .args(self.cmd.get_args());
+        for (k, v) in self.cmd.get_envs() {
+            match v {
+                Some(v) => s.env(k, v),
+                None => s.env_remove(k),
+            };
+        }
+        if let Some(dir) = self.cmd.get_current_dir() {
+            s.current_dir(dir);
+        }
+        self.cmd = s;
+        self
+    }
+
     pub fn spawn(mut self) -> std::process::Child {
         self.prepare();
         self.cmd.stdin(if self.stdin.is_some() {
@@ -385,6 +408,62 @@ pub fn have(tool: &str) -> bool {
         eprintln!("skipping: {tool} is not installed");
     }
     found
+}
+
+/// The unprivileged user `nobody`, with a vault and a passphrase file of
+/// its own, for what root's privileges would hide. Its agent is stopped
+/// when this is dropped. Needs root and `setpriv`.
+pub struct Nobody {
+    pub env: Env,
+    pub home: PathBuf,
+}
+
+impl Nobody {
+    pub fn new() -> Nobody {
+        let env = Env::bare_for_tests();
+        fs::set_permissions(env.tmp.path(), fs::Permissions::from_mode(0o755)).unwrap();
+        let home = env.path("nobody");
+        fs::create_dir_all(home.join("run")).unwrap();
+        fs::set_permissions(home.join("run"), fs::Permissions::from_mode(0o700)).unwrap();
+        write_private(&home.join("pass.txt"), b"pw\n");
+        Command::new("chown")
+            .args(["-R", "nobody:nogroup"])
+            .arg(&home)
+            .status()
+            .unwrap();
+        Nobody { env, home }
+    }
+
+    /// `vault ARGS` as `nobody`, in its world.
+    pub fn command(&self, args: &[&str]) -> Command {
+        self.command_of(BIN, args)
+    }
+
+    /// `PROGRAM ARGS` as `nobody`, in its world.
+    pub fn command_of(&self, program: impl AsRef<OsStr>, args: &[&str]) -> Command {
+        let mut c = Command::new("setpriv");
+        c.args(["--reuid=nobody", "--regid=nogroup", "--clear-groups", "--"])
+            .arg(program)
+            .args(args)
+            .env_clear()
+            .env("HOME", &self.home)
+            .env("VAULT_DIR", self.home.join("vault"))
+            .env("XDG_RUNTIME_DIR", self.home.join("run"))
+            .env("VAULT_PASSPHRASE_FILE", self.home.join("pass.txt"))
+            .env("VAULT_SCRYPT_WORK_FACTOR", "10")
+            .current_dir(self.env.tmp.path());
+        c
+    }
+
+    pub fn run(&self, args: &[&str]) -> std::process::Output {
+        self.command(args).output().unwrap()
+    }
+}
+
+impl Drop for Nobody {
+    fn drop(&mut self) {
+        let _ = self.run(&["lock"]);
+    }
 }
 
 /// Whether this test runs as root (and so needs an unprivileged user to
