@@ -15,10 +15,11 @@
 use crate::error::{Error, Result};
 
 /// Puts `contents` into a sealed, inheritable memfd named `vault:NAME` and
-/// returns the path that reaches it once this process has exec'd. The
-/// descriptor stays open (leaked on purpose) until exec hands it on.
+/// returns its descriptor (`path_of` names it once this process has
+/// exec'd). The descriptor stays open (leaked on purpose) until exec hands
+/// it on.
 #[cfg(any(target_os = "linux", target_os = "android"))]
-pub(crate) fn sealed(name: &str, contents: &[u8]) -> Result<String> {
+pub(crate) fn sealed(name: &str, contents: &[u8]) -> Result<i32> {
     use std::{
         fs::File,
         io::Write,
@@ -64,8 +65,7 @@ pub(crate) fn sealed(name: &str, contents: &[u8]) -> Result<String> {
         SealFlags::WRITE | SealFlags::GROW | SealFlags::SHRINK | SealFlags::SEAL,
     )
     .map_err(|e| failed("seal", e.into()))?;
-    let fd = OwnedFd::from(file).into_raw_fd();
-    Ok(path_of(std::process::id(), fd))
+    Ok(OwnedFd::from(file).into_raw_fd())
 }
 
 /// The path of descriptor `fd` of process `pid`, as a command is given it.
@@ -73,13 +73,8 @@ pub(crate) fn path_of(pid: u32, fd: i32) -> String {
     format!("/proc/{pid}/fd/{fd}")
 }
 
-/// The descriptor number in a path `sealed` made.
-pub(crate) fn fd_of(path: &str) -> Option<i32> {
-    path.rsplit_once("/fd/")?.1.parse().ok()
-}
-
 #[cfg(not(any(target_os = "linux", target_os = "android")))]
-pub(crate) fn sealed(_name: &str, _contents: &[u8]) -> Result<String> {
+pub(crate) fn sealed(_name: &str, _contents: &[u8]) -> Result<i32> {
     Err(
         Error::new("--as-file and --render need Linux: this system has no memfds")
             .hint("export the value into a file you protect yourself (`vault export`)"),
@@ -101,7 +96,10 @@ mod tests {
         reason = "opening the sealed file for writing is the attack tested"
     )]
     fn the_file_reads_back_and_refuses_writes_and_growth() {
-        let path = sealed("TEST_KEY", b"{\"type\": \"service_account\"}\n").unwrap();
+        let path = path_of(
+            std::process::id(),
+            sealed("TEST_KEY", b"{\"type\": \"service_account\"}\n").unwrap(),
+        );
         let mut text = String::new();
         std::fs::File::open(&path)
             .unwrap()
@@ -134,7 +132,7 @@ mod tests {
 
     #[test]
     fn the_descriptor_is_inherited_across_exec() {
-        let path = sealed("INHERIT", b"x").unwrap();
+        let path = path_of(std::process::id(), sealed("INHERIT", b"x").unwrap());
         let fd: i32 = path.rsplit('/').next().unwrap().parse().unwrap();
         let flags = std::fs::read_to_string(format!("/proc/self/fdinfo/{fd}")).unwrap();
         let line = flags.lines().find(|l| l.starts_with("flags:")).unwrap();

@@ -4,7 +4,7 @@
 //! the old file; strace shows each write's fsyncs in their order. Killed
 //! writes: tests/crash.rs.
 
-use std::{fs, os::unix::process::CommandExt, path::Path};
+use std::{fs, path::Path};
 
 use crate::support::*;
 
@@ -29,20 +29,10 @@ fn file_size_limit_fails_cleanly() {
     let before = fs::read(env.file()).unwrap();
     let limit = (before.len() / 2) as u64;
     let big = format!("BIG={}", "x".repeat(100_000));
-    let mut c = env.vault(["secret", "set", "a", &big]);
-    unsafe {
-        c.cmd.pre_exec(move || {
-            rustix::process::setrlimit(
-                rustix::process::Resource::Fsize,
-                rustix::process::Rlimit {
-                    current: Some(limit),
-                    maximum: Some(limit),
-                },
-            )?;
-            Ok(())
-        });
-    }
-    let out = c.run();
+    let out = env
+        .vault(["secret", "set", "a", &big])
+        .file_size_limit(limit)
+        .run();
     assert_eq!(out.signal, None, "killed by a signal: {out:?}");
     out.fails(1).stderr_has("cannot write");
     assert_eq!(fs::read(env.file()).unwrap(), before);

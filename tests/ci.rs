@@ -434,22 +434,11 @@ fn github_format_appends_what_a_heredoc_reader_reads_back() {
     // disk) leaves GITHUB_ENV as it was: no half block, no half value.
     let before = fs::read(&github_env).unwrap();
     let limit = before.len() as u64 + 100;
-    let mut c = env
+    let out = env
         .vault(["export", "app", "--format", "github"])
-        .env("GITHUB_ENV", &github_env);
-    unsafe {
-        c.cmd.pre_exec(move || {
-            rustix::process::setrlimit(
-                rustix::process::Resource::Fsize,
-                rustix::process::Rlimit {
-                    current: Some(limit),
-                    maximum: Some(limit),
-                },
-            )?;
-            Ok(())
-        });
-    }
-    let out = c.run();
+        .env("GITHUB_ENV", &github_env)
+        .file_size_limit(limit)
+        .run();
     assert_eq!(out.signal, None, "{out:?}");
     out.fails(1)
         .stderr_has("it holds what it held before")

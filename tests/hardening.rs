@@ -1318,16 +1318,8 @@ fn run_refuses_a_secret_whose_rows_fail_validation() {
     let env = Env::new().init();
     env.create("db", &["PGPASSWORD=pw"]);
     let keys = env.keys();
-    let original = vault::testing::decrypt_vec(&fs::read(env.file()).unwrap(), &keys)
-        .unwrap()
-        .to_vec();
-    let recipient = env
-        .vault(["recipient"])
-        .run()
-        .success()
-        .stdout
-        .trim()
-        .to_string();
+    let original = env.plaintext();
+    let recipient = env.recipient();
     for change in [
         "UPDATE secrets SET created_at = 'yesterday'",
         "UPDATE entries SET key = 'BAD KEY'",

@@ -279,23 +279,7 @@ fn a_large_bulk_import_spills_no_temp_file() {
     let env = Env::new().init();
     let tmpdir = env.path("tmpdir");
     fs::create_dir_all(&tmpdir).unwrap();
-    let mut json = String::from("{");
-    for s in 0..500 {
-        if s > 0 {
-            json.push(',');
-        }
-        json.push_str(&format!("\"s{s:03}\":{{"));
-        for k in 0..5 {
-            if k > 0 {
-                json.push(',');
-            }
-            let unit = format!("s{s:03}k{k}-");
-            let value = unit.repeat(2_000 / unit.len() + 1);
-            json.push_str(&format!("\"K{k}\":\"{}\"", &value[..2_000]));
-        }
-        json.push('}');
-    }
-    json.push('}');
+    let json = crate::support::crash::big_json(500, 2_000);
     let input = env.write("big.json", &json);
     let log = env.path("strace.log");
     env.vault(["import", "--from-json"])

@@ -95,21 +95,11 @@ impl Files {
         env: &mut ChildEnv,
         command: &[OsString],
     ) -> Result<Vec<OsString>> {
-        let keys: Vec<EnvKey> = self
-            .as_file
-            .iter()
-            .chain(self.renders.iter().map(|t| &t.key))
-            .cloned()
+        let table: Vec<String> = self
+            .attach(ctx, env)?
+            .into_iter()
+            .map(|(key, fd)| format!("{key}={fd}"))
             .collect();
-        self.attach(ctx, env)?;
-        let mut table = vec![];
-        for key in keys {
-            let fd = env
-                .source_value(&key)
-                .and_then(|p| memfd::fd_of(p.expose()))
-                .ok_or_else(|| Error::new(format!("internal error: no file for `{key}`")))?;
-            table.push(format!("{key}={fd}"));
-        }
         let table_key = EnvKey::parse(EXEC_FILES)?;
         let table = SecretValue::new(&table_key, Zeroizing::new(table.join(",")))?;
         env.apply(Origin::AsFile, [(table_key, table)]);
@@ -122,8 +112,9 @@ impl Files {
 
     /// Puts each `--as-file` value and each rendered template into a sealed
     /// memfd and points its key at it. As-files first, so a template sees
-    /// their paths, as the command does.
-    pub(crate) fn attach(self, ctx: &Context, env: &mut ChildEnv) -> Result<()> {
+    /// their paths, as the command does. Returns each key's descriptor.
+    pub(crate) fn attach(self, ctx: &Context, env: &mut ChildEnv) -> Result<Vec<(EnvKey, i32)>> {
+        let mut made = vec![];
         for key in self.as_file {
             let Some(value) = env.source_value(&key) else {
                 let why = if env.sources_set(key.as_str()) {
@@ -135,18 +126,22 @@ impl Files {
                     "add a source that sets it (-s NAME, --dotenv, --set KEY=VALUE); `--explain` shows what is set",
                 ));
             };
-            let path = memfd::sealed(key.as_str(), value.expose().as_bytes())?;
+            let fd = memfd::sealed(key.as_str(), value.expose().as_bytes())?;
+            let path = memfd::path_of(std::process::id(), fd);
             let path = SecretValue::new(&key, Zeroizing::new(path))?;
+            made.push((key.clone(), fd));
             env.apply(Origin::AsFile, [(key, path)]);
         }
         let mut stored = stored_values(ctx);
         for t in self.renders {
             let text = fill(&t.text, &t.shown, env, &mut stored)?;
-            let path = memfd::sealed(t.key.as_str(), text.as_bytes())?;
+            let fd = memfd::sealed(t.key.as_str(), text.as_bytes())?;
+            let path = memfd::path_of(std::process::id(), fd);
             let path = SecretValue::new(&t.key, Zeroizing::new(path))?;
+            made.push((t.key.clone(), fd));
             env.apply(Origin::Render(t.path), [(t.key, path)]);
         }
-        Ok(())
+        Ok(made)
     }
 }
 

@@ -51,13 +51,12 @@ impl Rng {
     }
 }
 
-/// A vault of about 20 MB: 400 secrets of 5 keys of 10,000 bytes (the file
-/// is larger than the values: SQLite pages plus age's framing), imported in
-/// one go through the bulk JSON path.
-pub fn big_vault(env: &Env) -> u64 {
-    let mut json = String::with_capacity(21 << 20);
+/// `{"s000": {"K0": …, …, "K4": …}, …}`: `secrets` secrets of 5 keys of
+/// `len` bytes each, for `import --from-json`.
+pub fn big_json(secrets: usize, len: usize) -> String {
+    let mut json = String::with_capacity(secrets * 5 * (len + 16) + 2);
     json.push('{');
-    for s in 0..400 {
+    for s in 0..secrets {
         if s > 0 {
             json.push(',');
         }
@@ -67,12 +66,20 @@ pub fn big_vault(env: &Env) -> u64 {
                 json.push(',');
             }
             let unit = format!("s{s:03}k{k}-");
-            let value = unit.repeat(10_000 / unit.len() + 1);
-            json.push_str(&format!("\"K{k}\":\"{}\"", &value[..10_000]));
+            let value = unit.repeat(len / unit.len() + 1);
+            json.push_str(&format!("\"K{k}\":\"{}\"", &value[..len]));
         }
         json.push('}');
     }
     json.push('}');
+    json
+}
+
+/// A vault of about 20 MB: 400 secrets of 5 keys of 10,000 bytes (the file
+/// is larger than the values: SQLite pages plus age's framing), imported in
+/// one go through the bulk JSON path.
+pub fn big_vault(env: &Env) -> u64 {
+    let json = big_json(400, 10_000);
     let file = env.write("big.json", &json);
     env.vault(["import", "--from-json"])
         .arg_path(&file)

@@ -229,6 +229,26 @@ impl Cmd {
         self
     }
 
+    /// Runs with a file-size limit of `bytes` (`ulimit -f`, a stand-in for
+    /// a full disk).
+    pub fn file_size_limit(mut self, bytes: u64) -> Self {
+        use std::os::unix::process::CommandExt;
+        // SAFETY: setrlimit is async-signal-safe and allocates nothing.
+        unsafe {
+            self.cmd.pre_exec(move || {
+                rustix::process::setrlimit(
+                    rustix::process::Resource::Fsize,
+                    rustix::process::Rlimit {
+                        current: Some(bytes),
+                        maximum: Some(bytes),
+                    },
+                )?;
+                Ok(())
+            });
+        }
+        self
+    }
+
     pub fn env(mut self, k: &str, v: impl AsRef<OsStr>) -> Self {
         self.cmd.env(k, v);
         self
