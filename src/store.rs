@@ -106,6 +106,11 @@ const CONFLICTS_V5: &str = "CREATE TABLE conflicts (
          ours   TEXT,
          theirs TEXT
      )";
+// v6: who added each member (DESIGN v2 "Schema"), as ADD COLUMN stores it.
+const RECIPIENTS_V6: &str = "CREATE TABLE recipients (
+         recipient TEXT NOT NULL UNIQUE,
+         added_at  TEXT NOT NULL
+     , added_by TEXT)";
 
 /// One numbered migration: statements run in order in one transaction,
 /// then `then` (for what SQL cannot do alone, like a random vault id).
@@ -173,6 +178,13 @@ const MIGRATIONS: &[Migration] = &[
             CONFLICTS_V5,
         ],
         then: Some(new_diff_key),
+    },
+    // v6: `recipients.added_by`, the recipient of the member who added
+    // that one (the author `history.changed_by` records). NULL for the
+    // rows of older files: nobody recorded it.
+    Migration {
+        sql: &["ALTER TABLE recipients ADD COLUMN added_by TEXT"],
+        then: None,
     },
 ];
 
@@ -257,6 +269,20 @@ const SCHEMAS: &[&[Object]] = &[
         ("table", "recipients", "recipients", Some(RECIPIENTS_V1)),
         ("table", "secrets", "secrets", Some(SECRETS_V5)),
     ],
+    // v6
+    &[
+        ("index", "sqlite_autoindex_entries_1", "entries", None),
+        ("index", "sqlite_autoindex_history_1", "history", None),
+        ("index", "sqlite_autoindex_meta_1", "meta", None),
+        ("index", "sqlite_autoindex_recipients_1", "recipients", None),
+        ("index", "sqlite_autoindex_secrets_1", "secrets", None),
+        ("table", "conflicts", "conflicts", Some(CONFLICTS_V5)),
+        ("table", "entries", "entries", Some(ENTRIES_V3)),
+        ("table", "history", "history", Some(HISTORY_V3)),
+        ("table", "meta", "meta", Some(META_V2)),
+        ("table", "recipients", "recipients", Some(RECIPIENTS_V6)),
+        ("table", "secrets", "secrets", Some(SECRETS_V5)),
+    ],
 ];
 
 /// Settings every connection gets before it is used.
@@ -283,16 +309,19 @@ fn configure(conn: &Connection) -> Result<()> {
     Ok(())
 }
 
-/// A brand-new vault database, encrypted (later) to `recipients`.
+/// A brand-new vault database, encrypted (later) to `recipients`. The
+/// first of them is its creator, who added them all: `Keys::recipients`
+/// lists the writer's own first, the author `history` records.
 pub(crate) fn create(recipients: &[String]) -> Result<Connection> {
     let mut conn = Connection::open_in_memory()?;
     configure(&conn)?;
     migrate(&mut conn, 0)?;
     let now = now();
+    let creator = recipients.first();
     for r in recipients {
         conn.execute(
-            "INSERT OR IGNORE INTO recipients (recipient, added_at) VALUES (?1, ?2)",
-            params![r, now],
+            "INSERT OR IGNORE INTO recipients (recipient, added_at, added_by) VALUES (?1, ?2, ?3)",
+            params![r, now, creator],
         )?;
     }
     Ok(conn)
@@ -1475,16 +1504,22 @@ pub fn recipients(conn: &Connection) -> Result<Vec<String>> {
         .collect())
 }
 
+#[derive(Debug)]
 pub struct RecipientInfo {
     pub recipient: String,
     pub added_at: String,
+    /// The member who added this one (their recipient); `None` for the
+    /// members of a file from before schema v6, which did not record it.
+    pub added_by: Option<String>,
 }
 
 /// The recipients, each validated as it is read: a recipient that does not
-/// parse, or is not in the form `recipients add` stores, is damage.
+/// parse, or is not in the form `recipients add` stores, is damage; so is
+/// an `added_by` that is neither NULL nor such a recipient (it is printed
+/// by `recipients list`).
 pub fn recipients_info(conn: &Connection) -> Result<Vec<RecipientInfo>> {
     let mut stmt = conn.prepare_cached(
-        "SELECT typeof(recipient), recipient, typeof(added_at), added_at
+        "SELECT typeof(recipient), recipient, typeof(added_at), added_at, added_by
          FROM recipients ORDER BY rowid",
     )?;
     let mut rows = stmt.query([])?;
@@ -1493,30 +1528,50 @@ pub fn recipients_info(conn: &Connection) -> Result<Vec<RecipientInfo>> {
         Error::new("the vault lists an invalid recipient")
             .hint("restore it from a backup or from version control")
     };
+    let canonical = |r: &str| crate::crypto::canonical_recipient(r).is_ok_and(|c| c == r);
     while let Some(r) = rows.next()? {
         if r.get::<_, String>(0)? != "text" || r.get::<_, String>(2)? != "text" {
             return Err(bad());
         }
         let recipient: String = r.get(1)?;
         let added_at: String = r.get(3)?;
-        match crate::crypto::canonical_recipient(&recipient) {
-            Ok(c) if c == recipient => {}
-            _ => return Err(bad()),
+        if !canonical(&recipient) {
+            return Err(bad());
         }
         check_time(&added_at).map_err(|_| bad())?;
+        let bad_author = || {
+            Error::new(format!(
+                "the vault records an invalid `added_by` for recipient {recipient}"
+            ))
+            .hint("restore it from a backup or from version control")
+        };
+        let added_by = match r.get_ref(4)? {
+            ValueRef::Null => None,
+            ValueRef::Text(t) => match std::str::from_utf8(t) {
+                Ok(by) if canonical(by) => Some(by.to_owned()),
+                _ => return Err(bad_author()),
+            },
+            _ => return Err(bad_author()),
+        };
         out.push(RecipientInfo {
             recipient,
             added_at,
+            added_by,
         });
     }
     Ok(out)
 }
 
-/// Adds a recipient; returns false if it was already there.
+/// Adds a recipient, recording the writer (`set_author`) as who added
+/// it; returns false if it was already there.
 pub(crate) fn add_recipient(conn: &Connection, recipient: &str) -> Result<bool> {
+    let author = history::author(conn)?;
+    // No writer's recipient (the agent named none) is "unknown", as in
+    // `history`, not an invalid row.
+    let by = Some(author).filter(|a| !a.is_empty());
     let n = conn.execute(
-        "INSERT OR IGNORE INTO recipients (recipient, added_at) VALUES (?1, ?2)",
-        params![recipient, now()],
+        "INSERT OR IGNORE INTO recipients (recipient, added_at, added_by) VALUES (?1, ?2, ?3)",
+        params![recipient, now(), by],
     )?;
     Ok(n == 1)
 }
@@ -1688,8 +1743,8 @@ pub(crate) mod tests {
              INSERT INTO entries (secret_id, key, value) VALUES (9, 'K', 'a' || char(0) || 'b')",
             "INSERT INTO secrets (id, name, created_at, updated_at) VALUES (9, 'ok', '2026-01-01T00:00:00Z', '2026-01-01T00:00:00Z');
              INSERT INTO entries (secret_id, key, value) VALUES (9, 'K', x'00ff')",
-            "INSERT INTO recipients VALUES ('age1nope', '2026-01-01T00:00:00Z')",
-            "INSERT INTO recipients VALUES ('ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHsKLqeplhpW+uObz5dvMgjz1OxfM/XXUB+VHtZ6isGN me', '2026-01-01T00:00:00Z')",
+            "INSERT INTO recipients (recipient, added_at) VALUES ('age1nope', '2026-01-01T00:00:00Z')",
+            "INSERT INTO recipients (recipient, added_at) VALUES ('ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHsKLqeplhpW+uObz5dvMgjz1OxfM/XXUB+VHtZ6isGN me', '2026-01-01T00:00:00Z')",
             "UPDATE meta SET value = 'x' WHERE key = 'generation'",
             "INSERT INTO secrets (id, name, created_at, updated_at, version) VALUES (9, 'ok', '2026-01-01T00:00:00Z', '2026-01-01T00:00:00Z', 0)",
             "INSERT INTO secrets (id, name, created_at, updated_at, updated_by) VALUES (9, 'ok', '2026-01-01T00:00:00Z', '2026-01-01T00:00:00Z', 'a' || char(27))",
@@ -1721,6 +1776,13 @@ pub(crate) mod tests {
             "INSERT INTO conflicts VALUES ('main', 'db', 'K', NULL, x'00', 'b')",
             "INSERT INTO conflicts VALUES ('main', 'db', NULL, NULL, 'not json', NULL)",
             "INSERT INTO conflicts VALUES ('main', 'db', NULL, NULL, '{\"BAD-KEY\": \"v\"}', NULL)",
+            // v6: who added a member is NULL or a recipient as stored.
+            "UPDATE recipients SET added_by = 'age1x' || char(27) || '[2J'",
+            "UPDATE recipients SET added_by = 'age1nope'",
+            "UPDATE recipients SET added_by = ''",
+            "UPDATE recipients SET added_by = x'616765'",
+            "UPDATE recipients SET added_by = 7",
+            "UPDATE recipients SET added_by = 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHsKLqeplhpW+uObz5dvMgjz1OxfM/XXUB+VHtZ6isGN me'",
         ];
         for sql in cases {
             let conn = create(&[R.into()]).unwrap();
@@ -1738,9 +1800,21 @@ pub(crate) mod tests {
         assert!(list(&conn, None).is_err());
         assert!(names(&conn, "main").is_err());
         let conn = create(&[]).unwrap();
-        conn.execute("INSERT INTO recipients VALUES ('age1[2J', 'x')", [])
-            .unwrap();
+        conn.execute(
+            "INSERT INTO recipients (recipient, added_at) VALUES ('age1[2J', 'x')",
+            [],
+        )
+        .unwrap();
         assert!(recipients(&conn).is_err());
+        let conn = create(&[R.into()]).unwrap();
+        conn.execute(
+            "UPDATE recipients SET added_by = 'age1' || char(27) || ']0;pwned' || char(7)",
+            [],
+        )
+        .unwrap();
+        let err = recipients_info(&conn).unwrap_err();
+        assert!(err.message().contains("invalid `added_by`"), "{err:?}");
+        assert!(!err.message().contains('\u{1b}'), "{err:?}");
     }
 
     #[test]
@@ -1770,6 +1844,7 @@ pub(crate) mod tests {
     fn removing_a_member_renews_the_diff_key_and_nothing_else_does() {
         let other = "age1zvkyg2lqzraa2lnjvqej32nkuu0ues2s82hzrye869xeexvn73equnujwj";
         let conn = create(&[R.into(), other.into()]).unwrap();
+        set_author(&conn, R).unwrap();
         let first = diff_key(&conn, "t").unwrap();
         assert!(!remove_recipient(&conn, "age1nobody").unwrap());
         assert_eq!(*diff_key(&conn, "t").unwrap(), *first);
@@ -1778,6 +1853,54 @@ pub(crate) mod tests {
         assert!(remove_recipient(&conn, other).unwrap());
         let renewed = diff_key(&conn, "t").unwrap();
         assert_ne!(*renewed, *first);
+        validate(&conn, "t").unwrap();
+    }
+
+    /// Schema v6: members of an older file keep their rows, who added
+    /// them unknown (NULL); a new vault's members were added by its
+    /// creator, and a member added later by the writer.
+    #[test]
+    fn v5_members_migrate_with_added_by_unknown_and_new_ones_record_the_writer() {
+        let other = "age1zvkyg2lqzraa2lnjvqej32nkuu0ues2s82hzrye869xeexvn73equnujwj";
+        let mut v5 = at_version(5);
+        v5.execute(
+            "INSERT INTO recipients VALUES (?1, '2026-01-01T00:00:00Z')",
+            [R],
+        )
+        .unwrap();
+        assert_eq!(prepare(&mut v5, "vault.age").unwrap(), 5);
+        assert_eq!(schema_version(&v5).unwrap(), 6);
+        assert_eq!(objects(&v5), owned(SCHEMAS[5]));
+        validate(&v5, "t").unwrap();
+        let got = recipients_info(&v5).unwrap();
+        assert_eq!(got.len(), 1);
+        assert_eq!(
+            (got[0].recipient.as_str(), got[0].added_at.as_str()),
+            (R, "2026-01-01T00:00:00Z")
+        );
+        assert_eq!(got[0].added_by, None);
+        // The migrated file takes new members as a fresh one does.
+        set_author(&v5, R).unwrap();
+        assert!(add_recipient(&v5, other).unwrap());
+        assert_eq!(
+            recipients_info(&v5).unwrap()[1].added_by.as_deref(),
+            Some(R)
+        );
+        validate(&v5, "t").unwrap();
+
+        let fresh = create(&[R.into(), other.into()]).unwrap();
+        let by: Vec<_> = recipients_info(&fresh)
+            .unwrap()
+            .into_iter()
+            .map(|r| r.added_by)
+            .collect();
+        assert_eq!(by, [Some(R.to_string()), Some(R.to_string())]);
+        validate(&fresh, "t").unwrap();
+        // A writer without a recipient is "unknown", never an invalid row.
+        let conn = create(&[R.into()]).unwrap();
+        set_author(&conn, "").unwrap();
+        assert!(add_recipient(&conn, other).unwrap());
+        assert_eq!(recipients_info(&conn).unwrap()[1].added_by, None);
         validate(&conn, "t").unwrap();
     }
 

@@ -1115,7 +1115,10 @@ fn verify_at(
 ) -> Result<Provenance> {
     let source = &loaded.source;
     let refuse = |r| refusal(r, source, paths);
-    let recipients = store::recipients(&loaded.conn)?;
+    // The first rows every read looks at: one that fails is a damaged
+    // vault (DESIGN v2 "Schema"), as `validate` says it on a write.
+    let recipients =
+        store::recipients(&loaded.conn).map_err(|e| store::damaged(source, e.message()))?;
     let trusted = trust::Store::new(&paths.dir);
     let mut state = None;
     let (signer, seen_id) = match (loaded.signatures.as_slice(), loaded.meta) {

@@ -857,3 +857,49 @@ fn trusting_an_older_file_says_so_and_keeps_the_newest_generation() {
         .stdout_has("generation 5")
         .stdout_has(&b.recipient);
 }
+
+/// A member's signed file whose `recipients.added_by` holds control
+/// characters (or is no recipient) is a damaged vault: every command
+/// refuses it, exit 1, nothing printed raw, the file unchanged.
+#[test]
+fn an_invalid_added_by_is_a_damaged_vault() {
+    let owner = User::new();
+    let file = team_vault(&owner);
+    let db = database(&file, &owner.keys());
+    for forged in [
+        "UPDATE recipients SET added_by = 'age1' || char(27) || ']0;pwned' || char(7)",
+        "UPDATE recipients SET added_by = 'age1nope'",
+        "UPDATE recipients SET added_by = x'00'",
+    ] {
+        let bad = altered(
+            &db,
+            &format!("{forged}; UPDATE meta SET value = value + 1 WHERE key = 'generation';"),
+        );
+        let sealed = testing::forge::seal(
+            &bad,
+            std::slice::from_ref(&owner.recipient),
+            Some(testing::forge::signature(&bad, &owner.keys()).unwrap()),
+        )
+        .unwrap();
+        fs::write(&file, &sealed).unwrap();
+        for args in [
+            &["recipients", "list"][..],
+            &["secret", "list"],
+            &["run", "-s", "db", "--", "true"],
+            &["secret", "set", "db", "K=v"],
+        ] {
+            let out = owner
+                .on(&file, args)
+                .run()
+                .fails(1)
+                .stderr_has("is damaged")
+                .stderr_has("invalid `added_by`")
+                .stderr_has("hint: ");
+            assert!(
+                !out.stderr.contains('\u{1b}') && !out.stdout.contains('\u{1b}'),
+                "{forged} {args:?}: {out:?}"
+            );
+        }
+        assert_eq!(fs::read(&file).unwrap(), sealed, "{forged}");
+    }
+}
