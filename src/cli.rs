@@ -427,10 +427,13 @@ pub(crate) enum ProjectCommand {
 #[derive(Debug, Subcommand)]
 pub(crate) enum RecipientsCommand {
     /// List who the vault is encrypted to
+    ///
+    /// ADDED BY names the member who added each one: `you`, their recipient
+    /// shortened, or `unknown` for members added before vault recorded it.
     #[command(visible_alias = "ls")]
     #[command(after_long_help = EX_RCP_LIST)]
     List {
-        /// Print a JSON array of {recipient, added_at, you}
+        /// Print a JSON array of {recipient, added_at, added_by, you, signer}
         #[arg(long)]
         json: bool,
     },

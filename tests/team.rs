@@ -368,3 +368,79 @@ fn team_vault_init_uses_the_existing_identity_and_leaves_it_alone() {
         .stdout;
     assert!(listed.contains(mine.trim()));
 }
+
+/// `recipients.added_by` (schema v6): `init` records its creator as who
+/// added the vault's first member; each `recipients add` records the
+/// member who ran it. `--json` has it, the table's ADDED BY shows `you`
+/// for your own, a shortened recipient for another member's.
+#[test]
+fn recipients_list_shows_who_added_each_member() {
+    let t = team();
+    let a = t.a.recipient();
+    let list = |cmd: Cmd| -> serde_json::Value {
+        serde_json::from_str(&cmd.arg("--json").run().success().stdout).unwrap()
+    };
+    let v = list(t.as_a(&["recipients", "list"]));
+    assert_eq!(v[0]["recipient"], a.as_str());
+    assert_eq!(v[0]["added_by"], a.as_str(), "the creator added themself");
+
+    t.as_a(&["recipients", "add", &t.b_recipient])
+        .run()
+        .success();
+    // B, the second member, adds C.
+    let c = write_identity(&t.a.path("c.key"));
+    t.as_b(&["recipients", "add", &c]).run().success();
+    let v = list(t.as_a(&["recipients", "list"]));
+    let by: Vec<(&str, &str)> = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["recipient"].as_str().unwrap(),
+                r["added_by"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        by,
+        [
+            (a.as_str(), a.as_str()),
+            (t.b_recipient.as_str(), a.as_str()),
+            (c.as_str(), t.b_recipient.as_str()),
+        ]
+    );
+
+    let short = |r: &str| format!("{}…{}", &r[..10], &r[r.len() - 6..]);
+    let row = |out: &str, r: &str| -> String {
+        out.lines()
+            .find(|l| l.starts_with(r))
+            .unwrap_or_else(|| panic!("no row for {r} in {out}"))
+            .to_string()
+    };
+    let as_b = t.as_b(&["recipients", "list"]).run().success().stdout;
+    assert!(as_b.starts_with("RECIPIENT"), "{as_b}");
+    assert!(as_b.lines().next().unwrap().contains("ADDED BY"), "{as_b}");
+    let a_row: Vec<String> = row(&as_b, &a)
+        .split_whitespace()
+        .map(String::from)
+        .collect();
+    // RECIPIENT, ADDED (date, time), ADDED BY: A added themself.
+    assert_eq!(a_row[3], short(&a), "{as_b}");
+    let c_row: Vec<String> = row(&as_b, &c)
+        .split_whitespace()
+        .map(String::from)
+        .collect();
+    assert_eq!(c_row[3], "you", "B added C: {as_b}");
+    let as_a = t.as_a(&["recipients", "list"]).run().success().stdout;
+    let c_row: Vec<String> = row(&as_a, &c)
+        .split_whitespace()
+        .map(String::from)
+        .collect();
+    assert_eq!(c_row[3], short(&t.b_recipient), "{as_a}");
+    let a_row: Vec<String> = row(&as_a, &a)
+        .split_whitespace()
+        .map(String::from)
+        .collect();
+    assert_eq!(&a_row[3..5], ["you", "you"], "{as_a}");
+}

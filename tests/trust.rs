@@ -858,6 +858,92 @@ fn trusting_an_older_file_says_so_and_keeps_the_newest_generation() {
         .stdout_has(&b.recipient);
 }
 
+/// `db` made a schema-v5 database, as vault wrote them before
+/// `recipients.added_by` (the table as v1 made it, `user_version` 5), one
+/// generation newer, so that a member can sign it as their own write.
+fn as_v5(db: &[u8]) -> Vec<u8> {
+    altered(
+        db,
+        "ALTER TABLE recipients RENAME TO recipients_v6;
+         CREATE TABLE recipients (
+         recipient TEXT NOT NULL UNIQUE,
+         added_at  TEXT NOT NULL
+     );
+         INSERT INTO recipients SELECT recipient, added_at FROM recipients_v6 ORDER BY rowid;
+         DROP TABLE recipients_v6;
+         UPDATE meta SET value = value + 1 WHERE key = 'generation';
+         PRAGMA user_version = 5;",
+    )
+}
+
+/// Schema v6 from a signed v5 file: a read migrates in memory only and
+/// shows who added each member as unknown; the first write keeps that
+/// (NULL) and records the writer for the member it adds.
+#[test]
+fn a_v5_file_reads_with_added_by_unknown_and_its_next_write_records_the_writer() {
+    let owner = User::new();
+    let member = User::new();
+    let file = team_vault(&owner);
+    owner
+        .on(&file, &["recipients", "add", &member.recipient])
+        .run()
+        .success();
+    let v5 = as_v5(&database(&file, &owner.keys()));
+    let both = [owner.recipient.clone(), member.recipient.clone()];
+    let sealed = testing::forge::seal(
+        &v5,
+        &both,
+        Some(testing::forge::signature(&v5, &owner.keys()).unwrap()),
+    )
+    .unwrap();
+    fs::write(&file, &sealed).unwrap();
+    owner
+        .on(&file, &["doctor"])
+        .run()
+        .stdout_has("schema version 5 (this vault knows up to 6)");
+    let list = |u: &User| -> serde_json::Value {
+        let out = u
+            .on(&file, &["recipients", "list", "--json"])
+            .run()
+            .success();
+        serde_json::from_str(&out.stdout).unwrap()
+    };
+    let v = list(&owner);
+    assert_eq!(v.as_array().unwrap().len(), 2);
+    assert!(
+        v[0]["added_by"].is_null() && v[1]["added_by"].is_null(),
+        "{v}"
+    );
+    let table = owner.on(&file, &["recipients", "list"]).run().success();
+    assert_eq!(table.stdout.matches("  unknown").count(), 2, "{table:?}");
+    assert_eq!(fs::read(&file).unwrap(), sealed, "a read never writes");
+
+    let third = User::new();
+    member
+        .on(&file, &["recipients", "add", &third.recipient])
+        .run()
+        .success();
+    let db = database(&file, &owner.keys());
+    let conn = {
+        let mut c = Connection::open_in_memory().unwrap();
+        c.deserialize_read_exact(MAIN_DB, &db[..], db.len(), false)
+            .unwrap();
+        c
+    };
+    let version: i64 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(version, 6, "the write migrated the file");
+    let v = list(&owner);
+    let by: Vec<_> = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["added_by"].as_str())
+        .collect();
+    assert_eq!(by, [None, None, Some(member.recipient.as_str())]);
+}
+
 /// A member's signed file whose `recipients.added_by` holds control
 /// characters (or is no recipient) is a damaged vault: every command
 /// refuses it, exit 1, nothing printed raw, the file unchanged.

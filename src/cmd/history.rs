@@ -75,8 +75,9 @@ pub(crate) fn list(ctx: &Context, name: &str, as_json: bool) -> Result<()> {
 }
 
 /// A recipient short enough for a table column: `age1qyz…x7k2m9`, or
-/// `unknown` for versions made before the vault kept authors.
-fn short_recipient(r: &str) -> String {
+/// `unknown` for versions made before the vault kept authors (also
+/// `recipients list`'s ADDED BY).
+pub(crate) fn short_recipient(r: &str) -> String {
     if r.is_empty() {
         return "unknown".to_string();
     }

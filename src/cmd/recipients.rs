@@ -100,6 +100,7 @@ fn list(ctx: &Context, as_json: bool) -> Result<()> {
                 json!({
                     "recipient": r.recipient,
                     "added_at": r.added_at,
+                    "added_by": r.added_by,
                     "you": mine.contains(&r.recipient),
                     "signer": signer == Some(r.recipient.as_str()),
                 })
@@ -121,15 +122,26 @@ fn list(ctx: &Context, as_json: bool) -> Result<()> {
             } else {
                 ""
             };
+            // As `secret history` shows its authors: `you`, a shortened
+            // recipient, or `unknown` (added before vault recorded it).
+            let by = match &r.added_by {
+                Some(by) if mine.contains(by) => "you".to_string(),
+                Some(by) => super::history::short_recipient(by),
+                None => "unknown".to_string(),
+            };
             vec![
                 r.recipient.clone(),
                 table::local_time(&r.added_at),
+                by,
                 you.to_string(),
                 signed.to_string(),
             ]
         })
         .collect();
-    crate::output::print(&table::render(&["RECIPIENT", "ADDED", "", ""], &rows))?;
+    crate::output::print(&table::render(
+        &["RECIPIENT", "ADDED", "ADDED BY", "", ""],
+        &rows,
+    ))?;
     out!("{}", provenance_line(v.provenance(), mine))?;
     Ok(())
 }
