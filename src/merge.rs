@@ -1009,18 +1009,25 @@ pub(crate) fn apply(
     }
     for r in theirs.recipients {
         if merged.contains(r) && !ours_side.1.contains(r) {
-            let added_at: String = theirs
+            // THEIRS's row as it is: when, and by whom (validated with
+            // THEIRS, and again before the write), the member was added.
+            let (added_at, added_by): (String, Option<String>) = theirs
                 .conn
                 .query_row(
-                    "SELECT added_at FROM recipients WHERE recipient = ?1",
+                    "SELECT added_at, added_by FROM recipients WHERE recipient = ?1",
                     [r],
-                    |row| row.get(0),
+                    |row| Ok((row.get(0)?, row.get(1)?)),
                 )
                 .optional()?
-                .unwrap_or_else(|| now.clone());
+                .unwrap_or_else(|| {
+                    (
+                        now.clone(),
+                        Some(author.to_string()).filter(|a| !a.is_empty()),
+                    )
+                });
             conn.execute(
-                "INSERT OR IGNORE INTO recipients (recipient, added_at) VALUES (?1, ?2)",
-                params![r, added_at],
+                "INSERT OR IGNORE INTO recipients (recipient, added_at, added_by) VALUES (?1, ?2, ?3)",
+                params![r, added_at, added_by],
             )?;
             report.added_members.push(r.clone());
         }

@@ -984,3 +984,59 @@ fn taking_base_where_base_had_no_such_secret_removes_it() {
         .success()
         .stderr_has("No conflicts");
 }
+
+/// A member added on THEIRS comes into the merge with THEIRS's row: who
+/// added them (`added_by`, schema v6) and when, not the merger and the
+/// time of the merge. OURS's members keep theirs.
+#[test]
+fn a_member_added_on_their_branch_keeps_who_added_them() {
+    if !have("git") {
+        return;
+    }
+    let r = Repo::new();
+    let (ra, rb) = (r.recipient(&r.a), r.recipient(&r.b));
+    let c = Env::new();
+    let rc = r.recipient(&c);
+    r.git(&r.b, &["checkout", "-q", "-b", "feature"]);
+    r.vault(&r.b, &["recipients", "add", &rc]).run().success();
+    r.commit(&r.b, "b: add c");
+    let list = |who: &Env| -> Vec<serde_json::Value> {
+        let out = r
+            .vault(who, &["recipients", "list", "--json"])
+            .run()
+            .success();
+        serde_json::from_str::<serde_json::Value>(&out.stdout)
+            .unwrap()
+            .as_array()
+            .unwrap()
+            .clone()
+    };
+    let on_feature = list(&r.b);
+    r.git(&r.a, &["checkout", "-q", "main"]);
+    r.vault(&r.a, &["secret", "set", "db", "PGPASSWORD=on-main"])
+        .run()
+        .success();
+    r.commit(&r.a, "a: db password on main");
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    r.merge_cleanly(&r.a, "feature");
+    let merged = list(&r.a);
+    let by: Vec<(&str, &str)> = merged
+        .iter()
+        .map(|m| {
+            (
+                m["recipient"].as_str().unwrap(),
+                m["added_by"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        by,
+        [
+            (ra.as_str(), ra.as_str()),
+            (rb.as_str(), ra.as_str()),
+            (rc.as_str(), rb.as_str()),
+        ]
+    );
+    assert_eq!(merged[2]["added_at"], on_feature[2]["added_at"]);
+    assert_eq!(r.reveal(&c, "db", "PGPASSWORD"), "on-main");
+}
