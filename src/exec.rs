@@ -9,9 +9,8 @@
 //! before trying, with its size, and again if exec itself says so.
 
 use std::{
-    ffi::{OsStr, OsString},
+    ffi::{CString, OsStr, OsString},
     io,
-    os::unix::process::CommandExt,
     path::PathBuf,
     process::Command,
 };
@@ -36,14 +35,110 @@ const ARG_MAX_CEILING: u64 = 6 << 20;
 
 /// Replaces this process with `argv` in `env`. Returns only on failure.
 pub(crate) fn exec(hardening: &Hardening, argv: &[OsString], env: &ChildEnv) -> Error {
-    let mut cmd = match command(argv, env) {
-        Ok(cmd) => cmd,
-        Err(e) => return e,
+    let vars = env.vars();
+    if argv.is_empty() {
+        return Error::usage("no command to run")
+            .hint("give it after `--`: `vault run -s NAME -- COMMAND`");
+    }
+    if let Err(e) = check_size(argv, &vars) {
+        return e;
+    }
+    let (Some(c_argv), Some(c_env)) = (
+        cstrings(argv.iter().map(|a| a.as_encoded_bytes().to_vec())),
+        cstrings(vars.iter().map(|(k, v)| {
+            let mut kv = k.as_encoded_bytes().to_vec();
+            kv.push(b'=');
+            kv.extend_from_slice(v.as_encoded_bytes());
+            kv
+        })),
+    ) else {
+        // Arguments come from a C argv and values are checked for NUL
+        // when stored, so this is an internal error.
+        return Error::new("internal error: a NUL byte in the command or its environment");
     };
     hardening.restore();
-    // execvp: a bare name is looked up on the PATH the command gets.
-    let err = cmd.exec();
+    let err = execvp_no_shell(&argv[0], &c_argv, &c_env, &vars);
     start_failed(argv, env, &err)
+}
+
+fn cstrings(items: impl Iterator<Item = Vec<u8>>) -> Option<Vec<CString>> {
+    items.map(|b| CString::new(b).ok()).collect()
+}
+
+/// `execvp(3)` without its fallback: glibc runs a file that the kernel
+/// refuses as not executable (`ENOEXEC`: no `#!` line, another machine's
+/// binary, random bytes) through `/bin/sh`, and DESIGN says the command is
+/// never run through a shell: it fails with 126 instead. The search is
+/// execvp's otherwise: a name with a `/` is run as it is, a bare name is
+/// tried in each directory of the child's PATH (an empty entry is the
+/// current directory; no PATH is glibc's default `/bin:/usr/bin`), going on
+/// past a directory where it is missing or not permitted, and `EACCES` is
+/// reported if any try gave it. The signal state is reset as std's
+/// `Command::exec` does: an empty mask, and SIGPIPE back to its default
+/// (Rust starts with it ignored, and an ignored signal stays ignored across
+/// exec). Returns only on failure.
+#[allow(unsafe_code)]
+fn execvp_no_shell(
+    program: &OsStr,
+    argv: &[CString],
+    env: &[CString],
+    vars: &[(&OsStr, &OsStr)],
+) -> io::Error {
+    let mut argv_ptrs: Vec<*const libc::c_char> = argv.iter().map(|a| a.as_ptr()).collect();
+    argv_ptrs.push(std::ptr::null());
+    let mut env_ptrs: Vec<*const libc::c_char> = env.iter().map(|e| e.as_ptr()).collect();
+    env_ptrs.push(std::ptr::null());
+    let bytes = program.as_encoded_bytes();
+    let candidates: Vec<Vec<u8>> = if bytes.contains(&b'/') {
+        vec![bytes.to_vec()]
+    } else if bytes.is_empty() {
+        return io::Error::from_raw_os_error(libc::ENOENT);
+    } else {
+        let path = vars
+            .iter()
+            .find(|(k, _)| *k == "PATH")
+            .map_or(OsStr::new("/bin:/usr/bin"), |(_, v)| *v);
+        path.as_encoded_bytes()
+            .split(|&b| b == b':')
+            .map(|dir| {
+                let mut p = dir.to_vec();
+                if !p.is_empty() && !p.ends_with(b"/") {
+                    p.push(b'/');
+                }
+                p.extend_from_slice(bytes);
+                p
+            })
+            .collect()
+    };
+    // SAFETY: plain libc calls on initialised, local values.
+    unsafe {
+        let mut none: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut none);
+        libc::pthread_sigmask(libc::SIG_SETMASK, &none, std::ptr::null_mut());
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+    let mut denied = false;
+    let mut last = io::Error::from_raw_os_error(libc::ENOENT);
+    for candidate in candidates {
+        let Ok(path) = CString::new(candidate) else {
+            continue;
+        };
+        // SAFETY: `path` and both arrays are NUL-terminated C strings and
+        // NULL-terminated pointer arrays that outlive the call.
+        unsafe { libc::execve(path.as_ptr(), argv_ptrs.as_ptr(), env_ptrs.as_ptr()) };
+        let err = io::Error::last_os_error();
+        match err.raw_os_error() {
+            Some(libc::EACCES) => denied = true,
+            Some(libc::ENOENT | libc::ENOTDIR | libc::ESTALE | libc::ENODEV | libc::ETIMEDOUT) => {}
+            _ => return err,
+        }
+        last = err;
+    }
+    if denied {
+        io::Error::from_raw_os_error(libc::EACCES)
+    } else {
+        last
+    }
 }
 
 /// `argv` with exactly `env`, checked against exec's limits: what `exec`
@@ -142,6 +237,12 @@ fn failed(program: &OsStr, err: &io::Error, argv: &[OsString], vars: &[(&OsStr, 
                 .kind(Kind::NotFound)
                 .hint("check the path")
         }
+        // Never handed to /bin/sh instead (`execvp_no_shell`).
+        Some(Errno::NOEXEC) => Error::new(format!(
+            "cannot execute `{shown}`: not a program for this machine, and no `#!` line"
+        ))
+        .kind(Kind::NotExecutable)
+        .hint("a script needs a first line such as `#!/bin/sh`; vault never runs a command through a shell"),
         Some(Errno::NOENT | Errno::NOTDIR) => Error::new(format!("command not found: `{shown}`"))
             .kind(Kind::NotFound)
             .hint("check the spelling, or that its directory is on the PATH the command gets"),
