@@ -144,7 +144,15 @@ fn session_inputs(env: &Env) -> [PathBuf; 3] {
 fn canary_in_no_file_after_a_full_session() {
     let since = SystemTime::now() - Duration::from_secs(1);
     let env = Env::with_passphrase("canary session");
-    let canary = "CANARY-5e1f0b-full-session";
+    // Made at run time: this file, a copy of it in another checkout under
+    // /tmp, or a test binary built from it must not hold the canary that
+    // the scan of /tmp looks for.
+    let nanos = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    let canary = format!("CANARY-5e1f0b-{}-{nanos}", std::process::id());
+    let canary = canary.as_str();
     let tmpdir = env.path("tmpdir");
     fs::create_dir_all(&tmpdir).unwrap();
     for c in session(&env, &tmpdir, canary) {
