@@ -80,16 +80,20 @@ pub fn main() -> i32 {
             // A name, key or value that is not UTF-8 text is bad input,
             // like any invalid name (DESIGN "Errors and exit codes": exit
             // 1, whether clap or vault rejects it), not a usage error.
-            if e.kind() == clap::error::ErrorKind::InvalidUtf8 {
+            use clap::error::ErrorKind::{DisplayHelpOnMissingArgumentOrSubcommand, InvalidUtf8};
+            if e.kind() == InvalidUtf8 {
                 let err = Error::new("an argument is not UTF-8 text")
                     .hint("names, keys and values are UTF-8 text: check how the argument was made (its encoding, LANG / LC_ALL)");
                 term::report(&err);
                 return err.exit_code();
             }
-            if e.exit_code() != 0
-                && let Some(text) = masked_usage_error(&e, std::env::args_os())
-            {
-                eprint!("{text}");
+            if e.exit_code() != 0 && e.kind() != DisplayHelpOnMissingArgumentOrSubcommand {
+                // A refused command line in the house format (DESIGN
+                // "Errors and exit codes"): `vault: error: …` and a hint.
+                let text = masked_usage_error(&e, std::env::args_os())
+                    .unwrap_or_else(|| e.render().to_string());
+                let err = usage_error(&text);
+                term::report(&err);
                 return e.exit_code();
             }
             // `--help` and `--version` go to stdout: a full disk there is
@@ -141,7 +145,130 @@ fn masked_usage_error(
     Some(text)
 }
 
+/// clap's rendered message for a refused command line, as one
+/// `vault: error:` line and one hint. clap writes `error: MESSAGE`, maybe
+/// continued on indented lines (the missing arguments, the possible
+/// values), then after blank lines `tip: …` lines, a `Usage: …` line and
+/// "For more information, try '--help'."; the message keeps its
+/// continuation, the hint gets the tips and names the command's `--help`.
+fn usage_error(text: &str) -> Error {
+    let mut lines = text.lines();
+    let first = lines.next().unwrap_or_default();
+    let mut message = first
+        .strip_prefix("error: ")
+        .unwrap_or(first)
+        .trim()
+        .to_string();
+    let mut in_message = true;
+    let mut tips = vec![];
+    let mut usage = None;
+    for line in lines {
+        let t = line.trim();
+        if t.is_empty() {
+            in_message = false;
+        } else if let Some(tip) = t.strip_prefix("tip: ") {
+            tips.push(tip.to_string());
+        } else if let Some(u) = t.strip_prefix("Usage: ") {
+            usage = Some(u.to_string());
+        } else if t.starts_with("For more information") {
+        } else if in_message {
+            let sep = if message.ends_with(':') { " " } else { ", " };
+            let t = t
+                .strip_prefix('[')
+                .and_then(|t| t.strip_suffix(']'))
+                .unwrap_or(t);
+            message = format!("{message}{sep}{t}");
+        }
+    }
+    // The command the usage line is for: its words up to the first
+    // option or argument (clap's usage also lists the options that came
+    // from the environment, as if they were required).
+    let command = usage.map(|u| {
+        u.split_whitespace()
+            .take_while(|w| !w.starts_with(['-', '<', '[']))
+            .collect::<Vec<_>>()
+            .join(" ")
+    });
+    let command = command
+        .filter(|c| !c.is_empty())
+        .unwrap_or_else(|| command_path(std::env::args_os().skip(1)));
+    let help = format!("`{command} --help` shows how to use it");
+    tips.push(help);
+    Error::usage(message).hint(tips.join("; "))
+}
+
+/// `vault` and the subcommands named on the command line (each word that
+/// is a subcommand, or an alias of one, of the command before it), for a
+/// refusal whose message has no usage line.
+fn command_path(args: impl Iterator<Item = std::ffi::OsString>) -> String {
+    let mut cmd = cli::full_command();
+    let mut path = vec!["vault".to_string()];
+    for a in args {
+        let Some(a) = a.to_str() else { continue };
+        if a == "--" {
+            break;
+        }
+        let Some(sub) = cmd.find_subcommand(a).cloned() else {
+            continue;
+        };
+        path.push(sub.get_name().to_string());
+        cmd = sub;
+    }
+    path.join(" ")
+}
+
 fn run(cli: cli::Cli, hardening: Hardening) -> Result<()> {
     let ctx = Context::new(&cli.global, hardening, cmd::project_use(&cli.command))?;
     cmd::dispatch(&ctx, cli.command)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shown(text: &str) -> (String, String) {
+        let e = usage_error(text);
+        assert_eq!(e.exit_code(), 2);
+        (e.message().to_string(), e.hint_text().unwrap().to_string())
+    }
+
+    /// clap's refusals become one `vault: error:` line and one hint: the
+    /// continuation lines join the message, tips and the command's
+    /// `--help` the hint, and the usage line's options (some of them only
+    /// from the environment) are left out.
+    #[test]
+    fn clap_refusals_become_one_error_line_and_a_hint() {
+        let missing = "error: the following required arguments were not provided:\n  <NAME>\n  <KEY[=VALUE]>...\n\nUsage: vault secret set --vault-dir <DIR> <NAME> <KEY[=VALUE]>...\n\nFor more information, try '--help'.\n";
+        assert_eq!(
+            shown(missing),
+            (
+                "the following required arguments were not provided: <NAME>, <KEY[=VALUE]>..."
+                    .into(),
+                "`vault secret set --help` shows how to use it".into()
+            )
+        );
+        let tip = "error: unrecognized subcommand 'lst'\n\n  tip: some similar subcommands exist: 'ls', 'list'\n\nUsage: vault secret [OPTIONS] <COMMAND>\n\nFor more information, try '--help'.\n";
+        assert_eq!(
+            shown(tip).1,
+            "some similar subcommands exist: 'ls', 'list'; `vault secret --help` shows how to use it"
+        );
+        let values = "error: invalid value 'xml' for '--format <FORMAT>'\n  [possible values: dotenv, json]\n\nFor more information, try '--help'.\n";
+        assert_eq!(
+            shown(values).0,
+            "invalid value 'xml' for '--format <FORMAT>', possible values: dotenv, json"
+        );
+        for text in [missing, tip, values] {
+            let (m, h) = shown(text);
+            assert!(!m.contains('\n') && !h.contains('\n'), "{m:?} {h:?}");
+        }
+    }
+
+    #[test]
+    fn the_command_path_follows_subcommands_and_aliases() {
+        let path = |args: &[&str]| command_path(args.iter().map(std::ffi::OsString::from));
+        assert_eq!(path(&["secret", "ls", "--bogus"]), "vault secret list");
+        assert_eq!(path(&["--vault-dir", "d", "export", "x"]), "vault export");
+        assert_eq!(path(&["run", "-s", "db", "--", "secret"]), "vault run");
+        assert_eq!(path(&[]), "vault");
+    }
 }
