@@ -993,6 +993,36 @@ fn an_interrupted_edit_saves_nothing_and_leaves_no_file() {
     assert!(!scratch.exists() && !scratch.parent().unwrap().exists());
 }
 
+/// Ended rather than interrupted (SIGTERM, as a closed terminal's
+/// `script` or a session manager sends, and SIGKILL a moment later):
+/// `vault` wipes the file at once instead of waiting for the editor, which
+/// may never finish, so the SIGKILL finds nothing left to leak.
+#[test]
+fn an_edit_ended_by_sigterm_then_sigkill_leaves_no_file() {
+    let env = edit_env();
+    let seen = env.path("path-seen");
+    let ed = editor(
+        &env,
+        "ended.sh",
+        &format!(
+            "echo \"$1\" > {seen}\nvault_pid=$(awk '{{print $4}}' /proc/$PPID/stat)\n( sleep 0.5; kill -KILL \"$vault_pid\" ) &\nkill -TERM \"$vault_pid\"\nsleep 5",
+            seen = seen.display()
+        ),
+    );
+    let before = fs::read(env.file()).unwrap();
+    let (out, code) = edit(&env, &ed, &[]);
+    assert_ne!(code, 0, "{out}");
+    std::thread::sleep(std::time::Duration::from_millis(700));
+    assert_eq!(fs::read(env.file()).unwrap(), before);
+    let scratch = fs::read_to_string(&seen).unwrap();
+    let scratch = Path::new(scratch.trim());
+    assert!(scratch.starts_with("/dev/shm"), "{scratch:?}");
+    assert!(
+        !scratch.exists() && !scratch.parent().unwrap().exists(),
+        "{scratch:?} left behind: {out}"
+    );
+}
+
 /// `secret delete` on a terminal says a name is not there before asking
 /// whether to delete it.
 #[test]

@@ -50,19 +50,30 @@ pub(crate) fn run(ctx: &Context, name: &str) -> Result<()> {
     let base = private_tmpfs()?;
     // Ctrl-C reaches the editor and us alike, and a signal that killed us
     // would leave the file behind: catch them while the file exists (a
-    // handled signal resets to the default in the editor, on exec), let the
-    // editor finish, then clean up and stop. SIGKILL cannot be caught.
+    // handled signal resets to the default in the editor, on exec). After
+    // Ctrl-C (which an editor such as vim takes for itself) the editor
+    // finishes, then we clean up and stop. SIGTERM, SIGHUP and SIGQUIT
+    // mean we are being ended (a closed terminal, `script` or a session
+    // manager, which send SIGKILL a moment later): the editor is told to
+    // end too and the file is wiped at once, not when the editor exits.
+    // SIGKILL cannot be caught.
     let interrupted = Arc::new(AtomicBool::new(false));
-    let handlers: Vec<_> = [SIGINT, SIGTERM, SIGHUP, SIGQUIT]
+    let ending = Arc::new(AtomicBool::new(false));
+    let mut handlers: Vec<_> = [SIGINT, SIGTERM, SIGHUP, SIGQUIT]
         .into_iter()
         .filter_map(|sig| signal_hook::flag::register(sig, Arc::clone(&interrupted)).ok())
         .collect();
+    handlers.extend(
+        [SIGTERM, SIGHUP, SIGQUIT]
+            .into_iter()
+            .filter_map(|sig| signal_hook::flag::register(sig, Arc::clone(&ending)).ok()),
+    );
     let stopped = || {
         interrupted
             .load(Ordering::Relaxed)
             .then(|| Error::new(format!("interrupted: nothing changed in `{name}`")))
     };
-    let result = edit(ctx, &name, &base, &stopped);
+    let result = edit(ctx, &name, &base, &stopped, &ending);
     for id in handlers {
         signal_hook::low_level::unregister(id);
     }
@@ -74,6 +85,7 @@ fn edit(
     name: &SecretName,
     base: &Path,
     stopped: &dyn Fn() -> Option<Error>,
+    ending: &AtomicBool,
 ) -> Result<()> {
     let before = store::entries(
         Vault::open(&ctx.paths, &unlock::for_read(ctx)?)?.conn(),
@@ -83,7 +95,7 @@ fn edit(
     let mut scratch = Scratch::new(base, name)?;
     scratch.fill(name, &before)?;
     let after = loop {
-        let ran = run_editor(&scratch.path);
+        let ran = run_editor(&scratch.path, ending);
         // Whatever file the editor left there holds values too.
         scratch.hold();
         if let Some(e) = stopped() {
@@ -293,7 +305,10 @@ fn wipe(f: &mut File) {
 
 /// `$VISUAL`, else `$EDITOR`, else `vi`, on `path`, through `sh` as git
 /// does (so `EDITOR="code --wait"` works); only the path is an argument.
-fn run_editor(path: &Path) -> Result<()> {
+/// Runs the editor on `path` and waits for it, or until `ending` is set:
+/// then the editor gets SIGTERM, and this returns at once (the caller
+/// wipes the file; an editor still running only finds it gone).
+fn run_editor(path: &Path, ending: &AtomicBool) -> Result<()> {
     let editor = ["VISUAL", "EDITOR"]
         .iter()
         .filter_map(std::env::var_os)
@@ -301,18 +316,34 @@ fn run_editor(path: &Path) -> Result<()> {
         .unwrap_or_else(|| "vi".into());
     let mut script = editor.clone();
     script.push(" \"$@\"");
-    let status = Command::new("/bin/sh")
+    let cannot = |e: std::io::Error| {
+        Error::new(format!(
+            "cannot start the editor: {}",
+            crate::error::describe_io(&e)
+        ))
+    };
+    let mut child = Command::new("/bin/sh")
         .arg("-c")
         .arg(&script)
         .arg("vault-editor")
         .arg(path)
-        .status()
-        .map_err(|e| {
-            Error::new(format!(
-                "cannot start the editor: {}",
-                crate::error::describe_io(&e)
-            ))
-        })?;
+        .spawn()
+        .map_err(cannot)?;
+    let status = loop {
+        if let Some(status) = child.try_wait().map_err(cannot)? {
+            break status;
+        }
+        if ending.load(Ordering::Relaxed) {
+            if let Some(pid) = rustix::process::Pid::from_raw(child.id() as i32) {
+                let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
+            }
+            // Reaped if it ends at once; the caller stops either way.
+            std::thread::sleep(std::time::Duration::from_millis(20));
+            let _ = child.try_wait();
+            return Ok(());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    };
     if !status.success() {
         return Err(Error::new(format!(
             "the editor `{}` failed ({status}); nothing changed",
