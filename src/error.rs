@@ -94,6 +94,11 @@ impl Error {
         self.hint.as_deref()
     }
 
+    /// What kind of error this is (its exit code).
+    pub(crate) fn kind_of(&self) -> Kind {
+        self.kind
+    }
+
     pub(crate) fn exit_code(&self) -> i32 {
         match self.kind {
             Kind::Vault => 1,

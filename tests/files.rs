@@ -1005,7 +1005,7 @@ fn an_edit_ended_by_sigterm_then_sigkill_leaves_no_file() {
         &env,
         "ended.sh",
         &format!(
-            "echo \"$1\" > {seen}\nvault_pid=$(awk '{{print $4}}' /proc/$PPID/stat)\n( sleep 0.5; kill -KILL \"$vault_pid\" ) &\nkill -TERM \"$vault_pid\"\nsleep 5",
+            "echo \"$1\" > {seen}\nvault_pid=$(awk '{{print $4}}' /proc/$PPID/stat)\n( sleep 0.5; kill -KILL \"$vault_pid\" ) &\nkill -TERM \"$vault_pid\"\nsleep 2",
             seen = seen.display()
         ),
     );

@@ -834,6 +834,40 @@ fn shell_execs_the_users_shell() {
     env.vault(["shell", "-s", "nope"]).run().fails(1);
 }
 
+/// A `SHELL` that a secret or a dotenv file sets is a value from the
+/// vault: when it cannot be started, the error names the variable, never
+/// the value (127 or 126 as the shell's would be).
+#[test]
+fn a_shell_set_by_a_source_is_not_shown_when_it_fails() {
+    let env = Env::new().init();
+    let canary = "/bin/CANARY-9d2e41-shell";
+    env.create("shx", &[&format!("SHELL={canary}")]);
+    let dotenv = env.write("shell.env", format!("SHELL={canary}\n"));
+    for args in [
+        vec!["shell".to_string(), "-s".into(), "shx".into()],
+        vec![
+            "shell".into(),
+            "--dotenv".into(),
+            dotenv.display().to_string(),
+        ],
+    ] {
+        let out = env.vault(&args).run().fails(127);
+        assert!(!out.stderr.contains("CANARY"), "{args:?}: {}", out.stderr);
+        assert!(out.stderr.contains("`SHELL`"), "{}", out.stderr);
+    }
+    // An inherited SHELL is the user's own: named as before.
+    let out = env
+        .vault(["shell", "-s", "shx", "--no-override"])
+        .env("SHELL", "/nonexistent/user-shell")
+        .run()
+        .fails(127);
+    assert!(
+        out.stderr.contains("/nonexistent/user-shell"),
+        "{}",
+        out.stderr
+    );
+}
+
 /// Writing a secret that sets a variable which changes how programs start
 /// warns, by name (the value is not shown).
 #[test]

@@ -89,8 +89,20 @@ pub(crate) fn shell(ctx: &Context, args: ShellArgs) -> Result<()> {
         .lookup("SHELL")
         .filter(|s| !s.is_empty())
         .map_or_else(|| OsString::from("/bin/sh"), OsStr::to_os_string);
+    // A SHELL that a source set is a value from the vault or a dotenv
+    // file: an error names the variable, never the value.
+    let from_source = EnvKey::parse("SHELL")
+        .ok()
+        .is_some_and(|k| env.source_value(&k).is_some());
     let err = exec::exec(&ctx.hardening, &[shell], &env);
     drop(opened);
+    if from_source {
+        return Err(Error::new(
+            "cannot start the shell that a source sets in `SHELL`: it is not a program that can be run here",
+        )
+        .kind(err.kind_of())
+        .hint("check the `SHELL` your secrets or dotenv files set (`vault shell --explain` shows which one), or unset it there"));
+    }
     Err(err)
 }
 
