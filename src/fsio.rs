@@ -452,20 +452,26 @@ fn sync_dir(dir: &Path) -> Result<()> {
         .map_err(|e| Error::io("sync directory", dir, e))
 }
 
-/// Appends `bytes` to `path` in one write, creating it (0600) if missing:
-/// for a file another program owns and reads after us, such as GitHub's
-/// `GITHUB_ENV`, never for a vault file (those are replaced atomically).
+/// `path` opened to append, created (0600) if missing: for a file another
+/// program owns and reads after us, such as GitHub's `GITHUB_ENV`, never
+/// for a vault file (those are replaced atomically). Opened apart from
+/// `append_to`, so that a caller which prints something first (`export
+/// --format github`'s masks) does so only once the file is sure to open.
 #[allow(
     clippy::disallowed_methods,
     reason = "fsio is where files are opened for writing"
 )]
-pub(crate) fn append(path: &Path, bytes: &[u8]) -> Result<()> {
-    let mut file = OpenOptions::new()
+pub(crate) fn open_append(path: &Path) -> Result<File> {
+    OpenOptions::new()
         .append(true)
         .create(true)
         .mode(0o600)
         .open(path)
-        .map_err(|e| Error::io("open", path, e))?;
+        .map_err(|e| Error::io("open", path, e))
+}
+
+/// Appends `bytes` in one write to `file`, which `open_append` opened.
+pub(crate) fn append_to(mut file: File, path: &Path, bytes: &[u8]) -> Result<()> {
     // A write cut short (a full disk, `ulimit -f`) must not leave half a
     // block behind (for `$GITHUB_ENV`, half a value under an unterminated
     // heredoc): the file is cut back to what it held.

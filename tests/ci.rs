@@ -452,6 +452,21 @@ fn github_format_appends_what_a_heredoc_reader_reads_back() {
         .fails(1)
         .stderr_has("GITHUB_ENV is not set");
     assert_eq!(fs::read(&github_env).unwrap(), before);
+
+    // A GITHUB_ENV that cannot be opened (a directory, a missing one):
+    // refused before any mask is printed, so stdout shows nothing of the
+    // values either.
+    let missing = env.path("no-such-dir/env");
+    for target in [env.path(""), missing.clone()] {
+        let out = env
+            .vault(["export", "app", "--format", "github"])
+            .env("GITHUB_ENV", &target)
+            .run()
+            .fails(1);
+        assert!(out.stdout.is_empty(), "{target:?}: {out:?}");
+        assert!(out.stderr.contains("cannot open"), "{target:?}: {out:?}");
+    }
+    assert!(!missing.exists());
 }
 
 // ---------------------------------------------------------------- redact

@@ -130,6 +130,10 @@ pub(crate) fn github(pairs: &[(&str, &str)]) -> Result<()> {
     let delimiter = delimiter(pairs)?;
     let block = zeroize::Zeroizing::new(github_env(pairs, &delimiter));
     let masks = zeroize::Zeroizing::new(github_masks(pairs));
+    // Opened before anything is printed: a GITHUB_ENV that cannot take
+    // the values (a directory, a missing directory) prints no masks.
+    let target = std::path::Path::new(&target);
+    let file = fsio::open_append(target)?;
 
     let mut stdout = std::io::stdout().lock();
     stdout
@@ -142,7 +146,7 @@ pub(crate) fn github(pairs: &[(&str, &str)]) -> Result<()> {
             ))
         })?;
     // One write of the whole block, so a reader never sees half a key.
-    fsio::append(std::path::Path::new(&target), block.as_bytes())
+    fsio::append_to(file, target, block.as_bytes())
 }
 
 /// `KEY<<DELIMITER`, the value, `DELIMITER`, for every pair: what the
