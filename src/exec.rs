@@ -37,8 +37,7 @@ const ARG_MAX_CEILING: u64 = 6 << 20;
 pub(crate) fn exec(hardening: &Hardening, argv: &[OsString], env: &ChildEnv) -> Error {
     let vars = env.vars();
     if argv.is_empty() {
-        return Error::usage("no command to run")
-            .hint("give it after `--`: `vault run -s NAME -- COMMAND`");
+        return no_command();
     }
     if let Err(e) = check_size(argv, &vars) {
         return e;
@@ -59,6 +58,17 @@ pub(crate) fn exec(hardening: &Hardening, argv: &[OsString], env: &ChildEnv) -> 
     hardening.restore();
     let err = execvp_no_shell(&argv[0], &c_argv, &c_env, &vars);
     start_failed(argv, env, &err)
+}
+
+fn no_command() -> Error {
+    Error::usage("no command to run").hint("give it after `--`: `vault run -s NAME -- COMMAND`")
+}
+
+/// The PATH the command gets: its own, else glibc's default.
+fn child_path<'a>(vars: &[(&'a OsStr, &'a OsStr)]) -> &'a OsStr {
+    vars.iter()
+        .find(|(k, _)| *k == "PATH")
+        .map_or(OsStr::new("/bin:/usr/bin"), |(_, v)| *v)
 }
 
 fn cstrings(items: impl Iterator<Item = Vec<u8>>) -> Option<Vec<CString>> {
@@ -94,11 +104,8 @@ fn execvp_no_shell(
     } else if bytes.is_empty() {
         return io::Error::from_raw_os_error(libc::ENOENT);
     } else {
-        let path = vars
-            .iter()
-            .find(|(k, _)| *k == "PATH")
-            .map_or(OsStr::new("/bin:/usr/bin"), |(_, v)| *v);
-        path.as_encoded_bytes()
+        child_path(vars)
+            .as_encoded_bytes()
             .split(|&b| b == b':')
             .map(|dir| {
                 let mut p = dir.to_vec();
@@ -145,8 +152,7 @@ fn execvp_no_shell(
 /// replaces us with, and what `run --redact` spawns.
 pub(crate) fn command(argv: &[OsString], env: &ChildEnv) -> Result<Command, Error> {
     let Some((program, args)) = argv.split_first() else {
-        return Err(Error::usage("no command to run")
-            .hint("give it after `--`: `vault run -s NAME -- COMMAND`"));
+        return Err(no_command());
     };
     let vars = env.vars();
     check_size(argv, &vars)?;
@@ -263,11 +269,7 @@ fn locate(program: &OsStr, vars: &[(&OsStr, &OsStr)]) -> Option<PathBuf> {
         let p = PathBuf::from(program);
         return p.is_file().then_some(p);
     }
-    let path = vars
-        .iter()
-        .find(|(k, _)| *k == "PATH")
-        .map_or(OsStr::new("/bin:/usr/bin"), |(_, v)| *v);
-    std::env::split_paths(path)
+    std::env::split_paths(child_path(vars))
         .map(|dir| dir.join(program))
         .find(|p| p.is_file())
 }
