@@ -1447,23 +1447,34 @@ pub fn delete(conn: &Connection, env: &str, name: &SecretName) -> Result<()> {
 }
 
 /// Sets (or with `None` removes) the description of one key; not a new
-/// version: descriptions are notes about keys, not their values.
+/// version: descriptions are notes about keys, not their values. Returns
+/// whether it changed (false: the key already had that description).
 pub(crate) fn describe(
     conn: &Connection,
     env: &str,
     name: &SecretName,
     key: &EnvKey,
     text: Option<&str>,
-) -> Result<()> {
+) -> Result<bool> {
     let id = id_of(conn, env, name)?;
-    let n = conn.execute(
+    let current: Option<Option<String>> = conn
+        .query_row(
+            "SELECT description FROM entries WHERE secret_id = ?1 AND key = ?2",
+            params![id, key.as_str()],
+            |r| r.get(0),
+        )
+        .optional()?;
+    let Some(current) = current else {
+        return Err(no_such_key(name, key, &keys_of(conn, id)?));
+    };
+    if current.as_deref() == text {
+        return Ok(false);
+    }
+    conn.execute(
         "UPDATE entries SET description = ?1 WHERE secret_id = ?2 AND key = ?3",
         params![text, id, key.as_str()],
     )?;
-    if n == 0 {
-        return Err(no_such_key(name, key, &keys_of(conn, id)?));
-    }
-    Ok(())
+    Ok(true)
 }
 
 /// The descriptions of a secret's keys that have one, sorted by key.

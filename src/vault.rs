@@ -19,7 +19,8 @@
 //! lock, re-check what exists, load and verify, change, validate every row,
 //! take the newest generation, serialize, sign, encrypt to exactly the
 //! recipients listed in the database plus the signature stanza, and replace
-//! the file atomically.
+//! the file atomically. A change that turns out to change nothing
+//! (`write_if_changed`) stops before the save: the file stays as it was.
 //!
 //! `identity.age` is written here too, by one function (`write_identity`),
 //! and only under `VAULT_DIR/vault.lock` (DESIGN.md, "v2: Hardening"): a
@@ -469,6 +470,43 @@ pub(crate) fn write<T>(
     keys: WriteKeys,
     change: impl FnOnce(&Transaction) -> Result<T>,
 ) -> Result<T> {
+    read_modify_write(paths, keys, Mode::Change, |tx| {
+        change(tx).map(Outcome::Changed)
+    })
+    .map(Outcome::into_inner)
+}
+
+/// What a change made of the vault, as `write_if_changed` hears it.
+#[derive(Debug)]
+pub(crate) enum Outcome<T> {
+    /// Saved: a new generation, signed, with whatever history it made.
+    Changed(T),
+    /// Nothing to save: the transaction is rolled back and the file left
+    /// as it was, byte for byte.
+    Unchanged(T),
+}
+
+impl<T> Outcome<T> {
+    pub(crate) fn into_inner(self) -> T {
+        match self {
+            Outcome::Changed(t) | Outcome::Unchanged(t) => t,
+        }
+    }
+}
+
+/// `write` for a change that may turn out to change nothing (`recipients
+/// add` of members, `delete --allow-missing` of names that are not there,
+/// a description set to what it is): `change`, under the lock and on the
+/// vault as it is, says which. An unchanged vault is not rewritten: a new
+/// generation, a new signature and a new file for git to commit, for
+/// nothing, would tell teammates something changed. Nothing is created
+/// either when there was no vault (an identity made for a first write
+/// stays, as after a first write that fails).
+pub(crate) fn write_if_changed<T>(
+    paths: &Paths,
+    keys: WriteKeys,
+    change: impl FnOnce(&Transaction) -> Result<Outcome<T>>,
+) -> Result<Outcome<T>> {
     read_modify_write(paths, keys, Mode::Change, change)
 }
 
@@ -482,14 +520,18 @@ pub(crate) fn write_bulk<T>(
     keys: WriteKeys,
     change: impl FnOnce(&Transaction) -> Result<T>,
 ) -> Result<T> {
-    read_modify_write(paths, keys, Mode::Bulk, change)
+    read_modify_write(paths, keys, Mode::Bulk, |tx| {
+        change(tx).map(Outcome::Changed)
+    })
+    .map(Outcome::into_inner)
 }
 
 /// Creates a new, empty vault; refuses to replace an existing one (the
 /// caller checks first too, before asking for keys).
 pub(crate) fn init(paths: &Paths, keys: WriteKeys) -> Result<()> {
     refuse_existing(&paths.file)?;
-    read_modify_write(paths, keys, Mode::Create, |_| Ok(()))
+    read_modify_write(paths, keys, Mode::Create, |_| Ok(Outcome::Changed(())))
+        .map(Outcome::into_inner)
 }
 
 /// "a vault already exists at …".
@@ -560,8 +602,8 @@ fn read_modify_write<T>(
     paths: &Paths,
     mut keys: WriteKeys,
     mode: Mode,
-    change: impl FnOnce(&Transaction) -> Result<T>,
-) -> Result<T> {
+    change: impl FnOnce(&Transaction) -> Result<Outcome<T>>,
+) -> Result<Outcome<T>> {
     // A device or FIFO there (`--vault /dev/stdin`) must never have a
     // file renamed over it.
     fsio::refuse_non_regular(&paths.file)?;
@@ -658,6 +700,12 @@ fn read_modify_write<T>(
     store::set_author(&conn, &author)?;
     let tx = conn.transaction()?;
     let out = change(&tx)?;
+    if let Outcome::Unchanged(_) = out {
+        // Rolled back (whatever the change tried is undone), and nothing
+        // is saved, signed or recorded: the file stays as it was.
+        drop(tx);
+        return Ok(out);
+    }
     tx.commit()?;
     conn.update_hook(None::<fn(rusqlite::hooks::Action, &str, &str, i64)>)?;
     let source = paths.file.display().to_string();
@@ -1405,7 +1453,10 @@ pub(crate) fn peek(dir: &Path, file: &Path, source: &str, keys: &Keys) -> Result
 /// again, signed by them, and its members become the trusted set. The
 /// strict load still applies.
 pub(crate) fn resign(paths: &Paths, keys: Keys) -> Result<()> {
-    read_modify_write(paths, WriteKeys::Existing(keys), Mode::Trust, |_| Ok(()))
+    read_modify_write(paths, WriteKeys::Existing(keys), Mode::Trust, |_| {
+        Ok(Outcome::Changed(()))
+    })
+    .map(Outcome::into_inner)
 }
 
 /// Accepts `candidate` as what is trusted at this vault's path.

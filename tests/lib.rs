@@ -43,3 +43,4 @@ mod team;
 mod templates;
 mod terminal;
 mod trust;
+mod unchanged;

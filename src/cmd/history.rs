@@ -92,9 +92,17 @@ pub(crate) fn short_recipient(r: &str) -> String {
 
 pub(crate) fn rollback(ctx: &Context, name: &str, to: Option<i64>) -> Result<()> {
     let name = SecretName::parse(name)?;
-    let done = vault::write(&ctx.paths, unlock::for_write(ctx)?, |db| {
-        history::rollback(db, &ctx.scope.env, &name, to)
-    })?;
+    // Back to a version equal to the current one: no new version, and
+    // the vault is not rewritten either.
+    let done = vault::write_if_changed(&ctx.paths, unlock::for_write(ctx)?, |db| {
+        let done = history::rollback(db, &ctx.scope.env, &name, to)?;
+        Ok(if done.new_version.is_some() {
+            vault::Outcome::Changed(done)
+        } else {
+            vault::Outcome::Unchanged(done)
+        })
+    })?
+    .into_inner();
     match done.new_version {
         Some(n) => note!(
             "Rolled `{name}` back to version {} (saved as version {n})",

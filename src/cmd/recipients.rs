@@ -24,7 +24,7 @@ pub(crate) fn run(ctx: &Context, command: RecipientsCommand) -> Result<()> {
             recipients_file,
         } => {
             let wanted = collect(&recipients, &recipients_file)?;
-            let added = vault::write(&ctx.paths, unlock::for_write(ctx)?, |db| {
+            let added = vault::write_if_changed(&ctx.paths, unlock::for_write(ctx)?, |db| {
                 let mut added = vec![];
                 for r in &wanted {
                     if store::add_recipient(db, r)? {
@@ -33,10 +33,23 @@ pub(crate) fn run(ctx: &Context, command: RecipientsCommand) -> Result<()> {
                         crate::term::warn(&format!("{r} is already a recipient"));
                     }
                 }
-                Ok(added)
+                // All members already: re-encrypting to the same set
+                // would only make a new generation for nothing.
+                Ok(if added.is_empty() {
+                    vault::Outcome::Unchanged(added)
+                } else {
+                    vault::Outcome::Changed(added)
+                })
             })?;
-            for r in added {
-                note!("Added {r}");
+            match added {
+                vault::Outcome::Changed(added) => {
+                    for r in added {
+                        note!("Added {r}");
+                    }
+                }
+                vault::Outcome::Unchanged(_) => {
+                    note!("No recipient added; the vault is unchanged");
+                }
             }
             Ok(())
         }

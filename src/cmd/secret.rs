@@ -258,12 +258,24 @@ pub(crate) fn run(ctx: &Context, command: SecretCommand) -> Result<()> {
                 .hint("shorten it, or keep longer notes elsewhere"));
             }
             let text = (!text.is_empty()).then_some(text.as_str());
-            vault::write(&ctx.paths, unlock::for_write(ctx)?, |db| {
-                store::describe(db, &ctx.scope.env, &name, &key, text)
+            let done = vault::write_if_changed(&ctx.paths, unlock::for_write(ctx)?, |db| {
+                Ok(if store::describe(db, &ctx.scope.env, &name, &key, text)? {
+                    vault::Outcome::Changed(())
+                } else {
+                    vault::Outcome::Unchanged(())
+                })
             })?;
-            match text {
-                Some(_) => note!("Described `{key}` in `{name}`"),
-                None => note!("Removed the description of `{key}` in `{name}`"),
+            match (done, text) {
+                (vault::Outcome::Changed(()), Some(_)) => note!("Described `{key}` in `{name}`"),
+                (vault::Outcome::Changed(()), None) => {
+                    note!("Removed the description of `{key}` in `{name}`")
+                }
+                (vault::Outcome::Unchanged(()), Some(_)) => note!(
+                    "`{key}` in `{name}` already has that description; the vault is unchanged"
+                ),
+                (vault::Outcome::Unchanged(()), None) => {
+                    note!("`{key}` in `{name}` has no description; the vault is unchanged")
+                }
             }
             Ok(())
         }
@@ -327,32 +339,61 @@ fn delete(ctx: &Context, names: &[String], yes: bool, allow_missing: bool) -> Re
                 }
             }
         }
-        let list = names
-            .iter()
-            .map(|n| format!("`{n}`"))
-            .collect::<Vec<_>>()
-            .join(", ");
+        let list = quoted(&names);
         if !crate::term::confirm(&format!("Delete {list}? This cannot be undone. [y/N] "))? {
             return Err(Error::new("nothing deleted").hint("answer `y` to delete, or pass --yes"));
         }
     }
-    let deleted = vault::write(&ctx.paths, unlock::for_write(ctx)?, |db| {
-        let mut deleted = vec![];
+    let env = &ctx.scope.env;
+    let done = vault::write_if_changed(&ctx.paths, unlock::for_write(ctx)?, |db| {
+        let (mut deleted, mut missing) = (vec![], vec![]);
         for name in &names {
-            let env = &ctx.scope.env;
             if store::exists(db, env, name)? {
                 store::delete(db, env, name)?;
                 deleted.push(name.clone());
             } else if !allow_missing {
                 return Err(store::missing(db, env, name));
+            } else {
+                missing.push(name.clone());
             }
         }
-        Ok(deleted)
+        // `--allow-missing` and none there: nothing to save.
+        Ok(if deleted.is_empty() {
+            vault::Outcome::Unchanged((deleted, missing))
+        } else {
+            vault::Outcome::Changed((deleted, missing))
+        })
     })?;
-    for name in deleted {
-        note!("Deleted `{name}`");
+    match done {
+        vault::Outcome::Unchanged((_, missing)) => note!(
+            "No secret deleted: {} {}{}",
+            quoted(&missing),
+            plural(missing.len(), "does not exist", "do not exist"),
+            in_env(env)
+        ),
+        vault::Outcome::Changed((deleted, missing)) => {
+            for name in deleted {
+                note!("Deleted `{name}`");
+            }
+            if !missing.is_empty() {
+                note!(
+                    "Not deleted: {} (not found{})",
+                    quoted(&missing),
+                    in_env(env)
+                );
+            }
+        }
     }
     Ok(())
+}
+
+/// "`a`, `b`" for messages.
+fn quoted(names: &[SecretName]) -> String {
+    names
+        .iter()
+        .map(|n| format!("`{n}`"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// `ROTATE since 2026-12-02 09:14` for a marked secret in `secret list`.
