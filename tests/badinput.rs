@@ -64,6 +64,7 @@ groups!(
     projects,
     git,
     conflicts,
+    empty,
 );
 
 fn cmd_dir() -> PathBuf {

@@ -79,6 +79,42 @@ fn recipients_add_of_members_only_changes_nothing() {
 }
 
 #[test]
+fn recipients_files_that_list_nobody_are_refused() {
+    let env = Env::new().init();
+    let before = snapshot(&env);
+    let empty = env.write("empty.txt", "");
+    let comments = env.write("comments.txt", "# the team\n\n   \n# nobody yet\n");
+    for command in ["add", "remove"] {
+        for file in [
+            empty.display().to_string(),
+            comments.display().to_string(),
+            "/dev/null".to_string(),
+        ] {
+            env.vault(["recipients", command, "-R", &file])
+                .run()
+                .fails(1)
+                .stderr_has(&format!("vault: error: no recipients in {file}\nhint: "));
+            assert_unchanged(&env, &before, &format!("recipients {command} -R {file}"));
+        }
+    }
+    // Also beside a recipient given as an argument: the file is still a
+    // mistake.
+    env.vault([
+        "recipients",
+        "add",
+        &Env::new().recipient(),
+        "-R",
+        "/dev/null",
+    ])
+    .run()
+    .fails(1)
+    .stderr_has("no recipients in /dev/null");
+    assert_unchanged(&env, &before, "recipients add R -R /dev/null");
+}
+
+/// `recipients remove` of someone who is not a member was already an
+/// error with nothing written; `add` of a member is the no-op above.
+#[test]
 fn recipients_remove_of_a_non_member_is_refused_and_writes_nothing() {
     let env = Env::new().init();
     let before = snapshot(&env);
@@ -88,6 +124,28 @@ fn recipients_remove_of_a_non_member_is_refused_and_writes_nothing() {
         .fails(1)
         .stderr_has(&format!("{other} is not a recipient of this vault"));
     assert_unchanged(&env, &before, "recipients remove of a non-member");
+}
+
+#[test]
+fn import_of_json_without_secrets_is_refused() {
+    let env = Env::new().init();
+    env.create("db", &["A=1"]);
+    let before = snapshot(&env);
+    let file = env.write("none.json", "{}\n");
+    env.vault(["import", "--from-json", &file.display().to_string()])
+        .run()
+        .fails(1)
+        .stderr_has(&format!(
+            "vault: error: {} holds no secrets\nhint: ",
+            file.display()
+        ));
+    assert_unchanged(&env, &before, "import --from-json {}");
+    env.vault(["import", "--from-json", "-"])
+        .stdin(" { } ")
+        .run()
+        .fails(1)
+        .stderr_has("vault: error: stdin holds no secrets");
+    assert_unchanged(&env, &before, "import --from-json - of {}");
 }
 
 #[test]
@@ -152,6 +210,19 @@ fn delete_allow_missing_without_a_vault_creates_none() {
         .success()
         .stderr_has("No secret deleted: `x` does not exist");
     assert!(!env.file().exists(), "a vault was created for nothing");
+}
+
+#[test]
+fn rename_to_the_same_name_is_refused() {
+    let env = Env::new().init();
+    env.create("db", &["A=1"]);
+    let before = snapshot(&env);
+    env.vault(["secret", "rename", "db", "db"])
+        .run()
+        .fails(1)
+        .stderr_has("vault: error: `db` cannot be renamed to itself")
+        .stderr_has("hint: give the new name: `vault secret rename db NEW`");
+    assert_unchanged(&env, &before, "rename db db");
 }
 
 #[test]

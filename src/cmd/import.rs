@@ -237,6 +237,12 @@ fn from_json(path: &Path) -> Result<Vec<Planned>> {
         return Err(Error::new(format!("{source} is not a JSON object"))
             .hint(r#"expected {"name": {"KEY": "value"}, …}"#));
     };
+    if secrets.is_empty() {
+        // Likely the wrong file, or an export that found nothing: an
+        // import of nothing would only rewrite the vault.
+        return Err(Error::new(format!("{source} holds no secrets"))
+            .hint(r#"expected {"name": {"KEY": "value"}, …}"#));
+    }
     let mut plan = Vec::with_capacity(secrets.len());
     for (name, body) in secrets {
         let name = SecretName::parse(&name).map_err(|e| e.context(&source))?;

@@ -195,6 +195,7 @@ fn collect(args: &[String], files: &[PathBuf]) -> Result<Vec<String>> {
         let (bytes, source) = input::read_source(f)?;
         let text = std::str::from_utf8(&bytes)
             .map_err(|_| Error::new(format!("{source} is not a text file of recipients")))?;
+        let before = out.len();
         for (n, line) in text.lines().enumerate() {
             let line = line.trim();
             if line.is_empty() || line.starts_with('#') {
@@ -203,6 +204,13 @@ fn collect(args: &[String], files: &[PathBuf]) -> Result<Vec<String>> {
             let r = crypto::canonical_recipient(line)
                 .map_err(|_| not_a_recipient(format!("{source}, line {}", n + 1), line))?;
             out.push(r);
+        }
+        // A file that lists nobody (the wrong file, `/dev/null`) is a
+        // mistake, not a request to change nothing.
+        if out.len() == before {
+            return Err(Error::new(format!("no recipients in {source}")).hint(
+                "a recipients file lists one `age1…` or ssh public key per line (`#` starts a comment)",
+            ));
         }
     }
     out.dedup();

@@ -227,6 +227,15 @@ pub(crate) fn run(ctx: &Context, command: SecretCommand) -> Result<()> {
         }
         SecretCommand::Rename { old, new } => {
             let (old, new) = (SecretName::parse(&old)?, SecretName::parse(&new)?);
+            if old == new {
+                // Said before unlocking: there is nothing to do.
+                return Err(Error::new(format!(
+                    "`{old}` cannot be renamed to itself: OLD and NEW are the same name"
+                ))
+                .hint(format!(
+                    "give the new name: `vault secret rename {old} NEW`"
+                )));
+            }
             vault::write(&ctx.paths, unlock::for_write(ctx)?, |db| {
                 store::rename(db, &ctx.scope.env, &old, &new)
             })?;
