@@ -1381,12 +1381,13 @@ fn no_such_key(name: &SecretName, key: &EnvKey, present: &[String]) -> Error {
 
 /// Removes keys of an existing secret. Every key must exist, and at least
 /// one must remain (a secret without keys is deleted, not emptied).
+/// Returns how many it removed (a key given twice counts once).
 pub(crate) fn unset(
     conn: &Connection,
     env: &str,
     name: &SecretName,
     keys: &[EnvKey],
-) -> Result<()> {
+) -> Result<usize> {
     let id = id_of(conn, env, name)?;
     let present = keys_of(conn, id)?;
     for k in keys {
@@ -1407,11 +1408,13 @@ pub(crate) fn unset(
     }
     let before = history::begin(conn, id)?;
     let mut stmt = conn.prepare("DELETE FROM entries WHERE secret_id = ?1 AND key = ?2")?;
+    let mut removed = 0;
     for k in keys {
-        stmt.execute(params![id, k.as_str()])?;
+        // A key given twice is removed once.
+        removed += stmt.execute(params![id, k.as_str()])?;
     }
     history::finish(conn, before)?;
-    Ok(())
+    Ok(removed)
 }
 
 pub(crate) fn rename(

@@ -226,6 +226,40 @@ fn rename_to_the_same_name_is_refused() {
 }
 
 #[test]
+fn unset_counts_the_keys_it_removed() {
+    let env = Env::new().init();
+    env.create("db", &["A=1", "B=2", "C=3"]);
+    env.vault(["secret", "unset", "db", "A", "A", "A"])
+        .run()
+        .success()
+        .stderr_has("Removed 1 key from `db`");
+    env.vault(["secret", "unset", "db", "B", "B"])
+        .run()
+        .success()
+        .stderr_has("Removed 1 key from `db`");
+    let out = env
+        .vault(["secret", "show", "db", "--json"])
+        .run()
+        .success();
+    let v: Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(v["entries"], serde_json::json!({"C": "********"}));
+
+    // A key that is not there is an error (there is no --allow-missing
+    // for keys), and nothing is written.
+    env.create("pg", &["A=1", "B=2"]);
+    let before = snapshot(&env);
+    env.vault(["secret", "unset", "pg", "Z"])
+        .run()
+        .fails(1)
+        .stderr_has("secret `pg` has no key `Z`");
+    env.vault(["secret", "unset", "pg", "A", "Z"])
+        .run()
+        .fails(1)
+        .stderr_has("secret `pg` has no key `Z`");
+    assert_unchanged(&env, &before, "unset of a missing key");
+}
+
+#[test]
 fn describe_with_the_current_text_changes_nothing() {
     let env = Env::new().init();
     env.create("db", &["A=1", "B=2"]);

@@ -215,14 +215,13 @@ pub(crate) fn run(ctx: &Context, command: SecretCommand) -> Result<()> {
                 .iter()
                 .map(|k| EnvKey::parse(k))
                 .collect::<Result<Vec<_>>>()?;
-            vault::write(&ctx.paths, unlock::for_write(ctx)?, |db| {
+            // Every key must exist (else an error, and nothing written),
+            // so at least one is removed: the count is the keys removed,
+            // not the arguments (`unset db A A` removes one).
+            let n = vault::write(&ctx.paths, unlock::for_write(ctx)?, |db| {
                 store::unset(db, &ctx.scope.env, &name, &keys)
             })?;
-            note!(
-                "Removed {} {} from `{name}`",
-                keys.len(),
-                plural(keys.len(), "key", "keys")
-            );
+            note!("Removed {n} {} from `{name}`", plural(n, "key", "keys"));
             Ok(())
         }
         SecretCommand::Rename { old, new } => {
