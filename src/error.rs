@@ -70,11 +70,23 @@ impl Error {
     pub(crate) fn io_on(what: &str, err: &io::Error) -> Self {
         let reason = describe_io(err);
         let e = Error::new(format!("cannot {what}: {reason}"));
-        match err.raw_os_error() {
-            Some(code) if code == libc_efbig() || code == libc_enospc() => {
-                e.hint("free some disk space (or raise the file-size limit) and try again; the old vault file is unchanged")
-            }
-            _ => e,
+        if is_disk_full(err) {
+            e.hint(DISK_FULL)
+        } else {
+            e
+        }
+    }
+
+    /// `io` for a step of replacing `target` (temp file, write, rename):
+    /// the disk-full hint says that `target`, and no other file, is
+    /// unchanged (`vault allow` said "the old vault file" of allowed.json).
+    pub(crate) fn io_replacing(action: &str, path: &Path, target: &Path, err: io::Error) -> Self {
+        let full = is_disk_full(&err);
+        let e = Error::io(action, path, err);
+        if full {
+            e.hint(format!("{DISK_FULL}; {} is unchanged", target.display()))
+        } else {
+            e
         }
     }
 
@@ -146,6 +158,12 @@ impl From<rusqlite::Error> for Error {
         Error::new(format!("database error: {e}"))
             .hint("`vault doctor` checks the vault file; please report this if it persists")
     }
+}
+
+const DISK_FULL: &str = "free some disk space (or raise the file-size limit) and try again";
+
+fn is_disk_full(err: &io::Error) -> bool {
+    matches!(err.raw_os_error(), Some(code) if code == libc_efbig() || code == libc_enospc())
 }
 
 fn libc_efbig() -> i32 {
