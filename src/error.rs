@@ -25,6 +25,10 @@ pub struct Error {
     kind: Kind,
     message: String,
     hint: Option<String>,
+    /// Raised by the data rather than by the request (SQLite refusing a
+    /// query on a BLOB value, say): a write that meets it checks the vault
+    /// and reports the damage it finds (`vault::read_modify_write`).
+    data_fault: bool,
 }
 
 impl Error {
@@ -33,7 +37,19 @@ impl Error {
             kind: Kind::Vault,
             message: message.into(),
             hint: None,
+            data_fault: false,
         }
+    }
+
+    /// Marks this error as raised by the data (see `data_fault`).
+    pub(crate) fn data_fault(mut self) -> Self {
+        self.data_fault = true;
+        self
+    }
+
+    /// Whether the data raised it, which may then be damaged.
+    pub(crate) fn is_data_fault(&self) -> bool {
+        self.data_fault
     }
 
     pub(crate) fn usage(message: impl Into<String>) -> Self {
@@ -157,6 +173,7 @@ impl From<rusqlite::Error> for Error {
         // Statements are parameterised, so SQLite's message never holds a value.
         Error::new(format!("database error: {e}"))
             .hint("`vault doctor` checks the vault file; please report this if it persists")
+            .data_fault()
     }
 }
 

@@ -681,7 +681,18 @@ fn read_modify_write<T>(
     let author = keys.recipients().first().cloned().unwrap_or_default();
     store::set_author(&conn, &author)?;
     let tx = conn.transaction()?;
-    let out = change(&tx)?;
+    let out = match change(&tx) {
+        Ok(out) => out,
+        // A row the change could not handle (a BLOB value, a secret
+        // without keys): say what is damaged, as a read does and as the
+        // validation below would, rather than what SQLite met.
+        Err(e) if e.is_data_fault() => {
+            drop(tx);
+            store::validate(&conn, &paths.file.display().to_string())?;
+            return Err(e);
+        }
+        Err(e) => return Err(e),
+    };
     tx.commit()?;
     conn.update_hook(None::<fn(rusqlite::hooks::Action, &str, &str, i64)>)?;
     let source = paths.file.display().to_string();
