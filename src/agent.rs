@@ -220,7 +220,7 @@ fn unix_now() -> u64 {
 /// gave no answer: a timeout, a hang-up, or an answer that makes no sense.
 /// It travels inside `io::Error` through age, so that wherever it surfaces
 /// it reads as what it is, never as a damaged vault (issue 14).
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) struct NoAnswer {
     socket: PathBuf,
     why: String,
@@ -346,14 +346,42 @@ fn connect(socket: &Path) -> std::result::Result<(UnixStream, Stamp), Silence> {
     }
 }
 
-/// One request, one answer, within `CLIENT_DEADLINE` in all.
+/// One request, one answer, within `CLIENT_DEADLINE` in all. An agent
+/// that gave no answer once is not asked again by this process: a stopped
+/// agent (SIGSTOP) made a read wait one deadline for the unwrap and
+/// another for whatever asked next, 6 s instead of 3.
 fn ask(socket: &Path, req: &serde_json::Value) -> std::result::Result<Answer, Silence> {
-    let (stream, stamp) = connect(socket)?;
-    let mut timed = Timed::new(&stream, CLIENT_DEADLINE);
-    write_frame(&mut timed, req.to_string().as_bytes())
-        .and_then(|()| read_frame(&mut timed))
-        .map(|body| Answer { body, stamp })
-        .map_err(|e| Silence::Mute(NoAnswer::from_io(socket, &e)))
+    if let Some(n) = was_silent(socket) {
+        return Err(Silence::Mute(n));
+    }
+    let answer = connect(socket).and_then(|(stream, stamp)| {
+        let mut timed = Timed::new(&stream, CLIENT_DEADLINE);
+        write_frame(&mut timed, req.to_string().as_bytes())
+            .and_then(|()| read_frame(&mut timed))
+            .map(|body| Answer { body, stamp })
+            .map_err(|e| Silence::Mute(NoAnswer::from_io(socket, &e)))
+    });
+    if let Err(Silence::Mute(n)) = &answer
+        && let Some(stamp) = Stamp::at(socket)
+        && let Ok(mut silent) = SILENT.lock()
+    {
+        silent.push((stamp, n.clone()));
+    }
+    answer
+}
+
+/// The agents that gave this process no answer (see `ask`), by the socket
+/// file they listen on: a new agent in the place of a silent one (`vault
+/// unlock` replacing it) is a new socket, and is asked.
+static SILENT: std::sync::Mutex<Vec<(Stamp, NoAnswer)>> = std::sync::Mutex::new(Vec::new());
+
+fn was_silent(socket: &Path) -> Option<NoAnswer> {
+    let stamp = Stamp::at(socket)?;
+    let silent = SILENT.lock().ok()?;
+    silent
+        .iter()
+        .find(|(s, n)| *s == stamp && n.socket == socket)
+        .map(|(_, n)| n.clone())
 }
 
 struct Answer {

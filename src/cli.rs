@@ -345,7 +345,8 @@ pub(crate) enum GitCommand {
         /// The other branch's version (git's %B)
         #[arg(value_name = "THEIRS")]
         theirs: PathBuf,
-        /// The vault's path in the work tree (git's %P), for messages and trust
+        /// The vault's path in the work tree (git's %P), for messages and trust;
+        /// without it, messages name each file given (with its role)
         #[arg(value_name = "PATH")]
         path: Option<PathBuf>,
     },

@@ -25,6 +25,10 @@ pub struct Error {
     kind: Kind,
     message: String,
     hint: Option<String>,
+    /// Raised by the data rather than by the request (SQLite refusing a
+    /// query on a BLOB value, say): a write that meets it checks the vault
+    /// and reports the damage it finds (`vault::read_modify_write`).
+    data_fault: bool,
 }
 
 impl Error {
@@ -33,7 +37,19 @@ impl Error {
             kind: Kind::Vault,
             message: message.into(),
             hint: None,
+            data_fault: false,
         }
+    }
+
+    /// Marks this error as raised by the data (see `data_fault`).
+    pub(crate) fn data_fault(mut self) -> Self {
+        self.data_fault = true;
+        self
+    }
+
+    /// Whether the data raised it, which may then be damaged.
+    pub(crate) fn is_data_fault(&self) -> bool {
+        self.data_fault
     }
 
     pub(crate) fn usage(message: impl Into<String>) -> Self {
@@ -70,11 +86,23 @@ impl Error {
     pub(crate) fn io_on(what: &str, err: &io::Error) -> Self {
         let reason = describe_io(err);
         let e = Error::new(format!("cannot {what}: {reason}"));
-        match err.raw_os_error() {
-            Some(code) if code == libc_efbig() || code == libc_enospc() => {
-                e.hint("free some disk space (or raise the file-size limit) and try again; the old vault file is unchanged")
-            }
-            _ => e,
+        if is_disk_full(err) {
+            e.hint(DISK_FULL)
+        } else {
+            e
+        }
+    }
+
+    /// `io` for a step of replacing `target` (temp file, write, rename):
+    /// the disk-full hint says that `target`, and no other file, is
+    /// unchanged (`vault allow` said "the old vault file" of allowed.json).
+    pub(crate) fn io_replacing(action: &str, path: &Path, target: &Path, err: io::Error) -> Self {
+        let full = is_disk_full(&err);
+        let e = Error::io(action, path, err);
+        if full {
+            e.hint(format!("{DISK_FULL}; {} is unchanged", target.display()))
+        } else {
+            e
         }
     }
 
@@ -145,7 +173,14 @@ impl From<rusqlite::Error> for Error {
         // Statements are parameterised, so SQLite's message never holds a value.
         Error::new(format!("database error: {e}"))
             .hint("`vault doctor` checks the vault file; please report this if it persists")
+            .data_fault()
     }
+}
+
+const DISK_FULL: &str = "free some disk space (or raise the file-size limit) and try again";
+
+fn is_disk_full(err: &io::Error) -> bool {
+    matches!(err.raw_os_error(), Some(code) if code == libc_efbig() || code == libc_enospc())
 }
 
 fn libc_efbig() -> i32 {

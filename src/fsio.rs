@@ -356,7 +356,7 @@ fn atomic_write_mode(
         .suffix(suffix)
         .permissions(fs::Permissions::from_mode(mode))
         .tempfile_in(&dir)
-        .map_err(|e| Error::io("create a temporary file in", &dir, e))?;
+        .map_err(|e| Error::io_replacing("create a temporary file in", &dir, target, e))?;
     if mode != 0o600 {
         // `vault` runs with umask 077, which the mode given above went
         // through.
@@ -374,7 +374,7 @@ fn atomic_write_mode(
             }
         });
     if let Err(e) = written {
-        return Err(Error::io("write", target, e));
+        return Err(Error::io_replacing("write", target, target, e));
     }
     if !durable && exchange(tmp.path(), target) {
         // The file replaced is now at the temporary name, and goes with it
@@ -383,7 +383,7 @@ fn atomic_write_mode(
         return Ok(());
     }
     tmp.persist(target)
-        .map_err(|e| Error::io("replace", target, e.error))?;
+        .map_err(|e| Error::io_replacing("replace", target, target, e.error))?;
     if durable { sync_dir(&dir) } else { Ok(()) }
 }
 

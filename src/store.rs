@@ -729,11 +729,20 @@ pub(crate) fn validate_with(conn: &Connection, source: &str, only: Option<&[i64]
         let mut orphan = false;
         let mut fault: Option<Error> = None;
         let mut undescribed: Option<Error> = None;
+        // Which secrets have a key, from the whole scan: vault never makes
+        // one without (it deletes, not empties), and a write to one made a
+        // version `history` cannot hold.
+        let mut keyed = vec![false; secret_ids.len()];
         let mut check = |r: &rusqlite::Row, whole: bool| -> Result<()> {
             let id = r.get::<_, i64>(0)?;
-            if whole && secret_ids.binary_search(&id).is_err() {
-                orphan = true;
-                return Ok(());
+            if whole {
+                match secret_ids.binary_search(&id) {
+                    Ok(i) => keyed[i] = true,
+                    Err(_) => {
+                        orphan = true;
+                        return Ok(());
+                    }
+                }
             }
             let text = |i| match r.get_ref(i) {
                 Ok(ValueRef::Text(t)) => Some(t),
@@ -796,6 +805,14 @@ pub(crate) fn validate_with(conn: &Connection, source: &str, only: Option<&[i64]
         }
         if let Some(e) = fault.or(late).or(undescribed) {
             return Err(e);
+        }
+        if only.is_none()
+            && let Some(i) = keyed.iter().position(|k| !k)
+        {
+            return Err(bad(format!(
+                "secret `{}` has no keys",
+                name_of(secret_ids[i])
+            )));
         }
     }
     validate_history(conn, source)?;
@@ -1836,11 +1853,22 @@ pub(crate) mod tests {
         let conn = create(&[R.into()]).unwrap();
         conn.execute_batch(
             "INSERT INTO secrets (id, name, created_at, updated_at, rotate_since) VALUES (9, 'db', '2026-01-01T00:00:00Z', '2026-01-01T00:00:00Z', '2026-02-01T00:00:00Z');
+             INSERT INTO entries (secret_id, key, value) VALUES (9, 'K', 'a');
              INSERT INTO conflicts VALUES ('main', 'db', 'K', NULL, 'a', 'b');
              INSERT INTO conflicts VALUES ('main', 'db', NULL, '{\"K\": \"v\"}', NULL, NULL);",
         )
         .unwrap();
         validate(&conn, "t").unwrap();
+        // vault never leaves a secret without keys (it deletes it).
+        conn.execute(
+            "INSERT INTO secrets (id, name, created_at, updated_at) VALUES (10, 'bare', '2026-01-01T00:00:00Z', '2026-01-01T00:00:00Z')",
+            [],
+        )
+        .unwrap();
+        let err = validate(&conn, "t").unwrap_err();
+        assert_eq!(err.message(), "t is damaged: secret `bare` has no keys");
+        conn.execute("DELETE FROM secrets WHERE id = 10", [])
+            .unwrap();
         let a = diff_key(&conn, "t").unwrap();
         let b = diff_key(&create(&[]).unwrap(), "t").unwrap();
         assert_ne!(*a, *b);

@@ -201,6 +201,14 @@ fn configured_passphrase(ctx: &Context) -> Result<Option<SecretString>> {
     }
     match std::env::var("VAULT_PASSPHRASE") {
         Ok(p) if !p.is_empty() => Ok(Some(SecretString::from(p))),
+        // An error, not a fall through to the prompt (or "no terminal") as
+        // if it were unset; its bytes are never shown.
+        Err(std::env::VarError::NotUnicode(bytes)) => {
+            drop(Zeroizing::new(bytes.into_encoded_bytes()));
+            Err(Error::new("VAULT_PASSPHRASE is not valid UTF-8 (not shown)").hint(
+                "a passphrase is UTF-8 text: set VAULT_PASSPHRASE to the passphrase, or unset it (or use --passphrase-file / VAULT_PASSPHRASE_FILE)",
+            ))
+        }
         _ => Ok(None),
     }
 }

@@ -223,6 +223,24 @@ fn load_for_write(
     Ok((loaded?, known.map(|k| k.checked)))
 }
 
+/// Refuses, before any lock is taken, a file at `path` that cannot be a
+/// vault: empty, or not starting as an age file (`--vault notes.txt`, a
+/// `vault.toml` as `VAULT_FILE`). The write would fail on it under the
+/// lock anyway, having left `FILE.lock` beside a file that is no vault.
+/// No file there is a vault still to create.
+fn refuse_not_age(path: &Path) -> Result<()> {
+    if !path.exists() {
+        return Ok(());
+    }
+    let source = path.display().to_string();
+    let mut file = open_file(path, &source)?;
+    match crypto::looks_like_age(&mut file) {
+        Ok(true) => Ok(()),
+        Ok(false) => Err(crypto::not_an_age_file(&source)),
+        Err(e) => Err(Error::io("read", path, e)),
+    }
+}
+
 /// Opens the vault file at `path`, which must be a regular file that is not
 /// empty.
 fn open_file(path: &Path, source: &str) -> Result<std::fs::File> {
@@ -607,6 +625,12 @@ fn read_modify_write<T>(
     // A device or FIFO there (`--vault /dev/stdin`) must never have a
     // file renamed over it.
     fsio::refuse_non_regular(&paths.file)?;
+    // Both before any lock file is made (and the first re-checked under
+    // the lock): `init --vault notes.txt` is "already exists".
+    if mode == Mode::Create {
+        refuse_existing(&paths.file)?;
+    }
+    refuse_not_age(&paths.file)?;
     fsio::ensure_dir(&paths.dir)?;
     fsio::ensure_dir(&fsio::parent(&paths.file))?;
     // The directory's lock first, then the file's: the same order for every
@@ -699,7 +723,18 @@ fn read_modify_write<T>(
     let author = keys.recipients().first().cloned().unwrap_or_default();
     store::set_author(&conn, &author)?;
     let tx = conn.transaction()?;
-    let out = change(&tx)?;
+    let out = match change(&tx) {
+        Ok(out) => out,
+        // A row the change could not handle (a BLOB value, a secret
+        // without keys): say what is damaged, as a read does and as the
+        // validation below would, rather than what SQLite met.
+        Err(e) if e.is_data_fault() => {
+            drop(tx);
+            store::validate(&conn, &paths.file.display().to_string())?;
+            return Err(e);
+        }
+        Err(e) => return Err(e),
+    };
     if let Outcome::Unchanged(_) = out {
         // Rolled back (whatever the change tried is undone), and nothing
         // is saved, signed or recorded: the file stays as it was.

@@ -545,6 +545,30 @@ fn lock_status_and_reads_say_the_agent_did_not_answer() {
         .stdout_has("\"unlocked\": false");
 }
 
+/// A stopped agent cost a read two deadlines (6 s: the unwrap, then the
+/// question that followed it); once it has not answered, the same process
+/// does not ask it again.
+#[test]
+fn a_stopped_agent_costs_a_read_one_deadline_not_two() {
+    let u = unlocked("5m");
+    let env = &u.0;
+    let _frozen = Frozen::new(pid_of(env));
+    for args in [&["secret", "list"][..], &["secret", "show", "db"]] {
+        let started = Instant::now();
+        env.vault(args)
+            .env_remove("VAULT_PASSPHRASE_FILE")
+            .run()
+            .fails(1)
+            .stderr_has("the agent did not answer (nothing within 3 s)");
+        let took = started.elapsed();
+        assert!(
+            took >= Duration::from_millis(2900) && took < Duration::from_millis(4500),
+            "{args:?} took {took:?}"
+        );
+        eprintln!("agent, stopped with SIGSTOP: {args:?} gave up after {took:.2?}");
+    }
+}
+
 #[test]
 fn timeouts_are_at_most_seven_days_and_huge_ones_do_not_panic() {
     let u = Unlocked(Env::with_passphrase("pw").init());

@@ -244,6 +244,65 @@ fn damaged_vault_file_every_command() {
     );
 }
 
+/// A write to `--vault FILE` / `VAULT_FILE` naming a file that is not a
+/// vault (a text file, a `vault.toml`, an empty file) left `FILE.lock`
+/// beside it: it is refused before any lock is taken, saying it is not a
+/// vault, and the file is unchanged.
+#[test]
+fn a_write_to_a_file_that_is_not_a_vault_leaves_no_lock() {
+    let env = Env::new().init();
+    let dir = env.path("proj");
+    fs::create_dir_all(&dir).unwrap();
+    let shapes: &[(&str, &[u8], &str)] = &[
+        (
+            "notes.txt",
+            b"hello\n",
+            "is not a vault: it is not an age file",
+        ),
+        (
+            "vault.toml",
+            b"secrets = [\"db\"]\n",
+            "is not a vault: it is not an age file",
+        ),
+        ("empty.age", b"", "is empty"),
+    ];
+    for (name, content, says) in shapes {
+        let file = dir.join(name);
+        fs::write(&file, content).unwrap();
+        for (how, args) in [
+            ("--vault", &["secret", "set", "x", "A=1"][..]),
+            ("VAULT_FILE", &["secret", "create", "x", "A=1"]),
+            (
+                "--vault",
+                &[
+                    "recipients",
+                    "add",
+                    "age1mh6evuvvf9qpw5jrgtjamlg3sstkspdxv893jj8vrqupf6wg29ls0465sq",
+                ],
+            ),
+        ] {
+            let cmd = env.vault(args).current_dir(&dir);
+            let cmd = if how == "--vault" {
+                cmd.arg("--vault").arg_path(&file)
+            } else {
+                cmd.env("VAULT_FILE", &file)
+            };
+            cmd.run()
+                .fails(1)
+                .stderr_has(&format!("{}", file.display()))
+                .stderr_has(says);
+            assert_eq!(fs::read(&file).unwrap(), *content, "{name}: {args:?}");
+            let mut left: Vec<_> = fs::read_dir(&dir)
+                .unwrap()
+                .map(|e| e.unwrap().file_name().into_string().unwrap())
+                .collect();
+            left.sort();
+            assert_eq!(left, [*name], "{name}: {how} {args:?} left files");
+        }
+        fs::remove_file(&file).unwrap();
+    }
+}
+
 /// `identity.age` missing or damaged, for a user who unlocks with a
 /// passphrase: exit 1, a clear message, and neither file changes. Missing
 /// it must not make a write create a new identity that cannot open the

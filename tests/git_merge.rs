@@ -1040,3 +1040,45 @@ fn a_member_added_on_their_branch_keeps_who_added_them() {
     assert_eq!(merged[2]["added_at"], on_feature[2]["added_at"]);
     assert_eq!(r.reveal(&c, "db", "PGPASSWORD"), "on-main");
 }
+
+/// Without git's PATH, each input is named by its own file and its role:
+/// an empty BASE was reported as "OURS (base) is empty", and "different
+/// vaults" named OURS three times.
+#[test]
+fn without_a_path_each_input_is_named_by_its_own_file_and_role() {
+    let r = Repo::new();
+    let (base, ours, theirs) = three_copies(&r);
+    let before = fs::read(&ours).unwrap();
+    let empty = r.a.path("empty.age");
+    fs::write(&empty, b"").unwrap();
+    for (role, files) in [
+        ("base", [&empty, &ours, &theirs]),
+        ("ours", [&base, &empty, &theirs]),
+        ("theirs", [&base, &ours, &empty]),
+    ] {
+        r.a.vault(["git", "merge"])
+            .args(files)
+            .run()
+            .fails(1)
+            .stderr_has(&format!("{} ({role}) is empty", empty.display()));
+    }
+    assert_eq!(fs::read(&ours).unwrap(), before);
+    let other = r.a.path("other.age");
+    r.a.vault(["init", "--vault"])
+        .arg_path(&other)
+        .run()
+        .success();
+    r.a.vault(["git", "merge"])
+        .arg_path(&base)
+        .arg_path(&ours)
+        .arg_path(&other)
+        .run()
+        .fails(1)
+        .stderr_has(&format!(
+            "{} (base), {} (ours) and {} (theirs) are different vaults",
+            base.display(),
+            ours.display(),
+            other.display()
+        ));
+    assert_eq!(fs::read(&ours).unwrap(), before);
+}

@@ -79,6 +79,35 @@ fn vault_passphrase_variable_works() {
         .stderr_has("wrong passphrase");
 }
 
+/// A `VAULT_PASSPHRASE` that is not UTF-8 was ignored as if unset (a
+/// prompt, or "no terminal"): it is an error naming the variable, never
+/// showing its bytes, for `init` as for an unlock.
+#[test]
+fn a_vault_passphrase_that_is_not_utf8_is_an_error() {
+    use std::{ffi::OsStr, os::unix::ffi::OsStrExt};
+    let mut env = Env::bare_for_tests();
+    env.passfile = None;
+    let bad = OsStr::from_bytes(b"pw-SENTINEL\xff");
+    let check = |args: &[&str]| {
+        env.vault(args)
+            .env("VAULT_PASSPHRASE", bad)
+            .run()
+            .fails(1)
+            .stderr_has("VAULT_PASSPHRASE is not valid UTF-8")
+            .stderr_has("hint: ")
+            .lacks("SENTINEL")
+            .lacks("no terminal");
+    };
+    check(&["init"]);
+    assert!(!env.dir.join("identity.age").exists());
+    env.vault(["init"])
+        .env("VAULT_PASSPHRASE", "pw")
+        .run()
+        .success();
+    check(&["secret", "list"]);
+    check(&["secret", "create", "a", "K=v"]);
+}
+
 #[test]
 fn world_readable_passphrase_file_is_refused() {
     let env = Env::with_passphrase("pw");

@@ -32,7 +32,7 @@ const ENVIRONMENT: &[(&str, &str)] = &[
     ),
     (
         "VAULT_PASSPHRASE",
-        "The passphrase itself, for scripts. Never passed to the command that vault run starts.",
+        "The passphrase itself, for scripts (UTF-8: other bytes are an error). Never passed to the command that vault run starts.",
     ),
     (
         "VAULT_SCRYPT_WORK_FACTOR",

@@ -952,3 +952,29 @@ fn deny_forgets_a_deleted_project_and_its_hint_names_deny() {
         .fails(1)
         .stderr_has("`vault deny path/to/vault.toml`");
 }
+
+/// `vault allow` on a full disk (a file-size limit stands in): its hint
+/// said "the old vault file is unchanged", but it writes allowed.json;
+/// it names that file now, and the list is as it was. `allowed.lock`
+/// stays, as `trusted.lock` does (README "Files").
+#[test]
+fn allow_on_a_full_disk_names_allowed_json_in_its_hint() {
+    let (env, proj) = world();
+    fs::write(proj.join("vault.toml"), "secrets = [\"db\"]\n").unwrap();
+    let allowed = env.dir.join("allowed.json");
+    assert!(!allowed.exists());
+    let out = env
+        .vault(["allow"])
+        .current_dir(&proj)
+        .file_size_limit(16)
+        .run();
+    assert_eq!(out.signal, None, "killed by a signal: {out:?}");
+    out.fails(1)
+        .stderr_has(&format!("cannot write {}", allowed.display()))
+        .stderr_has(&format!("{} is unchanged", allowed.display()))
+        .lacks("vault file");
+    assert!(!allowed.exists());
+    assert!(vault::testing::stale_temps(&allowed).is_empty());
+    env.vault(["allow"]).current_dir(&proj).run().success();
+    assert!(allowed.exists());
+}

@@ -181,3 +181,99 @@ fn negative_schema_version_is_refused_not_a_panic() {
         assert_eq!(fs::read(env.file()).unwrap(), sealed);
     }
 }
+
+/// `db` (the plaintext of a vault file) changed by `sql`, signed by `env`'s
+/// own key and sealed to it: a damaged vault that passes the trust check,
+/// as a buggy writer or a member could make it.
+fn signed_with_change(env: &Env, db: &[u8], sql: &str) -> Vec<u8> {
+    let mut conn = rusqlite::Connection::open_in_memory().unwrap();
+    conn.deserialize_read_exact(rusqlite::MAIN_DB, db, db.len(), false)
+        .unwrap();
+    conn.execute_batch(sql).unwrap();
+    let changed = conn.serialize(rusqlite::MAIN_DB).unwrap().to_vec();
+    let signature = vault::testing::forge::signature(&changed, &env.keys()).unwrap();
+    vault::testing::forge::seal(&changed, &[env.recipient()], Some(signature)).unwrap()
+}
+
+/// A vault whose `entries.value` holds a BLOB: a write failed with
+/// "database error: JSON cannot hold BLOB values" (from the history
+/// snapshot) instead of naming a damaged vault as reads do.
+#[test]
+fn a_blob_value_is_a_damaged_vault_for_writes_too() {
+    let env = Env::new().init();
+    env.create("db", &["K=SENTINEL-VALUE", "L=other"]);
+    let sealed = signed_with_change(
+        &env,
+        &env.plaintext(),
+        "UPDATE entries SET value = X'00ff00' WHERE key = 'K'",
+    );
+    fs::write(env.file(), &sealed).unwrap();
+    for args in [
+        &["secret", "set", "db", "K=w"][..],
+        &["secret", "set", "db", "M=w"],
+        &["secret", "unset", "db", "L"],
+        &["secret", "rename", "db", "pg"],
+        &["secret", "show", "db"],
+    ] {
+        env.vault(args)
+            .run()
+            .fails(1)
+            .stderr_has("is damaged")
+            .stderr_has("`vault doctor`")
+            .lacks("database error")
+            .lacks("SENTINEL-VALUE");
+        assert_eq!(fs::read(env.file()).unwrap(), sealed, "{args:?}");
+    }
+    env.vault(["doctor"])
+        .run()
+        .fails(1)
+        .stdout_has("is damaged: secret `db` has an entry that is not text");
+}
+
+/// A secret with no keys in a version-1 vault (vault never makes one: a
+/// secret without keys is deleted, not emptied): a write said "invalid
+/// history row" (it recorded the empty version it could not read back),
+/// and `vault doctor` found nothing wrong.
+#[test]
+fn a_secret_without_keys_is_a_damaged_vault_for_writes_and_doctor() {
+    let env = Env::new().init();
+    let recipient = env.recipient();
+    let v1 = rusqlite::Connection::open_in_memory().unwrap();
+    v1.execute_batch(&format!(
+        "{}\n{}",
+        V1_SCHEMA,
+        "INSERT INTO secrets VALUES (1, 'db', '2026-01-01T00:00:00Z', '2026-01-02T00:00:00Z');
+         INSERT INTO entries VALUES (1, 'PW', 'SENTINEL-VALUE');
+         INSERT INTO secrets VALUES (2, 'empty', '2026-01-01T00:00:00Z', '2026-01-02T00:00:00Z');"
+    ))
+    .unwrap();
+    v1.execute(
+        "INSERT INTO recipients VALUES (?1, '2026-01-01T00:00:00Z')",
+        [&recipient],
+    )
+    .unwrap();
+    let mut v1 = v1;
+    let plain = v1.serialize(rusqlite::MAIN_DB).unwrap().to_vec();
+    let sealed = vault::testing::encrypt_vec(&[recipient], &plain).unwrap();
+    fs::write(env.file(), &sealed).unwrap();
+    // Never seen signed on this machine, as a vault kept since version 1.
+    fs::remove_file(env.dir.join("trusted.json")).unwrap();
+    for args in [
+        &["secret", "set", "empty", "K=w"][..],
+        &["secret", "set", "db", "PW=w"],
+        &["secret", "rename", "empty", "other"],
+    ] {
+        env.vault(args)
+            .run()
+            .fails(1)
+            .stderr_has("is damaged: secret `empty` has no keys")
+            .stderr_has("`vault doctor`")
+            .lacks("history row")
+            .lacks("SENTINEL-VALUE");
+        assert_eq!(fs::read(env.file()).unwrap(), sealed, "{args:?}");
+    }
+    env.vault(["doctor"])
+        .run()
+        .fails(1)
+        .stdout_has("secret `empty` has no keys");
+}

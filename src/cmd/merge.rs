@@ -48,14 +48,20 @@ pub(crate) fn run(
         ..Paths::new(ctx.paths.dir.clone(), Some(vault_path))
     };
     let hasher = RandomState::new();
-    let label = |side: &str| format!("{shown} ({side})");
+    // Each input by its role, and by git's PATH when given (its three
+    // files are git's temporary copies of that one vault), else by its
+    // own name: without PATH, "OURS (base)" named the wrong file.
+    let label = |file: &Path, side: &str| match path {
+        Some(p) => format!("{} ({side})", p.display()),
+        None => format!("{} ({side})", file.display()),
+    };
     let mut inputs = vault::load_merge(
         &paths,
         at.as_deref(),
         [
-            (base, label("base")),
-            (ours, label("ours")),
-            (theirs, label("theirs")),
+            (base, label(base, "base")),
+            (ours, label(ours, "ours")),
+            (theirs, label(theirs, "theirs")),
         ],
         &keys,
         |conn, role| merge::summarize(conn, &hasher, role),

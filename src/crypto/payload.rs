@@ -70,8 +70,7 @@ fn decrypt_stream<R: Read + Seek>(
     if !looks_like_age(&mut input)
         .map_err(|e| decrypt_error(age::DecryptError::Io(e), keys, source))?
     {
-        return Err(Error::new(format!("{source} is not an age file"))
-            .hint("restore it from a backup or from version control"));
+        return Err(not_an_age_file(source));
     }
     let dec = age::Decryptor::new_buffered(age::armor::ArmoredReader::new(input))
         .map_err(|e| decrypt_error(e, keys, source))?;
@@ -83,6 +82,13 @@ fn decrypt_stream<R: Read + Seek>(
     }
     dec.decrypt(std::iter::once(keys as &dyn age::Identity))
         .map_err(|e| decrypt_error(e, keys, source))
+}
+
+/// What a vault file that does not even start as an age file is: a text
+/// file or `vault.toml` given as `--vault`, or damage past repair.
+pub(crate) fn not_an_age_file(source: &str) -> Error {
+    Error::new(format!("{source} is not a vault: it is not an age file"))
+        .hint("check the path, or restore the file from a backup or from version control")
 }
 
 /// The first bytes of `input`, enough to tell what it is, leaving it at the
@@ -212,10 +218,7 @@ pub(crate) fn header_stanzas(
             None
         }
     }
-    let not_age = || {
-        Error::new(format!("{source} is not an age file"))
-            .hint("restore it from a backup or from version control")
-    };
+    let not_age = || not_an_age_file(source);
     if !looks_like_age(&mut input)
         .map_err(|e| Error::io("read", std::path::Path::new(source), e))?
     {

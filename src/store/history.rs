@@ -79,6 +79,11 @@ pub(super) fn begin(conn: &Connection, id: i64) -> Result<Before> {
         |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
     )?;
     let (name, entries) = snapshot(conn, id)?;
+    if entries.as_str() == "{}" {
+        // Not a version `history` could hold (nor one vault makes): the
+        // writer reports the damage (`Error::data_fault`).
+        return Err(Error::new(format!("secret `{name}` has no keys")).data_fault());
+    }
     Ok(Before {
         id,
         version,
