@@ -33,3 +33,43 @@ fn project_init_names_a_bad_argument_by_its_option() {
         assert!(!dir.join("vault.toml").exists());
     }
 }
+
+/// A vault directory whose agent socket cannot fit in `sun_path` (108
+/// bytes), with no runtime directory: no agent can run there, so `status`
+/// says "locked" and `lock` has nothing to stop; both exited 1. `unlock`,
+/// which needs the socket, says why in one line.
+#[test]
+fn no_place_for_the_agent_socket_means_no_agent() {
+    let env = Env::with_passphrase("pw");
+    let long = env.path(&format!("{}/v", "d".repeat(100)));
+    fs::create_dir_all(long.parent().unwrap()).unwrap();
+    let vault = |args: &[&str]| {
+        env.vault(args)
+            .env("VAULT_DIR", &long)
+            .env_remove("XDG_RUNTIME_DIR")
+    };
+    vault(&["init"]).run().success();
+    vault(&["status"])
+        .run()
+        .success()
+        .stdout_has("state:    locked");
+    vault(&["status", "--json"])
+        .run()
+        .success()
+        .stdout_has("\"unlocked\": false");
+    vault(&["lock"])
+        .run()
+        .success()
+        .stderr_has("Already locked: no agent is running");
+    vault(&["unlock"])
+        .run()
+        .fails(1)
+        .stderr_has("no agent can run for ")
+        .stderr_has("longer than the 107 bytes a Unix socket path may have")
+        .stderr_has("hint: set XDG_RUNTIME_DIR to a short private directory");
+    // A warning for doctor, not a problem: the vault itself is fine.
+    vault(&["doctor"])
+        .run()
+        .success()
+        .stdout_has("WARNING  no agent can run for ");
+}
