@@ -1,7 +1,11 @@
 //! Messages that were wrong or unclear (an audit of the binary,
 //! 2026-12-08): each test pins what a user now reads, and the exit code.
 
-use std::fs;
+use std::{
+    fs,
+    process::Stdio,
+    time::{Duration, Instant},
+};
 
 use crate::support::*;
 
@@ -72,4 +76,53 @@ fn no_place_for_the_agent_socket_means_no_agent() {
         .run()
         .success()
         .stdout_has("WARNING  no agent can run for ");
+}
+
+/// Runs `args` with a stdin that is never written to nor closed, and
+/// returns its output, or panics when it waited on that stdin.
+fn without_waiting_on_stdin(env: &Env, args: &[&str]) -> Out {
+    let mut cmd = env.vault(args).cmd;
+    cmd.stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    let held = child.stdin.take();
+    let start = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if start.elapsed() > Duration::from_secs(10) {
+            child.kill().unwrap();
+            child.wait().unwrap();
+            panic!("`vault {}` waited on stdin", args.join(" "));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    drop(held);
+    let o = child.wait_with_output().unwrap();
+    Out {
+        code: o.status.code(),
+        signal: None,
+        stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+        raw_stdout: o.stdout,
+    }
+}
+
+/// `secret create x A=1 B` read all of stdin for `B` before it found that
+/// `x` exists (or that a later key is invalid): it now checks first.
+#[test]
+fn create_refuses_before_it_reads_stdin() {
+    let env = Env::new().init();
+    env.create("x", &["A=1"]);
+    without_waiting_on_stdin(&env, &["secret", "create", "x", "A=1", "B"])
+        .fails(1)
+        .stderr_has("a secret named `x` already exists");
+    without_waiting_on_stdin(&env, &["secret", "create", "y", "B", "bad-key=v"])
+        .fails(1)
+        .stderr_has("KEY[=VALUE] argument 2: invalid key");
+    // --force still replaces, reading the value from stdin.
+    env.vault(["secret", "create", "x", "B", "--force"])
+        .stdin("two\n")
+        .run()
+        .success();
+    assert_eq!(export_value(&env, "x", "B"), "two");
 }
