@@ -126,3 +126,21 @@ fn create_refuses_before_it_reads_stdin() {
         .success();
     assert_eq!(export_value(&env, "x", "B"), "two");
 }
+
+/// `vault import -` with an empty stdin said "- holds no variables".
+#[test]
+fn stdin_is_called_stdin_in_import_messages() {
+    let env = Env::new().init();
+    env.vault(["import", "-", "--name", "n"])
+        .stdin("")
+        .run()
+        .fails(1)
+        .stderr_has("vault: error: stdin holds no variables");
+    let out = env
+        .vault(["import", "-", "--name", "n", "--dry-run"])
+        .stdin("A=vault://db/A\n")
+        .run()
+        .success()
+        .stderr_has("stdin: `A` is a vault:// reference");
+    assert!(!out.stderr.contains("-: "), "{out:?}");
+}
