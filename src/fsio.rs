@@ -567,6 +567,18 @@ pub(crate) fn open_regular(path: &Path) -> Result<File> {
 pub(crate) fn read(path: &Path) -> Result<Vec<u8>> {
     use std::os::unix::fs::FileTypeExt;
     let (file, meta) = open_nonblocking(path)?;
+    // A device is no input file: `/dev/zero` or `/dev/full` reads as an
+    // endless run of zeros, which "larger than 256 MiB" misdescribes.
+    let kind = meta.file_type();
+    if kind.is_char_device() || kind.is_block_device() || kind.is_socket() {
+        return Err(
+            Error::new(format!("{} is a device, not a file", path.display()))
+                .hint("give a regular file (or a pipe)"),
+        );
+    }
+    if meta.is_file() && meta.len() > MAX_INPUT {
+        return Err(too_large(&path.display().to_string()));
+    }
     let mut start = vec![];
     if meta.file_type().is_fifo() {
         wait_for_writer(&file, path, &mut start)?;
@@ -622,12 +634,16 @@ pub(crate) fn read_all(
         .read_to_end(&mut out)
         .map_err(io_error)?;
     if out.len() as u64 > MAX_INPUT {
-        return Err(Error::new(format!(
-            "{source} is larger than {} MiB, more than any vault input can be",
-            MAX_INPUT >> 20
-        )));
+        return Err(too_large(source));
     }
     Ok(out)
+}
+
+fn too_large(source: &str) -> Error {
+    Error::new(format!(
+        "{source} is larger than {} MiB, more than any vault input can be",
+        MAX_INPUT >> 20
+    ))
 }
 
 /// Refuses a file that group or others may read: a passphrase file or an

@@ -144,3 +144,29 @@ fn stdin_is_called_stdin_in_import_messages() {
         .stderr_has("stdin: `A` is a vault:// reference");
     assert!(!out.stderr.contains("-: "), "{out:?}");
 }
+
+/// `--from-json /dev/full` (a device that reads as endless zeros) said
+/// "larger than 256 MiB"; a device is now named as one.
+#[test]
+fn a_device_as_an_input_file_is_named_as_one() {
+    let env = Env::new().init();
+    for dev in ["/dev/full", "/dev/null"] {
+        let out = env
+            .vault(["import", "--from-json", dev])
+            .run()
+            .fails(1)
+            .stderr_has(&format!("{dev} is a device, not a file"));
+        assert!(!out.stderr.contains("MiB"), "{out:?}");
+    }
+    // A regular file that is too large still says so, without reading it.
+    let big = env.path("big.json");
+    fs::File::create(&big)
+        .unwrap()
+        .set_len((256 << 20) + 1)
+        .unwrap();
+    env.vault(["import", "--from-json"])
+        .arg_path(&big)
+        .run()
+        .fails(1)
+        .stderr_has("is larger than 256 MiB");
+}
