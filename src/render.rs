@@ -70,7 +70,11 @@ pub(crate) fn render(
         }
         if crate::names::is_env_key(inner) {
             let value = lookup(inner).ok_or_else(|| {
-                at(&format!("no value for `{inner}`")).hint(
+                at(&format!(
+                    "no value for `{}`",
+                    crate::names::printable(inner)
+                ))
+                .hint(
                     "add a source that sets it (-s NAME, --dotenv, --set KEY=VALUE), or fix the name",
                 )
             })?;

@@ -170,3 +170,30 @@ fn a_device_as_an_input_file_is_named_as_one() {
         .fails(1)
         .stderr_has("is larger than 256 MiB");
 }
+
+/// Key names in `run --require`, `--local-env` and `--as-file` errors were
+/// printed whole (thousands of characters); they are shortened as other
+/// messages shorten names.
+#[test]
+fn long_key_names_are_shortened_in_run_errors() {
+    let env = Env::new().init();
+    let key = "K".repeat(300);
+    for args in [
+        vec!["run", "--require", &key, "--", "true"],
+        vec!["run", "--local-env", &key, "--", "true"],
+        vec!["run", "--as-file", &key, "--", "true"],
+        vec!["run", "--as-file", &key, "--as-file", &key, "--", "true"],
+    ] {
+        let out = env.vault(&args).run().fails(1).stderr_has("…");
+        assert!(!out.stderr.contains(&key), "{out:?}");
+    }
+    // The "did you mean" of --require too.
+    let set = format!("{key}A=1");
+    let wanted = format!("{key}B");
+    let out = env
+        .vault(["run", "--set", &set, "--require", &wanted, "--", "true"])
+        .run()
+        .fails(1)
+        .stderr_has("did you mean");
+    assert!(!out.stderr.contains(&key), "{out:?}");
+}
