@@ -197,3 +197,17 @@ fn long_key_names_are_shortened_in_run_errors() {
         .stderr_has("did you mean");
     assert!(!out.stderr.contains(&key), "{out:?}");
 }
+
+/// The environment-name hint left out "starting with a letter or digit",
+/// which the secret-name hint states and both checks enforce.
+#[test]
+fn environment_name_hint_states_the_first_character_rule() {
+    let env = Env::new().init();
+    env.vault(["-e", "_x", "secret", "list"])
+        .run()
+        .fails(1)
+        .stderr_has("`_x` is not a valid environment name")
+        .stderr_has(
+            "hint: an environment name is like a secret name: 1-64 characters of letters, digits, `.`, `_` and `-`, starting with a letter or digit",
+        );
+}
