@@ -211,3 +211,29 @@ fn environment_name_hint_states_the_first_character_rule() {
             "hint: an environment name is like a secret name: 1-64 characters of letters, digits, `.`, `_` and `-`, starting with a letter or digit",
         );
 }
+
+/// `vault render` of a `vault://` reference with no vault suggested
+/// `vault secret list`, which fails the same way; it now gives the hint
+/// every command gives for a missing vault.
+#[test]
+fn render_without_a_vault_suggests_init() {
+    let env = Env::new();
+    let t = env.write("t.tmpl", "x={{ vault://db/A }}\n");
+    let out = env
+        .vault(["render"])
+        .arg_path(&t)
+        .run()
+        .fails(1)
+        .stderr_has("t.tmpl, line 1: no vault at ")
+        .stderr_has("hint: create it with `vault init`");
+    assert!(!out.stderr.contains("secret list"), "{out:?}");
+    // A missing key names the command that lists the keys.
+    let env = env.init();
+    env.create("db", &["B=1"]);
+    env.vault(["render"])
+        .arg_path(&t)
+        .run()
+        .fails(1)
+        .stderr_has("secret `db` has no key `A`")
+        .stderr_has("hint: `vault secret show db` lists its keys");
+}

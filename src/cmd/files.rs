@@ -230,7 +230,17 @@ fn stored_values(ctx: &Context) -> impl FnMut(&Reference) -> Result<SecretValue>
             .into_iter()
             .find(|(k, _)| *k == r.key)
             .map(|(_, value)| value)
-            .ok_or_else(|| Error::new(format!("secret `{}` has no key `{}`", r.secret, r.key)))
+            .ok_or_else(|| {
+                let flag = r
+                    .env
+                    .as_ref()
+                    .map(|e| format!(" -e {e}"))
+                    .unwrap_or_default();
+                Error::new(format!("secret `{}` has no key `{}`", r.secret, r.key)).hint(format!(
+                    "`vault secret show{flag} {}` lists its keys",
+                    r.secret
+                ))
+            })
     }
 }
 
