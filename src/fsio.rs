@@ -669,12 +669,43 @@ pub(crate) fn check_private(path: &Path) -> Result<()> {
     let mode = meta.permissions().mode() & 0o777;
     if mode & 0o077 != 0 {
         return Err(Error::new(format!(
-            "{} is readable by other users (mode {mode:04o})",
-            path.display()
+            "{} is not private: {} (mode {mode:04o})",
+            path.display(),
+            open_to_others(mode)
         ))
         .hint(format!("chmod 600 {}", path.display())));
     }
     Ok(())
+}
+
+/// What the group and other bits of `mode` let others do, in words:
+/// `0640` "its group can read it", `0620` "its group can write it",
+/// `0666` "its group and others can read and write it".
+fn open_to_others(mode: u32) -> String {
+    let verbs = |bits: u32| -> String {
+        let v: Vec<&str> = [(4, "read"), (2, "write"), (1, "execute")]
+            .into_iter()
+            .filter(|(b, _)| bits & b != 0)
+            .map(|(_, v)| v)
+            .collect();
+        match v.as_slice() {
+            [one] => one.to_string(),
+            [a, b] => format!("{a} and {b}"),
+            [a, b, c] => format!("{a}, {b} and {c}"),
+            _ => String::new(),
+        }
+    };
+    let (group, other) = ((mode >> 3) & 7, mode & 7);
+    match (group, other) {
+        (g, o) if g == o => format!("its group and others can {} it", verbs(g)),
+        (g, 0) => format!("its group can {} it", verbs(g)),
+        (0, o) => format!("others can {} it", verbs(o)),
+        (g, o) => format!(
+            "its group can {} it and others can {} it",
+            verbs(g),
+            verbs(o)
+        ),
+    }
 }
 
 /// Writes a test fixture in place (unit tests only: the product writes
@@ -689,6 +720,21 @@ pub(crate) fn write_fixture(path: &Path, bytes: impl AsRef<[u8]>) {
 #[allow(clippy::disallowed_methods, reason = "fsio's own tests")]
 mod tests {
     use super::*;
+
+    #[test]
+    fn open_modes_are_described_by_their_bits() {
+        assert_eq!(open_to_others(0o640), "its group can read it");
+        assert_eq!(open_to_others(0o620), "its group can write it");
+        assert_eq!(open_to_others(0o604), "others can read it");
+        assert_eq!(
+            open_to_others(0o666),
+            "its group and others can read and write it"
+        );
+        assert_eq!(
+            open_to_others(0o674),
+            "its group can read, write and execute it and others can read it"
+        );
+    }
 
     #[test]
     fn atomic_write_replaces_and_leaves_no_temp() {

@@ -3,6 +3,7 @@
 
 use std::{
     fs,
+    os::unix::fs::PermissionsExt,
     process::Stdio,
     time::{Duration, Instant},
 };
@@ -236,4 +237,31 @@ fn render_without_a_vault_suggests_init() {
         .fails(1)
         .stderr_has("secret `db` has no key `A`")
         .stderr_has("hint: `vault secret show db` lists its keys");
+}
+
+/// A group-writable passphrase file (0620) was "readable by other users";
+/// the message now says what the mode lets others do.
+#[test]
+fn a_loose_passphrase_file_says_what_others_can_do() {
+    let env = Env::with_passphrase("pw").init();
+    let pass = env.passfile.clone().unwrap();
+    for (mode, said) in [
+        (0o620, "is not private: its group can write it (mode 0620)"),
+        (0o604, "is not private: others can read it (mode 0604)"),
+        (
+            0o644,
+            "is not private: its group and others can read it (mode 0644)",
+        ),
+    ] {
+        fs::set_permissions(&pass, fs::Permissions::from_mode(mode)).unwrap();
+        let out = env
+            .vault(["secret", "list"])
+            .run()
+            .fails(1)
+            .stderr_has(said)
+            .stderr_has("hint: chmod 600 ");
+        if mode == 0o620 {
+            assert!(!out.stderr.contains("readable"), "{out:?}");
+        }
+    }
 }
