@@ -99,8 +99,10 @@ struct Place {
 
 /// Where the agent for `vault_dir` listens: the runtime directory if there
 /// is one (set, and an existing directory) and the path fits, else inside
-/// the vault directory.
-fn place(vault_dir: &Path) -> Result<Place> {
+/// the vault directory. `None` when no candidate fits in `sun_path`: then
+/// no agent can listen for this vault directory, so none is running
+/// (`status`, `lock`), and `unlock` says why it cannot start one.
+fn place(vault_dir: &Path) -> Result<Option<Place>> {
     let name = format!(
         "{}.sock",
         short_hash(vault_dir.as_os_str().as_encoded_bytes())
@@ -108,28 +110,52 @@ fn place(vault_dir: &Path) -> Result<Place> {
     // A runtime directory that does not exist (a stale variable after
     // `su`, a typo) is none: vault creates its own `vault/` inside one,
     // never the runtime directory itself (as root, anywhere at all).
-    if let Some(run) = std::env::var_os("XDG_RUNTIME_DIR").filter(|d| Path::new(d).is_dir()) {
+    if let Some(run) = runtime_dir() {
         // Absolute: the agent moves to `/` before it binds.
         let p = PathBuf::from(run).join("vault").join(&name);
         let p = std::path::absolute(&p).map_err(|e| Error::io("resolve", &p, e))?;
         if p.as_os_str().len() <= MAX_SOCKET_PATH {
-            return Ok(Place {
+            return Ok(Some(Place {
                 socket: p,
                 runtime: true,
-            });
+            }));
         }
     }
     let p = vault_dir.join("agent.sock");
     if p.as_os_str().len() <= MAX_SOCKET_PATH {
-        return Ok(Place {
+        return Ok(Some(Place {
             socket: p,
             runtime: false,
-        });
+        }));
     }
-    Err(Error::new(
-        "no place for the agent's socket: every candidate path is longer than 107 bytes",
-    )
-    .hint("use a shorter VAULT_DIR or XDG_RUNTIME_DIR"))
+    Ok(None)
+}
+
+/// `$XDG_RUNTIME_DIR`, when it names an existing directory.
+fn runtime_dir() -> Option<std::ffi::OsString> {
+    std::env::var_os("XDG_RUNTIME_DIR").filter(|d| Path::new(d).is_dir())
+}
+
+/// Why no agent can run for `vault_dir` (`place` found no path that fits),
+/// or `None` when one can: what `doctor` reports.
+pub(crate) fn no_place(vault_dir: &Path) -> Result<Option<Error>> {
+    Ok(place(vault_dir)?
+        .is_none()
+        .then(|| no_place_error(vault_dir)))
+}
+
+/// What `unlock` fails with when no socket path fits.
+fn no_place_error(vault_dir: &Path) -> Error {
+    let hint = if runtime_dir().is_some() {
+        "use a shorter VAULT_DIR or XDG_RUNTIME_DIR"
+    } else {
+        "set XDG_RUNTIME_DIR to a short private directory (a login session has /run/user/UID), or use a shorter VAULT_DIR"
+    };
+    Error::new(format!(
+        "no agent can run for {}: its socket path would be longer than the {MAX_SOCKET_PATH} bytes a Unix socket path may have",
+        vault_dir.display()
+    ))
+    .hint(hint)
 }
 
 /// FNV-1a, enough to tell vault directories apart in a file name.
@@ -413,7 +439,9 @@ fn ignore(why: &str) {
 /// does not answer is an error ("the agent did not answer"), never "locked";
 /// so is a runtime directory that is not private.
 pub(crate) fn status(vault_dir: &Path) -> Result<Option<Status>> {
-    let place = place(vault_dir)?;
+    let Some(place) = place(vault_dir)? else {
+        return Ok(None);
+    };
     if !check_dir(&place)? {
         return Ok(None);
     }
@@ -452,7 +480,7 @@ fn parse_status(answer: &[u8], socket: PathBuf) -> Option<Status> {
 /// the agent to be scheduled, and its recipients are asked for only if
 /// something needs them (BENCHMARKS.md, "agent").
 pub(crate) fn keys(vault_dir: &Path) -> Result<Option<Keys>> {
-    let Ok(place) = place(vault_dir) else {
+    let Ok(Some(place)) = place(vault_dir) else {
         return Ok(None);
     };
     if !check_dir(&place)? {
@@ -489,7 +517,9 @@ pub(crate) fn keys(vault_dir: &Path) -> Result<Option<Keys>> {
 /// is an error, after its socket is removed (which puts it out of reach,
 /// and makes it exit as soon as it runs).
 pub(crate) fn stop(vault_dir: &Path) -> Result<bool> {
-    let place = place(vault_dir)?;
+    let Some(place) = place(vault_dir)? else {
+        return Ok(false);
+    };
     if !check_dir(&place)? {
         return Ok(false);
     }
@@ -707,7 +737,9 @@ pub(crate) fn start(
     if timeout.is_zero() || timeout > MAX_TIMEOUT {
         return Err(Error::usage("--timeout must be between 1 s and 7 days"));
     }
-    let place = place(vault_dir)?;
+    let Some(place) = place(vault_dir)? else {
+        return Err(no_place_error(vault_dir));
+    };
     fsio::ensure_dir(&fsio::parent(&place.socket))?;
     check_dir(&place)?;
     let _serial = serialize(&place)?;
@@ -1386,14 +1418,20 @@ mod tests {
 
     #[test]
     fn socket_paths_fit_and_differ_per_vault() {
-        let a = place(Path::new("/home/a/.config/vault")).unwrap().socket;
-        let b = place(Path::new("/home/b/.config/vault")).unwrap().socket;
+        let a = place(Path::new("/home/a/.config/vault"))
+            .unwrap()
+            .unwrap()
+            .socket;
+        let b = place(Path::new("/home/b/.config/vault"))
+            .unwrap()
+            .unwrap()
+            .socket;
         assert_ne!(a, b);
         let long = PathBuf::from(format!("/{}", "x".repeat(200)));
-        // SAFETY of the test: environment changes are confined to this check.
-        let r = place(&long);
-        if std::env::var_os("XDG_RUNTIME_DIR").is_none() {
-            assert!(r.is_err());
+        let r = place(&long).unwrap();
+        if runtime_dir().is_none() {
+            assert!(r.is_none());
+            assert!(no_place(&long).unwrap().is_some());
         }
     }
 

@@ -971,9 +971,11 @@ pub(crate) enum SecretCommand {
     /// A bare KEY takes its value from a hidden prompt, or from stdin when stdin
     /// is not a terminal (only one bare KEY may read stdin: its value is all of
     /// stdin less one trailing newline). KEY=VALUE arguments win over file imports.
+    /// An existing NAME (without --force) or a bad KEY is refused before any
+    /// value is prompted for or read from stdin.
     #[command(after_long_help = EX_CREATE)]
     Create {
-        /// The secret's name: letters, digits, `.`, `_`, `-`; at most 64
+        /// The secret's name: letters, digits, `.`, `_`, `-`, starting with a letter or digit; at most 64
         name: String,
         /// KEY=VALUE, or a bare KEY whose value is prompted for or read from stdin
         #[arg(value_name = "KEY[=VALUE]")]

@@ -567,6 +567,18 @@ pub(crate) fn open_regular(path: &Path) -> Result<File> {
 pub(crate) fn read(path: &Path) -> Result<Vec<u8>> {
     use std::os::unix::fs::FileTypeExt;
     let (file, meta) = open_nonblocking(path)?;
+    // A device is no input file: `/dev/zero` or `/dev/full` reads as an
+    // endless run of zeros, which "larger than 256 MiB" misdescribes.
+    let kind = meta.file_type();
+    if kind.is_char_device() || kind.is_block_device() || kind.is_socket() {
+        return Err(
+            Error::new(format!("{} is a device, not a file", path.display()))
+                .hint("give a regular file (or a pipe)"),
+        );
+    }
+    if meta.is_file() && meta.len() > MAX_INPUT {
+        return Err(too_large(&path.display().to_string()));
+    }
     let mut start = vec![];
     if meta.file_type().is_fifo() {
         wait_for_writer(&file, path, &mut start)?;
@@ -622,12 +634,16 @@ pub(crate) fn read_all(
         .read_to_end(&mut out)
         .map_err(io_error)?;
     if out.len() as u64 > MAX_INPUT {
-        return Err(Error::new(format!(
-            "{source} is larger than {} MiB, more than any vault input can be",
-            MAX_INPUT >> 20
-        )));
+        return Err(too_large(source));
     }
     Ok(out)
+}
+
+fn too_large(source: &str) -> Error {
+    Error::new(format!(
+        "{source} is larger than {} MiB, more than any vault input can be",
+        MAX_INPUT >> 20
+    ))
 }
 
 /// Refuses a file that group or others may read: a passphrase file or an
@@ -653,12 +669,43 @@ pub(crate) fn check_private(path: &Path) -> Result<()> {
     let mode = meta.permissions().mode() & 0o777;
     if mode & 0o077 != 0 {
         return Err(Error::new(format!(
-            "{} is readable by other users (mode {mode:04o})",
-            path.display()
+            "{} is not private: {} (mode {mode:04o})",
+            path.display(),
+            open_to_others(mode)
         ))
         .hint(format!("chmod 600 {}", path.display())));
     }
     Ok(())
+}
+
+/// What the group and other bits of `mode` let others do, in words:
+/// `0640` "its group can read it", `0620` "its group can write it",
+/// `0666` "its group and others can read and write it".
+fn open_to_others(mode: u32) -> String {
+    let verbs = |bits: u32| -> String {
+        let v: Vec<&str> = [(4, "read"), (2, "write"), (1, "execute")]
+            .into_iter()
+            .filter(|(b, _)| bits & b != 0)
+            .map(|(_, v)| v)
+            .collect();
+        match v.as_slice() {
+            [one] => one.to_string(),
+            [a, b] => format!("{a} and {b}"),
+            [a, b, c] => format!("{a}, {b} and {c}"),
+            _ => String::new(),
+        }
+    };
+    let (group, other) = ((mode >> 3) & 7, mode & 7);
+    match (group, other) {
+        (g, o) if g == o => format!("its group and others can {} it", verbs(g)),
+        (g, 0) => format!("its group can {} it", verbs(g)),
+        (0, o) => format!("others can {} it", verbs(o)),
+        (g, o) => format!(
+            "its group can {} it and others can {} it",
+            verbs(g),
+            verbs(o)
+        ),
+    }
 }
 
 /// Writes a test fixture in place (unit tests only: the product writes
@@ -673,6 +720,21 @@ pub(crate) fn write_fixture(path: &Path, bytes: impl AsRef<[u8]>) {
 #[allow(clippy::disallowed_methods, reason = "fsio's own tests")]
 mod tests {
     use super::*;
+
+    #[test]
+    fn open_modes_are_described_by_their_bits() {
+        assert_eq!(open_to_others(0o640), "its group can read it");
+        assert_eq!(open_to_others(0o620), "its group can write it");
+        assert_eq!(open_to_others(0o604), "others can read it");
+        assert_eq!(
+            open_to_others(0o666),
+            "its group and others can read and write it"
+        );
+        assert_eq!(
+            open_to_others(0o674),
+            "its group can read, write and execute it and others can read it"
+        );
+    }
 
     #[test]
     fn atomic_write_replaces_and_leaves_no_temp() {

@@ -63,7 +63,7 @@ pub(crate) fn env_name(env: &str) -> Result<String> {
             printable(env)
         ))
         .hint(
-            "environment names are like secret names: letters, digits, `.`, `_`, `-`; at most 64",
+            "an environment name is like a secret name: 1-64 characters of letters, digits, `.`, `_` and `-`, starting with a letter or digit",
         ))
     }
 }

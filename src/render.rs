@@ -70,14 +70,26 @@ pub(crate) fn render(
         }
         if crate::names::is_env_key(inner) {
             let value = lookup(inner).ok_or_else(|| {
-                at(&format!("no value for `{inner}`")).hint(
+                at(&format!(
+                    "no value for `{}`",
+                    crate::names::printable(inner)
+                ))
+                .hint(
                     "add a source that sets it (-s NAME, --dotenv, --set KEY=VALUE), or fix the name",
                 )
             })?;
             out.push_str(&value);
         } else if let Some(r) = Reference::parse(inner) {
-            let value = reference(&r)
-                .map_err(|e| at(e.message()).hint("`vault secret list` shows what exists"))?;
+            // The resolver's own hint fits its error ("no vault": `vault
+            // init`; a missing key: `vault secret show`); a generic one
+            // only where it has none.
+            let value = reference(&r).map_err(|e| {
+                let e = match e.hint_text() {
+                    Some(_) => e,
+                    None => e.hint("`vault secret list` shows what exists"),
+                };
+                e.context(format_args!("{shown}, line {line}"))
+            })?;
             out.push_str(value.expose());
         } else {
             // Not shown: the text between the braces is the user's, and

@@ -1257,6 +1257,26 @@ pub fn entries(
     Ok(out)
 }
 
+/// Fails when `name` exists in `env`, as `create_secret` without
+/// `replace` does: what `secret create` checks before it reads any value.
+pub(crate) fn refuse_existing(conn: &Connection, env: &str, name: &SecretName) -> Result<()> {
+    if exists(conn, env, name)? {
+        return Err(already_exists(env, name));
+    }
+    Ok(())
+}
+
+fn already_exists(env: &str, name: &SecretName) -> Error {
+    let (flag, what) = if env == DEFAULT_ENV {
+        (String::new(), String::new())
+    } else {
+        (format!(" -e {env}"), format!(" in environment `{env}`"))
+    };
+    Error::new(format!("a secret named `{name}` already exists{what}")).hint(format!(
+        "pass --force to replace it, or `vault secret set{flag} {name} KEY=VALUE` to change keys"
+    ))
+}
+
 /// Creates `name` in `env` with `entries`; with `replace`, an existing
 /// secret of that name is replaced (its creation time and history kept,
 /// the replaced entries becoming its previous version).
@@ -1269,20 +1289,7 @@ pub fn create_secret(
 ) -> Result<()> {
     if exists(conn, env, name)? {
         if !replace {
-            let flag = if env == DEFAULT_ENV {
-                String::new()
-            } else {
-                format!(" -e {env}")
-            };
-            let what = if env == DEFAULT_ENV {
-                String::new()
-            } else {
-                format!(" in environment `{env}`")
-            };
-            return Err(Error::new(format!("a secret named `{name}` already exists{what}"))
-                .hint(format!(
-                    "pass --force to replace it, or `vault secret set{flag} {name} KEY=VALUE` to change keys"
-                )));
+            return Err(already_exists(env, name));
         }
         let id = id_of(conn, env, name)?;
         let before = history::begin(conn, id)?;

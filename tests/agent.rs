@@ -250,7 +250,7 @@ fn passwd_changes_only_identity_age_and_the_agent_keeps_working() {
         .env("VAULT_PASSPHRASE_FILE", &new)
         .run()
         .fails(1)
-        .stderr_has("readable by other users");
+        .stderr_has("is not private: its group and others can read it (mode 0644)");
     assert_eq!(fs::read(env.dir.join("identity.age")).unwrap(), id_now);
 }
 

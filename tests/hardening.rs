@@ -834,7 +834,14 @@ fn a_world_readable_identity_file_is_refused() {
         env.vault(["secret", "list"])
             .run()
             .fails(1)
-            .stderr_has("is readable by other users")
+            .stderr_has(&format!(
+                "is not private: {} (mode {mode:04o})",
+                match mode {
+                    0o644 => "its group and others can read it",
+                    0o640 => "its group can read it",
+                    _ => "others can read it",
+                }
+            ))
             .stderr_has(&format!("hint: chmod 600 {}", key.display()));
     }
     fs::set_permissions(&key, fs::Permissions::from_mode(0o400)).unwrap();

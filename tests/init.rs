@@ -116,7 +116,7 @@ fn world_readable_passphrase_file_is_refused() {
     env.vault(["init"])
         .run()
         .fails(1)
-        .stderr_has("readable by other users")
+        .stderr_has("is not private: its group and others can read it (mode 0644)")
         .stderr_has("chmod 600");
     assert!(!env.dir.join("identity.age").exists());
 }

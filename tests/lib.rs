@@ -30,6 +30,7 @@ mod identity;
 mod init;
 mod inputs;
 mod man;
+mod messages;
 mod page_reads;
 mod plaintext;
 mod projects;

@@ -24,7 +24,7 @@ const ENVIRONMENT: &[(&str, &str)] = &[
     ),
     (
         "VAULT_PASSPHRASE_FILE",
-        "A file whose first line is the passphrase (like --passphrase-file); refused if group or others may read it.",
+        "A file whose first line is the passphrase (like --passphrase-file); refused if group or others may read, write or execute it.",
     ),
     (
         "VAULT_ENV",

@@ -753,7 +753,7 @@ fn project_init_writes_a_commented_file_and_allows_it() {
         .current_dir(&proj)
         .run()
         .fails(1)
-        .stderr_has("`bad name` in `secrets` is not a secret name");
+        .stderr_has("--secret: invalid secret name `bad name`");
 }
 
 #[test]

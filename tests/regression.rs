@@ -57,14 +57,15 @@ fn vault_file_that_is_a_fifo_does_not_hang() {
 }
 
 /// An endless input (`--from-json /dev/zero`, `yes | vault import -`) was
-/// read until memory ran out. Inputs are now capped at fsio::MAX_INPUT.
+/// read until memory ran out. Inputs are now capped at fsio::MAX_INPUT,
+/// and a device is refused before it is read at all.
 #[test]
 fn endless_input_is_refused_not_read_forever() {
     let env = Env::new().init();
     env.vault(["import", "--from-json", "/dev/zero"])
         .run()
         .fails(1)
-        .stderr_has("is larger than 256 MiB");
+        .stderr_has("/dev/zero is a device, not a file");
 }
 
 /// Some of age's error texts run over two lines ("unknown age format.\n

@@ -43,9 +43,10 @@ fn passphrase_prompt_on_a_terminal() {
         !String::from_utf8_lossy(&o.stdout).contains("typed secret\r\n"),
         "echoed: {o:?}"
     );
-    // The bare KEY's value is asked (hidden) first, then the passphrase, once.
+    // The passphrase is asked once, first (so that an existing name is
+    // refused before a value is typed), then the bare KEY's value, hidden.
     let o = run(format!(
-        "spawn {bin} secret create db PGPASSWORD\nexpect \"Value for PGPASSWORD\"\nsleep 0.3\nsend \"{CANARY}\\r\"\nexpect \"Passphrase for the vault\"\nsleep 0.3\nsend \"typed secret\\r\"\nexpect eof\nlassign [wait] p s o code\nexit $code\n"
+        "spawn {bin} secret create db PGPASSWORD\nexpect \"Passphrase for the vault\"\nsleep 0.3\nsend \"typed secret\\r\"\nexpect \"Value for PGPASSWORD\"\nsleep 0.3\nsend \"{CANARY}\\r\"\nexpect eof\nlassign [wait] p s o code\nexit $code\n"
     ));
     assert_eq!(o.status.code(), Some(0), "{o:?}");
     assert!(

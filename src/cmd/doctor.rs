@@ -128,7 +128,10 @@ pub(crate) fn run(ctx: &Context) -> Result<()> {
             a.pid,
             a.seconds_left()
         )),
-        Ok(None) => r.note("no agent is running (`vault unlock` starts one)"),
+        Ok(None) => match agent::no_place(&p.dir) {
+            Ok(Some(why)) => r.warning(why.message(), why.hint_text().unwrap_or_default()),
+            _ => r.note("no agent is running (`vault unlock` starts one)"),
+        },
         Err(e) => r.problem(e.message(), e.hint_text().unwrap_or_default()),
     }
 

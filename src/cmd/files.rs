@@ -19,7 +19,7 @@ use crate::{
     env::{ChildEnv, Origin},
     error::{Error, Result},
     memfd,
-    names::{EnvKey, SecretValue},
+    names::{EnvKey, SecretValue, printable},
     render::{self, Reference},
     store, unlock,
     vault::Vault,
@@ -45,7 +45,8 @@ impl Files {
         let mut claim = |key: EnvKey| -> Result<EnvKey> {
             if keys.contains(&key) {
                 return Err(Error::new(format!(
-                    "`{key}` is named by more than one --as-file or --render"
+                    "`{}` is named by more than one --as-file or --render",
+                    printable(key.as_str())
                 ))
                 .hint("each key can hold one file"));
             }
@@ -122,7 +123,11 @@ impl Files {
                 } else {
                     "no source sets it"
                 };
-                return Err(Error::new(format!("--as-file `{key}`: {why}")).hint(
+                return Err(Error::new(format!(
+                    "--as-file `{}`: {why}",
+                    printable(key.as_str())
+                ))
+                .hint(
                     "add a source that sets it (-s NAME, --dotenv, --set KEY=VALUE); `--explain` shows what is set",
                 ));
             };
@@ -225,7 +230,17 @@ fn stored_values(ctx: &Context) -> impl FnMut(&Reference) -> Result<SecretValue>
             .into_iter()
             .find(|(k, _)| *k == r.key)
             .map(|(_, value)| value)
-            .ok_or_else(|| Error::new(format!("secret `{}` has no key `{}`", r.secret, r.key)))
+            .ok_or_else(|| {
+                let flag = r
+                    .env
+                    .as_ref()
+                    .map(|e| format!(" -e {e}"))
+                    .unwrap_or_default();
+                Error::new(format!("secret `{}` has no key `{}`", r.secret, r.key)).hint(format!(
+                    "`vault secret show{flag} {}` lists its keys",
+                    r.secret
+                ))
+            })
     }
 }
 

@@ -124,27 +124,28 @@ fn plan_one(file: PathBuf, args: &ImportArgs) -> Result<Planned> {
         expand: !args.no_expand,
         skip_invalid: args.skip_invalid,
     };
+    // `-` is stdin, and is called so in every message.
+    let source = if stdin {
+        "stdin".to_string()
+    } else {
+        file.display().to_string()
+    };
     let entries = input::from_dotenv(&file, &opts, true)?.into_vec();
     // A committed .env may point at stored keys (`vault://NAME/KEY`): the
     // pointer is imported as written; `run --dotenv` is what resolves it.
     for (key, value) in &entries {
         if crate::project::Reference::parse(value.expose()).is_some() {
             crate::term::warn(&format!(
-                "{}: `{key}` is a vault:// reference; imported as written, not resolved",
-                file.display()
+                "{source}: `{key}` is a vault:// reference; imported as written, not resolved"
             ));
         }
     }
     if entries.is_empty() {
-        return Err(Error::new(format!("{} holds no variables", file.display()))
+        return Err(Error::new(format!("{source} holds no variables"))
             .hint("a dotenv file has KEY=VALUE lines"));
     }
     Ok(Planned {
-        source: if stdin {
-            "stdin".into()
-        } else {
-            file.display().to_string()
-        },
+        source,
         name,
         entries,
     })

@@ -43,33 +43,63 @@ impl Pairs {
 /// `KEY=VALUE` and bare `KEY` arguments. A bare key is prompted for (hidden)
 /// when stdin is a terminal, else read from stdin, which only one may do.
 pub(crate) fn from_args(args: &[SetArg]) -> Result<Pairs> {
-    let mut pairs = Pairs::default();
-    let bare: Vec<&SetArg> = args.iter().filter(|a| a.split().is_none()).collect();
-    let stdin_is_terminal = std::io::stdin().is_terminal();
-    if bare.len() > 1 && !stdin_is_terminal {
+    check_args(args)?.read()
+}
+
+/// `KEY=VALUE` and bare `KEY` arguments checked, nothing read yet: every
+/// key valid, every value given storable, one bare key at most when stdin
+/// is no terminal. In the order given; a bare key's value is `None`.
+pub(crate) struct CheckedArgs(Vec<(EnvKey, Option<SecretValue>)>);
+
+/// The checks of `from_args` that need no input, so that a command can
+/// make them (and its own) before it prompts or waits on stdin.
+pub(crate) fn check_args(args: &[SetArg]) -> Result<CheckedArgs> {
+    let bare = args.iter().filter(|a| a.split().is_none()).count();
+    if bare > 1 && !std::io::stdin().is_terminal() {
         return Err(Error::new(format!(
-            "{} keys have no value, but only one can read stdin",
-            bare.len()
+            "{bare} keys have no value, but only one can read stdin"
         ))
         .hint("give the others as KEY=VALUE, or run in a terminal to be prompted for each"));
     }
+    let mut out = Vec::with_capacity(args.len());
     for (i, arg) in args.iter().enumerate() {
-        let (key, value) = match arg.split() {
-            Some((k, v)) => (positional_key(k, i)?, Zeroizing::new(v.to_string())),
-            None => {
-                let key = positional_key(arg.text(), i)?;
-                let value = if stdin_is_terminal {
-                    prompt_value(&key)?
-                } else {
-                    read_stdin_value(&key)?
-                };
-                (key, value)
+        out.push(match arg.split() {
+            Some((k, v)) => {
+                let key = positional_key(k, i)?;
+                let value = SecretValue::new(&key, Zeroizing::new(v.to_string()))?;
+                (key, Some(value))
             }
-        };
-        let value = SecretValue::new(&key, value)?;
-        pairs.insert(key, value);
+            None => (positional_key(arg.text(), i)?, None),
+        });
     }
-    Ok(pairs)
+    Ok(CheckedArgs(out))
+}
+
+impl CheckedArgs {
+    /// Prompts for (or reads from stdin) the value of each bare key.
+    pub(crate) fn read(self) -> Result<Pairs> {
+        let stdin_is_terminal = std::io::stdin().is_terminal();
+        let mut pairs = Pairs::default();
+        for (key, value) in self.0 {
+            let value = match value {
+                Some(v) => v,
+                None => {
+                    let text = if stdin_is_terminal {
+                        prompt_value(&key)?
+                    } else {
+                        read_stdin_value(&key)?
+                    };
+                    SecretValue::new(&key, text)?
+                }
+            };
+            pairs.insert(key, value);
+        }
+        Ok(pairs)
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
 }
 
 /// Refuses a command line on which stdin would serve two readers (`-` as

@@ -101,6 +101,7 @@ pub(crate) fn init(ctx: &Context, command: ProjectCommand) -> Result<()> {
         require,
         force,
     } = command;
+    check_init_args(&secrets, &dotenv, &require)?;
     let cwd = std::env::current_dir().map_err(|e| Error::io("find", Path::new("."), e))?;
     let path = cwd.join(FILE_NAME);
     if path.exists() && !force {
@@ -136,6 +137,22 @@ pub(crate) fn init(ctx: &Context, command: ProjectCommand) -> Result<()> {
         "Wrote {} and allowed it; commit it (it holds names, never values)",
         path.display()
     );
+    Ok(())
+}
+
+/// The names `project init` was given, checked as `run` checks them: a bad
+/// one is named with its option, not by a line of a file never written.
+fn check_init_args(secrets: &[String], dotenv: &[String], require: &[String]) -> Result<()> {
+    for s in secrets {
+        run::secret_ref(s).map_err(|e| e.context("--secret"))?;
+    }
+    if dotenv.iter().any(String::is_empty) {
+        return Err(Error::new("--dotenv: an empty path")
+            .hint("give a dotenv file relative to the project folder, like --dotenv .env.local"));
+    }
+    for k in require {
+        EnvKey::parse(k).map_err(|e| e.context("--require"))?;
+    }
     Ok(())
 }
 

@@ -30,7 +30,7 @@ use crate::{
     error::{Error, Result},
     exec,
     names::MASK,
-    names::{EnvKey, SecretName, SecretValue},
+    names::{EnvKey, SecretName, SecretValue, printable},
     project::Reference,
     store, unlock,
     vault::Vault,
@@ -398,7 +398,7 @@ pub(crate) fn prepare(
             if name.is_empty() || name.contains('/') || name == "." || name == ".." {
                 return Err(Error::new(format!(
                     "--dotenv-name `{}` is not a file name",
-                    crate::names::printable(name)
+                    printable(name)
                 ))
                 .hint("give a bare file name, like --dotenv-name .env.local; --dotenv=PATH takes a path"));
             }
@@ -435,17 +435,19 @@ pub(crate) fn prepare(
                     ),
                 );
             }
+            // A long name is shortened, as names are in every message.
+            let shown = printable(key.as_str());
             let Some((_, value)) = invoking.iter().find(|(k, _)| k == key.as_str()) else {
                 return Err(Error::new(format!(
-                    "--local-env `{key}`: no such variable in vault's environment"
+                    "--local-env `{shown}`: no such variable in vault's environment"
                 ))
                 .hint(format!(
-                    "set it first (`export {key}=…`), or drop --local-env {key}"
+                    "set it first (`export {shown}=…`), or drop --local-env {shown}"
                 )));
             };
             let Some(value) = value.to_str() else {
                 return Err(Error::new(format!(
-                    "--local-env `{key}`: its value is not UTF-8 text"
+                    "--local-env `{shown}`: its value is not UTF-8 text"
                 ))
                 .hint("vault stores and passes text; leave the variable to be inherited instead"));
             };
@@ -592,7 +594,7 @@ pub(crate) fn missing_keys(env: &ChildEnv, required: &[EnvKey]) -> Result<()> {
     if !missing.is_empty() {
         let list = missing
             .iter()
-            .map(|k| format!("`{k}`"))
+            .map(|k| format!("`{}`", printable(k.as_str())))
             .collect::<Vec<_>>()
             .join(", ");
         let noun = if missing.len() == 1 { "key" } else { "keys" };
@@ -603,8 +605,13 @@ pub(crate) fn missing_keys(env: &ChildEnv, required: &[EnvKey]) -> Result<()> {
             .map(|e| e.key.to_string())
             .collect();
         let typo = missing.iter().find_map(|m| {
-            crate::names::closest(m.as_str(), set.iter().map(String::as_str))
-                .map(|c| format!("did you mean `{c}` for `{m}`? "))
+            crate::names::closest(m.as_str(), set.iter().map(String::as_str)).map(|c| {
+                format!(
+                    "did you mean `{}` for `{}`? ",
+                    printable(c),
+                    printable(m.as_str())
+                )
+            })
         });
         return Err(Error::new(format!("missing required {noun}: {list}")).hint(format!(
             "{}add a source that sets them (-s NAME, --dotenv, --set KEY=VALUE, --local-env KEY); `--explain` shows what is set",

@@ -32,6 +32,23 @@ pub(crate) fn run(ctx: &Context, command: SecretCommand) -> Result<()> {
             let name = SecretName::parse(&name)?;
             let template = template.as_deref().map(find_template).transpose()?;
             input::one_stdin_reader(&[from_dotenv.as_deref(), from_json.as_deref()], &pairs)?;
+            // Everything that needs no value is checked before any value
+            // is prompted for or read from stdin: a typo or an existing
+            // name must not wait for a value only to be refused after it.
+            let args = input::check_args(&pairs)?;
+            if args.is_empty() && from_dotenv.is_none() && from_json.is_none() && template.is_none()
+            {
+                return Err(no_keys(&name));
+            }
+            let env = &ctx.scope.env;
+            let keys = unlock::for_write(ctx)?;
+            // A new owner's keys are for a vault that did not exist a
+            // moment ago; one made since (a concurrent first write) is
+            // the write's to find, under the lock.
+            if !force && matches!(keys, vault::WriteKeys::Existing(_)) && ctx.paths.file.exists() {
+                let v = Vault::open(&ctx.paths, keys.keys())?;
+                store::refuse_existing(v.conn(), env, &name)?;
+            }
             let mut all = input::Pairs::default();
             if let Some(path) = from_dotenv {
                 all.extend(input::from_dotenv(
@@ -44,20 +61,17 @@ pub(crate) fn run(ctx: &Context, command: SecretCommand) -> Result<()> {
                 all.extend(input::from_json(&path)?);
             }
             // KEY=VALUE arguments win over file imports.
-            all.extend(input::from_args(&pairs)?);
+            all.extend(args.read()?);
             if let Some(t) = template {
                 fill_template(t, &mut all)?;
             }
             if all.is_empty() {
-                return Err(Error::new(format!("secret `{name}` would have no keys")).hint(
-                    format!("give at least one: `vault secret create {name} KEY=VALUE` (or a bare KEY to be prompted)"),
-                ));
+                return Err(no_keys(&name));
             }
             let entries = all.into_vec();
             names::warn_dangerous(entries.iter().map(|(k, _)| k.as_str()));
             let n = entries.len();
-            let env = &ctx.scope.env;
-            vault::write(&ctx.paths, unlock::for_write(ctx)?, |db| {
+            vault::write(&ctx.paths, keys, |db| {
                 store::create_secret(db, env, &name, &entries, force)
             })?;
             note!(
@@ -312,6 +326,13 @@ pub(crate) fn run(ctx: &Context, command: SecretCommand) -> Result<()> {
             Ok(())
         }
     }
+}
+
+/// `secret create` given no key, nor a file or template to take one from.
+fn no_keys(name: &SecretName) -> Error {
+    Error::new(format!("secret `{name}` would have no keys")).hint(format!(
+        "give at least one: `vault secret create {name} KEY=VALUE` (or a bare KEY to be prompted)"
+    ))
 }
 
 /// ` in environment `prod`` for messages, nothing for `main`.
