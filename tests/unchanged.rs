@@ -85,17 +85,19 @@ fn recipients_files_that_list_nobody_are_refused() {
     let empty = env.write("empty.txt", "");
     let comments = env.write("comments.txt", "# the team\n\n   \n# nobody yet\n");
     for command in ["add", "remove"] {
-        for file in [
-            empty.display().to_string(),
-            comments.display().to_string(),
-            "/dev/null".to_string(),
-        ] {
+        for file in [empty.display().to_string(), comments.display().to_string()] {
             env.vault(["recipients", command, "-R", &file])
                 .run()
                 .fails(1)
                 .stderr_has(&format!("vault: error: no recipients in {file}\nhint: "));
             assert_unchanged(&env, &before, &format!("recipients {command} -R {file}"));
         }
+        // A device is no list of recipients either (`fsio::read`).
+        env.vault(["recipients", command, "-R", "/dev/null"])
+            .run()
+            .fails(1)
+            .stderr_has("vault: error: /dev/null is a device, not a file\nhint: ");
+        assert_unchanged(&env, &before, &format!("recipients {command} -R /dev/null"));
     }
     // Also beside a recipient given as an argument: the file is still a
     // mistake.
@@ -104,12 +106,12 @@ fn recipients_files_that_list_nobody_are_refused() {
         "add",
         &Env::new().recipient(),
         "-R",
-        "/dev/null",
+        &empty.display().to_string(),
     ])
     .run()
     .fails(1)
-    .stderr_has("no recipients in /dev/null");
-    assert_unchanged(&env, &before, "recipients add R -R /dev/null");
+    .stderr_has(&format!("no recipients in {}", empty.display()));
+    assert_unchanged(&env, &before, "recipients add R -R empty.txt");
 }
 
 /// `recipients remove` of someone who is not a member was already an
