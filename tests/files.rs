@@ -1036,6 +1036,28 @@ fn delete_names_a_missing_secret_before_asking() {
     assert_eq!(versions(&env), 1, "db is still there");
 }
 
+/// With `--allow-missing` on a terminal the question names only the
+/// secrets that are there, and with none there nothing is asked.
+#[test]
+fn delete_allow_missing_asks_only_about_secrets_that_are_there() {
+    let env = edit_env();
+    let argv = [BIN, "secret", "delete", "db", "nosuch", "--allow-missing"].map(String::from);
+    let (out, code) = in_pty(&env, &argv, &[], &[("[y/N]", "y\n")]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("Delete `db`? This cannot be undone."), "{out}");
+    assert!(out.contains("Not deleted: `nosuch` (not found)"), "{out}");
+    let before = fs::read(env.file()).unwrap();
+    let argv = [BIN, "secret", "delete", "x", "y", "--allow-missing"].map(String::from);
+    let (out, code) = in_pty(&env, &argv, &[], &[("[y/N]", "y\n")]);
+    assert_eq!(code, 0, "{out}");
+    assert!(!out.contains("This cannot be undone"), "{out}");
+    assert!(
+        out.contains("No secret deleted: `x`, `y` do not exist"),
+        "{out}"
+    );
+    assert_eq!(fs::read(env.file()).unwrap(), before, "nothing written");
+}
+
 /// More files than the open-file limit allows: the hint is about that
 /// limit, not about the kernel's memfds.
 #[test]

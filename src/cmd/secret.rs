@@ -359,16 +359,30 @@ fn delete(ctx: &Context, names: &[String], yes: bool, allow_missing: bool) -> Re
             )
             .hint("pass --yes to delete without asking"));
         }
-        // A name that is not there is said before asking about it.
-        if !allow_missing {
+        // A name that is not there is said before asking about it, and
+        // with `--allow-missing` the question names only those that are
+        // (none there: nothing to ask). No vault: nothing is there.
+        let mut present = vec![];
+        if !allow_missing || ctx.paths.file.exists() {
             let v = Vault::open(&ctx.paths, &unlock::for_read(ctx)?)?;
             for name in &names {
-                if !store::exists(v.conn(), &ctx.scope.env, name)? {
+                if store::exists(v.conn(), &ctx.scope.env, name)? {
+                    present.push(name.clone());
+                } else if !allow_missing {
                     return Err(store::missing(v.conn(), &ctx.scope.env, name));
                 }
             }
         }
-        let list = quoted(&names);
+        if present.is_empty() {
+            note!(
+                "No secret deleted: {} {}{}",
+                quoted(&names),
+                plural(names.len(), "does not exist", "do not exist"),
+                in_env(&ctx.scope.env)
+            );
+            return Ok(());
+        }
+        let list = quoted(&present);
         if !crate::term::confirm(&format!("Delete {list}? This cannot be undone. [y/N] "))? {
             return Err(Error::new("nothing deleted").hint("answer `y` to delete, or pass --yes"));
         }
