@@ -27,13 +27,7 @@ fn as_nobody(work: &Path, args: &[&str]) -> Out {
         .current_dir(work)
         .output()
         .unwrap();
-    Out {
-        code: o.status.code(),
-        signal: std::os::unix::process::ExitStatusExt::signal(&o.status),
-        stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
-        raw_stdout: o.stdout,
-    }
+    Out::from(o)
 }
 
 /// A read-only vault directory: writes fail with exit 1 naming the

@@ -65,13 +65,7 @@ impl Member {
             .stderr(Stdio::piped())
             .output()
             .unwrap();
-        Out {
-            code: o.status.code(),
-            signal: None,
-            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
-            raw_stdout: o.stdout,
-        }
+        Out::from(o)
     }
 }
 

@@ -99,13 +99,7 @@ fn without_waiting_on_stdin(env: &Env, args: &[&str]) -> Out {
     }
     drop(held);
     let o = child.wait_with_output().unwrap();
-    Out {
-        code: o.status.code(),
-        signal: None,
-        stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
-        raw_stdout: o.stdout,
-    }
+    Out::from(o)
 }
 
 /// `secret create x A=1 B` read all of stdin for `B` before it found that

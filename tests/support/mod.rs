@@ -331,14 +331,7 @@ impl Cmd {
 
     pub fn run(self) -> Out {
         let child = self.spawn();
-        let o = child.wait_with_output().unwrap();
-        Out {
-            code: o.status.code(),
-            signal: std::os::unix::process::ExitStatusExt::signal(&o.status),
-            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
-            raw_stdout: o.stdout,
-        }
+        child.wait_with_output().unwrap().into()
     }
 }
 
@@ -349,6 +342,19 @@ pub struct Out {
     pub stdout: String,
     pub stderr: String,
     pub raw_stdout: Vec<u8>,
+}
+
+/// What a finished child left, for tests that spawn `vault` their own way.
+impl From<std::process::Output> for Out {
+    fn from(o: std::process::Output) -> Out {
+        Out {
+            code: o.status.code(),
+            signal: std::os::unix::process::ExitStatusExt::signal(&o.status),
+            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+            raw_stdout: o.stdout,
+        }
+    }
 }
 
 impl Out {
