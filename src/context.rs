@@ -114,13 +114,16 @@ impl Paths {
     /// the link with a regular file), and writers through either path
     /// exclude each other. The lock follows the usual rule beside the
     /// resolved file: `vault.lock` for the default vault, `FILE.lock` for
-    /// `--vault FILE`. `dir_lock` stays `VAULT_DIR/vault.lock`, the lock of
-    /// `identity.age` wherever the identity file really is.
+    /// `--vault FILE`; a `--vault` that names the default vault's real file
+    /// is the default vault and takes its lock (one file, one lock).
+    /// `dir_lock` stays `VAULT_DIR/vault.lock`, the lock of `identity.age`
+    /// wherever the identity file really is.
     pub(crate) fn resolved(dir: PathBuf, file: Option<PathBuf>) -> Result<Self> {
-        let given = file.is_some();
-        let mut p = Paths::new(dir, file);
+        let default = fsio::resolve(&dir.join("vault.age")).ok();
+        let mut p = Paths::new(dir, file.clone());
         p.identity = fsio::resolve(&p.identity)?;
         p.file = fsio::resolve(&p.file)?;
+        let given = file.is_some() && !default.is_some_and(|d| same_file(&d, &p.file));
         p.lock = if given {
             let mut lock = p.file.clone().into_os_string();
             lock.push(".lock");
@@ -129,6 +132,16 @@ impl Paths {
             fsio::parent(&p.file).join("vault.lock")
         };
         Ok(p)
+    }
+}
+
+/// Whether two resolved paths name one file: the same inode when both
+/// exist, else the same path.
+fn same_file(a: &Path, b: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (std::fs::metadata(a), std::fs::metadata(b)) {
+        (Ok(x), Ok(y)) => x.dev() == y.dev() && x.ino() == y.ino(),
+        _ => a == b,
     }
 }
 
