@@ -79,6 +79,9 @@ pub(crate) struct Paths {
     /// `VAULT_DIR/vault.lock`: the lock `identity.age` is written under
     /// (the same as `lock` for the default vault).
     pub(crate) dir_lock: PathBuf,
+    /// Whether a vault file was named (`--vault`, `VAULT_FILE`, a
+    /// project's `vault`), even one that turns out to be the default vault.
+    pub(crate) named: bool,
     /// `--allow-older`: not a path, but how the vault at these paths may be
     /// written (DESIGN v2 "Trust", "Older files").
     pub(crate) allow_older: bool,
@@ -87,6 +90,7 @@ pub(crate) struct Paths {
 impl Paths {
     /// `dir` is `VAULT_DIR`; `file` is `--vault FILE` / `VAULT_FILE` if given.
     pub(crate) fn new(dir: PathBuf, file: Option<PathBuf>) -> Self {
+        let named = file.is_some();
         let identity = dir.join("identity.age");
         let dir_lock = dir.join("vault.lock");
         let (file, lock) = match file {
@@ -103,6 +107,7 @@ impl Paths {
             file,
             lock,
             dir_lock,
+            named,
             allow_older: false,
         }
     }

@@ -292,6 +292,16 @@ fn git_setup_needs_git_a_repository_and_a_team_vault() {
                 other.join("vault").display()
             ));
     }
+    // The default vault named by --vault, in a VAULT_DIR kept in a
+    // repository (a dotfiles checkout): named, so set up, though it takes
+    // the default vault's lock.
+    a.git(&a.env.home, &["init", "-q"]).success();
+    a.vault(&a.env.home, &["init"]).run().success();
+    a.vault(&a.env.home, &["git", "setup", "--vault"])
+        .arg_path(&a.env.file())
+        .run()
+        .success()
+        .stderr_has("Added `/.config/vault/vault.age merge=vault diff=vault`");
 }
 
 #[test]

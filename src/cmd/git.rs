@@ -43,7 +43,7 @@ const SOURCE: &str = "the file";
 
 pub(crate) fn setup(ctx: &Context) -> Result<()> {
     let paths = &ctx.paths;
-    if paths.lock == paths.dir_lock {
+    if !paths.named {
         return Err(Error::new(
             "`vault git setup` is for a team vault kept in a git repository, and no vault file was named",
         )
