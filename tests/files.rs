@@ -427,6 +427,12 @@ fn render_errors_name_the_line_and_print_nothing() {
         .run()
         .fails(1)
         .stderr_has("has no `=KEY`");
+    // `=KEY` alone read "cannot read : no such file or directory".
+    env.vault(["run", "--render", "=CONF", "--", "true"])
+        .run()
+        .fails(1)
+        .stderr_has("a --render argument has no TEMPLATE before `=`")
+        .stderr_has("hint: give it as --render TEMPLATE=KEY");
 }
 
 // ---- secret edit -------------------------------------------------------
