@@ -79,6 +79,9 @@ pub(crate) struct Paths {
     /// `VAULT_DIR/vault.lock`: the lock `identity.age` is written under
     /// (the same as `lock` for the default vault).
     pub(crate) dir_lock: PathBuf,
+    /// Whether a vault file was named (`--vault`, `VAULT_FILE`, a
+    /// project's `vault`), even one that turns out to be the default vault.
+    pub(crate) named: bool,
     /// `--allow-older`: not a path, but how the vault at these paths may be
     /// written (DESIGN v2 "Trust", "Older files").
     pub(crate) allow_older: bool,
@@ -87,6 +90,7 @@ pub(crate) struct Paths {
 impl Paths {
     /// `dir` is `VAULT_DIR`; `file` is `--vault FILE` / `VAULT_FILE` if given.
     pub(crate) fn new(dir: PathBuf, file: Option<PathBuf>) -> Self {
+        let named = file.is_some();
         let identity = dir.join("identity.age");
         let dir_lock = dir.join("vault.lock");
         let (file, lock) = match file {
@@ -103,6 +107,7 @@ impl Paths {
             file,
             lock,
             dir_lock,
+            named,
             allow_older: false,
         }
     }
@@ -114,13 +119,16 @@ impl Paths {
     /// the link with a regular file), and writers through either path
     /// exclude each other. The lock follows the usual rule beside the
     /// resolved file: `vault.lock` for the default vault, `FILE.lock` for
-    /// `--vault FILE`. `dir_lock` stays `VAULT_DIR/vault.lock`, the lock of
-    /// `identity.age` wherever the identity file really is.
+    /// `--vault FILE`; a `--vault` that names the default vault's real file
+    /// is the default vault and takes its lock (one file, one lock).
+    /// `dir_lock` stays `VAULT_DIR/vault.lock`, the lock of `identity.age`
+    /// wherever the identity file really is.
     pub(crate) fn resolved(dir: PathBuf, file: Option<PathBuf>) -> Result<Self> {
-        let given = file.is_some();
-        let mut p = Paths::new(dir, file);
+        let default = fsio::resolve(&dir.join("vault.age")).ok();
+        let mut p = Paths::new(dir, file.clone());
         p.identity = fsio::resolve(&p.identity)?;
         p.file = fsio::resolve(&p.file)?;
+        let given = file.is_some() && !default.is_some_and(|d| same_file(&d, &p.file));
         p.lock = if given {
             let mut lock = p.file.clone().into_os_string();
             lock.push(".lock");
@@ -129,6 +137,16 @@ impl Paths {
             fsio::parent(&p.file).join("vault.lock")
         };
         Ok(p)
+    }
+}
+
+/// Whether two resolved paths name one file: the same inode when both
+/// exist, else the same path.
+fn same_file(a: &Path, b: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (std::fs::metadata(a), std::fs::metadata(b)) {
+        (Ok(x), Ok(y)) => x.dev() == y.dev() && x.ino() == y.ino(),
+        _ => a == b,
     }
 }
 

@@ -427,6 +427,12 @@ fn render_errors_name_the_line_and_print_nothing() {
         .run()
         .fails(1)
         .stderr_has("has no `=KEY`");
+    // `=KEY` alone read "cannot read : no such file or directory".
+    env.vault(["run", "--render", "=CONF", "--", "true"])
+        .run()
+        .fails(1)
+        .stderr_has("a --render argument has no TEMPLATE before `=`")
+        .stderr_has("hint: give it as --render TEMPLATE=KEY");
 }
 
 // ---- secret edit -------------------------------------------------------
@@ -904,6 +910,32 @@ fn describe_annotates_keys_shown_by_show() {
             .stdout
             .contains("DESCRIPTION")
     );
+}
+
+/// A private key pasted as a description was stored and printed by every
+/// `show`: text that looks like key material is refused, named by its
+/// position, never shown (DESIGN v2 "Hardening").
+#[test]
+fn describe_refuses_key_material_without_showing_it() {
+    let env = Env::new().init();
+    env.create("db", &["PGPASSWORD=p"]);
+    let key = "AGE-SECRET-KEY-1QYQSZQGPQYQSZQGPQYQSZQGPQYQSZQGPQYQSZQGPQYQSZQGPQYQSQ5WS7P";
+    let before = std::fs::read(env.file()).unwrap();
+    for text in [
+        key,
+        "-----BEGIN OPENSSH PRIVATE KEY----- b3BlbnNzaC1rZXktdjEAAAAA",
+    ] {
+        let out = env
+            .vault(["secret", "describe", "db", "PGPASSWORD", "--", text])
+            .run()
+            .fails(1)
+            .stderr_has("TEXT (argument 3) looks like a private key");
+        assert!(!out.stderr.contains("QYQSZQ"), "{out:#?}");
+        assert!(!out.stderr.contains("b3BlbnNz"), "{out:#?}");
+    }
+    assert_eq!(std::fs::read(env.file()).unwrap(), before);
+    let shown = env.vault(["secret", "show", "db"]).run().success();
+    assert!(!shown.stdout.contains("DESCRIPTION"), "{shown:#?}");
 }
 
 /// With /dev/shm on a disk (a bind mount in a mount namespace of its own),

@@ -219,6 +219,30 @@ fn git_setup_writes_attributes_ignore_and_config_and_a_second_run_changes_nothin
         .lacks("Added");
 }
 
+/// A `.gitignore` that cannot be read (here a directory) failed the setup
+/// after `.gitattributes` had been changed, and the error did not say so:
+/// now both are read before either is written.
+#[test]
+fn git_setup_that_fails_changes_nothing() {
+    if !have("git") {
+        return;
+    }
+    let a = Member::new();
+    let repo = a.env.path("repo");
+    fs::create_dir_all(repo.join(".gitignore")).unwrap();
+    a.git(&repo, &["init", "-q"]).success();
+    a.vault(&repo, &["init", "--vault", "team.vault"])
+        .run()
+        .success();
+    a.vault(&repo, &["git", "setup", "--vault", "team.vault"])
+        .run()
+        .fails(1)
+        .stderr_has(".gitignore is a directory");
+    assert!(!repo.join(".gitattributes").exists());
+    let driver = a.git(&repo, &["config", "--local", "--get", "merge.vault.driver"]);
+    assert!(driver.stdout.is_empty(), "{driver:#?}");
+}
+
 #[test]
 fn git_setup_needs_git_a_repository_and_a_team_vault() {
     if !have("git") {
@@ -286,6 +310,16 @@ fn git_setup_needs_git_a_repository_and_a_team_vault() {
                 other.join("vault").display()
             ));
     }
+    // The default vault named by --vault, in a VAULT_DIR kept in a
+    // repository (a dotfiles checkout): named, so set up, though it takes
+    // the default vault's lock.
+    a.git(&a.env.home, &["init", "-q"]).success();
+    a.vault(&a.env.home, &["init"]).run().success();
+    a.vault(&a.env.home, &["git", "setup", "--vault"])
+        .arg_path(&a.env.file())
+        .run()
+        .success()
+        .stderr_has("Added `/.config/vault/vault.age merge=vault diff=vault`");
 }
 
 #[test]

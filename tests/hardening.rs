@@ -418,6 +418,59 @@ fn a_symlinked_vault_keeps_receiving_updates() {
         .stdout_is("K=v\n");
 }
 
+/// `--vault` naming the default vault (its own path, or the real file a
+/// symlinked `vault.age` points at) took `FILE.lock`, while a writer
+/// without `--vault` took `vault.lock`: two locks on one file, so both could
+/// read the old vault and the later rename dropped the other's update.
+#[test]
+fn vault_naming_the_default_vault_waits_for_the_default_lock() {
+    fn waits_for(env: &Env, lock: &Path, via: &[&Path]) {
+        let held = fs::OpenOptions::new().write(true).open(lock).unwrap();
+        held.lock().unwrap();
+        let mut writers: Vec<_> = via
+            .iter()
+            .enumerate()
+            .map(|(i, path)| {
+                env.vault(["secret", "set", "db", &format!("K{i}=v"), "--vault"])
+                    .arg_path(path)
+                    .spawn()
+            })
+            .collect();
+        thread::sleep(Duration::from_millis(1500));
+        for (w, path) in writers.iter_mut().zip(via) {
+            assert!(
+                w.try_wait().unwrap().is_none(),
+                "--vault {path:?} wrote while a writer held {lock:?}"
+            );
+        }
+        drop(held);
+        for w in writers {
+            let o = w.wait_with_output().unwrap();
+            assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        }
+        let shown = env.vault(["secret", "show", "db"]).run().success();
+        for i in 0..via.len() {
+            assert!(shown.stdout.contains(&format!("K{i}")), "{shown:#?}");
+        }
+    }
+
+    let env = Env::new().init();
+    env.create("db", &["K=v1"]);
+    waits_for(&env, &env.dir.join("vault.lock"), &[&env.file()]);
+    assert!(!env.dir.join("vault.age.lock").exists());
+
+    let env = Env::new().init();
+    env.create("db", &["K=v1"]);
+    let sync = env.path("sync");
+    fs::create_dir(&sync).unwrap();
+    let real = sync.join("vault.age");
+    fs::rename(env.file(), &real).unwrap();
+    symlink(&real, env.file()).unwrap();
+    env.vault(["secret", "set", "db", "K=v2"]).run().success();
+    waits_for(&env, &sync.join("vault.lock"), &[&real, &env.file()]);
+    assert!(!sync.join("vault.age.lock").exists());
+}
+
 /// The same for identity.age: `passwd` re-sealed a copy in place of the link.
 #[test]
 fn a_symlinked_identity_keeps_receiving_updates() {

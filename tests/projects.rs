@@ -756,6 +756,39 @@ fn project_init_writes_a_commented_file_and_allows_it() {
         .stderr_has("--secret: invalid secret name `bad name`");
 }
 
+/// `project init` wrote vault.toml and then failed to allow it: the file
+/// stayed, not allowed (every command refused it) and in the way of a
+/// second `project init`. What was there before is put back.
+#[test]
+fn project_init_that_cannot_allow_leaves_no_file() {
+    let (env, proj) = world();
+    let allowed = env.dir.join("allowed.json");
+    let _ = fs::remove_file(&allowed);
+    fs::create_dir(&allowed).unwrap();
+    env.vault(["project", "init", "-s", "db"])
+        .current_dir(&proj)
+        .run()
+        .fails(1)
+        .stderr_has("allowed.json is a directory");
+    assert!(!proj.join("vault.toml").exists());
+    // With --force over a file that is there: that file stays as it was.
+    fs::write(proj.join("vault.toml"), "secrets = [\"db\"]\n").unwrap();
+    env.vault(["project", "init", "-s", "other", "--force"])
+        .current_dir(&proj)
+        .run()
+        .fails(1);
+    assert_eq!(
+        fs::read_to_string(proj.join("vault.toml")).unwrap(),
+        "secrets = [\"db\"]\n"
+    );
+    fs::remove_dir(&allowed).unwrap();
+    env.vault(["project", "init", "-s", "db"])
+        .current_dir(&proj)
+        .run()
+        .fails(1)
+        .stderr_has("already exists");
+}
+
 #[test]
 fn a_pulled_change_to_a_dotenv_file_of_references_needs_a_new_allow() {
     let (env, proj) = world();

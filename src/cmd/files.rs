@@ -66,6 +66,10 @@ impl Files {
                         "give it as --render TEMPLATE=KEY: the key gets the rendered file's path",
                     ));
                 };
+                if path.is_empty() {
+                    return Err(Error::new("a --render argument has no TEMPLATE before `=`")
+                        .hint("give it as --render TEMPLATE=KEY: TEMPLATE is the file to render"));
+                }
                 let key = claim(EnvKey::parse(key)?)?;
                 let path = PathBuf::from(path);
                 let (shown, text) = read_template(&path)?;

@@ -43,7 +43,7 @@ const SOURCE: &str = "the file";
 
 pub(crate) fn setup(ctx: &Context) -> Result<()> {
     let paths = &ctx.paths;
-    if paths.lock == paths.dir_lock {
+    if !paths.named {
         return Err(Error::new(
             "`vault git setup` is for a team vault kept in a git repository, and no vault file was named",
         )
@@ -74,29 +74,41 @@ pub(crate) fn setup(ctx: &Context) -> Result<()> {
         })?
         .to_string();
 
-    let mut changed = vec![];
-    let mut files_changed = false;
     let attributes = format!("{} merge=vault diff=vault", attribute_pattern(&rel));
     let gitattributes = top.join(".gitattributes");
-    if add_line(&gitattributes, &attributes)? {
-        files_changed = true;
+    let lock = format!("{rel}.lock");
+    let gitignore = top.join(".gitignore");
+    let ignore = ignore_pattern(&lock);
+    // Everything is read (and refused: a directory, a device) before
+    // anything is written, so a failure leaves no half-done setup.
+    let new_attributes = with_line(&gitattributes, &attributes)?;
+    let new_ignore = if ignored_by_repository(&top, &lock)? {
+        None
+    } else {
+        with_line(&gitignore, &ignore)?
+    };
+    let mut config = vec![];
+    for (key, value) in CONFIG {
+        let now = config_get(&top, key)?;
+        if now.as_deref() != Some(value) {
+            config.push((key, value, now));
+        }
+    }
+
+    let mut changed = vec![];
+    let files_changed = new_attributes.is_some() || new_ignore.is_some();
+    if let Some(bytes) = new_attributes {
+        fsio::write_shared(&gitattributes, &bytes)?;
         changed.push(format!(
             "Added `{attributes}` to {}",
             gitattributes.display()
         ));
     }
-    let lock = format!("{rel}.lock");
-    let gitignore = top.join(".gitignore");
-    let ignore = ignore_pattern(&lock);
-    if !ignored_by_repository(&top, &lock)? && add_line(&gitignore, &ignore)? {
-        files_changed = true;
+    if let Some(bytes) = new_ignore {
+        fsio::write_shared(&gitignore, &bytes)?;
         changed.push(format!("Added `{ignore}` to {}", gitignore.display()));
     }
-    for (key, value) in CONFIG {
-        let now = config_get(&top, key)?;
-        if now.as_deref() == Some(value) {
-            continue;
-        }
+    for (key, value, now) in config {
         git(&top, &["config", "--local", key, value])?;
         changed.push(match now {
             Some(old) => format!(
@@ -222,9 +234,9 @@ fn ignored_by_repository(top: &Path, rel: &str) -> Result<bool> {
     }))
 }
 
-/// Appends `line` to `path` unless a line of it already is `line`
-/// (surrounding blanks aside). Returns whether it changed the file.
-fn add_line(path: &Path, line: &str) -> Result<bool> {
+/// What `path` holds with `line` appended, or `None` when a line of it
+/// already is `line` (surrounding blanks aside). Writes nothing.
+fn with_line(path: &Path, line: &str) -> Result<Option<Vec<u8>>> {
     let old = if path.exists() {
         fsio::read(path)?
     } else {
@@ -232,7 +244,7 @@ fn add_line(path: &Path, line: &str) -> Result<bool> {
     };
     let text = String::from_utf8_lossy(&old);
     if text.lines().any(|l| l.trim() == line) {
-        return Ok(false);
+        return Ok(None);
     }
     let mut new = old.clone();
     if !new.is_empty() && !new.ends_with(b"\n") {
@@ -240,8 +252,7 @@ fn add_line(path: &Path, line: &str) -> Result<bool> {
     }
     new.extend_from_slice(line.as_bytes());
     new.push(b'\n');
-    fsio::write_shared(path, &new)?;
-    Ok(true)
+    Ok(Some(new))
 }
 
 /// `rel` as a pattern that matches exactly that path from the top of the

@@ -128,11 +128,27 @@ pub(crate) fn init(ctx: &Context, command: ProjectCommand) -> Result<()> {
     );
     // What we write must read back: the same checks as any project file.
     let p = Project::parse(&path, text.as_bytes())?;
-    fsio::atomic_write(&path, |f| {
-        use std::io::Write;
-        f.write_all(text.as_bytes())
-    })?;
-    Allowed::update(&ctx.paths.dir, &p.path, Some(p.digest_hex()))?;
+    let before = if path.exists() {
+        Some(fsio::read(&path)?)
+    } else {
+        None
+    };
+    let write = |bytes: &[u8]| {
+        fsio::atomic_write(&path, |f| {
+            use std::io::Write;
+            f.write_all(bytes)
+        })
+    };
+    write(text.as_bytes())?;
+    // A file written but not allowed would fail every command, and a
+    // second `project init` would find it there: put back what was.
+    if let Err(e) = Allowed::update(&ctx.paths.dir, &p.path, Some(p.digest_hex())) {
+        let _ = match &before {
+            Some(old) => write(old),
+            None => std::fs::remove_file(&path).map_err(|e| Error::io("remove", &path, e)),
+        };
+        return Err(e);
+    }
     note!(
         "Wrote {} and allowed it; commit it (it holds names, never values)",
         path.display()

@@ -273,6 +273,16 @@ pub(crate) fn run(ctx: &Context, command: SecretCommand) -> Result<()> {
         SecretCommand::Describe { name, key, text } => {
             let name = SecretName::parse(&name)?;
             let key = EnvKey::parse(&key)?;
+            // `show` prints a description as it is: key material pasted
+            // here would be shown to whoever looks (DESIGN v2 "Hardening").
+            if crate::names::looks_like_key_material(&text) {
+                return Err(Error::new(
+                    "TEXT (argument 3) looks like a private key: not stored, and not shown",
+                )
+                .hint(format!(
+                    "a description is a note about `{key}`; a value goes in with `vault secret set {name} {key}` (read from stdin)"
+                )));
+            }
             if !store::is_description(&text) {
                 return Err(Error::new(
                     "a description is one line of at most 200 characters, without control characters",
