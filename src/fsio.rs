@@ -89,6 +89,12 @@ fn open_lock(path: &Path) -> Result<File> {
                     "remove it (`rm {}`); vault creates the lock itself",
                     path.display()
                 ))
+            } else if e.raw_os_error() == Some(rustix::io::Errno::ISDIR.raw_os_error()) {
+                Error::new(format!(
+                    "the lock file {} is a directory, not a regular file",
+                    path.display()
+                ))
+                .hint("move it aside; vault creates the lock itself")
             } else {
                 Error::io("open lock file", path, e)
             }

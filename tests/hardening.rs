@@ -363,6 +363,27 @@ fn lock_file_symlink_is_not_followed() {
     assert!(!team.exists());
 }
 
+/// A directory where the lock file goes (a stray `mkdir`) is refused with
+/// the same hint as any other lock that is not a regular file, and the
+/// vault is left as it was.
+#[test]
+fn a_directory_in_place_of_the_lock_file_is_named_with_a_hint() {
+    let env = Env::new().init();
+    let before = fs::read(env.file()).unwrap();
+    let lock = env.file().with_file_name("vault.lock");
+    let _ = fs::remove_file(&lock);
+    fs::create_dir(&lock).unwrap();
+    env.vault(["secret", "create", "db", "K=v"])
+        .run()
+        .fails(1)
+        .stderr_has(&format!(
+            "vault: error: the lock file {} is a directory, not a regular file\nhint: move it aside; vault creates the lock itself\n",
+            lock.display()
+        ));
+    assert_eq!(fs::read(env.file()).unwrap(), before);
+    assert!(lock.is_dir());
+}
+
 /// A symlinked vault.age (a dotfile repo, a sync folder) was replaced by a
 /// regular file on the first write, so its real target silently stopped
 /// getting updates.
