@@ -374,11 +374,22 @@ pub(crate) fn check(conn: &Connection, source: &str) -> Result<i64> {
                     w.0 == got.0 && w.1 == got.1 && w.2 == got.2 && w.3 == got.3.as_deref()
                 })
             })
-            .map(|o| format!("{} `{}`", o.0, crate::names::printable(&o.1)));
+            .map(|o| {
+                let object = format!("{} `{}`", o.0, crate::names::printable(&o.1));
+                // An object the schema has, with other SQL (a column added,
+                // a constraint changed), is not "one it does not have".
+                if want.iter().any(|w| w.0 == o.0 && w.1 == o.1) {
+                    format!("its {object} differs from the one schema version {version} creates")
+                } else {
+                    // `type` is one of table, index, view, trigger.
+                    let article = if o.0 == "index" { "an" } else { "a" };
+                    format!(
+                        "its database holds {article} {object} that schema version {version} does not have"
+                    )
+                }
+            });
         let what = match extra {
-            Some(o) => {
-                format!("its database holds a {o} that schema version {version} does not have")
-            }
+            Some(what) => what,
             None => format!("its database lacks part of schema version {version}"),
         };
         return Err(damaged(source, what));
