@@ -54,8 +54,10 @@ fn init_without_any_source_and_no_terminal_fails_at_once() {
     env.vault(["init"])
         .run()
         .fails(1)
-        .stderr_has("no terminal to ask for the passphrase")
-        .stderr_has("VAULT_PASSPHRASE_FILE");
+        .stderr_has("no terminal to ask for the passphrase of a new identity")
+        .stderr_has("VAULT_PASSPHRASE_FILE")
+        .stderr_has("VAULT_IDENTITY=key.txt vault init")
+        .lacks("the vault is locked");
     assert!(start.elapsed().as_secs() < 5, "must never hang");
     assert!(!env.dir.join("identity.age").exists());
 }
