@@ -112,6 +112,17 @@ pub(crate) fn for_read(ctx: &Context) -> Result<Keys> {
     unlock(ctx)
 }
 
+/// The keys for a write that changes what a vault already holds (`secret
+/// set`, `rename`, `delete`, `recipients add`, …). Only `init`, `secret
+/// create`, `generate` and `import` make a missing vault (DESIGN "Command
+/// line"); a change to one that does not exist is "no vault at …", as a
+/// read is, before a new passphrase is asked for, an identity made or a
+/// lock file left behind.
+pub(crate) fn for_change(ctx: &Context) -> Result<WriteKeys<'_>> {
+    vault::require_exists(&ctx.paths.file)?;
+    for_write(ctx)
+}
+
 /// The keys a write needs. With no identity file and no `identity.age`, a
 /// new identity is generated and sealed with a new passphrase, ready for
 /// `vault` to write once it holds the lock (and has re-checked).
