@@ -1170,24 +1170,24 @@ pub(crate) fn missing(conn: &Connection, env: &str, name: &SecretName) -> Error 
         (format!(" in environment `{env}`"), format!(" -e {env}"))
     };
     let list = format!("`vault secret list{flag}` shows every secret");
-    let hint = match crate::names::closest(name.as_str(), names.iter().map(String::as_str)) {
-        Some(c) => format!("did you mean `{c}`? {list}"),
-        None => {
-            // The name may exist elsewhere: say where.
-            let elsewhere: Option<String> = conn
-                .query_row(
-                    "SELECT env FROM secrets WHERE name = ?1 ORDER BY env LIMIT 1",
-                    [name.as_str()],
-                    |r| r.get(0),
-                )
-                .optional()
-                .ok()
-                .flatten();
-            match elsewhere {
-                Some(e) => format!("environment `{e}` has one: `-s {e}/{name}`, or `-e {e}`"),
-                None => list,
-            }
-        }
+    // The very name in another environment (a forgotten `-e`) says more
+    // than a similar name here: `app` of `stg` before `pp` of `main`.
+    let elsewhere: Option<String> = conn
+        .query_row(
+            "SELECT env FROM secrets WHERE name = ?1 AND env != ?2 ORDER BY env LIMIT 1",
+            [name.as_str(), env],
+            |r| r.get(0),
+        )
+        .optional()
+        .ok()
+        .flatten();
+    let hint = match (
+        elsewhere,
+        crate::names::closest(name.as_str(), names.iter().map(String::as_str)),
+    ) {
+        (Some(e), _) => format!("environment `{e}` has one: `-s {e}/{name}`, or `-e {e}`"),
+        (None, Some(c)) => format!("did you mean `{c}`? {list}"),
+        (None, None) => list,
     };
     Error::new(format!("no secret named `{name}`{what}")).hint(hint)
 }
