@@ -192,6 +192,14 @@ fn usage_error(text: &str) -> Error {
     let command = command
         .filter(|c| !c.is_empty())
         .unwrap_or_else(|| command_path(std::env::args_os().skip(1)));
+    // `vault run -s db npm start`: clap calls `npm` unexpected, which does
+    // not say that the command belongs after `--` (DESIGN "vault run").
+    let misplaced = message
+        .strip_prefix("unexpected argument '")
+        .is_some_and(|rest| !rest.starts_with('-'));
+    if command == "vault run" && (misplaced || message.contains("<COMMAND>")) {
+        tips.push("the command goes after `--`: `vault run [SOURCE]… -- CMD [ARG]…`".into());
+    }
     let help = format!("`{command} --help` shows how to use it");
     tips.push(help);
     Error::usage(message).hint(tips.join("; "))

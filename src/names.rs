@@ -32,6 +32,17 @@ impl SecretName {
                 printable(name)
             ))
             .hint("name the secret first: `vault secret create NAME KEY=VALUE…`"))
+        } else if let Some((env, name)) = s
+            .split_once('/')
+            .filter(|(env, name)| is_secret_name(env) && is_secret_name(name))
+        {
+            // `vault secret show prod/db`, as `run -s prod/db` would name it:
+            // the secret commands take the environment from `-e`.
+            Err(
+                Error::new(format!("invalid secret name `{}`", printable(s))).hint(format!(
+                    "a secret name has no `/`; for `{name}` in environment `{env}`, pass `-e {env}`"
+                )),
+            )
         } else {
             Err(Error::new(format!("invalid secret name `{}`", printable(s))).hint(
                 "a secret name is 1-64 characters of letters, digits, `.`, `_` and `-`, starting with a letter or digit",

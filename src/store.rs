@@ -374,11 +374,22 @@ pub(crate) fn check(conn: &Connection, source: &str) -> Result<i64> {
                     w.0 == got.0 && w.1 == got.1 && w.2 == got.2 && w.3 == got.3.as_deref()
                 })
             })
-            .map(|o| format!("{} `{}`", o.0, crate::names::printable(&o.1)));
+            .map(|o| {
+                let object = format!("{} `{}`", o.0, crate::names::printable(&o.1));
+                // An object the schema has, with other SQL (a column added,
+                // a constraint changed), is not "one it does not have".
+                if want.iter().any(|w| w.0 == o.0 && w.1 == o.1) {
+                    format!("its {object} differs from the one schema version {version} creates")
+                } else {
+                    // `type` is one of table, index, view, trigger.
+                    let article = if o.0 == "index" { "an" } else { "a" };
+                    format!(
+                        "its database holds {article} {object} that schema version {version} does not have"
+                    )
+                }
+            });
         let what = match extra {
-            Some(o) => {
-                format!("its database holds a {o} that schema version {version} does not have")
-            }
+            Some(what) => what,
             None => format!("its database lacks part of schema version {version}"),
         };
         return Err(damaged(source, what));
@@ -1159,24 +1170,24 @@ pub(crate) fn missing(conn: &Connection, env: &str, name: &SecretName) -> Error 
         (format!(" in environment `{env}`"), format!(" -e {env}"))
     };
     let list = format!("`vault secret list{flag}` shows every secret");
-    let hint = match crate::names::closest(name.as_str(), names.iter().map(String::as_str)) {
-        Some(c) => format!("did you mean `{c}`? {list}"),
-        None => {
-            // The name may exist elsewhere: say where.
-            let elsewhere: Option<String> = conn
-                .query_row(
-                    "SELECT env FROM secrets WHERE name = ?1 ORDER BY env LIMIT 1",
-                    [name.as_str()],
-                    |r| r.get(0),
-                )
-                .optional()
-                .ok()
-                .flatten();
-            match elsewhere {
-                Some(e) => format!("environment `{e}` has one: `-s {e}/{name}`, or `-e {e}`"),
-                None => list,
-            }
-        }
+    // The very name in another environment (a forgotten `-e`) says more
+    // than a similar name here: `app` of `stg` before `pp` of `main`.
+    let elsewhere: Option<String> = conn
+        .query_row(
+            "SELECT env FROM secrets WHERE name = ?1 AND env != ?2 ORDER BY env LIMIT 1",
+            [name.as_str(), env],
+            |r| r.get(0),
+        )
+        .optional()
+        .ok()
+        .flatten();
+    let hint = match (
+        elsewhere,
+        crate::names::closest(name.as_str(), names.iter().map(String::as_str)),
+    ) {
+        (Some(e), _) => format!("environment `{e}` has one: `-s {e}/{name}`, or `-e {e}`"),
+        (None, Some(c)) => format!("did you mean `{c}`? {list}"),
+        (None, None) => list,
     };
     Error::new(format!("no secret named `{name}`{what}")).hint(hint)
 }

@@ -112,6 +112,17 @@ pub(crate) fn for_read(ctx: &Context) -> Result<Keys> {
     unlock(ctx)
 }
 
+/// The keys for a write that changes what a vault already holds (`secret
+/// set`, `rename`, `delete`, `recipients add`, …). Only `init`, `secret
+/// create`, `generate` and `import` make a missing vault (DESIGN "Command
+/// line"); a change to one that does not exist is "no vault at …", as a
+/// read is, before a new passphrase is asked for, an identity made or a
+/// lock file left behind.
+pub(crate) fn for_change(ctx: &Context) -> Result<WriteKeys<'_>> {
+    vault::require_exists(&ctx.paths.file)?;
+    for_write(ctx)
+}
+
 /// The keys a write needs. With no identity file and no `identity.age`, a
 /// new identity is generated and sealed with a new passphrase, ready for
 /// `vault` to write once it holds the lock (and has re-checked).
@@ -234,34 +245,66 @@ pub(crate) fn new_passphrase(ctx: &Context) -> Result<SecretString> {
     if let Some(pass) = configured_passphrase(ctx)? {
         return Ok(pass);
     }
-    ask_new_passphrase()
+    ask_new_passphrase(NewFor::Identity)
+}
+
+/// What a new passphrase is for, which decides where else it can come
+/// from when there is no terminal to type it on.
+#[derive(Clone, Copy)]
+pub(crate) enum NewFor {
+    /// A new `identity.age` (`init`, or a first write).
+    Identity,
+    /// `passwd`, which has unlocked with the old one already.
+    Passwd,
 }
 
 /// A new passphrase typed twice on the terminal, compared in constant time.
-pub(crate) fn ask_new_passphrase() -> Result<SecretString> {
-    let first = ask("New passphrase for the vault: ")?;
+pub(crate) fn ask_new_passphrase(new_for: NewFor) -> Result<SecretString> {
+    // Nothing is locked here: `init` has no vault yet, and `passwd` has
+    // read the old passphrase; the remedy is where the new one can come from.
+    let no_terminal = || {
+        match new_for {
+        NewFor::Identity => Error::new(
+            "there is no terminal to ask for the passphrase of a new identity",
+        )
+        .hint(
+            "pass it in a file (--passphrase-file / VAULT_PASSPHRASE_FILE) or set VAULT_PASSPHRASE, or make the vault for an identity file (`age-keygen -o key.txt; VAULT_IDENTITY=key.txt vault init`)",
+        ),
+        NewFor::Passwd => Error::new(
+            "the old passphrase was read, but there is no terminal to ask for the new one",
+        )
+        .hint("pass it in a file: `vault passwd --new-passphrase-file FILE`"),
+    }
+    };
+    let first = ask_or("New passphrase for the vault: ", no_terminal)?;
     if age::secrecy::ExposeSecret::expose_secret(&first).is_empty() {
         return Err(Error::new("the passphrase is empty")
             .hint("choose a passphrase, or use an identity file (`age-keygen -o key.txt; VAULT_IDENTITY=key.txt vault init`)"));
     }
-    let second = ask("Repeat the passphrase: ")?;
+    let second = ask_or("Repeat the passphrase: ", no_terminal)?;
     if !crypto::same_passphrase(&first, &second) {
         return Err(Error::new("the two passphrases differ").hint("run the command again"));
     }
     Ok(first)
 }
 
-/// A hidden prompt on the controlling terminal. Without one, fail at once
-/// (never hang on stdin, which may carry data).
+/// A hidden prompt on the controlling terminal for the passphrase that
+/// unlocks. Without one, fail at once (never hang on stdin, which may carry
+/// data).
 fn ask(prompt: &str) -> Result<SecretString> {
+    ask_or(prompt, || {
+        Error::new("the vault is locked and there is no terminal to ask for the passphrase")
+            .hint(
+                "run `vault unlock` in a terminal first, or pass an identity file (--identity / VAULT_IDENTITY) or its text (VAULT_AGE_KEY), a passphrase file (--passphrase-file / VAULT_PASSPHRASE_FILE), or set VAULT_PASSPHRASE",
+            )
+    })
+}
+
+/// A hidden prompt; `no_terminal` is the error when there is no terminal.
+fn ask_or(prompt: &str, no_terminal: impl FnOnce() -> Error) -> Result<SecretString> {
     match term::hidden_secret(prompt) {
         Ok(p) => Ok(p),
-        Err(e) if term::no_terminal(&e) => Err(Error::new(
-            "the vault is locked and there is no terminal to ask for the passphrase",
-        )
-        .hint(
-            "run `vault unlock` in a terminal first, or pass an identity file (--identity / VAULT_IDENTITY) or its text (VAULT_AGE_KEY), a passphrase file (--passphrase-file / VAULT_PASSPHRASE_FILE), or set VAULT_PASSPHRASE",
-        )),
+        Err(e) if term::no_terminal(&e) => Err(no_terminal()),
         Err(e) => Err(Error::new(format!(
             "cannot read the passphrase from the terminal: {}",
             crate::error::describe_io(&e)

@@ -107,6 +107,42 @@ fn import_all_skips_examples_templates_and_envrc() {
 }
 
 #[test]
+fn import_all_refuses_two_files_that_would_share_a_name() {
+    let env = Env::new().init();
+    // `a b` and `a-b` both clean up to `a-b`: with --force the second
+    // file silently replaced the first within the same import.
+    env.write("shop/.env.a b", "FIRST=1\n");
+    env.write("shop/.env.a-b", "SECOND=2\n");
+    for force in [false, true] {
+        let mut args = vec!["import", "--all"];
+        if force {
+            args.push("--force");
+        }
+        env.vault(args)
+            .current_dir(env.path("shop"))
+            .run()
+            .fails(1)
+            .stderr_has("would both become the secret `shop-a-b`")
+            .stderr_has("hint: import them one at a time");
+    }
+    env.vault(["import", "--all", "--dry-run"])
+        .current_dir(env.path("shop"))
+        .run()
+        .fails(1);
+    // A folder name cut to 64 loses the suffix the same way.
+    let long = "f".repeat(70);
+    env.write(&format!("{long}/.env"), "A=1\n");
+    env.write(&format!("{long}/.env.production"), "A=2\n");
+    env.vault(["import", "--all", "--force"])
+        .current_dir(env.path(&long))
+        .run()
+        .fails(1)
+        .stderr_has("would both become the secret");
+    let out = env.vault(["secret", "list", "--json"]).run().success();
+    assert_eq!(out.stdout.trim(), "[]", "nothing was imported");
+}
+
+#[test]
 fn dry_run_masks_values_and_writes_nothing() {
     let env = Env::new();
     env.write("app/.env", "TOKEN=SENTINEL-VALUE\n");

@@ -70,6 +70,29 @@ fn one_name_in_two_environments_holds_two_secrets() {
         .stderr_has("-s prod/sentry");
 }
 
+/// A name missing here but present in another environment (a forgotten
+/// `-e`) is pointed at, even when a similar name here would be a "did you
+/// mean": `stg/app` is what `secret show app` was after, not `pp`.
+#[test]
+fn a_name_of_another_environment_is_named_before_a_similar_one() {
+    let env = Env::new().init();
+    env.create("pp", &["A=1"]);
+    env.vault(["-e", "stg", "secret", "create", "app", "A=2"])
+        .run()
+        .success();
+    env.vault(["secret", "show", "app"])
+        .run()
+        .fails(1)
+        .stderr_has("vault: error: no secret named `app`\n")
+        .stderr_has("hint: environment `stg` has one: `-s stg/app`, or `-e stg`")
+        .lacks("did you mean");
+    // Without one elsewhere, the similar name is still offered.
+    env.vault(["secret", "show", "ppp"])
+        .run()
+        .fails(1)
+        .stderr_has("did you mean `pp`?");
+}
+
 #[test]
 fn s_env_slash_name_reaches_into_another_environment() {
     let env = with_envs();

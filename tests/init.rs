@@ -54,10 +54,80 @@ fn init_without_any_source_and_no_terminal_fails_at_once() {
     env.vault(["init"])
         .run()
         .fails(1)
-        .stderr_has("no terminal to ask for the passphrase")
-        .stderr_has("VAULT_PASSPHRASE_FILE");
+        .stderr_has("no terminal to ask for the passphrase of a new identity")
+        .stderr_has("VAULT_PASSPHRASE_FILE")
+        .stderr_has("VAULT_IDENTITY=key.txt vault init")
+        .lacks("the vault is locked");
     assert!(start.elapsed().as_secs() < 5, "must never hang");
     assert!(!env.dir.join("identity.age").exists());
+}
+
+/// Only `init`, `secret create`, `generate` and `import` make a missing
+/// vault. A change to one that does not exist (a typo in `--vault`, a new
+/// machine) is "no vault at …", as a read is: `recipients add` made a new
+/// vault for the recipient, and `secret set` a new identity.age (asking a
+/// new passphrase twice on a terminal) before it said "no secret named".
+#[test]
+fn changes_to_a_missing_vault_create_nothing() {
+    let env = Env::with_passphrase("pw");
+    let member = "age1rp0wv74rqpsp9wdl0m0c353sz9zh80maff2tyvj30d5etssd3vmqdlpfff";
+    let changes: &[&[&str]] = &[
+        &["secret", "set", "db", "A=1"],
+        &["secret", "unset", "db", "A"],
+        &["secret", "rename", "db", "db2"],
+        &["secret", "delete", "db", "--yes"],
+        &["secret", "describe", "db", "A", "text"],
+        &["secret", "copy", "db", "--to-env", "prod"],
+        &["secret", "rollback", "db"],
+        &["recipients", "add", member],
+        &["recipients", "remove", member],
+    ];
+    for args in changes {
+        env.vault(*args)
+            .run()
+            .fails(1)
+            .stderr_has(&format!("no vault at {}", env.file().display()));
+        assert!(
+            !env.dir.exists() || fs::read_dir(&env.dir).unwrap().next().is_none(),
+            "{args:?} left {:?}",
+            fs::read_dir(&env.dir)
+                .unwrap()
+                .flatten()
+                .map(|e| e.file_name())
+                .collect::<Vec<_>>()
+        );
+    }
+    // A team vault named by a path that does not exist: nothing beside it.
+    let env = env.init();
+    let team = env.path("repo/team.vault");
+    fs::create_dir_all(team.parent().unwrap()).unwrap();
+    for args in changes {
+        env.vault(*args)
+            .env("VAULT_FILE", &team)
+            .run()
+            .fails(1)
+            .stderr_has("no vault at");
+        assert_eq!(
+            fs::read_dir(team.parent().unwrap()).unwrap().count(),
+            0,
+            "{args:?}"
+        );
+    }
+    // `delete --allow-missing` finds nothing to delete, as in a vault
+    // without the name: success, and still nothing created or asked.
+    let fresh = Env::with_passphrase("pw");
+    fresh
+        .vault(["secret", "delete", "db", "--allow-missing"])
+        .run()
+        .success()
+        .stderr_has("No secret deleted: `db` does not exist");
+    assert!(!fresh.dir.exists() || fs::read_dir(&fresh.dir).unwrap().next().is_none());
+    // A first write still makes the vault.
+    env.vault(["secret", "generate", "db", "A"])
+        .env("VAULT_FILE", &team)
+        .run()
+        .success();
+    assert!(team.exists());
 }
 
 #[test]

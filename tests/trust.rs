@@ -184,6 +184,42 @@ fn a_forged_database_with_a_trigger_is_refused() {
     assert!(!fresh.trusted().contains(&forger.recipient));
 }
 
+/// DESIGN v2 "Schema": the strict load's message says what is wrong with
+/// the schema: an extra index is "an index", and a table of the schema
+/// with other SQL is said to differ, not to be one it "does not have".
+#[test]
+fn a_changed_schema_is_named_for_what_changed() {
+    let owner = User::new();
+    let file = team_vault(&owner);
+    let db = database(&file, &owner.keys());
+    let me = [owner.recipient.clone()];
+    for (sql, says) in [
+        (
+            "CREATE INDEX ix ON entries(value);",
+            "is damaged: its database holds an index `ix` that schema version",
+        ),
+        (
+            "ALTER TABLE secrets ADD COLUMN z TEXT;",
+            "is damaged: its table `secrets` differs from the one schema version",
+        ),
+    ] {
+        let forged = altered(&db, sql);
+        let bytes = testing::forge::seal(
+            &forged,
+            &me,
+            Some(testing::forge::signature(&forged, &owner.keys()).unwrap()),
+        )
+        .unwrap();
+        fs::write(&file, &bytes).unwrap();
+        owner
+            .on(&file, &["secret", "list"])
+            .run()
+            .fails(1)
+            .stderr_has(says);
+        assert_eq!(fs::read(&file).unwrap(), bytes, "{sql}: file changed");
+    }
+}
+
 /// DESIGN v2 "Trust": a forged secret `db` that sets LD_PRELOAD. A
 /// non-member can build a vault that decrypts for the victim; `run`
 /// refuses it before anything runs.

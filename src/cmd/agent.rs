@@ -140,7 +140,7 @@ pub(crate) fn passwd(ctx: &Context, new_file: Option<&Path>) -> Result<()> {
     let text = unlock::identity_text(ctx)?;
     let new = match new_file {
         Some(f) => unlock::read_passphrase_file(f)?,
-        None => unlock::ask_new_passphrase()?,
+        None => unlock::ask_new_passphrase(unlock::NewFor::Passwd)?,
     };
     let sealed = crypto::seal_identity_text(&text, &new)?;
     vault::replace_identity(&ctx.paths, &sealed)?;

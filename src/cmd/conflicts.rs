@@ -106,7 +106,7 @@ fn resolve(
             return Err(Error::usage("name the secret (ENV/NAME), or pass --all"));
         }
     };
-    let keys = unlock::for_write(ctx)?;
+    let keys = unlock::for_change(ctx)?;
     let resolved = vault::write(&ctx.paths, keys, |db| {
         let chosen: Vec<_> = store::conflicts::list(db)?
             .into_iter()

@@ -132,7 +132,7 @@ fn edit(
         note!("No changes to `{name}`");
         return Ok(());
     }
-    vault::write(&ctx.paths, unlock::for_write(ctx)?, |db| {
+    vault::write(&ctx.paths, unlock::for_change(ctx)?, |db| {
         if store::entries(db, &ctx.scope.env, name)? != before {
             return Err(Error::new(format!(
                 "`{name}` was changed by someone else while you edited it; nothing saved"

@@ -94,7 +94,7 @@ pub(crate) fn rollback(ctx: &Context, name: &str, to: Option<i64>) -> Result<()>
     let name = SecretName::parse(name)?;
     // Back to a version equal to the current one: no new version, and
     // the vault is not rewritten either.
-    let done = vault::write_if_changed(&ctx.paths, unlock::for_write(ctx)?, |db| {
+    let done = vault::write_if_changed(&ctx.paths, unlock::for_change(ctx)?, |db| {
         let done = history::rollback(db, &ctx.scope.env, &name, to)?;
         Ok(if done.new_version.is_some() {
             vault::Outcome::Changed(done)

@@ -105,7 +105,30 @@ fn from_dotenv_files(args: &ImportArgs) -> Result<Vec<Planned>> {
             "pass the file to import: `vault import path/to/.env`",
         )?]
     };
-    files.into_iter().map(|f| plan_one(f, args)).collect()
+    let plan = files
+        .into_iter()
+        .map(|f| plan_one(f, args))
+        .collect::<Result<Vec<_>>>()?;
+    refuse_shared_names(&plan)?;
+    Ok(plan)
+}
+
+/// Two files of one `--all` whose names come out the same (`.env.a b` and
+/// `.env.a-b`, or a long folder name cut to 64 before the suffix): the
+/// second would replace the first under `--force`, and without it the
+/// "already exists" error names a secret that does not exist yet. So
+/// neither is imported, and the message says which files clash.
+fn refuse_shared_names(plan: &[Planned]) -> Result<()> {
+    for (i, p) in plan.iter().enumerate() {
+        if let Some(first) = plan[..i].iter().find(|q| q.name == p.name) {
+            return Err(Error::new(format!(
+                "{} and {} would both become the secret `{}`",
+                first.source, p.source, p.name
+            ))
+            .hint("import them one at a time, each with its own --name"));
+        }
+    }
+    Ok(())
 }
 
 fn plan_one(file: PathBuf, args: &ImportArgs) -> Result<Planned> {

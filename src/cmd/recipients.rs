@@ -24,7 +24,7 @@ pub(crate) fn run(ctx: &Context, command: RecipientsCommand) -> Result<()> {
             recipients_file,
         } => {
             let wanted = collect(&recipients, &recipients_file)?;
-            let added = vault::write_if_changed(&ctx.paths, unlock::for_write(ctx)?, |db| {
+            let added = vault::write_if_changed(&ctx.paths, unlock::for_change(ctx)?, |db| {
                 let mut added = vec![];
                 for r in &wanted {
                     if store::add_recipient(db, r)? {
@@ -59,6 +59,7 @@ pub(crate) fn run(ctx: &Context, command: RecipientsCommand) -> Result<()> {
             force,
         } => {
             let unwanted = collect(&recipients, &recipients_file)?;
+            vault::require_exists(&ctx.paths.file)?;
             let keys = unlock::unlock(ctx)?;
             let mine = keys.recipients().to_vec();
             let removed = vault::write(&ctx.paths, vault::WriteKeys::Existing(keys), |db| {

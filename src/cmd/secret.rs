@@ -214,10 +214,12 @@ pub(crate) fn run(ctx: &Context, command: SecretCommand) -> Result<()> {
         }
         SecretCommand::Set { name, pairs } => {
             let name = SecretName::parse(&name)?;
+            // No vault: said before a value is prompted for or read.
+            vault::require_exists(&ctx.paths.file)?;
             let entries = input::from_args(&pairs)?.into_vec();
             names::warn_dangerous(entries.iter().map(|(k, _)| k.as_str()));
             let n = entries.len();
-            vault::write(&ctx.paths, unlock::for_write(ctx)?, |db| {
+            vault::write(&ctx.paths, unlock::for_change(ctx)?, |db| {
                 store::set(db, &ctx.scope.env, &name, &entries)
             })?;
             note!("Set {n} {} in `{name}`", plural(n, "key", "keys"));
@@ -232,7 +234,7 @@ pub(crate) fn run(ctx: &Context, command: SecretCommand) -> Result<()> {
             // Every key must exist (else an error, and nothing written),
             // so at least one is removed: the count is the keys removed,
             // not the arguments (`unset db A A` removes one).
-            let n = vault::write(&ctx.paths, unlock::for_write(ctx)?, |db| {
+            let n = vault::write(&ctx.paths, unlock::for_change(ctx)?, |db| {
                 store::unset(db, &ctx.scope.env, &name, &keys)
             })?;
             note!("Removed {n} {} from `{name}`", plural(n, "key", "keys"));
@@ -249,7 +251,7 @@ pub(crate) fn run(ctx: &Context, command: SecretCommand) -> Result<()> {
                     "give the new name: `vault secret rename {old} NEW`"
                 )));
             }
-            vault::write(&ctx.paths, unlock::for_write(ctx)?, |db| {
+            vault::write(&ctx.paths, unlock::for_change(ctx)?, |db| {
                 store::rename(db, &ctx.scope.env, &old, &new)
             })?;
             note!("Renamed `{old}` to `{new}`");
@@ -290,7 +292,7 @@ pub(crate) fn run(ctx: &Context, command: SecretCommand) -> Result<()> {
                 .hint("shorten it, or keep longer notes elsewhere"));
             }
             let text = (!text.is_empty()).then_some(text.as_str());
-            let done = vault::write_if_changed(&ctx.paths, unlock::for_write(ctx)?, |db| {
+            let done = vault::write_if_changed(&ctx.paths, unlock::for_change(ctx)?, |db| {
                 Ok(if store::describe(db, &ctx.scope.env, &name, &key, text)? {
                     vault::Outcome::Changed(())
                 } else {
@@ -326,7 +328,7 @@ pub(crate) fn run(ctx: &Context, command: SecretCommand) -> Result<()> {
                     ),
                 );
             }
-            let n = vault::write(&ctx.paths, unlock::for_write(ctx)?, |db| {
+            let n = vault::write(&ctx.paths, unlock::for_change(ctx)?, |db| {
                 store::copy(db, from, &name, &to, force)
             })?;
             note!(
@@ -362,6 +364,20 @@ fn delete(ctx: &Context, names: &[String], yes: bool, allow_missing: bool) -> Re
     // A name given twice is deleted once (the second found it gone).
     let mut seen = std::collections::HashSet::new();
     names.retain(|n| seen.insert(n.clone()));
+    let env = &ctx.scope.env;
+    // No vault: nothing to delete, said before asking to confirm. With
+    // --allow-missing that is success (as `rm -f`), and nothing is unlocked
+    // or created for it.
+    if allow_missing && !ctx.paths.file.exists() {
+        note!(
+            "No secret deleted: {} {}{}",
+            quoted(&names),
+            plural(names.len(), "does not exist", "do not exist"),
+            in_env(env)
+        );
+        return Ok(());
+    }
+    vault::require_exists(&ctx.paths.file)?;
     if !yes {
         if !std::io::stdin().is_terminal() {
             return Err(Error::new(
@@ -397,8 +413,7 @@ fn delete(ctx: &Context, names: &[String], yes: bool, allow_missing: bool) -> Re
             return Err(Error::new("nothing deleted").hint("answer `y` to delete, or pass --yes"));
         }
     }
-    let env = &ctx.scope.env;
-    let done = vault::write_if_changed(&ctx.paths, unlock::for_write(ctx)?, |db| {
+    let done = vault::write_if_changed(&ctx.paths, unlock::for_change(ctx)?, |db| {
         let (mut deleted, mut missing) = (vec![], vec![]);
         for name in &names {
             if store::exists(db, env, name)? {
