@@ -124,7 +124,11 @@ impl Paths {
     /// `dir_lock` stays `VAULT_DIR/vault.lock`, the lock of `identity.age`
     /// wherever the identity file really is.
     pub(crate) fn resolved(dir: PathBuf, file: Option<PathBuf>) -> Result<Self> {
-        let default = fsio::resolve(&dir.join("vault.age")).ok();
+        // Only a named file can be the default one under another name (no
+        // extra lookups on the start-up path of a plain `vault run`).
+        let default = file
+            .as_ref()
+            .and_then(|_| fsio::resolve(&dir.join("vault.age")).ok());
         let mut p = Paths::new(dir, file.clone());
         p.identity = fsio::resolve(&p.identity)?;
         p.file = fsio::resolve(&p.file)?;
