@@ -740,6 +740,41 @@ pub fn full_command() -> clap::Command {
     cmd
 }
 
+/// Whether `name` is one of vault's internal subcommands (`__agent`,
+/// `__exec-files`, `__complete-secrets`): hidden, run by vault itself,
+/// never offered to a user in help, completions or suggestions.
+pub(crate) fn is_internal(name: &str) -> bool {
+    name.starts_with("__")
+}
+
+/// `full_command` without the internal subcommands, for completion
+/// scripts: clap_complete offers hidden subcommands as candidates (and
+/// under `help`), so they are left out of the tree it is given. clap has
+/// no way to remove a subcommand, so the root is built again from the
+/// same parts.
+pub(crate) fn completion_command() -> clap::Command {
+    let full = full_command();
+    let mut cmd = clap::Command::new("vault")
+        .version(env!("CARGO_PKG_VERSION"))
+        .propagate_version(full.is_propagate_version_set())
+        .args(full.get_arguments().cloned())
+        .subcommands(
+            full.get_subcommands()
+                .filter(|s| !is_internal(s.get_name()))
+                .cloned(),
+        );
+    if let Some(about) = full.get_about() {
+        cmd = cmd.about(about.clone());
+    }
+    if let Some(about) = full.get_long_about() {
+        cmd = cmd.long_about(about.clone());
+    }
+    if let Some(after) = full.get_after_long_help() {
+        cmd = cmd.after_long_help(after.clone());
+    }
+    cmd
+}
+
 /// `augment(cmd)` now if `full_command` asked for the whole tree, else
 /// `deferred` (the same, keeping the texts) when clap reaches it.
 fn lazily(

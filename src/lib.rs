@@ -87,6 +87,7 @@ pub fn main() -> i32 {
                 term::report(&err);
                 return err.exit_code();
             }
+            let e = without_internal_suggestions(e);
             if e.exit_code() != 0 && e.kind() != DisplayHelpOnMissingArgumentOrSubcommand {
                 // A refused command line in the house format (DESIGN
                 // "Errors and exit codes"): `vault: error: …` and a hint.
@@ -115,6 +116,29 @@ pub fn main() -> i32 {
             e.exit_code()
         }
     }
+}
+
+/// `e` without the internal subcommands (`__agent`, …) among its "similar
+/// subcommand" suggestions: clap suggests hidden subcommands too, and
+/// these are for vault itself, not for a user who mistyped `agent`.
+fn without_internal_suggestions(mut e: clap::Error) -> clap::Error {
+    use clap::error::{ContextKind, ContextValue};
+    if let Some(ContextValue::Strings(names)) = e.get(ContextKind::SuggestedSubcommand) {
+        let kept: Vec<String> = names
+            .iter()
+            .filter(|n| !cli::is_internal(n))
+            .cloned()
+            .collect();
+        if kept.is_empty() {
+            e.remove(ContextKind::SuggestedSubcommand);
+        } else {
+            e.insert(
+                ContextKind::SuggestedSubcommand,
+                ContextValue::Strings(kept),
+            );
+        }
+    }
+    e
 }
 
 /// clap's message for a command line it refused, when an argument looks

@@ -315,3 +315,49 @@ fn a_version_1_vault_lands_in_main_and_is_migrated_by_the_first_write() {
     );
     assert_eq!(printed(&env, &["run", "-s", "db"], "PGPASSWORD"), "old-pw");
 }
+
+/// `secret set`, `secret unset` and `import` name a non-main environment
+/// in their success line, as `secret create` does ("in environment
+/// `prod`"); in `main` they say nothing more.
+#[test]
+fn set_unset_and_import_name_a_non_main_environment() {
+    let env = with_envs();
+    env.vault(["-e", "prod", "secret", "set", "db", "PGUSER=ops"])
+        .run()
+        .success()
+        .stderr_has("Set 1 key in `db` in environment `prod`\n");
+    env.vault(["-e", "prod", "secret", "unset", "db", "PGUSER"])
+        .run()
+        .success()
+        .stderr_has("Removed 1 key from `db` in environment `prod`\n");
+    let out = env
+        .vault(["secret", "set", "db", "PGUSER=app2"])
+        .run()
+        .success();
+    assert!(out.stderr.contains("Set 1 key in `db`\n"), "{}", out.stderr);
+    assert!(!out.stderr.contains("environment"), "{}", out.stderr);
+
+    let dotenv = env.write("api/.env", "TOKEN=t\nURL=u\n");
+    env.vault(["-e", "prod", "import"])
+        .arg_path(&dotenv)
+        .run()
+        .success()
+        .stderr_has("as `api` in environment `prod` (2 keys)\n");
+    let out = env.vault(["import"]).arg_path(&dotenv).run().success();
+    assert!(out.stderr.contains("as `api` (2 keys)\n"), "{}", out.stderr);
+    // More than 20: one line, which names the environment too.
+    let mut json = String::from("{");
+    for i in 0..21 {
+        json.push_str(&format!(
+            "{}\"s{i}\": {{\"K\": \"v\"}}",
+            if i > 0 { ", " } else { "" }
+        ));
+    }
+    json.push('}');
+    let many = env.write("many.json", &json);
+    env.vault(["-e", "prod", "import", "--from-json"])
+        .arg_path(&many)
+        .run()
+        .success()
+        .stderr_has("Imported 21 secrets in environment `prod`\n");
+}

@@ -275,6 +275,27 @@ fn completions_for_every_shell() {
     env.vault(["completions", "tcsh"]).run().fails(2);
 }
 
+/// No completion script offers an internal subcommand (`__agent`,
+/// `__exec-files`, `__complete-secrets`), at the top or under `help`:
+/// clap_complete lists hidden subcommands too. bash's script may only
+/// *call* `vault __complete-secrets`, to complete secret names.
+#[test]
+fn completions_offer_no_internal_subcommand() {
+    let env = crate::support::Env::new();
+    for shell in ["bash", "zsh", "fish", "elvish", "powershell"] {
+        let script = env.vault(["completions", shell]).run().success().stdout;
+        for line in script.lines() {
+            let offered = ["__agent", "__exec-files", "__exec__", "__complete"]
+                .iter()
+                .any(|name| line.contains(name));
+            let the_call = line.contains("vault __complete-secrets -- \"$cur\"");
+            assert!(!offered || the_call, "{shell}: {line}");
+        }
+        // Still the visible ones, `help` included.
+        assert!(script.contains("completions") && script.contains("recipients"));
+    }
+}
+
 /// Secret names complete dynamically in bash, without ever prompting.
 #[test]
 fn bash_completes_secret_names() {

@@ -538,7 +538,8 @@ fn require_names_every_missing_key() {
         .args(["--require", "PGPASSWORD", "--", "sh", "-c", &touch])
         .run()
         .fails(1)
-        .stderr_has("missing required keys: `PGUSER`, `PGPASSWORD`");
+        .stderr_has("missing required keys: `PGUSER`, `PGPASSWORD`")
+        .stderr_has("add a source that sets them (");
     assert!(!out.stderr.contains("`PGHOST`"));
     assert!(!ran.exists(), "nothing runs");
     env.vault([

@@ -369,6 +369,55 @@ fn team_vault_init_uses_the_existing_identity_and_leaves_it_alone() {
     assert!(listed.contains(mine.trim()));
 }
 
+/// The `you` and `signer` tags sit under a NOTE header (they had a column
+/// with no header), both in one cell for the member who is both; `--json`
+/// keeps its "you" and "signer" fields.
+#[test]
+fn recipients_list_heads_the_you_and_signer_column() {
+    let t = team();
+    let a = t.a.recipient();
+    t.as_a(&["recipients", "add", &t.b_recipient])
+        .run()
+        .success();
+    let out = t.as_a(&["recipients", "list"]).run().success().stdout;
+    let mut lines = out.lines();
+    let header: Vec<&str> = lines
+        .next()
+        .unwrap()
+        .split("  ")
+        .filter(|c| !c.is_empty())
+        .map(str::trim)
+        .collect();
+    assert_eq!(header, ["RECIPIENT", "ADDED", "ADDED BY", "NOTE"], "{out}");
+    let row = |r: &str| {
+        out.lines()
+            .find(|l| l.starts_with(r))
+            .unwrap_or_else(|| panic!("no {r}: {out}"))
+            .to_string()
+    };
+    // The NOTE cell starts where its header does; B (added by A, not
+    // signing) has none: its row ends with ADDED BY.
+    let at = out.lines().next().unwrap().find("NOTE").unwrap();
+    assert_eq!(&row(&a)[at..], "you, signer", "{out}");
+    assert!(row(&t.b_recipient).len() < at, "{out}");
+    assert!(row(&t.b_recipient).ends_with("  you"), "{out}");
+    let v: serde_json::Value = serde_json::from_str(
+        &t.as_a(&["recipients", "list", "--json"])
+            .run()
+            .success()
+            .stdout,
+    )
+    .unwrap();
+    assert_eq!(
+        (&v[0]["you"], &v[0]["signer"]),
+        (&true.into(), &true.into())
+    );
+    assert_eq!(
+        (&v[1]["you"], &v[1]["signer"]),
+        (&false.into(), &false.into())
+    );
+}
+
 /// `recipients.added_by` (schema v6): `init` records its creator as who
 /// added the vault's first member; each `recipients add` records the
 /// member who ran it. `--json` has it, the table's ADDED BY shows `you`

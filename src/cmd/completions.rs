@@ -4,7 +4,8 @@
 use clap_complete::Shell;
 
 use crate::{
-    agent, cli::full_command, context::Context, error::Result, names, store, unlock, vault::Vault,
+    agent, cli::completion_command, context::Context, error::Result, names, store, unlock,
+    vault::Vault,
 };
 
 /// Completes secret names after `-s`/`--secret` and for the `secret`
@@ -46,7 +47,7 @@ complete -F _vault_with_secrets -o bashdefault -o default vault
 
 pub(crate) fn run(shell: Shell) -> Result<()> {
     let mut script = Vec::new();
-    clap_complete::generate(shell, &mut full_command(), "vault", &mut script);
+    clap_complete::generate(shell, &mut completion_command(), "vault", &mut script);
     if shell == Shell::Bash {
         script.extend_from_slice(BASH_SECRETS.as_bytes());
     }

@@ -8,7 +8,11 @@ use std::path::{Path, PathBuf};
 use serde_json::json;
 use zeroize::Zeroizing;
 
-use super::{input, secret::plural, table};
+use super::{
+    input,
+    secret::{in_env, plural},
+    table,
+};
 use crate::{
     cli::ImportArgs,
     context::Context,
@@ -56,14 +60,15 @@ pub(crate) fn run(ctx: &Context, args: ImportArgs) -> Result<()> {
         vault::write(&ctx.paths, unlock::for_write(ctx)?, change)?;
     }
     if plan.len() > 20 {
-        note!("Imported {} secrets", plan.len());
+        note!("Imported {} secrets{}", plan.len(), in_env(&ctx.scope.env));
     } else {
         for p in &plan {
             let n = p.entries.len();
             note!(
-                "Imported {} as `{}` ({n} {})",
+                "Imported {} as `{}`{} ({n} {})",
                 p.source,
                 p.name,
+                in_env(&ctx.scope.env),
                 plural(n, "key", "keys")
             );
         }

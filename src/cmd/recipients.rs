@@ -126,16 +126,16 @@ fn list(ctx: &Context, as_json: bool) -> Result<()> {
     let rows: Vec<Vec<String>> = list
         .iter()
         .map(|r| {
-            let you = if mine.contains(&r.recipient) {
-                "you"
-            } else {
-                ""
-            };
-            let signed = if signer == Some(r.recipient.as_str()) {
-                "signer"
-            } else {
-                ""
-            };
+            // Under NOTE: `you` (your own key), `signer` (who wrote the
+            // vault last), or both, as `--json` has them in "you" and
+            // "signer".
+            let mut note = vec![];
+            if mine.contains(&r.recipient) {
+                note.push("you");
+            }
+            if signer == Some(r.recipient.as_str()) {
+                note.push("signer");
+            }
             // As `secret history` shows its authors: `you`, a shortened
             // recipient, or `unknown` (added before vault recorded it).
             let by = match &r.added_by {
@@ -147,13 +147,12 @@ fn list(ctx: &Context, as_json: bool) -> Result<()> {
                 r.recipient.clone(),
                 table::local_time(&r.added_at),
                 by,
-                you.to_string(),
-                signed.to_string(),
+                note.join(", "),
             ]
         })
         .collect();
     crate::output::print(&table::render(
-        &["RECIPIENT", "ADDED", "ADDED BY", "", ""],
+        &["RECIPIENT", "ADDED", "ADDED BY", "NOTE"],
         &rows,
     ))?;
     out!("{}", provenance_line(v.provenance(), mine))?;

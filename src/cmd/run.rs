@@ -597,7 +597,11 @@ pub(crate) fn missing_keys(env: &ChildEnv, required: &[EnvKey]) -> Result<()> {
             .map(|k| format!("`{}`", printable(k.as_str())))
             .collect::<Vec<_>>()
             .join(", ");
-        let noun = if missing.len() == 1 { "key" } else { "keys" };
+        let (noun, them) = if missing.len() == 1 {
+            ("key", "it")
+        } else {
+            ("keys", "them")
+        };
         // A typo in --require, or in the secret: the closest key a source set.
         let set: Vec<String> = env
             .explain()
@@ -614,7 +618,7 @@ pub(crate) fn missing_keys(env: &ChildEnv, required: &[EnvKey]) -> Result<()> {
             })
         });
         return Err(Error::new(format!("missing required {noun}: {list}")).hint(format!(
-            "{}add a source that sets them (-s NAME, --dotenv, --set KEY=VALUE, --local-env KEY); `--explain` shows what is set",
+            "{}add a source that sets {them} (-s NAME, --dotenv, --set KEY=VALUE, --local-env KEY); `--explain` shows what is set",
             typo.unwrap_or_default()
         )));
     }

@@ -222,7 +222,11 @@ pub(crate) fn run(ctx: &Context, command: SecretCommand) -> Result<()> {
             vault::write(&ctx.paths, unlock::for_change(ctx)?, |db| {
                 store::set(db, &ctx.scope.env, &name, &entries)
             })?;
-            note!("Set {n} {} in `{name}`", plural(n, "key", "keys"));
+            note!(
+                "Set {n} {} in `{name}`{}",
+                plural(n, "key", "keys"),
+                in_env(&ctx.scope.env)
+            );
             Ok(())
         }
         SecretCommand::Unset { name, keys } => {
@@ -237,7 +241,11 @@ pub(crate) fn run(ctx: &Context, command: SecretCommand) -> Result<()> {
             let n = vault::write(&ctx.paths, unlock::for_change(ctx)?, |db| {
                 store::unset(db, &ctx.scope.env, &name, &keys)
             })?;
-            note!("Removed {n} {} from `{name}`", plural(n, "key", "keys"));
+            note!(
+                "Removed {n} {} from `{name}`{}",
+                plural(n, "key", "keys"),
+                in_env(&ctx.scope.env)
+            );
             Ok(())
         }
         SecretCommand::Rename { old, new } => {
