@@ -23,7 +23,44 @@ use crate::{
 /// `no_terminal` apart).
 #[allow(clippy::disallowed_methods, reason = "term is the home of rpassword")]
 pub(crate) fn hidden(prompt: &str) -> io::Result<Zeroizing<String>> {
-    rpassword::prompt_password(prompt).map(Zeroizing::new)
+    // rpassword prints the prompt and only then turns echo off: what is
+    // typed the instant the prompt shows (a passphrase typed ahead) was
+    // echoed. Echo goes off here first, before the prompt; rpassword
+    // restores the state it found (echo still off), and this restores the
+    // terminal as it was, on every path.
+    let quiet = EchoOff::new();
+    let typed = rpassword::prompt_password(prompt).map(Zeroizing::new);
+    drop(quiet);
+    typed
+}
+
+/// The terminal with echo turned off until dropped, then restored as it
+/// was; nothing at all where there is no terminal (rpassword then says so).
+struct EchoOff {
+    tty: Option<(fs::File, rustix::termios::Termios)>,
+}
+
+impl EchoOff {
+    fn new() -> EchoOff {
+        use rustix::termios::{LocalModes, OptionalActions, tcgetattr, tcsetattr};
+        let tty = open_tty().ok().and_then(|tty| {
+            let was = tcgetattr(&tty).ok()?;
+            let mut quiet = was.clone();
+            quiet.local_modes.remove(LocalModes::ECHO);
+            // TCSANOW: input typed ahead stays queued for the prompt.
+            tcsetattr(&tty, OptionalActions::Now, &quiet).ok()?;
+            Some((tty, was))
+        });
+        EchoOff { tty }
+    }
+}
+
+impl Drop for EchoOff {
+    fn drop(&mut self) {
+        if let Some((tty, was)) = &self.tty {
+            let _ = rustix::termios::tcsetattr(tty, rustix::termios::OptionalActions::Now, was);
+        }
+    }
 }
 
 /// `hidden`, for a passphrase.

@@ -64,6 +64,49 @@ fn passphrase_prompt_on_a_terminal() {
 }
 
 /// Colour on a terminal only, and never with NO_COLOR.
+/// A passphrase typed the instant its prompt shows is not echoed: echo is
+/// off before the prompt is printed (rpassword alone prints it first and
+/// turns echo off after, and `expect` answering at once saw the
+/// passphrase echoed). No `sleep` before `send` here, on purpose.
+#[test]
+fn a_passphrase_typed_at_once_is_not_echoed() {
+    if !have("expect") {
+        return;
+    }
+    let env = Env::bare_for_tests();
+    let bin = BIN;
+    let run = |script: String| {
+        Command::new("expect")
+            .arg("-c")
+            .arg(format!("set timeout 30\n{script}"))
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap())
+            .env("HOME", &env.home)
+            .env("VAULT_DIR", &env.dir)
+            .env("VAULT_SCRYPT_WORK_FACTOR", "10")
+            .output()
+            .unwrap()
+    };
+    let o = run(format!(
+        "spawn {bin} init\nexpect \"New passphrase\"\nsend \"{CANARY}\\r\"\nexpect \"Repeat\"\nsend \"{CANARY}\\r\"\nexpect eof\nlassign [wait] p s o code\nexit $code\n"
+    ));
+    assert_eq!(o.status.code(), Some(0), "{o:?}");
+    assert!(
+        !String::from_utf8_lossy(&o.stdout).contains(CANARY),
+        "echoed: {o:?}"
+    );
+    for _ in 0..5 {
+        let o = run(format!(
+            "spawn {bin} secret list\nexpect \"Passphrase for the vault\"\nsend \"{CANARY}\\r\"\nexpect eof\nlassign [wait] p s o code\nexit $code\n"
+        ));
+        assert_eq!(o.status.code(), Some(0), "{o:?}");
+        assert!(
+            !String::from_utf8_lossy(&o.stdout).contains(CANARY),
+            "echoed: {o:?}"
+        );
+    }
+}
+
 #[test]
 fn colour_only_on_a_terminal_and_not_with_no_color() {
     if !have("expect") {
