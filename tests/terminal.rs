@@ -107,6 +107,41 @@ fn a_passphrase_typed_at_once_is_not_echoed() {
     }
 }
 
+/// `secret edit` with a passphrase asks for it once: the keys that read
+/// the secret before the editor opened write it after (it asked again
+/// after the editor closed, and ran scrypt twice).
+#[test]
+fn secret_edit_asks_the_passphrase_once() {
+    if !have("expect") {
+        return;
+    }
+    let env = Env::bare_for_tests();
+    let bin = BIN;
+    let editor = env.write("ed.sh", "#!/bin/sh\nsed -i 's/^K=.*/K=v2/' \"$1\"\n");
+    std::fs::set_permissions(&editor, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let run = |script: String| {
+        Command::new("expect")
+            .arg("-c")
+            .arg(format!("set timeout 30\n{script}"))
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap())
+            .env("HOME", &env.home)
+            .env("VAULT_DIR", &env.dir)
+            .env("VAULT_SCRYPT_WORK_FACTOR", "10")
+            .env("EDITOR", &editor)
+            .output()
+            .unwrap()
+    };
+    let answer = "expect {\n\"Passphrase for the vault\" { send \"pw\\r\"; exp_continue }\n\"New passphrase\" { send \"pw\\r\"; exp_continue }\n\"Repeat\" { send \"pw\\r\"; exp_continue }\neof\n}\nlassign [wait] p s o code\nexit $code\n";
+    let o = run(format!("spawn {bin} secret create db K=v1\n{answer}"));
+    assert_eq!(o.status.code(), Some(0), "{o:?}");
+    let o = run(format!("spawn {bin} secret edit db\n{answer}"));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(0), "{o:?}");
+    assert!(out.contains("Saved `db`"), "{out}");
+    assert_eq!(out.matches("Passphrase for the vault").count(), 1, "{out}");
+}
+
 #[test]
 fn colour_only_on_a_terminal_and_not_with_no_color() {
     if !have("expect") {

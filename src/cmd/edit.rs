@@ -87,11 +87,10 @@ fn edit(
     stopped: &dyn Fn() -> Option<Error>,
     ending: &AtomicBool,
 ) -> Result<()> {
-    let before = store::entries(
-        Vault::open(&ctx.paths, &unlock::for_read(ctx)?)?.conn(),
-        &ctx.scope.env,
-        name,
-    )?;
+    // Unlocked once, for the read and the write: a passphrase is asked
+    // once per edit, not again after the editor closes.
+    let keys = unlock::for_read(ctx)?;
+    let before = store::entries(Vault::open(&ctx.paths, &keys)?.conn(), &ctx.scope.env, name)?;
     let mut scratch = Scratch::new(base, name)?;
     scratch.fill(name, &before)?;
     let after = loop {
@@ -132,7 +131,8 @@ fn edit(
         note!("No changes to `{name}`");
         return Ok(());
     }
-    vault::write(&ctx.paths, unlock::for_change(ctx)?, |db| {
+    crate::fsio::check_vault_dir(&ctx.paths.dir)?;
+    vault::write(&ctx.paths, vault::WriteKeys::Existing(keys), |db| {
         if store::entries(db, &ctx.scope.env, name)? != before {
             return Err(Error::new(format!(
                 "`{name}` was changed by someone else while you edited it; nothing saved"
