@@ -384,11 +384,10 @@ fn a_directory_in_place_of_the_lock_file_is_named_with_a_hint() {
     assert!(lock.is_dir());
 }
 
-/// A symlinked vault.age (a dotfile repo, a sync folder) was replaced by a
-/// regular file on the first write, so its real target silently stopped
-/// getting updates.
-#[test]
-fn a_symlinked_vault_keeps_receiving_updates() {
+/// A vault with secret `db` (`K=v1`) whose `vault.age` is a symlink to
+/// `sync/vault.age` (a dotfile repo, a sync folder): the env, `sync` and
+/// the real file.
+fn symlinked_vault() -> (Env, std::path::PathBuf, std::path::PathBuf) {
     let env = Env::new().init();
     env.create("db", &["K=v1"]);
     let sync = env.path("sync");
@@ -396,6 +395,15 @@ fn a_symlinked_vault_keeps_receiving_updates() {
     let real = sync.join("vault.age");
     fs::rename(env.file(), &real).unwrap();
     symlink(&real, env.file()).unwrap();
+    (env, sync, real)
+}
+
+/// A symlinked vault.age (a dotfile repo, a sync folder) was replaced by a
+/// regular file on the first write, so its real target silently stopped
+/// getting updates.
+#[test]
+fn a_symlinked_vault_keeps_receiving_updates() {
+    let (env, sync, _real) = symlinked_vault();
     env.vault(["secret", "set", "db", "K=v2"]).run().success();
     assert!(
         fs::symlink_metadata(env.file())
@@ -480,13 +488,7 @@ fn vault_naming_the_default_vault_waits_for_the_default_lock() {
     waits_for(&env, &env.dir.join("vault.lock"), &[&env.file()]);
     assert!(!env.dir.join("vault.age.lock").exists());
 
-    let env = Env::new().init();
-    env.create("db", &["K=v1"]);
-    let sync = env.path("sync");
-    fs::create_dir(&sync).unwrap();
-    let real = sync.join("vault.age");
-    fs::rename(env.file(), &real).unwrap();
-    symlink(&real, env.file()).unwrap();
+    let (env, sync, real) = symlinked_vault();
     env.vault(["secret", "set", "db", "K=v2"]).run().success();
     waits_for(&env, &sync.join("vault.lock"), &[&real, &env.file()]);
     assert!(!sync.join("vault.age.lock").exists());

@@ -8,6 +8,27 @@ use crate::support::*;
 
 const CANARY: &str = "CANARY-c4f7e1-do-not-leak";
 
+/// Runs an `expect` script (a 30 s timeout first) in a clean environment
+/// for `env`'s bare vault directory, with a cheap scrypt and `vars`.
+fn expect_script(
+    env: &Env,
+    vars: &[(&str, &std::ffi::OsStr)],
+    script: &str,
+) -> std::process::Output {
+    let mut c = Command::new("expect");
+    c.arg("-c")
+        .arg(format!("set timeout 30\n{script}"))
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap())
+        .env("HOME", &env.home)
+        .env("VAULT_DIR", &env.dir)
+        .env("VAULT_SCRYPT_WORK_FACTOR", "10");
+    for (k, v) in vars {
+        c.env(k, v);
+    }
+    c.output().unwrap()
+}
+
 /// The passphrase prompts, driven through a pseudo-terminal.
 #[test]
 fn passphrase_prompt_on_a_terminal() {
@@ -16,18 +37,7 @@ fn passphrase_prompt_on_a_terminal() {
     }
     let env = Env::bare_for_tests();
     let bin = BIN;
-    let run = |script: String| {
-        Command::new("expect")
-            .arg("-c")
-            .arg(format!("set timeout 30\n{script}"))
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap())
-            .env("HOME", &env.home)
-            .env("VAULT_DIR", &env.dir)
-            .env("VAULT_SCRYPT_WORK_FACTOR", "10")
-            .output()
-            .unwrap()
-    };
+    let run = |script: String| expect_script(&env, &[], &script);
     // Two different passphrases: refused, nothing created.
     let o = run(format!(
         "spawn {bin} init\nexpect \"New passphrase\"\nsleep 0.3\nsend \"one\\r\"\nexpect \"Repeat\"\nsleep 0.3\nsend \"two\\r\"\nexpect \"differ\"\nexpect eof\nlassign [wait] p s o code\nexit $code\n"
@@ -75,18 +85,7 @@ fn a_passphrase_typed_at_once_is_not_echoed() {
     }
     let env = Env::bare_for_tests();
     let bin = BIN;
-    let run = |script: String| {
-        Command::new("expect")
-            .arg("-c")
-            .arg(format!("set timeout 30\n{script}"))
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap())
-            .env("HOME", &env.home)
-            .env("VAULT_DIR", &env.dir)
-            .env("VAULT_SCRYPT_WORK_FACTOR", "10")
-            .output()
-            .unwrap()
-    };
+    let run = |script: String| expect_script(&env, &[], &script);
     let o = run(format!(
         "spawn {bin} init\nexpect \"New passphrase\"\nsend \"{CANARY}\\r\"\nexpect \"Repeat\"\nsend \"{CANARY}\\r\"\nexpect eof\nlassign [wait] p s o code\nexit $code\n"
     ));
@@ -119,19 +118,7 @@ fn secret_edit_asks_the_passphrase_once() {
     let bin = BIN;
     let editor = env.write("ed.sh", "#!/bin/sh\nsed -i 's/^K=.*/K=v2/' \"$1\"\n");
     std::fs::set_permissions(&editor, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-    let run = |script: String| {
-        Command::new("expect")
-            .arg("-c")
-            .arg(format!("set timeout 30\n{script}"))
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap())
-            .env("HOME", &env.home)
-            .env("VAULT_DIR", &env.dir)
-            .env("VAULT_SCRYPT_WORK_FACTOR", "10")
-            .env("EDITOR", &editor)
-            .output()
-            .unwrap()
-    };
+    let run = |script: String| expect_script(&env, &[("EDITOR", editor.as_os_str())], &script);
     let answer = "expect {\n\"Passphrase for the vault\" { send \"pw\\r\"; exp_continue }\n\"New passphrase\" { send \"pw\\r\"; exp_continue }\n\"Repeat\" { send \"pw\\r\"; exp_continue }\neof\n}\nlassign [wait] p s o code\nexit $code\n";
     let o = run(format!("spawn {bin} secret create db K=v1\n{answer}"));
     assert_eq!(o.status.code(), Some(0), "{o:?}");
